@@ -1,0 +1,127 @@
+//! Flags shared by several commands, named as in the original `train.py` and `sample.py`.
+
+use std::path::PathBuf;
+
+use anyhow::{bail, Result};
+use clap::Args;
+
+use crate::config::{LrSchedule, RunConfig};
+
+/// The original `train.py` flags plus pixelx's own; unset flags keep the defaults.
+#[derive(Args, Debug, Default, Clone)]
+pub struct TrainArgs {
+    /// Number of epochs to train for.
+    #[arg(long)]
+    pub epochs: Option<u32>,
+    /// Images per mini-batch.
+    #[arg(long)]
+    pub batch_size: Option<i64>,
+    /// mnist, fashionmnist or cifar.
+    #[arg(long)]
+    pub dataset: Option<String>,
+    /// Kernel size of the causal (first) block; odd.
+    #[arg(long)]
+    pub causal_ksize: Option<i64>,
+    /// Kernel size of the gated blocks; odd.
+    #[arg(long)]
+    pub hidden_ksize: Option<i64>,
+    /// Channels the model sees (1 or 3; 3 replicates grayscale as the original did).
+    #[arg(long)]
+    pub data_channels: Option<i64>,
+    /// Levels each sub-pixel is quantised to (2..=256).
+    #[arg(long)]
+    pub color_levels: Option<i64>,
+    /// Feature maps of the hidden layers (divisible by data_channels).
+    #[arg(long)]
+    pub hidden_fmaps: Option<i64>,
+    /// Feature maps of the output hidden layer.
+    #[arg(long)]
+    pub out_hidden_fmaps: Option<i64>,
+    /// Number of gated blocks.
+    #[arg(long)]
+    pub hidden_layers: Option<i64>,
+    /// Adam learning rate.
+    #[arg(long, visible_alias = "lr")]
+    pub learning_rate: Option<f64>,
+    /// Adam weight decay (L2).
+    #[arg(long)]
+    pub weight_decay: Option<f64>,
+    /// Clip gradients to this global norm.
+    #[arg(long)]
+    pub max_norm: Option<f64>,
+    /// Images to sample after each epoch (0 = none).
+    #[arg(long)]
+    pub epoch_samples: Option<i64>,
+    /// The original's flag: `--cuda false` trains on CPU, `--cuda` / `--cuda true` on a GPU if any.
+    #[arg(long, num_args = 0..=1, default_missing_value = "true")]
+    pub cuda: Option<bool>,
+    /// auto, cpu, cuda or cuda:N (overrides --cuda).
+    #[arg(long)]
+    pub device: Option<String>,
+    /// Seed for initialisation, data order and samples.
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// constant, cosine or cyclic (the original's).
+    #[arg(long, value_enum)]
+    pub lr_schedule: Option<LrSchedule>,
+    /// Train on the first N images only.
+    #[arg(long)]
+    pub train_subset: Option<i64>,
+    /// Evaluate on the first N test images only.
+    #[arg(long)]
+    pub test_subset: Option<i64>,
+}
+
+impl TrainArgs {
+    /// Applies the flags that were given on top of `base`.
+    pub fn apply(&self, mut c: RunConfig) -> RunConfig {
+        macro_rules! set {
+            ($($field:ident),*) => { $( if let Some(v) = &self.$field { c.$field = v.clone(); } )* };
+        }
+        set!(epochs, batch_size, dataset, causal_ksize, hidden_ksize, data_channels, color_levels, hidden_fmaps);
+        set!(out_hidden_fmaps, hidden_layers, learning_rate, weight_decay, max_norm, epoch_samples, seed);
+        set!(lr_schedule, train_subset, test_subset);
+        if let Some(cuda) = self.cuda {
+            c.device = if cuda { "auto".into() } else { "cpu".into() };
+        }
+        if let Some(d) = &self.device {
+            c.device = d.clone();
+        }
+        c
+    }
+}
+
+/// Where a command finds its model: a run id, or a checkpoint file.
+#[derive(Args, Debug, Clone)]
+pub struct ModelSource {
+    /// Run id (its best checkpoint is used).
+    pub run_id: Option<String>,
+    /// A checkpoint or export file instead of a run.
+    #[arg(long, visible_aliases = ["model-path"], short = 'm')]
+    pub checkpoint: Option<PathBuf>,
+}
+
+impl ModelSource {
+    /// The weight file to read: the given path, or the run's best (else newest) checkpoint.
+    pub fn resolve(&self, runs_dir: &std::path::Path) -> Result<PathBuf> {
+        match (&self.run_id, &self.checkpoint) {
+            (Some(_), Some(_)) => bail!("give either a run id or --checkpoint, not both"),
+            (None, None) => bail!("give a run id or --checkpoint PATH"),
+            (None, Some(p)) => Ok(p.clone()),
+            (Some(id), None) => {
+                let run = crate::run_dir::RunDir::new(runs_dir, id);
+                if !run.root.is_dir() {
+                    bail!("no run `{id}` in {}", runs_dir.display());
+                }
+                let best = run.best_checkpoint();
+                if best.exists() {
+                    return Ok(best);
+                }
+                run.epoch_checkpoints()
+                    .into_iter()
+                    .next()
+                    .ok_or_else(|| anyhow::anyhow!("run `{id}` has no checkpoint yet"))
+            }
+        }
+    }
+}

@@ -1,0 +1,100 @@
+//! The command line: argument definitions and dispatch. Each command is a thin call into the
+//! library; errors are reported once, with their context chain, and a non-zero exit.
+
+mod args;
+mod model_cmds;
+mod train_cmd;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use tracing_subscriber::{fmt, prelude::*, EnvFilter};
+
+pub use args::{ModelSource, TrainArgs};
+
+#[derive(Parser, Debug)]
+#[command(name = "pixelx", version, about = "Gated PixelCNN experiments: train, sample, evaluate, export")]
+pub struct Cli {
+    /// Folder holding run folders (and later the registry).
+    #[arg(long, global = true, env = "PIXELX_RUNS_DIR", default_value = "runs")]
+    pub runs_dir: PathBuf,
+    /// Folder holding the datasets (`just setup` fills it).
+    #[arg(long, global = true, env = "PIXELX_DATA_DIR", default_value = "data")]
+    pub data_dir: PathBuf,
+    /// Torch threads for this process (0 = torch's default).
+    #[arg(long, global = true, env = "PIXELX_THREADS", default_value_t = 0)]
+    pub threads: i32,
+    /// Only warnings and errors; no progress bars.
+    #[arg(long, short, global = true)]
+    pub quiet: bool,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Train one model (the original train.py flags), recorded in its own run folder.
+    Train(TrainArgs),
+    /// Continue a run from its last intact checkpoint to its configured end.
+    Resume {
+        run_id: String,
+    },
+    /// Generate a PNG grid of samples from a run or a checkpoint (the original sample.py flags).
+    Sample(model_cmds::SampleArgs),
+    /// Test-set nll, bpd and bpd8 of a run or a checkpoint.
+    Eval(model_cmds::EvalArgs),
+    /// Write a run's weights in the reference layout as safetensors, config in the metadata.
+    Export(model_cmds::ExportArgs),
+    /// Read reference-layout safetensors weights (e.g. from the PyTorch original) into a new run.
+    Import(model_cmds::ImportArgs),
+}
+
+/// Parses arguments, runs the command and maps errors to a message and exit code 1.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    if cli.threads > 0 {
+        tch::set_num_threads(cli.threads);
+    }
+    match dispatch(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn dispatch(cli: Cli) -> anyhow::Result<()> {
+    match &cli.command {
+        Command::Train(args) => train_cmd::train(&cli, args),
+        Command::Resume { run_id } => train_cmd::resume(&cli, run_id),
+        Command::Sample(args) => {
+            init_logging(cli.quiet, None);
+            model_cmds::sample(&cli, args)
+        }
+        Command::Eval(args) => {
+            init_logging(cli.quiet, None);
+            model_cmds::eval(&cli, args)
+        }
+        Command::Export(args) => {
+            init_logging(cli.quiet, None);
+            model_cmds::export(&cli, args)
+        }
+        Command::Import(args) => {
+            init_logging(cli.quiet, None);
+            model_cmds::import(&cli, args)
+        }
+    }
+}
+
+/// Logs to stderr (`RUST_LOG` overrides the level) and, for training, also to the run's log file.
+pub fn init_logging(quiet: bool, file: Option<&std::path::Path>) {
+    let level = if quiet { "warn" } else { "info" };
+    let filter = || EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));
+    let stderr = fmt::layer().with_writer(std::io::stderr).with_target(false).with_filter(filter());
+    let file_layer = file
+        .and_then(|p| std::fs::OpenOptions::new().create(true).append(true).open(p).ok())
+        .map(|f| fmt::layer().with_writer(std::sync::Mutex::new(f)).with_ansi(false).with_filter(EnvFilter::new("info")));
+    let _ = tracing_subscriber::registry().with(stderr).with(file_layer).try_init();
+}

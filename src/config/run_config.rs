@@ -1,0 +1,235 @@
+use serde::{Deserialize, Serialize};
+
+/// Datasets pixelx can load; see `data` for where each comes from.
+pub const DATASETS: [&str; 3] = ["mnist", "fashionmnist", "cifar"];
+
+/// A configuration value that cannot be used, named by its key so the user can find it.
+#[derive(Debug, thiserror::Error, PartialEq)]
+#[error("invalid `{key}`: {message}")]
+pub struct ConfigError {
+    pub key: String,
+    pub message: String,
+}
+
+impl ConfigError {
+    pub fn new(key: &str, message: impl Into<String>) -> Self {
+        Self { key: key.to_owned(), message: message.into() }
+    }
+}
+
+/// Learning-rate schedule over the optimiser steps of a run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LrSchedule {
+    /// The configured learning rate throughout.
+    Constant,
+    /// Cosine decay from the learning rate to zero over the whole run.
+    Cosine,
+    /// The original's `CyclicLR`: triangular between lr and 10·lr, 2,000 steps up, 2,000 down.
+    Cyclic,
+}
+
+/// Everything that determines one training run. Two runs with equal configs produce equal
+/// metrics on CPU, which is what makes a config's hash a run identity.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RunConfig {
+    pub dataset: String,
+    pub epochs: u32,
+    pub batch_size: i64,
+    pub causal_ksize: i64,
+    pub hidden_ksize: i64,
+    /// Channels the model sees; 0 means the dataset's own (1 for grayscale, 3 for CIFAR).
+    /// 3 on a grayscale dataset replicates it, as the original always did.
+    pub data_channels: i64,
+    pub color_levels: i64,
+    pub hidden_fmaps: i64,
+    pub out_hidden_fmaps: i64,
+    pub hidden_layers: i64,
+    pub learning_rate: f64,
+    pub weight_decay: f64,
+    pub max_norm: f64,
+    pub epoch_samples: i64,
+    pub seed: u64,
+    /// `auto` (first CUDA device, else CPU), `cpu`, or `cuda:N`.
+    pub device: String,
+    pub lr_schedule: LrSchedule,
+    /// Train on the first N training images only (0 = all).
+    pub train_subset: i64,
+    /// Evaluate on the first N test images only (0 = all).
+    pub test_subset: i64,
+}
+
+impl Default for RunConfig {
+    /// The original `train.py` defaults, except grayscale stays at one channel.
+    fn default() -> Self {
+        Self {
+            dataset: "mnist".into(),
+            epochs: 25,
+            batch_size: 32,
+            causal_ksize: 7,
+            hidden_ksize: 7,
+            data_channels: 0,
+            color_levels: 2,
+            hidden_fmaps: 30,
+            out_hidden_fmaps: 10,
+            hidden_layers: 6,
+            learning_rate: 1e-4,
+            weight_decay: 1e-4,
+            max_norm: 1.0,
+            epoch_samples: 25,
+            seed: 0,
+            device: "auto".into(),
+            lr_schedule: LrSchedule::Cyclic,
+            train_subset: 0,
+            test_subset: 0,
+        }
+    }
+}
+
+impl RunConfig {
+    /// Native channel count of the configured dataset.
+    pub fn dataset_channels(&self) -> i64 {
+        if self.dataset == "cifar" {
+            3
+        } else {
+            1
+        }
+    }
+
+    /// Channels the model is built for, after resolving `data_channels = 0`.
+    pub fn channels(&self) -> i64 {
+        if self.data_channels == 0 {
+            self.dataset_channels()
+        } else {
+            self.data_channels
+        }
+    }
+
+    /// Checks every value a user can get wrong; the first problem found is returned.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if !DATASETS.contains(&self.dataset.as_str()) {
+            return Err(ConfigError::new(
+                "dataset",
+                format!("unknown dataset `{}`; expected one of {}", self.dataset, DATASETS.join(", ")),
+            ));
+        }
+        if self.epochs == 0 {
+            return Err(ConfigError::new("epochs", "must be at least 1"));
+        }
+        if self.batch_size <= 0 {
+            return Err(ConfigError::new("batch_size", format!("must be positive, got {}", self.batch_size)));
+        }
+        for (key, k) in [("causal_ksize", self.causal_ksize), ("hidden_ksize", self.hidden_ksize)] {
+            if k < 1 || k % 2 == 0 {
+                return Err(ConfigError::new(key, format!("must be an odd number >= 1, got {k}")));
+            }
+        }
+        match (self.data_channels, self.dataset_channels()) {
+            (0 | 1 | 3, 1) | (0 | 3, 3) => {}
+            (c, 1) => {
+                return Err(ConfigError::new("data_channels", format!("must be 1 or 3 (or 0 for the dataset's own), got {c}")))
+            }
+            (c, _) => return Err(ConfigError::new("data_channels", format!("{} has 3 channels, got {c}", self.dataset))),
+        }
+        if !(2..=256).contains(&self.color_levels) {
+            return Err(ConfigError::new("color_levels", format!("must be in 2..=256, got {}", self.color_levels)));
+        }
+        if self.hidden_fmaps <= 0 {
+            return Err(ConfigError::new("hidden_fmaps", format!("must be positive, got {}", self.hidden_fmaps)));
+        }
+        let c = self.channels();
+        if self.hidden_fmaps % c != 0 {
+            return Err(ConfigError::new(
+                "hidden_fmaps",
+                format!("must be divisible by data_channels = {c} to keep the colour grouping, got {}", self.hidden_fmaps),
+            ));
+        }
+        if self.out_hidden_fmaps <= 0 {
+            return Err(ConfigError::new("out_hidden_fmaps", format!("must be positive, got {}", self.out_hidden_fmaps)));
+        }
+        if self.out_hidden_fmaps % c != 0 {
+            return Err(ConfigError::new(
+                "out_hidden_fmaps",
+                format!("must be divisible by data_channels = {c}, got {}", self.out_hidden_fmaps),
+            ));
+        }
+        if self.hidden_layers < 0 {
+            return Err(ConfigError::new("hidden_layers", format!("must not be negative, got {}", self.hidden_layers)));
+        }
+        if !(self.learning_rate.is_finite() && self.learning_rate > 0.0) {
+            return Err(ConfigError::new("learning_rate", format!("must be positive, got {}", self.learning_rate)));
+        }
+        if !(self.weight_decay.is_finite() && self.weight_decay >= 0.0) {
+            return Err(ConfigError::new("weight_decay", format!("must be >= 0, got {}", self.weight_decay)));
+        }
+        if !(self.max_norm.is_finite() && self.max_norm > 0.0) {
+            return Err(ConfigError::new("max_norm", format!("must be positive, got {}", self.max_norm)));
+        }
+        if self.epoch_samples < 0 {
+            return Err(ConfigError::new("epoch_samples", format!("must not be negative, got {}", self.epoch_samples)));
+        }
+        if self.train_subset < 0 || self.test_subset < 0 {
+            return Err(ConfigError::new("train_subset", "subsets must not be negative"));
+        }
+        crate::device::parse_device(&self.device).map_err(|e| ConfigError::new("device", e.to_string()))?;
+        Ok(())
+    }
+
+    /// The model architecture this config builds.
+    pub fn model_spec(&self, classes: i64) -> crate::model::ModelSpec {
+        crate::model::ModelSpec {
+            channels: self.channels(),
+            levels: self.color_levels,
+            hidden_fmaps: self.hidden_fmaps,
+            out_hidden_fmaps: self.out_hidden_fmaps,
+            hidden_layers: self.hidden_layers,
+            causal_ksize: self.causal_ksize,
+            hidden_ksize: self.hidden_ksize,
+            classes,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with(f: impl FnOnce(&mut RunConfig)) -> Result<(), ConfigError> {
+        let mut c = RunConfig::default();
+        f(&mut c);
+        c.validate()
+    }
+
+    #[test]
+    fn defaults_are_valid() {
+        assert_eq!(with(|_| {}), Ok(()));
+    }
+
+    #[test]
+    fn rejects_what_the_issue_lists() {
+        let key = |r: Result<(), ConfigError>| r.unwrap_err().key;
+        assert_eq!(key(with(|c| c.hidden_ksize = 4)), "hidden_ksize");
+        assert_eq!(key(with(|c| c.causal_ksize = 0)), "causal_ksize");
+        assert_eq!(key(with(|c| c.color_levels = 1)), "color_levels");
+        assert_eq!(key(with(|c| c.color_levels = 257)), "color_levels");
+        assert_eq!(key(with(|c| { c.data_channels = 3; c.hidden_fmaps = 31 })), "hidden_fmaps");
+        assert_eq!(key(with(|c| c.learning_rate = 0.0)), "learning_rate");
+        assert_eq!(key(with(|c| c.learning_rate = f64::NAN)), "learning_rate");
+        assert_eq!(key(with(|c| c.batch_size = 0)), "batch_size");
+        assert_eq!(key(with(|c| c.dataset = "imagenet".into())), "dataset");
+        assert_eq!(key(with(|c| { c.dataset = "cifar".into(); c.data_channels = 1 })), "data_channels");
+        assert_eq!(key(with(|c| c.device = "tpu".into())), "device");
+    }
+
+    #[test]
+    fn grayscale_keeps_one_channel_unless_asked() {
+        let mut c = RunConfig::default();
+        assert_eq!(c.channels(), 1);
+        c.data_channels = 3;
+        assert_eq!(c.channels(), 3);
+        c.dataset = "cifar".into();
+        c.data_channels = 0;
+        assert_eq!(c.channels(), 3);
+    }
+}

@@ -1,0 +1,114 @@
+//! The causal (first) block and the gated blocks of the network.
+
+use tch::{nn, Tensor};
+
+use super::conv::{Conv, MaskType};
+
+/// `tanh(t[:F]) * sigmoid(t[F:])` over the channel dimension.
+pub fn gate(t: &Tensor) -> Tensor {
+    let halves = t.chunk(2, 1);
+    halves[0].tanh() * halves[1].sigmoid()
+}
+
+/// The vertical stack's convolution: kernel `(k/2 + 1) × k` over the current row and the `k/2`
+/// rows above. Padding only the top and the sides yields exactly `H` output rows, so nothing is
+/// computed and then cropped away.
+pub fn vertical_conv(conv: &Conv, x: &Tensor, k: i64) -> Tensor {
+    let half = k / 2;
+    conv.forward(&x.constant_pad_nd([half, half, half, 0]), [0, 0])
+}
+
+/// `v_pre` moved down one row, so row `i` only sees input rows above `i`. Row 0 sees nothing but
+/// padding, which through `v_conv` is its bias.
+pub fn shift_down(v_pre: &Tensor, v_conv_bias: &Tensor) -> Tensor {
+    let (n, _, h, w) = v_pre.size4().expect("activations are 4-D");
+    let top = v_conv_bias.view([1, -1, 1, 1]).expand([n, -1, 1, w], false);
+    Tensor::cat(&[top, v_pre.narrow(2, 0, h - 1)], 2)
+}
+
+/// First layer: reads the image, no residuals, skips or labels.
+#[derive(Debug)]
+pub struct CausalBlock {
+    pub v_conv: Conv,
+    pub v_fc: Conv,
+    pub v_to_h: Conv,
+    pub h_conv: Conv,
+    pub h_fc: Conv,
+    pub ksize: i64,
+}
+
+impl CausalBlock {
+    pub fn new(p: nn::Path, channels: i64, fmaps: i64, k: i64) -> Self {
+        let two = 2 * fmaps;
+        Self {
+            v_conv: Conv::new(&p / "v_conv", channels, two, k / 2 + 1, k, None),
+            v_fc: Conv::new(&p / "v_fc", channels, two, 1, 1, None),
+            v_to_h: Conv::new(&p / "v_to_h", two, two, 1, 1, None),
+            h_conv: Conv::new(&p / "h_conv", channels, two, 1, k, Some((MaskType::A, channels))),
+            // Mask B, not the original's A: h_conv (mask A) already excludes the current
+            // sub-pixel; a second strict mask here would cut colour group 0 (all of a grayscale
+            // image) off from the pixels to its left in the same row, a blind spot.
+            h_fc: Conv::new(&p / "h_fc", fmaps, fmaps, 1, 1, Some((MaskType::B, channels))),
+            ksize: k,
+        }
+    }
+
+    /// Returns `(v_out, h_out)`.
+    pub fn forward(&self, x: &Tensor) -> (Tensor, Tensor) {
+        let v_pre = vertical_conv(&self.v_conv, x, self.ksize) + self.v_fc.pointwise(x);
+        let v_shift = shift_down(&v_pre, &self.v_conv.bias);
+        let h_pre = self.h_conv.forward(x, [0, self.ksize / 2]) + self.v_to_h.pointwise(&v_shift);
+        (gate(&v_pre), self.h_fc.pointwise(&gate(&h_pre)))
+    }
+}
+
+/// A gated block with label conditioning, residual connections and a skip output.
+#[derive(Debug)]
+pub struct GatedBlock {
+    pub v_conv: Conv,
+    pub v_fc: Conv,
+    pub v_to_h: Conv,
+    pub h_conv: Conv,
+    pub h_fc: Conv,
+    pub h_skip: Conv,
+    pub label_embedding: Tensor,
+    pub ksize: i64,
+}
+
+impl GatedBlock {
+    pub fn new(p: nn::Path, channels: i64, fmaps: i64, k: i64, classes: i64) -> Self {
+        let two = 2 * fmaps;
+        let b = Some((MaskType::B, channels));
+        Self {
+            v_conv: Conv::new(&p / "v_conv", fmaps, two, k / 2 + 1, k, None),
+            v_fc: Conv::new(&p / "v_fc", fmaps, two, 1, 1, None),
+            v_to_h: Conv::new(&p / "v_to_h", two, two, 1, 1, b),
+            h_conv: Conv::new(&p / "h_conv", fmaps, two, 1, k, b),
+            h_fc: Conv::new(&p / "h_fc", fmaps, fmaps, 1, 1, b),
+            h_skip: Conv::new(&p / "h_skip", fmaps, fmaps, 1, 1, b),
+            label_embedding: (&p / "label_embedding").var(
+                "weight",
+                &[classes, two],
+                nn::Init::Randn { mean: 0.0, stdev: 1.0 },
+            ),
+            ksize: k,
+        }
+    }
+
+    /// The label bias `[N, 2F, 1, 1]` this block adds to both stacks.
+    pub fn embed(&self, labels: &Tensor) -> Tensor {
+        Tensor::embedding(&self.label_embedding, labels, -1, false, false).unsqueeze(-1).unsqueeze(-1)
+    }
+
+    /// Returns `(v_out, h_out, skip)`.
+    pub fn forward(&self, v_in: &Tensor, h_in: &Tensor, skip: &Tensor, labels: &Tensor) -> (Tensor, Tensor, Tensor) {
+        let e = self.embed(labels);
+        let v_pre = vertical_conv(&self.v_conv, v_in, self.ksize) + self.v_fc.pointwise(v_in) + &e;
+        let v_shift = shift_down(&v_pre, &self.v_conv.bias);
+        let h_pre = self.h_conv.forward(h_in, [0, self.ksize / 2]) + self.v_to_h.pointwise(&v_shift) + e;
+        let g = gate(&h_pre);
+        let skip = skip + self.h_skip.pointwise(&g);
+        let h_out = self.h_fc.pointwise(&g) + h_in;
+        (gate(&v_pre) + v_in, h_out, skip)
+    }
+}

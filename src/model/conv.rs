@@ -1,0 +1,116 @@
+//! Convolutions with an optional autoregressive mask, and the masks themselves.
+
+use tch::{nn, Tensor};
+
+/// Which taps of the centre position a masked convolution keeps (see DESIGN.md section 2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MaskType {
+    /// Input colour group must come strictly before the output group: excludes the current sub-pixel.
+    A,
+    /// Input group may equal the output group.
+    B,
+}
+
+/// The 0/1 mask of a `[out, in, kh, kw]` kernel: every row above the centre, the taps left of
+/// centre in the centre row, and at the centre only the colour groups allowed by `kind`.
+/// Feature channel `f` belongs to colour group `f mod channels`.
+pub fn build_mask(out: i64, inp: i64, kh: i64, kw: i64, channels: i64, kind: MaskType) -> Tensor {
+    let (yc, xc) = (kh / 2, kw / 2);
+    let mut m = vec![0f32; (out * inp * kh * kw) as usize];
+    let mut at = 0;
+    for o in 0..out {
+        for i in 0..inp {
+            for y in 0..kh {
+                for x in 0..kw {
+                    let (go, gi) = (o % channels, i % channels);
+                    let keep = y < yc
+                        || (y == yc && x < xc)
+                        || (y == yc
+                            && x == xc
+                            && match kind {
+                                MaskType::A => gi < go,
+                                MaskType::B => gi <= go,
+                            });
+                    m[at] = if keep { 1.0 } else { 0.0 };
+                    at += 1;
+                }
+            }
+        }
+    }
+    Tensor::from_slice(&m).reshape([out, inp, kh, kw])
+}
+
+/// A 2-D convolution, stride 1, whose weight is multiplied by a fixed mask on every forward.
+/// The product is a fresh tensor: weights are never masked in place, so the optimiser state and
+/// exported weights hold exactly what was trained.
+#[derive(Debug)]
+pub struct Conv {
+    pub weight: Tensor,
+    pub bias: Tensor,
+    pub mask: Option<Tensor>,
+}
+
+impl Conv {
+    /// Creates `path.weight` and `path.bias` with PyTorch's default initialisation
+    /// (uniform in ±1/sqrt(fan_in)), and `path.mask` as a non-trainable buffer when masked.
+    pub fn new(p: nn::Path, inp: i64, out: i64, kh: i64, kw: i64, mask: Option<(MaskType, i64)>) -> Self {
+        let bound = 1.0 / ((inp * kh * kw) as f64).sqrt();
+        let init = nn::Init::Uniform { lo: -bound, up: bound };
+        let weight = p.var("weight", &[out, inp, kh, kw], init);
+        let bias = p.var("bias", &[out], init);
+        let mask = mask.map(|(kind, channels)| {
+            let mut buffer = p.zeros_no_train("mask", &[out, inp, kh, kw]);
+            tch::no_grad(|| buffer.copy_(&build_mask(out, inp, kh, kw, channels, kind).to_device(p.device())));
+            buffer
+        });
+        Self { weight, bias, mask }
+    }
+
+    /// The weight as the convolution uses it.
+    pub fn effective_weight(&self) -> Tensor {
+        match &self.mask {
+            Some(m) => &self.weight * m,
+            None => self.weight.shallow_clone(),
+        }
+    }
+
+    /// Convolution with zero padding `[rows, cols]` on both sides.
+    pub fn forward(&self, x: &Tensor, padding: [i64; 2]) -> Tensor {
+        x.conv2d(&self.effective_weight(), Some(&self.bias), [1, 1], padding, [1, 1], 1)
+    }
+
+    /// A 1×1 convolution.
+    pub fn pointwise(&self, x: &Tensor) -> Tensor {
+        self.forward(x, [0, 0])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn values(t: &Tensor) -> Vec<f32> {
+        Vec::<f32>::try_from(t.flatten(0, -1)).unwrap()
+    }
+
+    #[test]
+    fn single_channel_masks_drop_or_keep_the_centre() {
+        // 3x3 kernel, one channel: rows above kept, left of centre kept, centre per mask type.
+        assert_eq!(values(&build_mask(1, 1, 3, 3, 1, MaskType::A)), vec![1., 1., 1., 1., 0., 0., 0., 0., 0.]);
+        assert_eq!(values(&build_mask(1, 1, 3, 3, 1, MaskType::B)), vec![1., 1., 1., 1., 1., 0., 0., 0., 0.]);
+        assert_eq!(values(&build_mask(1, 1, 1, 5, 1, MaskType::A)), vec![1., 1., 0., 0., 0.]);
+    }
+
+    #[test]
+    fn rgb_centre_taps_follow_colour_order() {
+        // 1x1 kernels over 3 groups: rows are outputs R, G, B; columns inputs R, G, B.
+        let a = values(&build_mask(3, 3, 1, 1, 3, MaskType::A));
+        assert_eq!(a, vec![0., 0., 0., 1., 0., 0., 1., 1., 0.]);
+        let b = values(&build_mask(3, 3, 1, 1, 3, MaskType::B));
+        assert_eq!(b, vec![1., 0., 0., 1., 1., 0., 1., 1., 1.]);
+        // Groups repeat with period 3 over feature channels: channel 4 is green.
+        let wide = build_mask(6, 6, 1, 1, 3, MaskType::B);
+        assert_eq!(wide.double_value(&[4, 1, 0, 0]), 1.0);
+        assert_eq!(wide.double_value(&[4, 5, 0, 0]), 0.0);
+    }
+}

@@ -1,0 +1,120 @@
+//! The Gated PixelCNN of DESIGN.md section 2, with the parameter names of the reference layout.
+
+mod blocks;
+mod conv;
+
+pub use blocks::{gate, shift_down, vertical_conv, CausalBlock, GatedBlock};
+pub use conv::{build_mask, Conv, MaskType};
+
+use serde::{Deserialize, Serialize};
+use tch::{nn, Tensor};
+
+/// The shape of a network: everything needed to rebuild it and load its weights.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ModelSpec {
+    pub channels: i64,
+    pub levels: i64,
+    pub hidden_fmaps: i64,
+    pub out_hidden_fmaps: i64,
+    pub hidden_layers: i64,
+    pub causal_ksize: i64,
+    pub hidden_ksize: i64,
+    pub classes: i64,
+}
+
+/// A conditional Gated PixelCNN. Its variables live in the `VarStore` it was built in.
+#[derive(Debug)]
+pub struct PixelCnn {
+    pub spec: ModelSpec,
+    pub causal: CausalBlock,
+    pub gated: Vec<GatedBlock>,
+    pub label_embedding: Tensor,
+    pub out_hidden: Conv,
+    pub out: Conv,
+}
+
+impl PixelCnn {
+    pub fn new(root: &nn::Path, spec: ModelSpec) -> Self {
+        let ModelSpec { channels: c, levels: l, hidden_fmaps: f, out_hidden_fmaps: o, .. } = spec;
+        let hidden = root / "hidden_conv";
+        let b = Some((MaskType::B, c));
+        Self {
+            spec,
+            causal: CausalBlock::new(root / "causal_conv", c, f, spec.causal_ksize),
+            gated: (0..spec.hidden_layers)
+                .map(|i| GatedBlock::new(&hidden / i, c, f, spec.hidden_ksize, spec.classes))
+                .collect(),
+            label_embedding: (root / "label_embedding").var(
+                "weight",
+                &[spec.classes, f],
+                nn::Init::Randn { mean: 0.0, stdev: 1.0 },
+            ),
+            out_hidden: Conv::new(root / "out_hidden_conv", f, o, 1, 1, b),
+            out: Conv::new(root / "out_conv", o, c * l, 1, 1, b),
+        }
+    }
+
+    /// Logits `[N, L, C, H, W]` for images `[N, C, H, W]` (values `level / (L-1)`) and labels `[N]`.
+    pub fn forward(&self, x: &Tensor, labels: &Tensor) -> Tensor {
+        let (n, c, h, w) = x.size4().expect("images are [N, C, H, W]");
+        let (mut v, mut hs) = self.causal.forward(x);
+        let mut skip = Tensor::zeros([n, self.spec.hidden_fmaps, h, w], (x.kind(), x.device()));
+        for block in &self.gated {
+            (v, hs, skip) = block.forward(&v, &hs, &skip, labels);
+        }
+        let logits = self.head(&skip, labels);
+        logits.view([n, self.spec.levels, c, h, w])
+    }
+
+    /// `out_conv(relu(out_hidden_conv(relu(skip + label bias))))`, still `[N, C·L, H, W]`.
+    pub fn head(&self, skip: &Tensor, labels: &Tensor) -> Tensor {
+        let e = Tensor::embedding(&self.label_embedding, labels, -1, false, false).unsqueeze(-1).unsqueeze(-1);
+        let out = (skip + e).relu();
+        let out = self.out_hidden.pointwise(&out).relu();
+        self.out.pointwise(&out)
+    }
+}
+
+/// Number of trainable values in a var store (masks are buffers and do not count).
+pub fn trainable_parameters(vs: &nn::VarStore) -> i64 {
+    vs.trainable_variables().iter().map(Tensor::numel).sum::<usize>() as i64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(channels: i64) -> ModelSpec {
+        ModelSpec {
+            channels,
+            levels: 2,
+            hidden_fmaps: 30,
+            out_hidden_fmaps: 10,
+            hidden_layers: 6,
+            causal_ksize: 7,
+            hidden_ksize: 7,
+            classes: 10,
+        }
+    }
+
+    #[test]
+    fn parameter_counts_match_the_reference() {
+        for (c, expected) in [(3, 438_526), (1, 434_162)] {
+            let vs = nn::VarStore::new(tch::Device::Cpu);
+            PixelCnn::new(&vs.root(), spec(c));
+            assert_eq!(trainable_parameters(&vs), expected, "C = {c}");
+        }
+    }
+
+    #[test]
+    fn logits_have_the_reference_shape() {
+        let vs = nn::VarStore::new(tch::Device::Cpu);
+        let mut s = spec(3);
+        s.hidden_layers = 1;
+        s.levels = 4;
+        let model = PixelCnn::new(&vs.root(), s);
+        let x = Tensor::rand([2, 3, 5, 6], (tch::Kind::Float, tch::Device::Cpu));
+        let y = model.forward(&x, &Tensor::from_slice(&[1i64, 7]));
+        assert_eq!(y.size(), vec![2, 4, 3, 5, 6]);
+    }
+}

@@ -1,0 +1,132 @@
+//! Weight files: safetensors with string metadata, written atomically.
+//!
+//! Checkpoints and exports share this format. An export holds the model's tensors under the
+//! reference names (loadable with PyTorch's `load_state_dict`); a checkpoint adds the optimiser's
+//! moments under `optim.*` and the training position in its metadata.
+
+use std::collections::{BTreeMap, HashMap};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use safetensors::tensor::{Dtype, TensorView};
+use sha2::{Digest, Sha256};
+use tch::{nn, Kind, Tensor};
+
+/// Named tensors, kept sorted so files are byte-for-byte reproducible.
+pub type NamedTensors = BTreeMap<String, Tensor>;
+
+/// Writes `tensors` and `metadata` to `path` through a temporary file in the same folder, synced
+/// and then renamed, so a crash leaves either the old file or the complete new one.
+pub fn save(path: &Path, tensors: &NamedTensors, metadata: HashMap<String, String>) -> Result<()> {
+    let mut buffers = Vec::with_capacity(tensors.len());
+    for (name, t) in tensors {
+        let t = t.to_device(tch::Device::Cpu).to_kind(Kind::Float).contiguous();
+        let values = Vec::<f32>::try_from(t.flatten(0, -1)).with_context(|| format!("reading tensor {name}"))?;
+        let bytes: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+        let shape: Vec<usize> = t.size().iter().map(|&d| d as usize).collect();
+        buffers.push((name.clone(), shape, bytes));
+    }
+    let views = buffers
+        .iter()
+        .map(|(name, shape, bytes)| Ok((name.as_str(), TensorView::new(Dtype::F32, shape.clone(), bytes)?)))
+        .collect::<Result<Vec<_>>>()?;
+    let data = safetensors::serialize(views, &Some(metadata))?;
+    write_atomically(path, &data)
+}
+
+/// Writes bytes to `path` via `path.tmp`, fsync and rename.
+pub fn write_atomically(path: &Path, data: &[u8]) -> Result<()> {
+    let tmp = tmp_path(path);
+    let result = (|| -> std::io::Result<()> {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(data)?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)
+    })();
+    if let Err(e) = result {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(e).with_context(|| format!("writing {}", path.display()));
+    }
+    if let Some(dir) = path.parent().and_then(|d| std::fs::File::open(d).ok()) {
+        let _ = dir.sync_all();
+    }
+    Ok(())
+}
+
+fn tmp_path(path: &Path) -> PathBuf {
+    let mut name = path.file_name().unwrap_or_default().to_os_string();
+    name.push(".tmp");
+    path.with_file_name(name)
+}
+
+/// A loaded weight file.
+pub struct WeightFile {
+    pub tensors: NamedTensors,
+    pub metadata: HashMap<String, String>,
+}
+
+/// Reads a safetensors file; any float dtype is converted to f32.
+pub fn load(path: &Path) -> Result<WeightFile> {
+    let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    let (_, header) = safetensors::SafeTensors::read_metadata(&bytes)
+        .with_context(|| format!("{} is not a readable safetensors file", path.display()))?;
+    let metadata = header.metadata().clone().unwrap_or_default();
+    let st = safetensors::SafeTensors::deserialize(&bytes)
+        .with_context(|| format!("{} is not a readable safetensors file", path.display()))?;
+    let mut tensors = NamedTensors::new();
+    for (name, view) in st.tensors() {
+        let shape: Vec<i64> = view.shape().iter().map(|&d| d as i64).collect();
+        let kind = match view.dtype() {
+            Dtype::F32 => Kind::Float,
+            Dtype::F64 => Kind::Double,
+            Dtype::F16 => Kind::Half,
+            Dtype::BF16 => Kind::BFloat16,
+            other => bail!("{}: tensor {name} has unsupported dtype {other:?}", path.display()),
+        };
+        let t = Tensor::f_from_data_size(view.data(), &shape, kind)?.to_kind(Kind::Float);
+        tensors.insert(name, t);
+    }
+    Ok(WeightFile { tensors, metadata })
+}
+
+/// SHA-256 of a file, hex-encoded.
+pub fn file_sha256(path: &Path) -> Result<String> {
+    let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    Ok(hex::encode(Sha256::digest(&bytes)))
+}
+
+/// Every variable of a var store (weights, biases, embeddings and mask buffers), by name.
+pub fn model_tensors(vs: &nn::VarStore) -> NamedTensors {
+    vs.variables().into_iter().collect()
+}
+
+/// Copies `tensors` into the variables of `vs`. Every variable must be present with its exact
+/// shape; a mismatch means the file holds a different architecture.
+pub fn load_into(vs: &mut nn::VarStore, tensors: &NamedTensors, source: &Path) -> Result<()> {
+    let vars = vs.variables();
+    let mut problems = Vec::new();
+    for (name, var) in &vars {
+        match tensors.get(name) {
+            None => problems.push(format!("missing {name}")),
+            Some(t) if t.size() != var.size() => {
+                problems.push(format!("{name} has shape {:?}, the model needs {:?}", t.size(), var.size()))
+            }
+            Some(_) => {}
+        }
+    }
+    if !problems.is_empty() {
+        problems.truncate(5);
+        bail!(
+            "{} does not match the model's architecture: {}",
+            source.display(),
+            problems.join("; ")
+        );
+    }
+    tch::no_grad(|| {
+        for (name, mut var) in vars {
+            var.copy_(&tensors[&name].to_device(var.device()));
+        }
+    });
+    Ok(())
+}
