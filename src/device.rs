@@ -31,7 +31,9 @@ pub fn resolve_device(s: &str) -> Result<Device> {
         DeviceChoice::Auto if count > 0 => Ok(Device::Cuda(0)),
         DeviceChoice::Auto | DeviceChoice::Cpu => Ok(Device::Cpu),
         DeviceChoice::Cuda(n) if n < count => Ok(Device::Cuda(n)),
-        DeviceChoice::Cuda(n) => bail!("device cuda:{n} requested but this machine has {count} CUDA device(s)"),
+        DeviceChoice::Cuda(n) => {
+            bail!("device cuda:{n} requested but this machine has {count} CUDA device(s)")
+        }
     }
 }
 

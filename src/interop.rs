@@ -19,10 +19,16 @@ pub fn infer_spec(t: &NamedTensors, source: &Path) -> Result<ModelSpec> {
             .map(|x| x.size()[i])
             .with_context(|| format!("{} lacks {name}: not in the reference layout", source.display()))
     };
-    let hidden_layers = (0..).take_while(|i| t.contains_key(&format!("hidden_conv.{i}.v_conv.weight"))).count() as i64;
+    let hidden_layers = (0..)
+        .take_while(|i| t.contains_key(&format!("hidden_conv.{i}.v_conv.weight")))
+        .count() as i64;
     let channels = dim("causal_conv.v_conv.weight", 1)?;
     let causal_ksize = dim("causal_conv.v_conv.weight", 3)?;
-    let hidden_ksize = if hidden_layers > 0 { dim("hidden_conv.0.v_conv.weight", 3)? } else { causal_ksize };
+    let hidden_ksize = if hidden_layers > 0 {
+        dim("hidden_conv.0.v_conv.weight", 3)?
+    } else {
+        causal_ksize
+    };
     Ok(ModelSpec {
         channels,
         levels: dim("out_conv.weight", 0)? / channels,
@@ -41,8 +47,13 @@ pub fn import_reference(file: &Path, dataset: &str, runs_dir: &Path) -> Result<R
     let wf = weights::load(file)?;
     let spec = infer_spec(&wf.tensors, file)?;
     let mut config: RunConfig = match wf.metadata.get("pixelx.config") {
-        Some(text) => toml::from_str(text).with_context(|| format!("{}: bad pixelx.config metadata", file.display()))?,
-        None => RunConfig { dataset: dataset.to_owned(), ..RunConfig::default() },
+        Some(text) => {
+            toml::from_str(text).with_context(|| format!("{}: bad pixelx.config metadata", file.display()))?
+        }
+        None => RunConfig {
+            dataset: dataset.to_owned(),
+            ..RunConfig::default()
+        },
     };
     config.data_channels = spec.channels;
     config.color_levels = spec.levels;
@@ -51,17 +62,21 @@ pub fn import_reference(file: &Path, dataset: &str, runs_dir: &Path) -> Result<R
     config.hidden_layers = spec.hidden_layers;
     config.causal_ksize = spec.causal_ksize;
     config.hidden_ksize = spec.hidden_ksize;
-    config.validate().with_context(|| format!("{} describes a model pixelx cannot build", file.display()))?;
+    config
+        .validate()
+        .with_context(|| format!("{} describes a model pixelx cannot build", file.display()))?;
 
     let mut vs = nn::VarStore::new(tch::Device::Cpu);
-    let _model = PixelCnn::new(&vs.root(), spec);
+    let _model = PixelCnn::new(&vs.root(), spec, 0);
     let mut tensors = NamedTensors::new();
     for (name, ours) in vs.variables() {
         if name.ends_with(".mask") {
             tensors.insert(name, ours);
             continue;
         }
-        let Some(theirs) = wf.tensors.get(&name) else { continue };
+        let Some(theirs) = wf.tensors.get(&name) else {
+            continue;
+        };
         let mask_name = name.replace(".weight", ".mask");
         let value = match wf.tensors.get(&mask_name).filter(|_| name.ends_with(".weight")) {
             Some(mask) if mask.size() == theirs.size() => theirs * mask,

@@ -22,7 +22,11 @@ impl EvalMetrics {
     pub fn from_totals(nll_sum: f64, log2_width_sum: f64, count: f64) -> Self {
         let nll = nll_sum / count;
         let bpd = nll / std::f64::consts::LN_2;
-        Self { nll, bpd, bpd8: bpd + log2_width_sum / count }
+        Self {
+            nll,
+            bpd,
+            bpd8: bpd + log2_width_sum / count,
+        }
     }
 }
 
@@ -34,7 +38,10 @@ pub fn batch_loss(logits: &Tensor, target: &Tensor) -> Tensor {
 /// Evaluates `model` on every image of `data`, in batches, without gradients.
 pub fn evaluate(model: &PixelCnn, data: &Dataset, batch_size: i64) -> EvalMetrics {
     let device = data.levels.device();
-    let widths: Vec<f64> = level_bin_widths(data.color_levels as u32).iter().map(|&w| (w as f64).log2()).collect();
+    let widths: Vec<f64> = level_bin_widths(data.color_levels as u32)
+        .iter()
+        .map(|&w| (w as f64).log2())
+        .collect();
     let log2_widths = Tensor::from_slice(&widths).to_device(device);
     let n = data.len();
     let (mut nll_sum, mut width_sum, mut count) = (0f64, 0f64, 0f64);
@@ -48,7 +55,10 @@ pub fn evaluate(model: &PixelCnn, data: &Dataset, batch_size: i64) -> EvalMetric
             nll_sum += logits
                 .cross_entropy_loss::<Tensor>(&target, None, Reduction::Sum, -100, 0.0)
                 .double_value(&[]);
-            width_sum += log2_widths.index_select(0, &target.flatten(0, -1)).sum(Kind::Double).double_value(&[]);
+            width_sum += log2_widths
+                .index_select(0, &target.flatten(0, -1))
+                .sum(Kind::Double)
+                .double_value(&[]);
             count += target.numel() as f64;
             start += len;
         }

@@ -9,7 +9,9 @@ use crate::config::RunConfig;
 
 /// Default root of run folders: `$PIXELX_RUNS_DIR`, else `runs/`.
 pub fn default_runs_dir() -> PathBuf {
-    std::env::var_os("PIXELX_RUNS_DIR").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("runs"))
+    std::env::var_os("PIXELX_RUNS_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("runs"))
 }
 
 /// A fresh id for a one-off run: its config hashed together with the current time, 12 hex digits.
@@ -29,7 +31,10 @@ pub struct RunDir {
 
 impl RunDir {
     pub fn new(runs_dir: &Path, id: &str) -> Self {
-        Self { id: id.to_owned(), root: runs_dir.join(id) }
+        Self {
+            id: id.to_owned(),
+            root: runs_dir.join(id),
+        }
     }
 
     /// Creates the folder tree and writes the resolved config.
@@ -69,7 +74,8 @@ impl RunDir {
         self.root.join("samples")
     }
     pub fn epoch_checkpoint(&self, epoch: u32) -> PathBuf {
-        self.checkpoints_dir().join(format!("epoch-{epoch:04}.safetensors"))
+        self.checkpoints_dir()
+            .join(format!("epoch-{epoch:04}.safetensors"))
     }
     pub fn best_checkpoint(&self) -> PathBuf {
         self.checkpoints_dir().join("best.safetensors")

@@ -3,6 +3,8 @@
 use std::path::Path;
 
 use anyhow::{Context, Result};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
 use tch::{Kind, Tensor};
 
 use crate::model::PixelCnn;
@@ -15,20 +17,52 @@ pub enum Sampler {
     Naive,
 }
 
-/// Draws one level per image from `logits` `[N, L]` at `temperature`.
-fn draw(logits: &Tensor, temperature: f64) -> Tensor {
-    (logits / temperature).softmax(-1, Kind::Float).multinomial(1, false).squeeze_dim(1)
+/// Draws sub-pixel levels by inverse CDF from uniforms of pixelx's own seeded generator, so the
+/// same seed gives the same images whatever else the process does and on any device.
+pub struct Draws {
+    rng: ChaCha8Rng,
+    temperature: f64,
 }
 
-/// Samples `labels.len()` images of `height × width`, returning levels `[N, C, H, W]` (int64).
-/// Randomness comes from torch's global generator: seed it first for reproducible images.
-pub fn sample(model: &PixelCnn, labels: &Tensor, height: i64, width: i64, temperature: f64, sampler: Sampler) -> Tensor {
-    match sampler {
-        Sampler::Naive => sample_naive(model, labels, height, width, temperature),
+impl Draws {
+    pub fn new(seed: u64, temperature: f64) -> Self {
+        Self {
+            rng: ChaCha8Rng::seed_from_u64(seed),
+            temperature,
+        }
+    }
+
+    /// One level per image from `logits` `[N, L]`, as int64 `[N]`.
+    pub fn draw(&mut self, logits: &Tensor) -> Tensor {
+        let (n, levels) = logits.size2().expect("logits are [N, L]");
+        let u: Vec<f32> = (0..n).map(|_| self.rng.gen::<f32>()).collect();
+        let u = Tensor::from_slice(&u).to_device(logits.device()).unsqueeze(1);
+        let cdf = (logits / self.temperature)
+            .softmax(-1, Kind::Float)
+            .cumsum(-1, Kind::Float);
+        cdf.lt_tensor(&u)
+            .sum_dim_intlist([1i64].as_slice(), false, Kind::Int64)
+            .clamp_max(levels - 1)
     }
 }
 
-fn sample_naive(model: &PixelCnn, labels: &Tensor, height: i64, width: i64, temperature: f64) -> Tensor {
+/// Samples `labels.len()` images of `height × width`, returning levels `[N, C, H, W]` (int64).
+pub fn sample(
+    model: &PixelCnn,
+    labels: &Tensor,
+    height: i64,
+    width: i64,
+    temperature: f64,
+    sampler: Sampler,
+    seed: u64,
+) -> Tensor {
+    let mut draws = Draws::new(seed, temperature);
+    match sampler {
+        Sampler::Naive => sample_naive(model, labels, height, width, &mut draws),
+    }
+}
+
+fn sample_naive(model: &PixelCnn, labels: &Tensor, height: i64, width: i64, draws: &mut Draws) -> Tensor {
     let spec = model.spec;
     let n = labels.size()[0];
     let device = labels.device();
@@ -40,7 +74,7 @@ fn sample_naive(model: &PixelCnn, labels: &Tensor, height: i64, width: i64, temp
                 for c in 0..spec.channels {
                     let x = levels.to_kind(Kind::Float) / scale;
                     let logits = model.forward(&x, labels).select(2, c).select(2, i).select(2, j);
-                    let drawn = draw(&logits, temperature);
+                    let drawn = draws.draw(&logits);
                     levels.select(1, c).select(1, i).select(1, j).copy_(&drawn);
                 }
             }
@@ -55,6 +89,13 @@ pub fn sample_labels(count: i64, label: Option<i64>, classes: i64, device: tch::
     Tensor::from_slice(&values).to_device(device)
 }
 
+/// `count` labels drawn uniformly from the classes with pixelx's own generator.
+pub fn random_labels(count: i64, classes: i64, seed: u64, device: tch::Device) -> Tensor {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x6c61_6265_6c73);
+    let values: Vec<i64> = (0..count).map(|_| rng.gen_range(0..classes)).collect();
+    Tensor::from_slice(&values).to_device(device)
+}
+
 /// Writes levels `[N, C, H, W]` as one PNG: a near-square grid with 2-pixel gaps (as torchvision's
 /// `make_grid`), levels stretched to 0..255, grayscale for one channel and RGB for three.
 pub fn write_grid(levels: &Tensor, color_levels: i64, path: &Path) -> Result<()> {
@@ -64,7 +105,8 @@ pub fn write_grid(levels: &Tensor, color_levels: i64, path: &Path) -> Result<()>
     let rows = (n + cols - 1) / cols;
     let pad = 2;
     let (gw, gh) = (cols * (w + pad) + pad, rows * (h + pad) + pad);
-    let bytes = (levels.to_device(tch::Device::Cpu).to_kind(Kind::Float) * (255.0 / (color_levels - 1) as f64))
+    let bytes = (levels.to_device(tch::Device::Cpu).to_kind(Kind::Float)
+        * (255.0 / (color_levels - 1) as f64))
         .round()
         .clamp(0.0, 255.0)
         .to_kind(Kind::Uint8);
@@ -84,7 +126,9 @@ pub fn write_grid(levels: &Tensor, color_levels: i64, path: &Path) -> Result<()>
     if c == 3 {
         img.write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)?;
     } else {
-        image::DynamicImage::ImageRgb8(img).into_luma8().write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)?;
+        image::DynamicImage::ImageRgb8(img)
+            .into_luma8()
+            .write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)?;
     }
     crate::weights::write_atomically(path, &png)
 }

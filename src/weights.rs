@@ -22,7 +22,8 @@ pub fn save(path: &Path, tensors: &NamedTensors, metadata: HashMap<String, Strin
     let mut buffers = Vec::with_capacity(tensors.len());
     for (name, t) in tensors {
         let t = t.to_device(tch::Device::Cpu).to_kind(Kind::Float).contiguous();
-        let values = Vec::<f32>::try_from(t.flatten(0, -1)).with_context(|| format!("reading tensor {name}"))?;
+        let values =
+            Vec::<f32>::try_from(t.flatten(0, -1)).with_context(|| format!("reading tensor {name}"))?;
         let bytes: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
         let shape: Vec<usize> = t.size().iter().map(|&d| d as usize).collect();
         buffers.push((name.clone(), shape, bytes));
@@ -82,7 +83,10 @@ pub fn load(path: &Path) -> Result<WeightFile> {
             Dtype::F64 => Kind::Double,
             Dtype::F16 => Kind::Half,
             Dtype::BF16 => Kind::BFloat16,
-            other => bail!("{}: tensor {name} has unsupported dtype {other:?}", path.display()),
+            other => bail!(
+                "{}: tensor {name} has unsupported dtype {other:?}",
+                path.display()
+            ),
         };
         let t = Tensor::f_from_data_size(view.data(), &shape, kind)?.to_kind(Kind::Float);
         tensors.insert(name, t);
@@ -109,9 +113,11 @@ pub fn load_into(vs: &mut nn::VarStore, tensors: &NamedTensors, source: &Path) -
     for (name, var) in &vars {
         match tensors.get(name) {
             None => problems.push(format!("missing {name}")),
-            Some(t) if t.size() != var.size() => {
-                problems.push(format!("{name} has shape {:?}, the model needs {:?}", t.size(), var.size()))
-            }
+            Some(t) if t.size() != var.size() => problems.push(format!(
+                "{name} has shape {:?}, the model needs {:?}",
+                t.size(),
+                var.size()
+            )),
             Some(_) => {}
         }
     }

@@ -14,7 +14,7 @@ pub struct TrainArgs {
     #[arg(long)]
     pub epochs: Option<u32>,
     /// Images per mini-batch.
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     pub batch_size: Option<i64>,
     /// mnist, fashionmnist or cifar.
     #[arg(long)]
@@ -38,19 +38,19 @@ pub struct TrainArgs {
     #[arg(long)]
     pub out_hidden_fmaps: Option<i64>,
     /// Number of gated blocks.
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     pub hidden_layers: Option<i64>,
     /// Adam learning rate.
-    #[arg(long, visible_alias = "lr")]
+    #[arg(long, visible_alias = "lr", allow_hyphen_values = true)]
     pub learning_rate: Option<f64>,
     /// Adam weight decay (L2).
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     pub weight_decay: Option<f64>,
     /// Clip gradients to this global norm.
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     pub max_norm: Option<f64>,
     /// Images to sample after each epoch (0 = none).
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     pub epoch_samples: Option<i64>,
     /// The original's flag: `--cuda false` trains on CPU, `--cuda` / `--cuda true` on a GPU if any.
     #[arg(long, num_args = 0..=1, default_missing_value = "true")]
@@ -78,8 +78,25 @@ impl TrainArgs {
         macro_rules! set {
             ($($field:ident),*) => { $( if let Some(v) = &self.$field { c.$field = v.clone(); } )* };
         }
-        set!(epochs, batch_size, dataset, causal_ksize, hidden_ksize, data_channels, color_levels, hidden_fmaps);
-        set!(out_hidden_fmaps, hidden_layers, learning_rate, weight_decay, max_norm, epoch_samples, seed);
+        set!(
+            epochs,
+            batch_size,
+            dataset,
+            causal_ksize,
+            hidden_ksize,
+            data_channels,
+            color_levels,
+            hidden_fmaps
+        );
+        set!(
+            out_hidden_fmaps,
+            hidden_layers,
+            learning_rate,
+            weight_decay,
+            max_norm,
+            epoch_samples,
+            seed
+        );
         set!(lr_schedule, train_subset, test_subset);
         if let Some(cuda) = self.cuda {
             c.device = if cuda { "auto".into() } else { "cpu".into() };

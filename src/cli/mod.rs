@@ -14,7 +14,11 @@ use tracing_subscriber::{fmt, prelude::*, EnvFilter};
 pub use args::{ModelSource, TrainArgs};
 
 #[derive(Parser, Debug)]
-#[command(name = "pixelx", version, about = "Gated PixelCNN experiments: train, sample, evaluate, export")]
+#[command(
+    name = "pixelx",
+    version,
+    about = "Gated PixelCNN experiments: train, sample, evaluate, export"
+)]
 pub struct Cli {
     /// Folder holding run folders (and later the registry).
     #[arg(long, global = true, env = "PIXELX_RUNS_DIR", default_value = "runs")]
@@ -37,9 +41,7 @@ pub enum Command {
     /// Train one model (the original train.py flags), recorded in its own run folder.
     Train(TrainArgs),
     /// Continue a run from its last intact checkpoint to its configured end.
-    Resume {
-        run_id: String,
-    },
+    Resume { run_id: String },
     /// Generate a PNG grid of samples from a run or a checkpoint (the original sample.py flags).
     Sample(model_cmds::SampleArgs),
     /// Test-set nll, bpd and bpd8 of a run or a checkpoint.
@@ -92,9 +94,20 @@ fn dispatch(cli: Cli) -> anyhow::Result<()> {
 pub fn init_logging(quiet: bool, file: Option<&std::path::Path>) {
     let level = if quiet { "warn" } else { "info" };
     let filter = || EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));
-    let stderr = fmt::layer().with_writer(std::io::stderr).with_target(false).with_filter(filter());
+    let stderr = fmt::layer()
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .with_filter(filter());
     let file_layer = file
         .and_then(|p| std::fs::OpenOptions::new().create(true).append(true).open(p).ok())
-        .map(|f| fmt::layer().with_writer(std::sync::Mutex::new(f)).with_ansi(false).with_filter(EnvFilter::new("info")));
-    let _ = tracing_subscriber::registry().with(stderr).with(file_layer).try_init();
+        .map(|f| {
+            fmt::layer()
+                .with_writer(std::sync::Mutex::new(f))
+                .with_ansi(false)
+                .with_filter(EnvFilter::new("info"))
+        });
+    let _ = tracing_subscriber::registry()
+        .with(stderr)
+        .with(file_layer)
+        .try_init();
 }

@@ -81,7 +81,10 @@ impl ArchArgs {
         ];
         for (name, given, actual) in pairs {
             if let Some(g) = given.filter(|g| *g != actual) {
-                bail!("--{} {g} does not match the checkpoint, which has {name} = {actual}", name.replace('_', "-"));
+                bail!(
+                    "--{} {g} does not match the checkpoint, which has {name} = {actual}",
+                    name.replace('_', "-")
+                );
             }
         }
         Ok(())
@@ -107,21 +110,24 @@ pub fn sample(cli: &Cli, args: &SampleArgs) -> Result<()> {
         bail!("--count must be positive, got {}", args.count);
     }
     if args.label >= model.spec.classes || args.label < -1 {
-        bail!("--label must be -1 (random) or in 0..{}, got {}", model.spec.classes, args.label);
+        bail!(
+            "--label must be -1 (random) or in 0..{}, got {}",
+            model.spec.classes,
+            args.label
+        );
     }
     let side = if ckpt.config.dataset == "cifar" { 32 } else { 28 };
     let (h, w) = (args.height.unwrap_or(side), args.width.unwrap_or(side));
     if h <= 0 || w <= 0 {
         bail!("--height and --width must be positive");
     }
-    tch::manual_seed(args.seed as i64);
     let labels = if args.label < 0 {
-        tch::Tensor::randint(model.spec.classes, [args.count], (tch::Kind::Int64, device))
+        sample::random_labels(args.count, model.spec.classes, args.seed, device)
     } else {
         sample::sample_labels(args.count, Some(args.label), model.spec.classes, device)
     };
     let started = std::time::Instant::now();
-    let levels = sample::sample(&model, &labels, h, w, args.temperature, args.sampler);
+    let levels = sample::sample(&model, &labels, h, w, args.temperature, args.sampler, args.seed);
     if let Some(dir) = args.output_fname.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     }
@@ -155,12 +161,30 @@ pub fn eval(cli: &Cli, args: &EvalArgs) -> Result<()> {
     let (_vs, model, ckpt) = checkpoint::load_model(&path, device)?;
     let c = &ckpt.config;
     let subset = args.test_subset.unwrap_or(c.test_subset).max(0) as usize;
-    let data = Dataset::load(&c.dataset, Split::Test, &cli.data_dir, subset, model.spec.channels as usize, c.color_levels, device)?;
+    let data = Dataset::load(
+        &c.dataset,
+        Split::Test,
+        &cli.data_dir,
+        subset,
+        model.spec.channels as usize,
+        c.color_levels,
+        device,
+    )?;
     let m = crate::metrics::evaluate(&model, &data, 256);
     if args.format == "json" {
-        println!("{}", serde_json::json!({"nll": m.nll, "bpd": m.bpd, "bpd8": m.bpd8, "images": data.len(), "checkpoint": path}));
+        println!(
+            "{}",
+            serde_json::json!({"nll": m.nll, "bpd": m.bpd, "bpd8": m.bpd8, "images": data.len(), "checkpoint": path})
+        );
     } else {
-        println!("checkpoint {}\nimages     {}\nnll        {:.6}\nbpd        {:.6}\nbpd8       {:.6}", path.display(), data.len(), m.nll, m.bpd, m.bpd8);
+        println!(
+            "checkpoint {}\nimages     {}\nnll        {:.6}\nbpd        {:.6}\nbpd8       {:.6}",
+            path.display(),
+            data.len(),
+            m.nll,
+            m.bpd,
+            m.bpd8
+        );
     }
     Ok(())
 }
@@ -194,6 +218,11 @@ pub struct ImportArgs {
 
 pub fn import(cli: &Cli, args: &ImportArgs) -> Result<()> {
     let run = crate::interop::import_reference(&args.file, &args.dataset, &cli.runs_dir)?;
-    println!("imported {} as run {}  ->  {}", args.file.display(), run.id, run.best_checkpoint().display());
+    println!(
+        "imported {} as run {}  ->  {}",
+        args.file.display(),
+        run.id,
+        run.best_checkpoint().display()
+    );
     Ok(())
 }

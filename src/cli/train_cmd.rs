@@ -17,7 +17,12 @@ pub fn train(cli: &Cli, args: &TrainArgs) -> Result<()> {
     let id = adhoc_run_id(&config);
     // Load data and build the model before creating the folder, so a missing dataset leaves no
     // half-made run behind.
-    let trainer = Trainer::new(config.clone(), RunDir::new(&cli.runs_dir, &id), &cli.data_dir, device)?;
+    let trainer = Trainer::new(
+        config.clone(),
+        RunDir::new(&cli.runs_dir, &id),
+        &cli.data_dir,
+        device,
+    )?;
     let run = RunDir::create(&cli.runs_dir, &id, &config)?;
     init_logging(cli.quiet, Some(&run.log_path()));
     println!("run {id} on {}  ->  {}", device_name(device), run.root.display());
@@ -46,12 +51,18 @@ fn execute(cli: &Cli, mut trainer: Trainer) -> Result<()> {
     match (outcome, trainer.state.best()) {
         (Outcome::Completed, Some(best)) => {
             let last = trainer.state.history.last().unwrap_or(best);
-            println!("run {} finished {} epoch(s) in {wall:.1} s", trainer.run.id, trainer.state.epochs_done);
+            println!(
+                "run {} finished {} epoch(s) in {wall:.1} s",
+                trainer.run.id, trainer.state.epochs_done
+            );
             println!(
                 "  best epoch {}: test nll {:.4}  bpd {:.4}  bpd8 {:.4}",
                 best.epoch, best.test.nll, best.test.bpd, best.test.bpd8
             );
-            println!("  last epoch {}: train loss {:.4}, {:.1} images/s", last.epoch, last.train_loss, last.images_per_sec);
+            println!(
+                "  last epoch {}: train loss {:.4}, {:.1} images/s",
+                last.epoch, last.train_loss, last.images_per_sec
+            );
             println!("  checkpoint {}", trainer.run.best_checkpoint().display());
             let samples = trainer.run.epoch_samples(best.epoch);
             if samples.exists() {
@@ -59,7 +70,10 @@ fn execute(cli: &Cli, mut trainer: Trainer) -> Result<()> {
             }
         }
         (Outcome::Completed, None) => println!("run {} had nothing left to train", trainer.run.id),
-        (Outcome::Interrupted, _) => println!("run {} interrupted; `pixelx resume {}` continues it", trainer.run.id, trainer.run.id),
+        (Outcome::Interrupted, _) => println!(
+            "run {} interrupted; `pixelx resume {}` continues it",
+            trainer.run.id, trainer.run.id
+        ),
     }
     Ok(())
 }

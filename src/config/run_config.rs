@@ -13,7 +13,10 @@ pub struct ConfigError {
 
 impl ConfigError {
     pub fn new(key: &str, message: impl Into<String>) -> Self {
-        Self { key: key.to_owned(), message: message.into() }
+        Self {
+            key: key.to_owned(),
+            message: message.into(),
+        }
     }
 }
 
@@ -111,63 +114,114 @@ impl RunConfig {
         if !DATASETS.contains(&self.dataset.as_str()) {
             return Err(ConfigError::new(
                 "dataset",
-                format!("unknown dataset `{}`; expected one of {}", self.dataset, DATASETS.join(", ")),
+                format!(
+                    "unknown dataset `{}`; expected one of {}",
+                    self.dataset,
+                    DATASETS.join(", ")
+                ),
             ));
         }
         if self.epochs == 0 {
             return Err(ConfigError::new("epochs", "must be at least 1"));
         }
         if self.batch_size <= 0 {
-            return Err(ConfigError::new("batch_size", format!("must be positive, got {}", self.batch_size)));
+            return Err(ConfigError::new(
+                "batch_size",
+                format!("must be positive, got {}", self.batch_size),
+            ));
         }
-        for (key, k) in [("causal_ksize", self.causal_ksize), ("hidden_ksize", self.hidden_ksize)] {
+        for (key, k) in [
+            ("causal_ksize", self.causal_ksize),
+            ("hidden_ksize", self.hidden_ksize),
+        ] {
             if k < 1 || k % 2 == 0 {
-                return Err(ConfigError::new(key, format!("must be an odd number >= 1, got {k}")));
+                return Err(ConfigError::new(
+                    key,
+                    format!("must be an odd number >= 1, got {k}"),
+                ));
             }
         }
         match (self.data_channels, self.dataset_channels()) {
             (0 | 1 | 3, 1) | (0 | 3, 3) => {}
             (c, 1) => {
-                return Err(ConfigError::new("data_channels", format!("must be 1 or 3 (or 0 for the dataset's own), got {c}")))
+                return Err(ConfigError::new(
+                    "data_channels",
+                    format!("must be 1 or 3 (or 0 for the dataset's own), got {c}"),
+                ))
             }
-            (c, _) => return Err(ConfigError::new("data_channels", format!("{} has 3 channels, got {c}", self.dataset))),
+            (c, _) => {
+                return Err(ConfigError::new(
+                    "data_channels",
+                    format!("{} has 3 channels, got {c}", self.dataset),
+                ))
+            }
         }
         if !(2..=256).contains(&self.color_levels) {
-            return Err(ConfigError::new("color_levels", format!("must be in 2..=256, got {}", self.color_levels)));
+            return Err(ConfigError::new(
+                "color_levels",
+                format!("must be in 2..=256, got {}", self.color_levels),
+            ));
         }
         if self.hidden_fmaps <= 0 {
-            return Err(ConfigError::new("hidden_fmaps", format!("must be positive, got {}", self.hidden_fmaps)));
+            return Err(ConfigError::new(
+                "hidden_fmaps",
+                format!("must be positive, got {}", self.hidden_fmaps),
+            ));
         }
         let c = self.channels();
         if self.hidden_fmaps % c != 0 {
             return Err(ConfigError::new(
                 "hidden_fmaps",
-                format!("must be divisible by data_channels = {c} to keep the colour grouping, got {}", self.hidden_fmaps),
+                format!(
+                    "must be divisible by data_channels = {c} to keep the colour grouping, got {}",
+                    self.hidden_fmaps
+                ),
             ));
         }
         if self.out_hidden_fmaps <= 0 {
-            return Err(ConfigError::new("out_hidden_fmaps", format!("must be positive, got {}", self.out_hidden_fmaps)));
+            return Err(ConfigError::new(
+                "out_hidden_fmaps",
+                format!("must be positive, got {}", self.out_hidden_fmaps),
+            ));
         }
         if self.out_hidden_fmaps % c != 0 {
             return Err(ConfigError::new(
                 "out_hidden_fmaps",
-                format!("must be divisible by data_channels = {c}, got {}", self.out_hidden_fmaps),
+                format!(
+                    "must be divisible by data_channels = {c}, got {}",
+                    self.out_hidden_fmaps
+                ),
             ));
         }
         if self.hidden_layers < 0 {
-            return Err(ConfigError::new("hidden_layers", format!("must not be negative, got {}", self.hidden_layers)));
+            return Err(ConfigError::new(
+                "hidden_layers",
+                format!("must not be negative, got {}", self.hidden_layers),
+            ));
         }
         if !(self.learning_rate.is_finite() && self.learning_rate > 0.0) {
-            return Err(ConfigError::new("learning_rate", format!("must be positive, got {}", self.learning_rate)));
+            return Err(ConfigError::new(
+                "learning_rate",
+                format!("must be positive, got {}", self.learning_rate),
+            ));
         }
         if !(self.weight_decay.is_finite() && self.weight_decay >= 0.0) {
-            return Err(ConfigError::new("weight_decay", format!("must be >= 0, got {}", self.weight_decay)));
+            return Err(ConfigError::new(
+                "weight_decay",
+                format!("must be >= 0, got {}", self.weight_decay),
+            ));
         }
         if !(self.max_norm.is_finite() && self.max_norm > 0.0) {
-            return Err(ConfigError::new("max_norm", format!("must be positive, got {}", self.max_norm)));
+            return Err(ConfigError::new(
+                "max_norm",
+                format!("must be positive, got {}", self.max_norm),
+            ));
         }
         if self.epoch_samples < 0 {
-            return Err(ConfigError::new("epoch_samples", format!("must not be negative, got {}", self.epoch_samples)));
+            return Err(ConfigError::new(
+                "epoch_samples",
+                format!("must not be negative, got {}", self.epoch_samples),
+            ));
         }
         if self.train_subset < 0 || self.test_subset < 0 {
             return Err(ConfigError::new("train_subset", "subsets must not be negative"));
@@ -213,12 +267,24 @@ mod tests {
         assert_eq!(key(with(|c| c.causal_ksize = 0)), "causal_ksize");
         assert_eq!(key(with(|c| c.color_levels = 1)), "color_levels");
         assert_eq!(key(with(|c| c.color_levels = 257)), "color_levels");
-        assert_eq!(key(with(|c| { c.data_channels = 3; c.hidden_fmaps = 31 })), "hidden_fmaps");
+        assert_eq!(
+            key(with(|c| {
+                c.data_channels = 3;
+                c.hidden_fmaps = 31
+            })),
+            "hidden_fmaps"
+        );
         assert_eq!(key(with(|c| c.learning_rate = 0.0)), "learning_rate");
         assert_eq!(key(with(|c| c.learning_rate = f64::NAN)), "learning_rate");
         assert_eq!(key(with(|c| c.batch_size = 0)), "batch_size");
         assert_eq!(key(with(|c| c.dataset = "imagenet".into())), "dataset");
-        assert_eq!(key(with(|c| { c.dataset = "cifar".into(); c.data_channels = 1 })), "data_channels");
+        assert_eq!(
+            key(with(|c| {
+                c.dataset = "cifar".into();
+                c.data_channels = 1
+            })),
+            "data_channels"
+        );
         assert_eq!(key(with(|c| c.device = "tpu".into())), "device");
     }
 

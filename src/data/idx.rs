@@ -25,22 +25,41 @@ pub fn read_pair(dir: &Path, split: Split, suffix: &str, hint: &str) -> Result<R
         });
     }
     if let Some(&bad) = labels.iter().find(|&&l| l >= 10) {
-        return Err(DataError::Corrupt { path: labels_path, reason: format!("label {bad} is not in 0..10") });
+        return Err(DataError::Corrupt {
+            path: labels_path,
+            reason: format!("label {bad} is not in 0..10"),
+        });
     }
-    Ok(RawImages { pixels, labels, count: dims[0], channels: 1, height: dims[1], width: dims[2] })
+    Ok(RawImages {
+        pixels,
+        labels,
+        count: dims[0],
+        channels: 1,
+        height: dims[1],
+        width: dims[2],
+    })
 }
 
 /// Reads a file, decompressing it when it starts with the gzip magic bytes.
 fn read_file(path: &Path, hint: &str) -> Result<Vec<u8>, DataError> {
     let bytes = std::fs::read(path).map_err(|source| match source.kind() {
-        std::io::ErrorKind::NotFound => DataError::Missing { path: path.into(), hint: hint.into() },
-        _ => DataError::Io { path: path.into(), source },
+        std::io::ErrorKind::NotFound => DataError::Missing {
+            path: path.into(),
+            hint: hint.into(),
+        },
+        _ => DataError::Io {
+            path: path.into(),
+            source,
+        },
     })?;
     if bytes.starts_with(&[0x1f, 0x8b]) {
         let mut out = Vec::new();
         flate2::read::GzDecoder::new(&bytes[..])
             .read_to_end(&mut out)
-            .map_err(|e| DataError::Corrupt { path: path.into(), reason: format!("bad gzip stream: {e}") })?;
+            .map_err(|e| DataError::Corrupt {
+                path: path.into(),
+                reason: format!("bad gzip stream: {e}"),
+            })?;
         Ok(out)
     } else {
         Ok(bytes)
@@ -49,11 +68,21 @@ fn read_file(path: &Path, hint: &str) -> Result<Vec<u8>, DataError> {
 
 /// Parses an unsigned-byte IDX file: magic, big-endian dimensions, then exactly the data.
 pub fn parse(bytes: &[u8], magic: u32, path: &Path) -> Result<(Vec<usize>, Vec<u8>), DataError> {
-    let corrupt = |reason: String| DataError::Corrupt { path: path.into(), reason };
-    let be32 = |at: usize| bytes.get(at..at + 4).map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]));
-    let found = be32(0).ok_or_else(|| corrupt(format!("{} bytes is too short for an IDX header", bytes.len())))?;
+    let corrupt = |reason: String| DataError::Corrupt {
+        path: path.into(),
+        reason,
+    };
+    let be32 = |at: usize| {
+        bytes
+            .get(at..at + 4)
+            .map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+    };
+    let found =
+        be32(0).ok_or_else(|| corrupt(format!("{} bytes is too short for an IDX header", bytes.len())))?;
     if found != magic {
-        return Err(corrupt(format!("magic number {found:#010x}, expected {magic:#010x}")));
+        return Err(corrupt(format!(
+            "magic number {found:#010x}, expected {magic:#010x}"
+        )));
     }
     let ndims = (magic & 0xff) as usize;
     let dims: Vec<usize> = (0..ndims)

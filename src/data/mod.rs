@@ -40,7 +40,9 @@ pub struct RawImages {
 
 /// Where datasets live: `$PIXELX_DATA_DIR`, else `data/` under the current directory.
 pub fn default_data_dir() -> PathBuf {
-    std::env::var_os("PIXELX_DATA_DIR").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("data"))
+    std::env::var_os("PIXELX_DATA_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("data"))
 }
 
 /// Where the CIFAR-10 binary files are: `$PIXELX_CIFAR_DIR`, else `<data>/cifar-10-batches-bin`.
@@ -62,7 +64,10 @@ pub fn read_raw(dataset: &str, split: Split, data_dir: &Path) -> Result<RawImage
         "mnist" => idx::read_pair(&data_dir.join("mnist"), split, "", fetch),
         "fashionmnist" => idx::read_pair(&data_dir.join("fashionmnist"), split, ".gz", fetch),
         "cifar" => cifar::read(&cifar_dir(data_dir), split),
-        other => Err(DataError::Corrupt { path: data_dir.into(), reason: format!("unknown dataset `{other}`") }),
+        other => Err(DataError::Corrupt {
+            path: data_dir.into(),
+            reason: format!("unknown dataset `{other}`"),
+        }),
     }
 }
 
@@ -103,20 +108,36 @@ impl Dataset {
         device: Device,
     ) -> Result<Self, DataError> {
         let raw = read_raw(dataset, split, data_dir)?;
-        Ok(Self::from_raw(&raw, subset, channels, color_levels, dataset, device))
+        Ok(Self::from_raw(
+            &raw,
+            subset,
+            channels,
+            color_levels,
+            dataset,
+            device,
+        ))
     }
 
-    pub fn from_raw(raw: &RawImages, subset: usize, channels: usize, levels: i64, dataset: &str, device: Device) -> Self {
-        let n = if subset == 0 { raw.count } else { subset.min(raw.count) };
+    pub fn from_raw(
+        raw: &RawImages,
+        subset: usize,
+        channels: usize,
+        levels: i64,
+        dataset: &str,
+        device: Device,
+    ) -> Self {
+        let n = if subset == 0 {
+            raw.count
+        } else {
+            subset.min(raw.count)
+        };
         let plane = raw.height * raw.width;
         let per_image = raw.channels * plane;
         let replicate = channels / raw.channels;
         let l = levels as u32;
         let quantised: Vec<u8> = raw.pixels[..n * per_image]
             .par_chunks(per_image)
-            .flat_map_iter(|img| {
-                (0..replicate).flat_map(move |_| img.iter().map(move |&v| quantise(v, l)))
-            })
+            .flat_map_iter(|img| (0..replicate).flat_map(move |_| img.iter().map(move |&v| quantise(v, l))))
             .collect();
         let shape = [n as i64, channels as i64, raw.height as i64, raw.width as i64];
         let labels: Vec<i64> = raw.labels[..n].iter().map(|&l| l as i64).collect();
@@ -145,7 +166,11 @@ impl Dataset {
     pub fn batch(&self, indices: &Tensor) -> (Tensor, Tensor, Tensor) {
         let levels = self.levels.index_select(0, indices);
         let input = Self::as_input(&levels, self.color_levels);
-        (input, levels.to_kind(Kind::Int64), self.labels.index_select(0, indices))
+        (
+            input,
+            levels.to_kind(Kind::Int64),
+            self.labels.index_select(0, indices),
+        )
     }
 }
 

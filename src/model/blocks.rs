@@ -3,6 +3,7 @@
 use tch::{nn, Tensor};
 
 use super::conv::{Conv, MaskType};
+use super::init::Initialiser;
 
 /// `tanh(t[:F]) * sigmoid(t[F:])` over the channel dimension.
 pub fn gate(t: &Tensor) -> Tensor {
@@ -38,17 +39,29 @@ pub struct CausalBlock {
 }
 
 impl CausalBlock {
-    pub fn new(p: nn::Path, channels: i64, fmaps: i64, k: i64) -> Self {
+    pub fn new(p: nn::Path, init: &mut Initialiser, channels: i64, fmaps: i64, k: i64) -> Self {
         let two = 2 * fmaps;
         Self {
-            v_conv: Conv::new(&p / "v_conv", channels, two, k / 2 + 1, k, None),
-            v_fc: Conv::new(&p / "v_fc", channels, two, 1, 1, None),
-            v_to_h: Conv::new(&p / "v_to_h", two, two, 1, 1, None),
-            h_conv: Conv::new(&p / "h_conv", channels, two, 1, k, Some((MaskType::A, channels))),
+            v_conv: Conv::new(&p / "v_conv", init, (channels, two), (k / 2 + 1, k), None),
+            v_fc: Conv::new(&p / "v_fc", init, (channels, two), (1, 1), None),
+            v_to_h: Conv::new(&p / "v_to_h", init, (two, two), (1, 1), None),
+            h_conv: Conv::new(
+                &p / "h_conv",
+                init,
+                (channels, two),
+                (1, k),
+                Some((MaskType::A, channels)),
+            ),
             // Mask B, not the original's A: h_conv (mask A) already excludes the current
             // sub-pixel; a second strict mask here would cut colour group 0 (all of a grayscale
             // image) off from the pixels to its left in the same row, a blind spot.
-            h_fc: Conv::new(&p / "h_fc", fmaps, fmaps, 1, 1, Some((MaskType::B, channels))),
+            h_fc: Conv::new(
+                &p / "h_fc",
+                init,
+                (fmaps, fmaps),
+                (1, 1),
+                Some((MaskType::B, channels)),
+            ),
             ksize: k,
         }
     }
@@ -76,32 +89,36 @@ pub struct GatedBlock {
 }
 
 impl GatedBlock {
-    pub fn new(p: nn::Path, channels: i64, fmaps: i64, k: i64, classes: i64) -> Self {
+    pub fn new(p: nn::Path, init: &mut Initialiser, channels: i64, fmaps: i64, k: i64, classes: i64) -> Self {
         let two = 2 * fmaps;
         let b = Some((MaskType::B, channels));
         Self {
-            v_conv: Conv::new(&p / "v_conv", fmaps, two, k / 2 + 1, k, None),
-            v_fc: Conv::new(&p / "v_fc", fmaps, two, 1, 1, None),
-            v_to_h: Conv::new(&p / "v_to_h", two, two, 1, 1, b),
-            h_conv: Conv::new(&p / "h_conv", fmaps, two, 1, k, b),
-            h_fc: Conv::new(&p / "h_fc", fmaps, fmaps, 1, 1, b),
-            h_skip: Conv::new(&p / "h_skip", fmaps, fmaps, 1, 1, b),
-            label_embedding: (&p / "label_embedding").var(
-                "weight",
-                &[classes, two],
-                nn::Init::Randn { mean: 0.0, stdev: 1.0 },
-            ),
+            v_conv: Conv::new(&p / "v_conv", init, (fmaps, two), (k / 2 + 1, k), None),
+            v_fc: Conv::new(&p / "v_fc", init, (fmaps, two), (1, 1), None),
+            v_to_h: Conv::new(&p / "v_to_h", init, (two, two), (1, 1), b),
+            h_conv: Conv::new(&p / "h_conv", init, (fmaps, two), (1, k), b),
+            h_fc: Conv::new(&p / "h_fc", init, (fmaps, fmaps), (1, 1), b),
+            h_skip: Conv::new(&p / "h_skip", init, (fmaps, fmaps), (1, 1), b),
+            label_embedding: (&p / "label_embedding").var_copy("weight", &init.normal(&[classes, two])),
             ksize: k,
         }
     }
 
     /// The label bias `[N, 2F, 1, 1]` this block adds to both stacks.
     pub fn embed(&self, labels: &Tensor) -> Tensor {
-        Tensor::embedding(&self.label_embedding, labels, -1, false, false).unsqueeze(-1).unsqueeze(-1)
+        Tensor::embedding(&self.label_embedding, labels, -1, false, false)
+            .unsqueeze(-1)
+            .unsqueeze(-1)
     }
 
     /// Returns `(v_out, h_out, skip)`.
-    pub fn forward(&self, v_in: &Tensor, h_in: &Tensor, skip: &Tensor, labels: &Tensor) -> (Tensor, Tensor, Tensor) {
+    pub fn forward(
+        &self,
+        v_in: &Tensor,
+        h_in: &Tensor,
+        skip: &Tensor,
+        labels: &Tensor,
+    ) -> (Tensor, Tensor, Tensor) {
         let e = self.embed(labels);
         let v_pre = vertical_conv(&self.v_conv, v_in, self.ksize) + self.v_fc.pointwise(v_in) + &e;
         let v_shift = shift_down(&v_pre, &self.v_conv.bias);

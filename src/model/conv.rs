@@ -2,6 +2,8 @@
 
 use tch::{nn, Tensor};
 
+use super::init::Initialiser;
+
 /// Which taps of the centre position a masked convolution keeps (see DESIGN.md section 2).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MaskType {
@@ -51,16 +53,24 @@ pub struct Conv {
 }
 
 impl Conv {
-    /// Creates `path.weight` and `path.bias` with PyTorch's default initialisation
-    /// (uniform in ±1/sqrt(fan_in)), and `path.mask` as a non-trainable buffer when masked.
-    pub fn new(p: nn::Path, inp: i64, out: i64, kh: i64, kw: i64, mask: Option<(MaskType, i64)>) -> Self {
+    /// Creates `path.weight` and `path.bias` (`inp` → `out` channels, kernel `kh × kw`) with
+    /// PyTorch's default initialisation (uniform in ±1/sqrt(fan_in)), and `path.mask` as a
+    /// non-trainable buffer when masked.
+    pub fn new(
+        p: nn::Path,
+        init: &mut Initialiser,
+        (inp, out): (i64, i64),
+        (kh, kw): (i64, i64),
+        mask: Option<(MaskType, i64)>,
+    ) -> Self {
         let bound = 1.0 / ((inp * kh * kw) as f64).sqrt();
-        let init = nn::Init::Uniform { lo: -bound, up: bound };
-        let weight = p.var("weight", &[out, inp, kh, kw], init);
-        let bias = p.var("bias", &[out], init);
+        let weight = p.var_copy("weight", &init.uniform(&[out, inp, kh, kw], bound));
+        let bias = p.var_copy("bias", &init.uniform(&[out], bound));
         let mask = mask.map(|(kind, channels)| {
             let mut buffer = p.zeros_no_train("mask", &[out, inp, kh, kw]);
-            tch::no_grad(|| buffer.copy_(&build_mask(out, inp, kh, kw, channels, kind).to_device(p.device())));
+            tch::no_grad(|| {
+                buffer.copy_(&build_mask(out, inp, kh, kw, channels, kind).to_device(p.device()))
+            });
             buffer
         });
         Self { weight, bias, mask }
@@ -76,7 +86,14 @@ impl Conv {
 
     /// Convolution with zero padding `[rows, cols]` on both sides.
     pub fn forward(&self, x: &Tensor, padding: [i64; 2]) -> Tensor {
-        x.conv2d(&self.effective_weight(), Some(&self.bias), [1, 1], padding, [1, 1], 1)
+        x.conv2d(
+            &self.effective_weight(),
+            Some(&self.bias),
+            [1, 1],
+            padding,
+            [1, 1],
+            1,
+        )
     }
 
     /// A 1×1 convolution.
@@ -96,9 +113,18 @@ mod tests {
     #[test]
     fn single_channel_masks_drop_or_keep_the_centre() {
         // 3x3 kernel, one channel: rows above kept, left of centre kept, centre per mask type.
-        assert_eq!(values(&build_mask(1, 1, 3, 3, 1, MaskType::A)), vec![1., 1., 1., 1., 0., 0., 0., 0., 0.]);
-        assert_eq!(values(&build_mask(1, 1, 3, 3, 1, MaskType::B)), vec![1., 1., 1., 1., 1., 0., 0., 0., 0.]);
-        assert_eq!(values(&build_mask(1, 1, 1, 5, 1, MaskType::A)), vec![1., 1., 0., 0., 0.]);
+        assert_eq!(
+            values(&build_mask(1, 1, 3, 3, 1, MaskType::A)),
+            vec![1., 1., 1., 1., 0., 0., 0., 0., 0.]
+        );
+        assert_eq!(
+            values(&build_mask(1, 1, 3, 3, 1, MaskType::B)),
+            vec![1., 1., 1., 1., 1., 0., 0., 0., 0.]
+        );
+        assert_eq!(
+            values(&build_mask(1, 1, 1, 5, 1, MaskType::A)),
+            vec![1., 1., 0., 0., 0.]
+        );
     }
 
     #[test]

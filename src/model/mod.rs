@@ -2,9 +2,11 @@
 
 mod blocks;
 mod conv;
+mod init;
 
 pub use blocks::{gate, shift_down, vertical_conv, CausalBlock, GatedBlock};
 pub use conv::{build_mask, Conv, MaskType};
+pub use init::Initialiser;
 
 use serde::{Deserialize, Serialize};
 use tch::{nn, Tensor};
@@ -34,23 +36,27 @@ pub struct PixelCnn {
 }
 
 impl PixelCnn {
-    pub fn new(root: &nn::Path, spec: ModelSpec) -> Self {
-        let ModelSpec { channels: c, levels: l, hidden_fmaps: f, out_hidden_fmaps: o, .. } = spec;
+    /// Builds the network in `root`, initialised from `seed` (same seed, same weights).
+    pub fn new(root: &nn::Path, spec: ModelSpec, seed: u64) -> Self {
+        let ModelSpec {
+            channels: c,
+            levels: l,
+            hidden_fmaps: f,
+            out_hidden_fmaps: o,
+            ..
+        } = spec;
+        let init = &mut Initialiser::new(seed);
         let hidden = root / "hidden_conv";
         let b = Some((MaskType::B, c));
         Self {
             spec,
-            causal: CausalBlock::new(root / "causal_conv", c, f, spec.causal_ksize),
+            causal: CausalBlock::new(root / "causal_conv", init, c, f, spec.causal_ksize),
             gated: (0..spec.hidden_layers)
-                .map(|i| GatedBlock::new(&hidden / i, c, f, spec.hidden_ksize, spec.classes))
+                .map(|i| GatedBlock::new(&hidden / i, init, c, f, spec.hidden_ksize, spec.classes))
                 .collect(),
-            label_embedding: (root / "label_embedding").var(
-                "weight",
-                &[spec.classes, f],
-                nn::Init::Randn { mean: 0.0, stdev: 1.0 },
-            ),
-            out_hidden: Conv::new(root / "out_hidden_conv", f, o, 1, 1, b),
-            out: Conv::new(root / "out_conv", o, c * l, 1, 1, b),
+            label_embedding: (root / "label_embedding").var_copy("weight", &init.normal(&[spec.classes, f])),
+            out_hidden: Conv::new(root / "out_hidden_conv", init, (f, o), (1, 1), b),
+            out: Conv::new(root / "out_conv", init, (o, c * l), (1, 1), b),
         }
     }
 
@@ -68,7 +74,9 @@ impl PixelCnn {
 
     /// `out_conv(relu(out_hidden_conv(relu(skip + label bias))))`, still `[N, C·L, H, W]`.
     pub fn head(&self, skip: &Tensor, labels: &Tensor) -> Tensor {
-        let e = Tensor::embedding(&self.label_embedding, labels, -1, false, false).unsqueeze(-1).unsqueeze(-1);
+        let e = Tensor::embedding(&self.label_embedding, labels, -1, false, false)
+            .unsqueeze(-1)
+            .unsqueeze(-1);
         let out = (skip + e).relu();
         let out = self.out_hidden.pointwise(&out).relu();
         self.out.pointwise(&out)
@@ -101,7 +109,7 @@ mod tests {
     fn parameter_counts_match_the_reference() {
         for (c, expected) in [(3, 438_526), (1, 434_162)] {
             let vs = nn::VarStore::new(tch::Device::Cpu);
-            PixelCnn::new(&vs.root(), spec(c));
+            PixelCnn::new(&vs.root(), spec(c), 0);
             assert_eq!(trainable_parameters(&vs), expected, "C = {c}");
         }
     }
@@ -112,7 +120,7 @@ mod tests {
         let mut s = spec(3);
         s.hidden_layers = 1;
         s.levels = 4;
-        let model = PixelCnn::new(&vs.root(), s);
+        let model = PixelCnn::new(&vs.root(), s, 0);
         let x = Tensor::rand([2, 3, 5, 6], (tch::Kind::Float, tch::Device::Cpu));
         let y = model.forward(&x, &Tensor::from_slice(&[1i64, 7]));
         assert_eq!(y.size(), vec![2, 4, 3, 5, 6]);

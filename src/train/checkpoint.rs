@@ -28,7 +28,13 @@ pub fn metadata(config: &RunConfig, spec: &ModelSpec) -> Result<HashMap<String, 
 }
 
 /// Writes a checkpoint atomically, then its checksum sidecar. Returns the checksum.
-pub fn save(path: &Path, tensors: &NamedTensors, config: &RunConfig, spec: &ModelSpec, state: &TrainState) -> Result<String> {
+pub fn save(
+    path: &Path,
+    tensors: &NamedTensors,
+    config: &RunConfig,
+    spec: &ModelSpec,
+    state: &TrainState,
+) -> Result<String> {
     let mut meta = metadata(config, spec)?;
     meta.insert("pixelx.format".into(), FORMAT.into());
     meta.insert("pixelx.state".into(), serde_json::to_string(state)?);
@@ -51,29 +57,48 @@ pub fn load(path: &Path) -> Result<Checkpoint> {
     if let Ok(expected) = std::fs::read_to_string(sidecar(path)) {
         let actual = weights::file_sha256(path)?;
         if actual != expected.trim() {
-            bail!("{} is corrupt: its SHA-256 is {actual}, the checkpoint recorded {}", path.display(), expected.trim());
+            bail!(
+                "{} is corrupt: its SHA-256 is {actual}, the checkpoint recorded {}",
+                path.display(),
+                expected.trim()
+            );
         }
     }
     let file = weights::load(path)?;
     let meta = |key: &str| {
         file.metadata.get(key).with_context(|| {
-            format!("{} has no `{key}` metadata: not a pixelx file (use `pixelx import` for other weights)", path.display())
+            format!(
+                "{} has no `{key}` metadata: not a pixelx file (use `pixelx import` for other weights)",
+                path.display()
+            )
         })
     };
-    let config: RunConfig = toml::from_str(meta("pixelx.config")?).with_context(|| format!("{}: bad config metadata", path.display()))?;
-    let spec: ModelSpec = serde_json::from_str(meta("pixelx.spec")?).with_context(|| format!("{}: bad spec metadata", path.display()))?;
+    let config: RunConfig = toml::from_str(meta("pixelx.config")?)
+        .with_context(|| format!("{}: bad config metadata", path.display()))?;
+    let spec: ModelSpec = serde_json::from_str(meta("pixelx.spec")?)
+        .with_context(|| format!("{}: bad spec metadata", path.display()))?;
     let state = match file.metadata.get("pixelx.state") {
-        Some(s) => Some(serde_json::from_str(s).with_context(|| format!("{}: bad state metadata", path.display()))?),
+        Some(s) => {
+            Some(serde_json::from_str(s).with_context(|| format!("{}: bad state metadata", path.display()))?)
+        }
         None => None,
     };
-    Ok(Checkpoint { file, config, spec, state })
+    Ok(Checkpoint {
+        file,
+        config,
+        spec,
+        state,
+    })
 }
 
 /// Builds the model a checkpoint or export describes and loads its weights.
-pub fn load_model(path: &Path, device: tch::Device) -> Result<(tch::nn::VarStore, crate::model::PixelCnn, Checkpoint)> {
+pub fn load_model(
+    path: &Path,
+    device: tch::Device,
+) -> Result<(tch::nn::VarStore, crate::model::PixelCnn, Checkpoint)> {
     let ckpt = load(path)?;
     let mut vs = tch::nn::VarStore::new(device);
-    let model = crate::model::PixelCnn::new(&vs.root(), ckpt.spec);
+    let model = crate::model::PixelCnn::new(&vs.root(), ckpt.spec, 0);
     weights::load_into(&mut vs, &ckpt.file.tensors, path)?;
     Ok((vs, model, ckpt))
 }

@@ -49,7 +49,8 @@ pub struct TrainState {
 
 impl TrainState {
     pub fn best(&self) -> Option<&EpochRecord> {
-        self.best_epoch.and_then(|e| self.history.iter().find(|r| r.epoch == e))
+        self.best_epoch
+            .and_then(|e| self.history.iter().find(|r| r.epoch == e))
     }
 }
 
@@ -64,7 +65,14 @@ pub struct Diverged {
 /// Hooks for whoever records a run (the registry, a progress display).
 pub trait Observer {
     fn on_step(&mut self, _step: i64, _loss: f64, _lr: f64) {}
-    fn on_epoch(&mut self, _record: &EpochRecord, _checkpoint: &Path, _samples: Option<&Path>, _is_best: bool) {}
+    fn on_epoch(
+        &mut self,
+        _record: &EpochRecord,
+        _checkpoint: &Path,
+        _samples: Option<&Path>,
+        _is_best: bool,
+    ) {
+    }
 }
 
 /// Observes nothing.
@@ -98,13 +106,20 @@ impl Trainer {
     pub fn new(config: RunConfig, run: RunDir, data_dir: &Path, device: Device) -> Result<Self> {
         config.validate()?;
         let load = |split, subset| {
-            Dataset::load(&config.dataset, split, data_dir, subset as usize, config.channels() as usize, config.color_levels, device)
+            Dataset::load(
+                &config.dataset,
+                split,
+                data_dir,
+                subset as usize,
+                config.channels() as usize,
+                config.color_levels,
+                device,
+            )
         };
         let train = load(Split::Train, config.train_subset)?;
         let test = load(Split::Test, config.test_subset)?;
-        tch::manual_seed(config.seed as i64);
         let vs = nn::VarStore::new(device);
-        let model = PixelCnn::new(&vs.root(), config.model_spec(train.classes));
+        let model = PixelCnn::new(&vs.root(), config.model_spec(train.classes), config.seed);
         let optim = Adam::new(&vs, config.weight_decay);
         Ok(Self {
             config,
@@ -122,29 +137,29 @@ impl Trainer {
     }
 
     /// Rebuilds a trainer at the newest intact epoch checkpoint of its run folder. A checkpoint
-    /// that fails its checksum or cannot be read is skipped with a warning.
+    /// that fails its checksum or cannot be parsed is skipped with a warning (the previous one is
+    /// used); an intact checkpoint of a different architecture is an error.
     pub fn resume(config: RunConfig, run: RunDir, data_dir: &Path, device: Device) -> Result<Self> {
         let mut trainer = Self::new(config, run, data_dir, device)?;
         for path in trainer.run.epoch_checkpoints() {
-            match trainer.restore(&path) {
-                Ok(()) => {
-                    tracing::info!(checkpoint = %path.display(), epoch = trainer.state.epochs_done, "resuming");
-                    return Ok(trainer);
+            let ckpt = match checkpoint::load(&path) {
+                Ok(c) => c,
+                Err(e) => {
+                    tracing::warn!("skipping damaged checkpoint {}: {e:#}", path.display());
+                    continue;
                 }
-                Err(e) => tracing::warn!("skipping checkpoint {}: {e:#}", path.display()),
-            }
+            };
+            let state = ckpt
+                .state
+                .with_context(|| format!("{} has no training state", path.display()))?;
+            crate::weights::load_into(&mut trainer.vs, &ckpt.file.tensors, &path)?;
+            trainer.optim.load_state(&ckpt.file.tensors, state.global_step)?;
+            trainer.state = state;
+            tracing::info!(checkpoint = %path.display(), epoch = trainer.state.epochs_done, "resuming");
+            return Ok(trainer);
         }
         tracing::info!("no usable checkpoint; starting from the beginning");
         Ok(trainer)
-    }
-
-    fn restore(&mut self, path: &Path) -> Result<()> {
-        let ckpt = checkpoint::load(path)?;
-        let state = ckpt.state.with_context(|| format!("{} has no training state", path.display()))?;
-        crate::weights::load_into(&mut self.vs, &ckpt.file.tensors, path)?;
-        self.optim.load_state(&ckpt.file.tensors, state.global_step)?;
-        self.state = state;
-        Ok(())
     }
 
     pub fn spec(&self) -> ModelSpec {
@@ -169,7 +184,12 @@ impl Trainer {
     /// The training order of epoch `epoch` (0-based): a permutation fixed by the seed and epoch,
     /// so that a resumed run sees exactly the batches an uninterrupted one would.
     fn epoch_order(&self, epoch: u32) -> Vec<i64> {
-        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(self.config.seed.wrapping_mul(1_000_003).wrapping_add(epoch as u64));
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(
+            self.config
+                .seed
+                .wrapping_mul(1_000_003)
+                .wrapping_add(epoch as u64),
+        );
         let mut order: Vec<i64> = (0..self.train.len()).collect();
         order.shuffle(&mut rng);
         order
@@ -194,23 +214,42 @@ impl Trainer {
             let value = loss.double_value(&[]);
             if !value.is_finite() {
                 bar.abandon();
-                return Err(Diverged { step: self.state.global_step, loss: value }.into());
+                return Err(Diverged {
+                    step: self.state.global_step,
+                    loss: value,
+                }
+                .into());
             }
             self.optim.zero_grad();
             loss.backward();
             self.optim.clip_grad_norm(self.config.max_norm);
-            lr = learning_rate(self.config.lr_schedule, self.config.learning_rate, self.state.global_step, total_steps);
+            lr = learning_rate(
+                self.config.lr_schedule,
+                self.config.learning_rate,
+                self.state.global_step,
+                total_steps,
+            );
             self.optim.step(lr);
             self.state.global_step += 1;
             loss_sum += value;
             images += batch.len() as i64;
             observer.on_step(self.state.global_step, value, lr);
             bar.inc(1);
-            bar.set_message(format!("loss {value:.4}  {:.0} img/s", images as f64 / started.elapsed().as_secs_f64()));
+            bar.set_message(format!(
+                "loss {value:.4}  {:.0} img/s",
+                images as f64 / started.elapsed().as_secs_f64()
+            ));
         }
         let train_seconds = started.elapsed().as_secs_f64();
         bar.finish_and_clear();
-        self.finish_epoch(epoch, loss_sum / steps as f64, lr, images as f64 / train_seconds, started, observer)
+        self.finish_epoch(
+            epoch,
+            loss_sum / steps as f64,
+            lr,
+            images as f64 / train_seconds,
+            started,
+            observer,
+        )
     }
 
     fn finish_epoch(
@@ -261,7 +300,13 @@ impl Trainer {
         let path = self.run.epoch_checkpoint(epoch);
         checkpoint::save(&path, &tensors, &self.config, &self.spec(), &self.state)?;
         if is_best {
-            checkpoint::save(&self.run.best_checkpoint(), &tensors, &self.config, &self.spec(), &self.state)?;
+            checkpoint::save(
+                &self.run.best_checkpoint(),
+                &tensors,
+                &self.config,
+                &self.spec(),
+                &self.state,
+            )?;
         }
         for old in self.run.epoch_checkpoints().into_iter().skip(2) {
             let _ = std::fs::remove_file(&old);
@@ -274,11 +319,11 @@ impl Trainer {
         if self.config.epoch_samples == 0 {
             return Ok(None);
         }
-        // A seed per epoch keeps sampling from disturbing anything else and makes grids repeatable.
-        tch::manual_seed(self.config.seed.wrapping_add(epoch as u64) as i64);
         let labels = sample::sample_labels(self.config.epoch_samples, None, self.train.classes, self.device);
         let (_, _, h, w) = self.train.levels.size4()?;
-        let levels = sample::sample(&self.model, &labels, h, w, 1.0, self.sampler);
+        // A seed per epoch makes the grids repeatable, also across a resume.
+        let seed = self.config.seed.wrapping_mul(31).wrapping_add(epoch as u64);
+        let levels = sample::sample(&self.model, &labels, h, w, 1.0, self.sampler, seed);
         let path = self.run.epoch_samples(epoch);
         sample::write_grid(&levels, self.config.color_levels, &path)?;
         Ok(Some(path))

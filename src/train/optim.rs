@@ -33,7 +33,14 @@ impl Adam {
         let exp_avg = named.iter().map(|(_, p)| p.zeros_like()).collect();
         let exp_avg_sq = named.iter().map(|(_, p)| p.zeros_like()).collect();
         let (names, params) = named.into_iter().unzip();
-        Self { names, params, exp_avg, exp_avg_sq, steps: 0, weight_decay }
+        Self {
+            names,
+            params,
+            exp_avg,
+            exp_avg_sq,
+            steps: 0,
+            weight_decay,
+        }
     }
 
     pub fn zero_grad(&mut self) {
@@ -48,7 +55,12 @@ impl Adam {
     /// Scales gradients so their global L2 norm is at most `max_norm` (as `clip_grad_norm_`)
     /// and returns the norm before clipping.
     pub fn clip_grad_norm(&mut self, max_norm: f64) -> f64 {
-        let grads: Vec<Tensor> = self.params.iter().map(Tensor::grad).filter(Tensor::defined).collect();
+        let grads: Vec<Tensor> = self
+            .params
+            .iter()
+            .map(Tensor::grad)
+            .filter(Tensor::defined)
+            .collect();
         if grads.is_empty() {
             return 0.0;
         }
@@ -69,7 +81,12 @@ impl Adam {
         let bias1 = 1.0 - BETA1.powi(self.steps as i32);
         let bias2_sqrt = (1.0 - BETA2.powi(self.steps as i32)).sqrt();
         tch::no_grad(|| {
-            for ((p, m), v) in self.params.iter_mut().zip(&mut self.exp_avg).zip(&mut self.exp_avg_sq) {
+            for ((p, m), v) in self
+                .params
+                .iter_mut()
+                .zip(&mut self.exp_avg)
+                .zip(&mut self.exp_avg_sq)
+            {
                 let mut g = p.grad();
                 if !g.defined() {
                     continue;
@@ -90,7 +107,10 @@ impl Adam {
         let mut out = NamedTensors::new();
         for (i, name) in self.names.iter().enumerate() {
             out.insert(format!("optim.exp_avg.{name}"), self.exp_avg[i].shallow_clone());
-            out.insert(format!("optim.exp_avg_sq.{name}"), self.exp_avg_sq[i].shallow_clone());
+            out.insert(
+                format!("optim.exp_avg_sq.{name}"),
+                self.exp_avg_sq[i].shallow_clone(),
+            );
         }
         out
     }
@@ -99,9 +119,14 @@ impl Adam {
     pub fn load_state(&mut self, tensors: &NamedTensors, steps: i64) -> anyhow::Result<()> {
         tch::no_grad(|| -> anyhow::Result<()> {
             for (i, name) in self.names.iter().enumerate() {
-                for (prefix, dst) in [("exp_avg", &mut self.exp_avg[i]), ("exp_avg_sq", &mut self.exp_avg_sq[i])] {
+                for (prefix, dst) in [
+                    ("exp_avg", &mut self.exp_avg[i]),
+                    ("exp_avg_sq", &mut self.exp_avg_sq[i]),
+                ] {
                     let key = format!("optim.{prefix}.{name}");
-                    let src = tensors.get(&key).ok_or_else(|| anyhow::anyhow!("checkpoint lacks {key}"))?;
+                    let src = tensors
+                        .get(&key)
+                        .ok_or_else(|| anyhow::anyhow!("checkpoint lacks {key}"))?;
                     dst.copy_(&src.to_device(dst.device()).to_kind(Kind::Float));
                 }
             }

@@ -1,0 +1,184 @@
+//! The `pixelx` binary: bad input fails cleanly, and a trained run can be sampled, evaluated,
+//! exported and imported.
+
+mod common;
+
+use std::path::Path;
+
+use common::pixelx;
+
+/// Runs pixelx with `args` in `runs`, returning (success, stdout, stderr).
+fn run(runs: &Path, args: &[&str]) -> (bool, String, String) {
+    let out = pixelx().arg("--runs-dir").arg(runs).args(args).output().unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into(),
+        String::from_utf8_lossy(&out.stderr).into(),
+    )
+}
+
+fn entries(dir: &Path) -> usize {
+    std::fs::read_dir(dir).map(|d| d.count()).unwrap_or(0)
+}
+
+#[test]
+fn bad_training_flags_fail_with_a_message_and_no_run_folder() {
+    let runs = tempfile::tempdir().unwrap();
+    let cases: &[(&[&str], &str)] = &[
+        (
+            &["--hidden-ksize", "4"],
+            "invalid `hidden_ksize`: must be an odd number",
+        ),
+        (&["--causal-ksize", "2"], "invalid `causal_ksize`"),
+        (
+            &["--color-levels", "1"],
+            "invalid `color_levels`: must be in 2..=256",
+        ),
+        (&["--color-levels", "300"], "invalid `color_levels`"),
+        (
+            &["--data-channels", "3", "--hidden-fmaps", "31"],
+            "invalid `hidden_fmaps`: must be divisible by data_channels = 3",
+        ),
+        (&["--lr", "0"], "invalid `learning_rate`: must be positive"),
+        (&["--learning-rate", "-1e-3"], "invalid `learning_rate`"),
+        (&["--batch-size", "0"], "invalid `batch_size`: must be positive"),
+        (&["--dataset", "imagenet"], "unknown dataset `imagenet`"),
+        (&["--device", "tpu:0"], "unknown device `tpu:0`"),
+        (&["--device", "cuda:7"], "cuda:7 requested"),
+    ];
+    for (args, expected) in cases {
+        let (ok, _, stderr) = run(runs.path(), &[&["train", "--epochs", "1"], *args].concat());
+        assert!(!ok, "{args:?} should fail");
+        assert!(
+            stderr.contains(expected),
+            "{args:?}: expected `{expected}` in: {stderr}"
+        );
+        assert!(!stderr.contains("panicked"), "{args:?} panicked: {stderr}");
+    }
+    assert_eq!(entries(runs.path()), 0, "no run folder for a rejected config");
+}
+
+#[test]
+fn a_missing_dataset_names_the_file_and_the_fix() {
+    let runs = tempfile::tempdir().unwrap();
+    let empty = tempfile::tempdir().unwrap();
+    let out = pixelx()
+        .env("PIXELX_DATA_DIR", empty.path())
+        .arg("--runs-dir")
+        .arg(runs.path())
+        .args(["train", "--epochs", "1"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("train-images-idx3-ubyte: file not found"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("just setup"), "{stderr}");
+    assert_eq!(entries(runs.path()), 0);
+}
+
+#[test]
+fn unreadable_checkpoints_are_reported_not_panicked_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let garbage = dir.path().join("garbage.safetensors");
+    std::fs::write(&garbage, b"definitely not safetensors").unwrap();
+    for cmd in ["eval", "sample"] {
+        let (ok, _, stderr) = run(dir.path(), &[cmd, "--checkpoint", garbage.to_str().unwrap()]);
+        assert!(
+            !ok && stderr.contains("not a readable safetensors file"),
+            "{cmd}: {stderr}"
+        );
+        let (ok, _, stderr) = run(dir.path(), &[cmd, "no-such-run"]);
+        assert!(!ok && stderr.contains("no run `no-such-run`"), "{cmd}: {stderr}");
+    }
+}
+
+#[test]
+fn train_sample_eval_export_import_round_trip() {
+    let runs = tempfile::tempdir().unwrap();
+    let train_args = [
+        "train",
+        "--epochs",
+        "1",
+        "--train-subset",
+        "256",
+        "--test-subset",
+        "128",
+        "--hidden-fmaps",
+        "8",
+        "--out-hidden-fmaps",
+        "8",
+        "--hidden-layers",
+        "1",
+        "--causal-ksize",
+        "5",
+        "--hidden-ksize",
+        "3",
+        "--epoch-samples",
+        "4",
+        "--cuda",
+        "false",
+        "--lr",
+        "0.002",
+    ];
+    let (ok, stdout, stderr) = run(runs.path(), &train_args);
+    assert!(ok, "{stderr}");
+    let id = stdout.split_whitespace().nth(1).unwrap().to_owned();
+    assert!(stdout.contains("bpd8"), "final metrics printed: {stdout}");
+
+    let (ok, json, stderr) = run(runs.path(), &["eval", &id, "--format", "json"]);
+    assert!(ok, "{stderr}");
+    let m: serde_json::Value = serde_json::from_str(json.trim()).unwrap();
+    assert_eq!(m["images"], 128);
+    let bpd = m["bpd"].as_f64().unwrap();
+    assert!((m["bpd8"].as_f64().unwrap() - bpd - 7.0).abs() < 1e-9);
+
+    let png = runs.path().join("s.png");
+    let args = [
+        "sample",
+        &id,
+        "-c",
+        "3",
+        "--height",
+        "5",
+        "--width",
+        "9",
+        "-o",
+        png.to_str().unwrap(),
+        "--label",
+        "4",
+    ];
+    let (ok, _, stderr) = run(runs.path(), &args);
+    assert!(ok, "{stderr}");
+    let img = image::open(&png).unwrap();
+    assert_eq!(
+        (img.width(), img.height()),
+        (2 * 9 + 3 * 2, 2 * 5 + 3 * 2),
+        "3 samples in a 2x2 grid"
+    );
+    let (ok, _, stderr) = run(
+        runs.path(),
+        &["sample", &id, "--hidden-fmaps", "30", "-o", png.to_str().unwrap()],
+    );
+    assert!(
+        !ok && stderr.contains("--hidden-fmaps 30 does not match the checkpoint"),
+        "{stderr}"
+    );
+
+    let exported = runs.path().join("w.safetensors");
+    let (ok, _, stderr) = run(runs.path(), &["export", &id, "--out", exported.to_str().unwrap()]);
+    assert!(ok, "{stderr}");
+    let (ok, stdout, stderr) = run(runs.path(), &["import", exported.to_str().unwrap()]);
+    assert!(ok, "{stderr}");
+    let words: Vec<&str> = stdout.split_whitespace().collect();
+    let imported = words[words.iter().position(|w| *w == "run").unwrap() + 1].to_owned();
+    let (ok, json2, stderr) = run(
+        runs.path(),
+        &["eval", &imported, "--format", "json", "--test-subset", "128"],
+    );
+    assert!(ok, "{stderr}");
+    let m2: serde_json::Value = serde_json::from_str(json2.trim()).unwrap();
+    assert_eq!(m2["nll"], m["nll"], "the imported weights are the same model");
+}
