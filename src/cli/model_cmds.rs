@@ -36,7 +36,7 @@ pub struct SampleArgs {
     /// Softmax temperature; below 1 sharpens, above 1 flattens.
     #[arg(long, default_value_t = 1.0)]
     pub temperature: f64,
-    #[arg(long, value_enum, default_value = "naive")]
+    #[arg(long, value_enum, default_value = "cached")]
     pub sampler: Sampler,
     #[arg(long, num_args = 0..=1, default_missing_value = "true")]
     pub cuda: Option<bool>,

@@ -131,7 +131,7 @@ impl Trainer {
             optim,
             train,
             test,
-            sampler: Sampler::Naive,
+            sampler: Sampler::Cached,
             show_progress: false,
         })
     }
