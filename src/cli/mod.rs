@@ -3,6 +3,7 @@
 
 mod args;
 mod model_cmds;
+mod sweep_cmds;
 mod train_cmd;
 
 use std::path::PathBuf;
@@ -23,6 +24,9 @@ pub struct Cli {
     /// Folder holding run folders (and later the registry).
     #[arg(long, global = true, env = "PIXELX_RUNS_DIR", default_value = "runs")]
     pub runs_dir: PathBuf,
+    /// The SQLite registry (default: <runs-dir>/registry.sqlite).
+    #[arg(long, global = true, env = "PIXELX_REGISTRY")]
+    pub registry: Option<PathBuf>,
     /// Folder holding the datasets (`just setup` fills it).
     #[arg(long, global = true, env = "PIXELX_DATA_DIR", default_value = "data")]
     pub data_dir: PathBuf,
@@ -38,6 +42,17 @@ pub struct Cli {
 
 #[derive(Subcommand, Debug)]
 pub enum Command {
+    /// Expand an experiment file's grid, schedule its runs over the devices, record everything.
+    /// Running a file again finishes what is unfinished.
+    Run(sweep_cmds::RunArgs),
+    /// Compare runs: a table, the best runs, or an HTML page.
+    Report(sweep_cmds::ReportArgs),
+    /// List runs.
+    Ls,
+    /// One run in full: config, history, metrics, artefacts.
+    Show {
+        run_id: String,
+    },
     /// Train one model (the original train.py flags), recorded in its own run folder.
     Train(TrainArgs),
     /// Continue a run from its last intact checkpoint to its configured end.
@@ -50,6 +65,19 @@ pub enum Command {
     Export(model_cmds::ExportArgs),
     /// Read reference-layout safetensors weights (e.g. from the PyTorch original) into a new run.
     Import(model_cmds::ImportArgs),
+    /// Train one registered run (started by `pixelx run`, one process per run).
+    #[command(hide = true)]
+    Worker {
+        run_id: String,
+        #[arg(long)]
+        device: String,
+    },
+}
+
+impl Cli {
+    pub fn registry_path(&self) -> PathBuf {
+        self.registry.clone().unwrap_or_else(|| crate::registry::Registry::default_path(&self.runs_dir))
+    }
 }
 
 /// Parses arguments, runs the command and maps errors to a message and exit code 1.
@@ -71,6 +99,17 @@ fn dispatch(cli: Cli) -> anyhow::Result<()> {
     match &cli.command {
         Command::Train(args) => train_cmd::train(&cli, args),
         Command::Resume { run_id } => train_cmd::resume(&cli, run_id),
+        Command::Worker { run_id, device } => train_cmd::worker(&cli, run_id, device),
+        Command::Run(args) => {
+            init_logging(cli.quiet, None);
+            sweep_cmds::run(&cli, args)
+        }
+        Command::Report(args) => {
+            init_logging(cli.quiet, None);
+            sweep_cmds::report(&cli, args)
+        }
+        Command::Ls => sweep_cmds::ls(&cli),
+        Command::Show { run_id } => sweep_cmds::show(&cli, run_id),
         Command::Sample(args) => {
             init_logging(cli.quiet, None);
             model_cmds::sample(&cli, args)

@@ -71,6 +71,35 @@ pub fn read_raw(dataset: &str, split: Split, data_dir: &Path) -> Result<RawImage
     }
 }
 
+/// Checks that a dataset's files are present, without reading them: a cheap early error before a
+/// run is registered.
+pub fn check_available(dataset: &str, data_dir: &Path) -> Result<(), DataError> {
+    let hint = "run `just setup` (or `./dev setup`) to fetch it";
+    let files: Vec<PathBuf> = match dataset {
+        "mnist" | "fashionmnist" => {
+            let suffix = if dataset == "mnist" { "" } else { ".gz" };
+            ["train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"]
+                .iter()
+                .map(|f| data_dir.join(dataset).join(format!("{f}{suffix}")))
+                .collect()
+        }
+        _ => {
+            let dir = cifar_dir(data_dir);
+            let mut v: Vec<PathBuf> = (1..=5).map(|i| dir.join(format!("data_batch_{i}.bin"))).collect();
+            v.push(dir.join("test_batch.bin"));
+            v
+        }
+    };
+    match files.into_iter().find(|f| !f.is_file()) {
+        Some(path) if dataset == "cifar" => Err(DataError::Missing {
+            path,
+            hint: "place the CIFAR-10 binary release there, or point PIXELX_CIFAR_DIR at its folder".into(),
+        }),
+        Some(path) => Err(DataError::Missing { path, hint: hint.into() }),
+        None => Ok(()),
+    }
+}
+
 /// Quantises one byte to `levels` levels: `floor(v · L / 256)`.
 pub fn quantise(v: u8, levels: u32) -> u8 {
     ((v as u32 * levels) / 256) as u8

@@ -42,6 +42,14 @@ pub struct EpochRecord {
 pub struct TrainState {
     pub epochs_done: u32,
     pub global_step: i64,
+    /// Batches of the unfinished epoch already trained (non-zero only in an interrupt checkpoint).
+    #[serde(default)]
+    pub step_in_epoch: i64,
+    /// Sum of those batches' losses and their image count, so the epoch's mean comes out exact.
+    #[serde(default)]
+    pub epoch_loss_sum: f64,
+    #[serde(default)]
+    pub epoch_images: i64,
     pub history: Vec<EpochRecord>,
     /// Epoch (1-based) with the lowest test `bpd8` so far.
     pub best_epoch: Option<u32>,
@@ -65,6 +73,9 @@ pub struct Diverged {
 /// Hooks for whoever records a run (the registry, a progress display).
 pub trait Observer {
     fn on_step(&mut self, _step: i64, _loss: f64, _lr: f64) {}
+    /// Called just before a checkpoint is written: anything the checkpoint will claim as done
+    /// must be durable by then, or a crash right after would lose it for good.
+    fn before_checkpoint(&mut self) {}
     fn on_epoch(
         &mut self,
         _record: &EpochRecord,
@@ -201,11 +212,14 @@ impl Trainer {
         let total_steps = steps * self.config.epochs as i64;
         let order = self.epoch_order(epoch);
         let bar = self.progress_bar(epoch, steps);
+        bar.set_position(self.state.step_in_epoch as u64);
         let started = Instant::now();
-        let (mut loss_sum, mut images, mut lr) = (0f64, 0i64, self.config.learning_rate);
-        for batch in order.chunks(self.config.batch_size as usize) {
+        let mut lr = self.config.learning_rate;
+        let skip = self.state.step_in_epoch as usize;
+        for batch in order.chunks(self.config.batch_size as usize).skip(skip) {
             if stop.load(Ordering::SeqCst) {
                 bar.abandon();
+                self.save_interrupt_checkpoint()?;
                 return Ok(());
             }
             let idx = Tensor::from_slice(batch).to_device(self.device);
@@ -231,25 +245,38 @@ impl Trainer {
             );
             self.optim.step(lr);
             self.state.global_step += 1;
-            loss_sum += value;
-            images += batch.len() as i64;
+            self.state.step_in_epoch += 1;
+            self.state.epoch_loss_sum += value;
+            self.state.epoch_images += batch.len() as i64;
             observer.on_step(self.state.global_step, value, lr);
             bar.inc(1);
-            bar.set_message(format!(
-                "loss {value:.4}  {:.0} img/s",
-                images as f64 / started.elapsed().as_secs_f64()
-            ));
+            let rate = (self.state.step_in_epoch - skip as i64) as f64 * self.config.batch_size as f64
+                / started.elapsed().as_secs_f64();
+            bar.set_message(format!("loss {value:.4}  {rate:.0} img/s"));
         }
         let train_seconds = started.elapsed().as_secs_f64();
         bar.finish_and_clear();
-        self.finish_epoch(
-            epoch,
-            loss_sum / steps as f64,
-            lr,
-            images as f64 / train_seconds,
-            started,
-            observer,
-        )
+        let trained = self.state.epoch_images - skip as i64 * self.config.batch_size;
+        let loss = self.state.epoch_loss_sum / steps as f64;
+        self.state.step_in_epoch = 0;
+        self.state.epoch_loss_sum = 0.0;
+        self.state.epoch_images = 0;
+        self.finish_epoch(epoch, loss, lr, trained.max(0) as f64 / train_seconds, started, observer)
+    }
+
+    /// On a stop request mid-epoch: a checkpoint at the current step, named so it sorts after
+    /// the epoch it continues (`epoch-0003-step-000120` comes after `epoch-0003`).
+    fn save_interrupt_checkpoint(&self) -> Result<()> {
+        if self.state.step_in_epoch == 0 {
+            return Ok(());
+        }
+        let mut tensors = crate::weights::model_tensors(&self.vs);
+        tensors.extend(self.optim.state());
+        let name = format!("epoch-{:04}-step-{:06}.safetensors", self.state.epochs_done, self.state.step_in_epoch);
+        let path = self.run.checkpoints_dir().join(name);
+        checkpoint::save(&path, &tensors, &self.config, &self.spec(), &self.state)?;
+        tracing::info!(checkpoint = %path.display(), "interrupted: checkpoint written");
+        Ok(())
     }
 
     fn finish_epoch(
@@ -277,6 +304,7 @@ impl Trainer {
         if is_best {
             self.state.best_epoch = Some(epoch + 1);
         }
+        observer.before_checkpoint();
         let path = self.save_checkpoint(epoch + 1, is_best)?;
         append_jsonl(&self.run.metrics_path(), &record)?;
         tracing::info!(

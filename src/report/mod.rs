@@ -1,0 +1,172 @@
+//! Comparing runs: tables (plain, markdown, CSV, JSON), the best runs, and an HTML page.
+
+mod html;
+
+pub use html::write_html;
+
+use anyhow::{bail, Result};
+use serde::Serialize;
+
+use crate::config::RUN_KEYS;
+use crate::registry::RunSummary;
+
+/// Output formats of `pixelx report`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    Table,
+    Markdown,
+    Csv,
+    Json,
+}
+
+/// Parameters whose values differ among `runs` (what a comparison should show).
+pub fn varying_params(runs: &[RunSummary]) -> Vec<String> {
+    RUN_KEYS
+        .iter()
+        .filter(|k| runs.windows(2).any(|w| w[0].params.get(**k) != w[1].params.get(**k)))
+        .map(|k| k.to_string())
+        .collect()
+}
+
+fn param_text(run: &RunSummary, key: &str) -> String {
+    match run.params.get(key) {
+        Some(serde_json::Value::String(s)) => s.clone(),
+        Some(v) => v.to_string(),
+        None => String::new(),
+    }
+}
+
+/// Sorts by a column: `bpd8` (default; best first), `bpd`, `images_per_sec`, `wall`, `status`,
+/// `id`, or any run parameter.
+pub fn sort_runs(runs: &mut [RunSummary], key: &str) -> Result<()> {
+    let metric = |r: &RunSummary| -> f64 {
+        match key {
+            "bpd8" => r.best.map_or(f64::INFINITY, |b| b.bpd8),
+            "bpd" => r.best.map_or(f64::INFINITY, |b| b.bpd),
+            "images_per_sec" => -r.images_per_sec.unwrap_or(0.0),
+            "wall" => r.wall_seconds.unwrap_or(f64::INFINITY),
+            _ => f64::NAN,
+        }
+    };
+    match key {
+        "bpd8" | "bpd" | "images_per_sec" | "wall" => runs.sort_by(|a, b| {
+            metric(a).total_cmp(&metric(b)).then_with(|| {
+                let bpd = |r: &RunSummary| r.best.map_or(f64::INFINITY, |b| b.bpd);
+                bpd(a).total_cmp(&bpd(b))
+            })
+        }),
+        "status" => runs.sort_by(|a, b| a.status.cmp(&b.status)),
+        "id" => runs.sort_by(|a, b| a.id.cmp(&b.id)),
+        k if RUN_KEYS.contains(&k) => runs.sort_by(|a, b| {
+            let (x, y) = (param_text(a, k), param_text(b, k));
+            match (x.parse::<f64>(), y.parse::<f64>()) {
+                (Ok(p), Ok(q)) => p.total_cmp(&q),
+                _ => x.cmp(&y),
+            }
+        }),
+        other => bail!("cannot sort by `{other}`: use bpd8, bpd, images_per_sec, wall, status, id or a run parameter"),
+    }
+    Ok(())
+}
+
+/// The best `n` runs by test `bpd8` (ties by `bpd`) of each experiment, best first.
+pub fn best_runs(runs: &[RunSummary], n: usize) -> Vec<RunSummary> {
+    let mut experiments: Vec<&str> = runs.iter().map(|r| r.experiment.as_str()).collect();
+    experiments.dedup();
+    experiments.sort();
+    experiments.dedup();
+    let mut out = Vec::new();
+    for e in experiments {
+        let mut mine: Vec<RunSummary> = runs.iter().filter(|r| r.experiment == e && r.best.is_some()).cloned().collect();
+        let _ = sort_runs(&mut mine, "bpd8");
+        out.extend(mine.into_iter().take(n));
+    }
+    out
+}
+
+/// Rows of the comparison table: header, then one row per run.
+pub fn table_rows(runs: &[RunSummary], params: &[String]) -> Vec<Vec<String>> {
+    let mut header: Vec<String> = vec!["run".into(), "experiment".into(), "status".into()];
+    header.extend(params.iter().cloned());
+    header.extend(["best bpd8", "bpd", "epoch", "img/s", "wall s", "device"].map(String::from));
+    let mut rows = vec![header];
+    for r in runs {
+        let mut row = vec![r.id.clone(), r.experiment.clone(), r.status.clone()];
+        row.extend(params.iter().map(|p| param_text(r, p)));
+        let fmt = |v: Option<f64>, digits: usize| v.map_or("-".into(), |v| format!("{v:.digits$}"));
+        row.push(fmt(r.best.map(|b| b.bpd8), 4));
+        row.push(fmt(r.best.map(|b| b.bpd), 4));
+        row.push(r.best.map_or("-".into(), |b| b.epoch.to_string()));
+        row.push(fmt(r.images_per_sec, 1));
+        row.push(fmt(r.wall_seconds, 1));
+        row.push(r.device.clone().unwrap_or_else(|| "-".into()));
+        rows.push(row);
+    }
+    rows
+}
+
+fn csv_field(s: &str) -> String {
+    if s.contains([',', '"', '\n']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_owned()
+    }
+}
+
+/// Renders the table in `format`.
+pub fn render(runs: &[RunSummary], params: &[String], format: Format) -> Result<String> {
+    let rows = table_rows(runs, params);
+    Ok(match format {
+        Format::Json => {
+            #[derive(Serialize)]
+            struct Out<'a> {
+                runs: &'a [RunSummary],
+            }
+            serde_json::to_string_pretty(&Out { runs })?
+        }
+        Format::Csv => rows.iter().map(|r| r.iter().map(|f| csv_field(f)).collect::<Vec<_>>().join(",")).collect::<Vec<_>>().join("\n"),
+        Format::Markdown => {
+            let mut out = Vec::new();
+            for (i, r) in rows.iter().enumerate() {
+                out.push(format!("| {} |", r.iter().map(|f| f.replace('|', "\\|")).collect::<Vec<_>>().join(" | ")));
+                if i == 0 {
+                    out.push(format!("|{}|", vec!["---"; r.len()].join("|")));
+                }
+            }
+            out.join("\n")
+        }
+        Format::Table => {
+            let widths: Vec<usize> =
+                (0..rows[0].len()).map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0)).collect();
+            rows.iter()
+                .map(|r| {
+                    r.iter().zip(&widths).map(|(f, w)| format!("{f:<w$}")).collect::<Vec<_>>().join("  ").trim_end().to_owned()
+                })
+                .collect::<Vec<_>>()
+                .join("\n")
+        }
+    })
+}
+
+/// The `--best` view: each winner with its full configuration and artefacts.
+pub fn render_best(best: &[RunSummary], format: Format) -> Result<String> {
+    if format == Format::Json {
+        return Ok(serde_json::to_string_pretty(&serde_json::json!({ "best": best }))?);
+    }
+    let mut out = String::new();
+    for r in best {
+        let b = r.best.expect("best runs have a best epoch");
+        out += &format!(
+            "best of {}: run {} (epoch {}): test bpd8 {:.4}, bpd {:.4}, nll {:.4}\n",
+            r.experiment, r.id, b.epoch, b.bpd8, b.bpd, b.nll
+        );
+        out += &format!("  checkpoint {}\n", r.checkpoint.as_deref().unwrap_or("-"));
+        out += &format!("  samples    {}\n", r.samples.as_deref().unwrap_or("-"));
+        let config: Vec<String> = RUN_KEYS.iter().map(|k| format!("{k}={}", param_text(r, k))).collect();
+        out += &format!("  config     {}\n", config.join(" "));
+    }
+    if best.is_empty() {
+        out += "no run has test metrics yet\n";
+    }
+    Ok(out)
+}

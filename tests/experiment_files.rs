@@ -1,0 +1,143 @@
+//! Experiment files: expansion, layering, and a table of bad files that must each fail with a
+//! precise message before the registry is touched.
+
+mod common;
+
+use pixelx::config::Experiment;
+
+const GOOD: &str = r#"
+[experiment]
+name = "t"
+dataset = "mnist"
+
+[defaults]
+epochs = 1
+hidden_fmaps = 8
+
+[grid]
+hidden_ksize = [3, 5]
+learning_rate = [1e-3, 2e-3, 4e-3]
+
+[[exclude]]
+hidden_ksize = 5
+learning_rate = 4e-3
+
+[[points]]
+color_levels = 4
+"#;
+
+fn write(dir: &std::path::Path, text: &str) -> std::path::PathBuf {
+    let path = dir.join("exp.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+#[test]
+fn grid_points_and_exclusions_expand_to_the_expected_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let exp = Experiment::load(&write(dir.path(), GOOD), &[]).unwrap();
+    assert_eq!(exp.runs.len(), 2 * 3 - 1 + 1);
+    assert!(exp.runs.iter().all(|r| r.config.epochs == 1 && r.config.hidden_fmaps == 8));
+    assert!(!exp.runs.iter().any(|r| r.config.hidden_ksize == 5 && r.config.learning_rate == 4e-3));
+    assert_eq!(exp.runs.last().unwrap().config.color_levels, 4);
+    assert_eq!(exp.varying_keys(), vec!["hidden_ksize", "color_levels", "learning_rate"]);
+    let again = Experiment::load(&write(dir.path(), GOOD), &[]).unwrap();
+    let ids = |e: &Experiment| e.runs.iter().map(|r| r.id.clone()).collect::<Vec<_>>();
+    assert_eq!(ids(&exp), ids(&again), "run ids are stable hashes of the resolved config");
+}
+
+#[test]
+fn overrides_layer_over_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write(dir.path(), GOOD);
+    let exp = Experiment::load(&path, &["epochs=3".into(), "scheduler.runs_per_device=2".into()]).unwrap();
+    assert!(exp.runs.iter().all(|r| r.config.epochs == 3));
+    assert_eq!(exp.scheduler.runs_per_device, 2);
+    // `--set` of a grid axis replaces the list.
+    let exp = Experiment::load(&path, &["grid.hidden_ksize=[7]".into()]).unwrap();
+    assert_eq!(exp.runs.len(), 3 + 1);
+}
+
+#[test]
+fn random_search_is_reproducible_and_log_uniform() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = r#"
+[experiment]
+name = "r"
+[defaults]
+epochs = 1
+[random]
+samples = 6
+seed = 3
+[random.space]
+learning_rate = { log_uniform = [1e-5, 1e-1] }
+hidden_fmaps = { choice = [8, 16] }
+"#;
+    let a = Experiment::load(&write(dir.path(), text), &[]).unwrap();
+    let b = Experiment::load(&write(dir.path(), text), &[]).unwrap();
+    assert_eq!(a.runs.len(), 6);
+    assert_eq!(a.runs.iter().map(|r| r.config.clone()).collect::<Vec<_>>(), b.runs.iter().map(|r| r.config.clone()).collect::<Vec<_>>());
+    assert!(a.runs.iter().all(|r| (1e-5..1e-1).contains(&r.config.learning_rate)));
+    assert!(a.runs.iter().all(|r| [8, 16].contains(&r.config.hidden_fmaps)));
+}
+
+#[test]
+fn shipped_experiment_files_are_valid() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("experiments");
+    for name in ["quickstart", "mnist_sweep", "fashionmnist", "cifar"] {
+        let exp = Experiment::load(&root.join(format!("{name}.toml")), &[]).unwrap();
+        assert_eq!(exp.info.name, name);
+    }
+    let sweep = Experiment::load(&root.join("mnist_sweep.toml"), &[]).unwrap();
+    assert_eq!(sweep.runs.len(), 32 - 8 + 3 - 1, "32 grid points, 8 excluded, 3 of the original's, one of which is a grid point");
+}
+
+/// Each bad file, the message it must produce, and proof that nothing was recorded.
+#[test]
+fn bad_experiment_files_fail_clearly_without_touching_the_registry() {
+    let header = "[experiment]\nname = \"bad\"\n";
+    let cases: Vec<(String, &str)> = vec![
+        ("[experiment\nname = \"x\"".into(), "1:12: TOML syntax error"),
+        (format!("{header}[defaults]\nepochs = 1\nepochs = 2\n"), "5:1: TOML syntax error: duplicate key `epochs`"),
+        (format!("{header}[defaults]\nlearning_rate = \n"), "4:17: TOML syntax error"),
+        (format!("{header}[defaults]\nlearnig_rate = 1e-3\n"), "unknown key `defaults.learnig_rate`; did you mean `learning_rate`?"),
+        (format!("{header}[grid]\nhiden_fmaps = [1]\n"), "unknown key `grid.hiden_fmaps`; did you mean `hidden_fmaps`?"),
+        (format!("{header}[schedular]\ndevices = \"cpu\"\n"), "unknown key `schedular`; did you mean `scheduler`?"),
+        (format!("{header}[scheduler]\ndevice = \"cpu\"\n"), "unknown key `scheduler.device`; did you mean `devices`?"),
+        (format!("{header}nmae = \"x\"\n"), "unknown key `experiment.nmae`; did you mean `name`?"),
+        ("[defaults]\nepochs = 1\n".into(), "missing `[experiment]` table"),
+        (format!("{header}[defaults]\nepochs = \"ten\"\n"), "defaults: invalid type: string \"ten\", expected u32"),
+        (format!("{header}[defaults]\nlearning_rate = \"fast\"\n"), "expected f64"),
+        (format!("{header}[grid]\nhidden_ksize = 5\n"), "`grid.hidden_ksize`: invalid type: found signed int `5`, expected a sequence"),
+        (format!("{header}[grid]\nhidden_ksize = []\n"), "grid.hidden_ksize is an empty list, which gives no runs"),
+        (format!("{header}[grid]\nhidden_ksize = [4]\n"), "invalid `hidden_ksize`: must be an odd number"),
+        (format!("{header}[defaults]\ncolor_levels = 300\n"), "invalid `color_levels`: must be in 2..=256"),
+        (format!("{header}[defaults]\ndataset = \"imagenet\"\n"), "unknown dataset `imagenet`"),
+        ("[experiment]\nname = \"x\"\ndataset = \"svhn\"\n".into(), "unknown dataset `svhn`"),
+        (format!("{header}[defaults]\nlearning_rate = -0.1\n"), "invalid `learning_rate`: must be positive"),
+        (format!("{header}[defaults]\ndata_channels = 3\nhidden_fmaps = 31\n"), "invalid `hidden_fmaps`: must be divisible by data_channels = 3"),
+        (format!("{header}[defaults]\nbatch_size = 0\n"), "invalid `batch_size`: must be positive"),
+        (format!("{header}[scheduler]\nruns_per_device = 0\n"), "`scheduler.runs_per_device` must be at least 1"),
+        (format!("{header}[defaults]\nlr_schedule = \"linear\"\n"), "unknown variant `linear`"),
+        (format!("{header}[grid]\nlearning_rate = [1e-3]\n[[exclude]]\nlearning_rate = 1e-3\n"), "leave no runs"),
+        ("[experiment]\nname = \"\"\n".into(), "`experiment.name` must not be empty"),
+        (format!("{header}[random]\nsamples = 2\n[random.space]\nlearning_rate = {{ log_uniform = [0.0, 1.0] }}\n"), "random.space.learning_rate: empty or reversed range"),
+        (format!("{header}[random]\nsamples = 2\n[random.space]\nlearning_rate = {{ gaussian = [0.0, 1.0] }}\n"), "`random.space.learning_rate.gaussian`: unknown variant: found `gaussian`"),
+    ];
+    assert!(cases.len() >= 20);
+    let dir = tempfile::tempdir().unwrap();
+    for (text, expected) in &cases {
+        let path = write(dir.path(), text);
+        let out = common::pixelx()
+            .arg("--runs-dir")
+            .arg(dir.path().join("runs"))
+            .args(["run", path.to_str().unwrap()])
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "accepted:\n{text}");
+        assert!(stderr.contains(expected), "for\n{text}\nexpected `{expected}` in: {stderr}");
+        assert!(stderr.contains("exp.toml"), "the message names the file: {stderr}");
+        assert!(!dir.path().join("runs").exists(), "the registry was touched by:\n{text}");
+    }
+}
