@@ -35,7 +35,11 @@ fn pixelx_train_speed(spec: ModelSpec, batch: i64, steps: usize) -> f64 {
     let vs = nn::VarStore::new(Device::Cpu);
     let model = PixelCnn::new(&vs.root(), spec, 0);
     let mut adam = Adam::new(&vs, 1e-4);
-    let levels = Tensor::randint(spec.levels, [batch, spec.channels, 28, 28], (Kind::Int64, Device::Cpu));
+    let levels = Tensor::randint(
+        spec.levels,
+        [batch, spec.channels, 28, 28],
+        (Kind::Int64, Device::Cpu),
+    );
     let x = levels.to_kind(Kind::Float) / (spec.levels - 1) as f64;
     let labels = Tensor::randint(10, [batch], (Kind::Int64, Device::Cpu));
     let mut step = || {
@@ -60,7 +64,12 @@ fn pytorch_train_speed(spec: ModelSpec, batch: i64, steps: usize) -> f64 {
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/python/reference_pixelcnn.py");
     let out = Command::new(python)
         .args([script, "train-speed"])
-        .args(["--channels", &spec.channels.to_string(), "--hidden-fmaps", &spec.hidden_fmaps.to_string()])
+        .args([
+            "--channels",
+            &spec.channels.to_string(),
+            "--hidden-fmaps",
+            &spec.hidden_fmaps.to_string(),
+        ])
         .args(["--out-hidden-fmaps", &spec.out_hidden_fmaps.to_string()])
         .args(["--batch-size", &batch.to_string(), "--steps", &steps.to_string()])
         .args(["--threads", &THREADS.to_string()])
@@ -103,8 +112,13 @@ fn sampling() {
     }
     let per_pass = start.elapsed().as_secs_f64() / passes as f64;
     let t_naive = per_pass * (28 * 28) as f64;
-    println!("  naive              {t_naive:8.2} s  (baseline: 784 passes x {per_pass:.3} s, {passes} timed)");
-    println!("  speed-up           {:8.1}x  (target >= 50x)", t_naive / t_cached);
+    println!(
+        "  naive              {t_naive:8.2} s  (baseline: 784 passes x {per_pass:.3} s, {passes} timed)"
+    );
+    println!(
+        "  speed-up           {:8.1}x  (target >= 50x)",
+        t_naive / t_cached
+    );
 }
 
 fn main() {

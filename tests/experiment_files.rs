@@ -37,13 +37,26 @@ fn grid_points_and_exclusions_expand_to_the_expected_runs() {
     let dir = tempfile::tempdir().unwrap();
     let exp = Experiment::load(&write(dir.path(), GOOD), &[]).unwrap();
     assert_eq!(exp.runs.len(), 2 * 3 - 1 + 1);
-    assert!(exp.runs.iter().all(|r| r.config.epochs == 1 && r.config.hidden_fmaps == 8));
-    assert!(!exp.runs.iter().any(|r| r.config.hidden_ksize == 5 && r.config.learning_rate == 4e-3));
+    assert!(exp
+        .runs
+        .iter()
+        .all(|r| r.config.epochs == 1 && r.config.hidden_fmaps == 8));
+    assert!(!exp
+        .runs
+        .iter()
+        .any(|r| r.config.hidden_ksize == 5 && r.config.learning_rate == 4e-3));
     assert_eq!(exp.runs.last().unwrap().config.color_levels, 4);
-    assert_eq!(exp.varying_keys(), vec!["hidden_ksize", "color_levels", "learning_rate"]);
+    assert_eq!(
+        exp.varying_keys(),
+        vec!["hidden_ksize", "color_levels", "learning_rate"]
+    );
     let again = Experiment::load(&write(dir.path(), GOOD), &[]).unwrap();
     let ids = |e: &Experiment| e.runs.iter().map(|r| r.id.clone()).collect::<Vec<_>>();
-    assert_eq!(ids(&exp), ids(&again), "run ids are stable hashes of the resolved config");
+    assert_eq!(
+        ids(&exp),
+        ids(&again),
+        "run ids are stable hashes of the resolved config"
+    );
 }
 
 #[test]
@@ -76,8 +89,14 @@ hidden_fmaps = { choice = [8, 16] }
     let a = Experiment::load(&write(dir.path(), text), &[]).unwrap();
     let b = Experiment::load(&write(dir.path(), text), &[]).unwrap();
     assert_eq!(a.runs.len(), 6);
-    assert_eq!(a.runs.iter().map(|r| r.config.clone()).collect::<Vec<_>>(), b.runs.iter().map(|r| r.config.clone()).collect::<Vec<_>>());
-    assert!(a.runs.iter().all(|r| (1e-5..1e-1).contains(&r.config.learning_rate)));
+    assert_eq!(
+        a.runs.iter().map(|r| r.config.clone()).collect::<Vec<_>>(),
+        b.runs.iter().map(|r| r.config.clone()).collect::<Vec<_>>()
+    );
+    assert!(a
+        .runs
+        .iter()
+        .all(|r| (1e-5..1e-1).contains(&r.config.learning_rate)));
     assert!(a.runs.iter().all(|r| [8, 16].contains(&r.config.hidden_fmaps)));
 }
 
@@ -89,7 +108,11 @@ fn shipped_experiment_files_are_valid() {
         assert_eq!(exp.info.name, name);
     }
     let sweep = Experiment::load(&root.join("mnist_sweep.toml"), &[]).unwrap();
-    assert_eq!(sweep.runs.len(), 32 - 8 + 3 - 1, "32 grid points, 8 excluded, 3 of the original's, one of which is a grid point");
+    assert_eq!(
+        sweep.runs.len(),
+        32 - 8 + 3 - 1,
+        "32 grid points, 8 excluded, 3 of the original's, one of which is a grid point"
+    );
 }
 
 /// Each bad file, the message it must produce, and proof that nothing was recorded.
@@ -136,8 +159,17 @@ fn bad_experiment_files_fail_clearly_without_touching_the_registry() {
             .unwrap();
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(!out.status.success(), "accepted:\n{text}");
-        assert!(stderr.contains(expected), "for\n{text}\nexpected `{expected}` in: {stderr}");
-        assert!(stderr.contains("exp.toml"), "the message names the file: {stderr}");
-        assert!(!dir.path().join("runs").exists(), "the registry was touched by:\n{text}");
+        assert!(
+            stderr.contains(expected),
+            "for\n{text}\nexpected `{expected}` in: {stderr}"
+        );
+        assert!(
+            stderr.contains("exp.toml"),
+            "the message names the file: {stderr}"
+        );
+        assert!(
+            !dir.path().join("runs").exists(),
+            "the registry was touched by:\n{text}"
+        );
     }
 }

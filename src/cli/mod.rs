@@ -50,9 +50,7 @@ pub enum Command {
     /// List runs.
     Ls,
     /// One run in full: config, history, metrics, artefacts.
-    Show {
-        run_id: String,
-    },
+    Show { run_id: String },
     /// Train one model (the original train.py flags), recorded in its own run folder.
     Train(TrainArgs),
     /// Continue a run from its last intact checkpoint to its configured end.
@@ -76,7 +74,9 @@ pub enum Command {
 
 impl Cli {
     pub fn registry_path(&self) -> PathBuf {
-        self.registry.clone().unwrap_or_else(|| crate::registry::Registry::default_path(&self.runs_dir))
+        self.registry
+            .clone()
+            .unwrap_or_else(|| crate::registry::Registry::default_path(&self.runs_dir))
     }
 }
 

@@ -30,8 +30,14 @@ pub fn run(cli: &Cli, args: &RunArgs) -> Result<()> {
     let experiment = Experiment::load(&args.file, &args.overrides)?;
     let varying = experiment.varying_keys();
     if args.dry_run {
-        println!("experiment {}: {} run(s)", experiment.info.name, experiment.runs.len());
-        let mut rows = vec![std::iter::once("run".to_owned()).chain(varying.iter().map(|k| k.to_string())).collect()];
+        println!(
+            "experiment {}: {} run(s)",
+            experiment.info.name,
+            experiment.runs.len()
+        );
+        let mut rows = vec![std::iter::once("run".to_owned())
+            .chain(varying.iter().map(|k| k.to_string()))
+            .collect()];
         for r in &experiment.runs {
             let v = serde_json::to_value(&r.config)?;
             let mut row = vec![r.id.clone()];
@@ -60,13 +66,18 @@ pub fn run(cli: &Cli, args: &RunArgs) -> Result<()> {
         experiment.info.name, s.completed, s.skipped, s.failed, s.diverged, s.interrupted
     );
     if s.failed > 0 {
-        bail!("{} run(s) failed; `pixelx report --status failed` lists them", s.failed);
+        bail!(
+            "{} run(s) failed; `pixelx report --status failed` lists them",
+            s.failed
+        );
     }
     Ok(())
 }
 
 fn print_aligned(rows: &[Vec<String>]) {
-    let widths: Vec<usize> = (0..rows[0].len()).map(|c| rows.iter().map(|r| r[c].len()).max().unwrap_or(0)).collect();
+    let widths: Vec<usize> = (0..rows[0].len())
+        .map(|c| rows.iter().map(|r| r[c].len()).max().unwrap_or(0))
+        .collect();
     for r in rows {
         let line: Vec<String> = r.iter().zip(&widths).map(|(f, w)| format!("{f:<w$}")).collect();
         println!("{}", line.join("  ").trim_end());
@@ -102,7 +113,9 @@ pub fn report(cli: &Cli, args: &ReportArgs) -> Result<()> {
     let registry = Registry::open(&cli.registry_path())?;
     let mut conditions = Vec::new();
     for c in &args.conditions {
-        let (k, v) = c.split_once('=').ok_or_else(|| anyhow::anyhow!("--where {c}: expected KEY=VALUE"))?;
+        let (k, v) = c
+            .split_once('=')
+            .ok_or_else(|| anyhow::anyhow!("--where {c}: expected KEY=VALUE"))?;
         if !crate::config::RUN_KEYS.contains(&k) {
             bail!("--where: unknown parameter `{k}`");
         }
@@ -111,7 +124,11 @@ pub fn report(cli: &Cli, args: &ReportArgs) -> Result<()> {
     if let Some(s) = &args.status {
         crate::registry::RunStatus::parse(s)?;
     }
-    let filter = RunFilter { experiment: args.experiment.clone(), conditions, status: args.status.clone() };
+    let filter = RunFilter {
+        experiment: args.experiment.clone(),
+        conditions,
+        status: args.status.clone(),
+    };
     let mut runs = registry.summaries(&filter)?;
     report::sort_runs(&mut runs, &args.sort)?;
     if let Some(n) = args.limit {
@@ -123,7 +140,10 @@ pub fn report(cli: &Cli, args: &ReportArgs) -> Result<()> {
         eprintln!("wrote {}", path.display());
     }
     match args.best {
-        Some(n) => print!("{}", report::render_best(&report::best_runs(&runs, n.max(1)), args.format)?),
+        Some(n) => print!(
+            "{}",
+            report::render_best(&report::best_runs(&runs, n.max(1)), args.format)?
+        ),
         None => println!("{}", report::render(&runs, &params, args.format)?),
     }
     Ok(())
@@ -140,22 +160,47 @@ pub fn show(cli: &Cli, run_id: &str) -> Result<()> {
     let registry = Registry::open(&cli.registry_path())?;
     let id = super::train_cmd::resolve_run_id(&registry, run_id)?;
     let row = registry.run(&id)?.expect("resolved ids exist");
-    println!("run        {id}\nexperiment {}\nstatus     {}", row.experiment, row.status.as_str());
-    println!("device     {}\nattempts   {}\nfolder     {}", row.device.as_deref().unwrap_or("-"), row.attempts, row.run_dir.display());
+    println!(
+        "run        {id}\nexperiment {}\nstatus     {}",
+        row.experiment,
+        row.status.as_str()
+    );
+    println!(
+        "device     {}\nattempts   {}\nfolder     {}",
+        row.device.as_deref().unwrap_or("-"),
+        row.attempts,
+        row.run_dir.display()
+    );
     if let Some(e) = &row.error {
         println!("error      {e}");
     }
-    println!("\nconfig\n{}", toml::to_string(&row.config)?.trim_end().lines().map(|l| format!("  {l}")).collect::<Vec<_>>().join("\n"));
+    println!(
+        "\nconfig\n{}",
+        toml::to_string(&row.config)?
+            .trim_end()
+            .lines()
+            .map(|l| format!("  {l}"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
     println!("\nhistory");
     for (status, at, detail) in registry.events(&id)? {
         println!("  {at}  {status:<11} {}", detail.unwrap_or_default());
     }
     let history = registry.metric_history(&id)?;
     println!("\nepochs");
-    println!("  {:<6} {:>11} {:>9} {:>9} {:>9} {:>8}", "epoch", "train loss", "nll", "bpd", "bpd8", "img/s");
+    println!(
+        "  {:<6} {:>11} {:>9} {:>9} {:>9} {:>8}",
+        "epoch", "train loss", "nll", "bpd", "bpd8", "img/s"
+    );
     let epochs: std::collections::BTreeSet<i64> = history.iter().filter_map(|(_, _, e, _)| *e).collect();
     for e in epochs {
-        let get = |name: &str| history.iter().find(|(n, _, ep, _)| n == name && *ep == Some(e)).map_or(f64::NAN, |m| m.3);
+        let get = |name: &str| {
+            history
+                .iter()
+                .find(|(n, _, ep, _)| n == name && *ep == Some(e))
+                .map_or(f64::NAN, |m| m.3)
+        };
         println!(
             "  {e:<6} {:>11.4} {:>9.4} {:>9.4} {:>9.4} {:>8.1}",
             get("epoch_train_loss"),
@@ -167,9 +212,16 @@ pub fn show(cli: &Cli, run_id: &str) -> Result<()> {
     }
     let steps = history.iter().filter(|(n, ..)| n == "train_loss").count();
     println!("  ({steps} training steps recorded)");
-    let summary = registry.summaries(&RunFilter::default())?.into_iter().find(|r| r.id == id);
+    let summary = registry
+        .summaries(&RunFilter::default())?
+        .into_iter()
+        .find(|r| r.id == id);
     if let Some(s) = summary {
-        println!("\nartefacts\n  checkpoint {}\n  samples    {}", s.checkpoint.as_deref().unwrap_or("-"), s.samples.as_deref().unwrap_or("-"));
+        println!(
+            "\nartefacts\n  checkpoint {}\n  samples    {}",
+            s.checkpoint.as_deref().unwrap_or("-"),
+            s.samples.as_deref().unwrap_or("-")
+        );
     }
     Ok(())
 }

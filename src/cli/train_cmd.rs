@@ -70,17 +70,28 @@ fn execute(cli: &Cli, run_id: &str, device: Option<&str>) -> Result<()> {
     let stop = Arc::new(AtomicBool::new(false));
     install_stop_handler(stop.clone());
     let registry_path = cli.registry_path();
-    let ctx = WorkerContext { registry: &registry_path, data_dir: &cli.data_dir, device, show_progress: !cli.quiet };
+    let ctx = WorkerContext {
+        registry: &registry_path,
+        data_dir: &cli.data_dir,
+        device,
+        show_progress: !cli.quiet,
+    };
     let status = execute_run(&ctx, run_id, &stop)?;
     let registry = Registry::open(&registry_path)?;
     let row = registry.run(run_id)?.expect("the run exists");
-    let summary = registry.summaries(&Default::default())?.into_iter().find(|r| r.id == run_id);
+    let summary = registry
+        .summaries(&Default::default())?
+        .into_iter()
+        .find(|r| r.id == run_id);
     match status {
         RunStatus::Completed => {
             let s = summary.expect("a completed run has a summary");
             println!("run {run_id} completed in {:.1} s", s.wall_seconds.unwrap_or(0.0));
             if let Some(b) = s.best {
-                println!("  best epoch {}: test nll {:.4}  bpd {:.4}  bpd8 {:.4}", b.epoch, b.nll, b.bpd, b.bpd8);
+                println!(
+                    "  best epoch {}: test nll {:.4}  bpd {:.4}  bpd8 {:.4}",
+                    b.epoch, b.nll, b.bpd, b.bpd8
+                );
             }
             if let Some(v) = s.images_per_sec {
                 println!("  {v:.1} images/s on {}", row.device.as_deref().unwrap_or("?"));
@@ -93,7 +104,11 @@ fn execute(cli: &Cli, run_id: &str, device: Option<&str>) -> Result<()> {
             println!("run {run_id} interrupted; `pixelx resume {run_id}` continues it");
             Ok(())
         }
-        other => bail!("run {run_id} {}: {}", other.as_str(), row.error.unwrap_or_default()),
+        other => bail!(
+            "run {run_id} {}: {}",
+            other.as_str(),
+            row.error.unwrap_or_default()
+        ),
     }
 }
 

@@ -37,7 +37,15 @@ pub const RUN_KEYS: [&str; 19] = [
     "test_subset",
 ];
 
-const SECTIONS: [&str; 7] = ["experiment", "defaults", "grid", "points", "exclude", "random", "scheduler"];
+const SECTIONS: [&str; 7] = [
+    "experiment",
+    "defaults",
+    "grid",
+    "points",
+    "exclude",
+    "random",
+    "scheduler",
+];
 const EXPERIMENT_KEYS: [&str; 3] = ["name", "description", "dataset"];
 const SCHEDULER_KEYS: [&str; 3] = ["devices", "runs_per_device", "retries"];
 const RANDOM_KEYS: [&str; 3] = ["samples", "seed", "space"];
@@ -83,7 +91,11 @@ pub struct SchedulerSettings {
 
 impl Default for SchedulerSettings {
     fn default() -> Self {
-        Self { devices: Devices::Named("auto".into()), runs_per_device: 1, retries: 0 }
+        Self {
+            devices: Devices::Named("auto".into()),
+            runs_per_device: 1,
+            retries: 0,
+        }
     }
 }
 
@@ -186,7 +198,13 @@ fn check_structure(doc: &toml::Table) -> Result<(), String> {
         }
     }
     for section in ["points", "exclude"] {
-        for (i, t) in doc.get(section).and_then(toml::Value::as_array).into_iter().flatten().enumerate() {
+        for (i, t) in doc
+            .get(section)
+            .and_then(toml::Value::as_array)
+            .into_iter()
+            .flatten()
+            .enumerate()
+        {
             if let Some(t) = t.as_table() {
                 check_keys(t, &RUN_KEYS, &format!("{section}[{i}]."))?;
             }
@@ -215,9 +233,15 @@ fn line_col(text: &str, offset: usize) -> (usize, usize) {
 /// Parses a `--set key=value` override: `key` is a run parameter (meaning `defaults.key`) or a
 /// dotted path; `value` is read as TOML, falling back to a plain string.
 pub fn parse_override(s: &str) -> Result<(String, toml::Value), String> {
-    let (key, value) = s.split_once('=').ok_or_else(|| format!("--set {s}: expected key=value"))?;
+    let (key, value) = s
+        .split_once('=')
+        .ok_or_else(|| format!("--set {s}: expected key=value"))?;
     let key = key.trim();
-    let path = if RUN_KEYS.contains(&key) { format!("defaults.{key}") } else { key.to_owned() };
+    let path = if RUN_KEYS.contains(&key) {
+        format!("defaults.{key}")
+    } else {
+        key.to_owned()
+    };
     let value = toml::from_str::<toml::Table>(&format!("v = {value}"))
         .ok()
         .and_then(|mut t| t.remove("v"))
@@ -229,7 +253,10 @@ impl Experiment {
     /// Reads, layers, expands and validates an experiment file.
     pub fn load(path: &Path, overrides: &[String]) -> Result<Self, ExperimentError> {
         let name = path.display().to_string();
-        let err = |message: String| ExperimentError { file: name.clone(), message };
+        let err = |message: String| ExperimentError {
+            file: name.clone(),
+            message,
+        };
         let text = std::fs::read_to_string(path).map_err(|e| err(format!("cannot read: {e}")))?;
         let doc: toml::Table = toml::from_str(&text).map_err(|e| {
             let at = e.span().map(|s| line_col(&text, s.start));
@@ -247,7 +274,10 @@ impl Experiment {
             let (key, value) = parse_override(o).map_err(err)?;
             let key_leaf = key.rsplit('.').next().unwrap_or(&key).to_owned();
             if key.starts_with("defaults.") && !RUN_KEYS.contains(&key_leaf.as_str()) {
-                return Err(err(format!("--set: unknown key `{key_leaf}`{}", suggest(&key_leaf, &RUN_KEYS))));
+                return Err(err(format!(
+                    "--set: unknown key `{key_leaf}`{}",
+                    suggest(&key_leaf, &RUN_KEYS)
+                )));
             }
             figment = figment.merge(Serialized::global(&key, value));
         }
@@ -264,13 +294,21 @@ impl Experiment {
             err(e.unwrap_or_else(|| "invalid experiment file".into()))
         })?;
         let runs = expand(&file).map_err(err)?;
-        Ok(Self { file: path.to_owned(), info: file.experiment, scheduler: file.scheduler, runs })
+        Ok(Self {
+            file: path.to_owned(),
+            info: file.experiment,
+            scheduler: file.scheduler,
+            runs,
+        })
     }
 
     /// Parameters whose value differs between runs, in `RUN_KEYS` order.
     pub fn varying_keys(&self) -> Vec<&'static str> {
-        let configs: Vec<serde_json::Value> =
-            self.runs.iter().map(|r| serde_json::to_value(&r.config).unwrap_or_default()).collect();
+        let configs: Vec<serde_json::Value> = self
+            .runs
+            .iter()
+            .map(|r| serde_json::to_value(&r.config).unwrap_or_default())
+            .collect();
         RUN_KEYS
             .iter()
             .copied()
@@ -286,21 +324,24 @@ fn overlay(base: &RunConfig, table: &Table, at: &str) -> Result<RunConfig, Strin
     for (k, v) in table {
         fields.insert(k.clone(), v.clone());
     }
-    value.try_into().map_err(|e: toml::de::Error| format!("{at}: {}", e.message().trim()))
+    value
+        .try_into()
+        .map_err(|e: toml::de::Error| format!("{at}: {}", e.message().trim()))
 }
 
 fn matches(config: &RunConfig, pattern: &Table) -> bool {
     let value = toml::Value::try_from(config).ok();
     let fields = value.as_ref().and_then(toml::Value::as_table);
-    pattern.iter().all(|(k, v)| fields.and_then(|f| f.get(k)).is_some_and(|x| values_equal(x, v)))
+    pattern
+        .iter()
+        .all(|(k, v)| fields.and_then(|f| f.get(k)).is_some_and(|x| values_equal(x, v)))
 }
 
 /// TOML equality that treats `2` and `2.0` alike, as a user writing an exclusion would.
 fn values_equal(a: &toml::Value, b: &toml::Value) -> bool {
     match (a, b) {
-        (toml::Value::Integer(x), toml::Value::Float(y)) | (toml::Value::Float(y), toml::Value::Integer(x)) => {
-            *x as f64 == *y
-        }
+        (toml::Value::Integer(x), toml::Value::Float(y))
+        | (toml::Value::Float(y), toml::Value::Integer(x)) => *x as f64 == *y,
         _ => a == b,
     }
 }
@@ -332,9 +373,19 @@ fn expand(file: &ExperimentFile) -> Result<Vec<RunSpec>, String> {
     if file.grid.is_empty() && (!file.points.is_empty() || file.random.is_some()) {
         tables.clear();
     }
-    tables.extend(file.points.iter().enumerate().map(|(i, p)| (format!("points[{i}]"), p.clone())));
+    tables.extend(
+        file.points
+            .iter()
+            .enumerate()
+            .map(|(i, p)| (format!("points[{i}]"), p.clone())),
+    );
     if let Some(random) = &file.random {
-        tables.extend(random_points(random)?.into_iter().enumerate().map(|(i, t)| (format!("random sample {i}"), t)));
+        tables.extend(
+            random_points(random)?
+                .into_iter()
+                .enumerate()
+                .map(|(i, t)| (format!("random sample {i}"), t)),
+        );
     }
     let mut runs: Vec<RunSpec> = Vec::new();
     for (at, table) in tables {
@@ -342,7 +393,13 @@ fn expand(file: &ExperimentFile) -> Result<Vec<RunSpec>, String> {
         if file.exclude.iter().any(|e| matches(&config, e)) {
             continue;
         }
-        config.validate().map_err(|e| if at.is_empty() { e.to_string() } else { format!("{at}: {e}") })?;
+        config.validate().map_err(|e| {
+            if at.is_empty() {
+                e.to_string()
+            } else {
+                format!("{at}: {e}")
+            }
+        })?;
         let id = run_id(&file.experiment.name, &config);
         if !runs.iter().any(|r| r.id == id) {
             runs.push(RunSpec { id, config });
@@ -372,8 +429,12 @@ fn random_points(random: &RandomSearch) -> Result<Vec<Table>, String> {
                 Distribution::LogUniform([lo, hi]) if 0.0 < *lo && lo < hi => {
                     toml::Value::Float(rng.gen_range(lo.ln()..hi.ln()).exp())
                 }
-                Distribution::IntUniform([lo, hi]) if lo <= hi => toml::Value::Integer(rng.gen_range(*lo..=*hi)),
-                Distribution::Choice(values) if !values.is_empty() => values[rng.gen_range(0..values.len())].clone(),
+                Distribution::IntUniform([lo, hi]) if lo <= hi => {
+                    toml::Value::Integer(rng.gen_range(*lo..=*hi))
+                }
+                Distribution::Choice(values) if !values.is_empty() => {
+                    values[rng.gen_range(0..values.len())].clone()
+                }
                 other => return Err(format!("random.space.{key}: empty or reversed range {other:?}")),
             };
             t.insert(key.clone(), v);

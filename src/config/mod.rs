@@ -7,7 +7,7 @@ mod experiment;
 mod run_config;
 
 pub use experiment::{
-    parse_override, run_id, Devices, Distribution, Experiment, ExperimentError, ExperimentFile, ExperimentInfo,
-    RandomSearch, RunSpec, SchedulerSettings, RUN_KEYS,
+    parse_override, run_id, Devices, Distribution, Experiment, ExperimentError, ExperimentFile,
+    ExperimentInfo, RandomSearch, RunSpec, SchedulerSettings, RUN_KEYS,
 };
 pub use run_config::{ConfigError, LrSchedule, RunConfig, DATASETS};

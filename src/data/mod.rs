@@ -78,10 +78,15 @@ pub fn check_available(dataset: &str, data_dir: &Path) -> Result<(), DataError> 
     let files: Vec<PathBuf> = match dataset {
         "mnist" | "fashionmnist" => {
             let suffix = if dataset == "mnist" { "" } else { ".gz" };
-            ["train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"]
-                .iter()
-                .map(|f| data_dir.join(dataset).join(format!("{f}{suffix}")))
-                .collect()
+            [
+                "train-images-idx3-ubyte",
+                "train-labels-idx1-ubyte",
+                "t10k-images-idx3-ubyte",
+                "t10k-labels-idx1-ubyte",
+            ]
+            .iter()
+            .map(|f| data_dir.join(dataset).join(format!("{f}{suffix}")))
+            .collect()
         }
         _ => {
             let dir = cifar_dir(data_dir);
@@ -95,7 +100,10 @@ pub fn check_available(dataset: &str, data_dir: &Path) -> Result<(), DataError> 
             path,
             hint: "place the CIFAR-10 binary release there, or point PIXELX_CIFAR_DIR at its folder".into(),
         }),
-        Some(path) => Err(DataError::Missing { path, hint: hint.into() }),
+        Some(path) => Err(DataError::Missing {
+            path,
+            hint: hint.into(),
+        }),
         None => Ok(()),
     }
 }

@@ -27,7 +27,8 @@ pub fn vertical_pre(v_conv: &Conv, v_fc: &Conv, x: &Tensor, k: i64) -> Tensor {
     let fc = v_fc.weight.constant_pad_nd([half, half, half, 0]);
     let weight = &v_conv.weight + fc;
     let bias = &v_conv.bias + &v_fc.bias;
-    x.constant_pad_nd([half, half, half, 0]).conv2d(&weight, Some(&bias), [1, 1], [0, 0], [1, 1], 1)
+    x.constant_pad_nd([half, half, half, 0])
+        .conv2d(&weight, Some(&bias), [1, 1], [0, 0], [1, 1], 1)
 }
 
 /// `v_pre` moved down one row, so row `i` only sees input rows above `i`. Row 0 sees nothing but
@@ -137,7 +138,9 @@ impl GatedBlock {
         // h_skip and h_fc read the same input: one 1×1 convolution with both weights stacked.
         let weight = Tensor::cat(&[self.h_skip.effective_weight(), self.h_fc.effective_weight()], 0);
         let bias = Tensor::cat(&[&self.h_skip.bias, &self.h_fc.bias], 0);
-        let both = gate(&h_pre).conv2d(&weight, Some(&bias), [1, 1], [0, 0], [1, 1], 1).chunk(2, 1);
+        let both = gate(&h_pre)
+            .conv2d(&weight, Some(&bias), [1, 1], [0, 0], [1, 1], 1)
+            .chunk(2, 1);
         let skip = skip + &both[0];
         let h_out = &both[1] + h_in;
         (gate(&v_pre) + v_in, h_out, skip)

@@ -9,7 +9,7 @@ mod query;
 mod record;
 mod schema;
 
-pub use query::{RunFilter, RunSummary};
+pub use query::{MetricRow, RunFilter, RunSummary};
 pub use record::RegistryObserver;
 
 use std::path::{Path, PathBuf};
@@ -111,13 +111,19 @@ impl Registry {
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
-        let mut reg = Self { conn, path: path.to_owned() };
-        reg.migrate().with_context(|| format!("migrating registry {}", path.display()))?;
+        let mut reg = Self {
+            conn,
+            path: path.to_owned(),
+        };
+        reg.migrate()
+            .with_context(|| format!("migrating registry {}", path.display()))?;
         Ok(reg)
     }
 
     fn migrate(&mut self) -> Result<()> {
-        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
         let version: usize = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
         if version > schema::MIGRATIONS.len() {
             bail!("the registry has schema version {version}, newer than this pixelx understands");
@@ -136,7 +142,9 @@ impl Registry {
 
     /// A write transaction that holds the lock from its start.
     fn write(&mut self) -> Result<rusqlite::Transaction<'_>> {
-        Ok(self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?)
+        Ok(self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?)
     }
 
     /// Records an experiment (updating its description and file) and returns its id.
@@ -148,16 +156,25 @@ impl Registry {
                  dataset = excluded.dataset, file = COALESCE(excluded.file, experiments.file)",
             params![info.name, info.description, info.dataset, file.map(|f| f.display().to_string()), now()],
         )?;
-        let id = tx.query_row("SELECT id FROM experiments WHERE name = ?1", [&info.name], |r| r.get(0))?;
+        let id = tx.query_row("SELECT id FROM experiments WHERE name = ?1", [&info.name], |r| {
+            r.get(0)
+        })?;
         tx.commit()?;
         Ok(id)
     }
 
     /// Adds a run as `queued` unless it exists; returns its status either way.
-    pub fn add_run(&mut self, experiment_id: i64, id: &str, config: &RunConfig, run_dir: &Path) -> Result<RunStatus> {
+    pub fn add_run(
+        &mut self,
+        experiment_id: i64,
+        id: &str,
+        config: &RunConfig,
+        run_dir: &Path,
+    ) -> Result<RunStatus> {
         let tx = self.write()?;
-        let existing: Option<String> =
-            tx.query_row("SELECT status FROM runs WHERE id = ?1", [id], |r| r.get(0)).optional()?;
+        let existing: Option<String> = tx
+            .query_row("SELECT status FROM runs WHERE id = ?1", [id], |r| r.get(0))
+            .optional()?;
         if let Some(status) = existing {
             tx.commit()?;
             return RunStatus::parse(&status);
@@ -167,7 +184,14 @@ impl Registry {
         tx.execute(
             "INSERT INTO runs (id, experiment_id, config_json, config_hash, status, run_dir, created_at)
              VALUES (?1, ?2, ?3, ?4, 'queued', ?5, ?6)",
-            params![id, experiment_id, json, crate::config::run_id("", config), run_dir.display().to_string(), at],
+            params![
+                id,
+                experiment_id,
+                json,
+                crate::config::run_id("", config),
+                run_dir.display().to_string(),
+                at
+            ],
         )?;
         let value = serde_json::to_value(config)?;
         for (key, v) in value.as_object().into_iter().flatten() {
@@ -180,7 +204,10 @@ impl Registry {
                 params![id, key, text, v.as_f64()],
             )?;
         }
-        tx.execute("INSERT INTO run_events (run_id, status, at) VALUES (?1, 'queued', ?2)", params![id, at])?;
+        tx.execute(
+            "INSERT INTO run_events (run_id, status, at) VALUES (?1, 'queued', ?2)",
+            params![id, at],
+        )?;
         tx.commit()?;
         Ok(RunStatus::Queued)
     }
@@ -252,7 +279,10 @@ impl Registry {
     pub fn set_status(&mut self, id: &str, status: RunStatus, detail: Option<&str>) -> Result<()> {
         let tx = self.write()?;
         let at = now();
-        let finished = matches!(status, RunStatus::Completed | RunStatus::Failed | RunStatus::Diverged);
+        let finished = matches!(
+            status,
+            RunStatus::Completed | RunStatus::Failed | RunStatus::Diverged
+        );
         tx.execute(
             "UPDATE runs SET status = ?2, error = ?3, finished_at = CASE WHEN ?4 THEN ?5 ELSE finished_at END,
                  pid = CASE WHEN ?2 = 'running' THEN pid ELSE NULL END
@@ -278,7 +308,10 @@ impl Registry {
              WHERE id = ?1",
             [id],
         )?;
-        tx.execute("INSERT INTO run_events (run_id, status, at, detail) VALUES (?1, 'queued', ?2, 'forced rerun')", params![id, now()])?;
+        tx.execute(
+            "INSERT INTO run_events (run_id, status, at, detail) VALUES (?1, 'queued', ?2, 'forced rerun')",
+            params![id, now()],
+        )?;
         tx.commit()?;
         Ok(())
     }
@@ -291,8 +324,14 @@ impl Registry {
             "DELETE FROM metrics WHERE run_id = ?1 AND ((epoch IS NULL AND step > ?3) OR epoch > ?2)",
             params![id, epochs_done, global_step],
         )?;
-        tx.execute("DELETE FROM checkpoints WHERE run_id = ?1 AND epoch > ?2", params![id, epochs_done])?;
-        tx.execute("DELETE FROM samples WHERE run_id = ?1 AND epoch > ?2", params![id, epochs_done])?;
+        tx.execute(
+            "DELETE FROM checkpoints WHERE run_id = ?1 AND epoch > ?2",
+            params![id, epochs_done],
+        )?;
+        tx.execute(
+            "DELETE FROM samples WHERE run_id = ?1 AND epoch > ?2",
+            params![id, epochs_done],
+        )?;
         tx.commit()?;
         Ok(())
     }
@@ -301,8 +340,12 @@ impl Registry {
     /// another host) its heartbeat is older than `stale_after`. They are marked `interrupted`.
     pub fn recover_stale(&mut self, stale_after: Duration) -> Result<Vec<String>> {
         let host = hostname();
-        let rows: Vec<(String, Option<String>, Option<i64>, Option<String>)> = {
-            let mut stmt = self.conn.prepare("SELECT id, host, pid, heartbeat_at FROM runs WHERE status = 'running'")?;
+        // (id, host, pid, heartbeat) of every run recorded as running.
+        type Live = (String, Option<String>, Option<i64>, Option<String>);
+        let rows: Vec<Live> = {
+            let mut stmt = self
+                .conn
+                .prepare("SELECT id, host, pid, heartbeat_at FROM runs WHERE status = 'running'")?;
             let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?;
             rows.collect::<rusqlite::Result<_>>()?
         };
@@ -313,7 +356,9 @@ impl Registry {
             } else {
                 heartbeat
                     .and_then(|h| chrono::DateTime::parse_from_rfc3339(&h).ok())
-                    .is_none_or(|h| (chrono::Utc::now() - h.to_utc()).to_std().unwrap_or_default() > stale_after)
+                    .is_none_or(|h| {
+                        (chrono::Utc::now() - h.to_utc()).to_std().unwrap_or_default() > stale_after
+                    })
             };
             if dead {
                 self.set_status(&id, RunStatus::Interrupted, Some("worker gone (recovered)"))?;
@@ -324,7 +369,10 @@ impl Registry {
     }
 
     pub fn heartbeat(&mut self, id: &str) -> Result<()> {
-        self.conn.execute("UPDATE runs SET heartbeat_at = ?2 WHERE id = ?1", params![id, now()])?;
+        self.conn.execute(
+            "UPDATE runs SET heartbeat_at = ?2 WHERE id = ?1",
+            params![id, now()],
+        )?;
         Ok(())
     }
 
@@ -333,11 +381,13 @@ impl Registry {
     }
 }
 
-
 /// Whether a process with this pid exists on this machine (and is not a zombie).
 pub fn process_alive(pid: i64) -> bool {
     match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(stat) => !stat.rsplit(')').next().is_some_and(|rest| rest.trim_start().starts_with('Z')),
+        Ok(stat) => !stat
+            .rsplit(')')
+            .next()
+            .is_some_and(|rest| rest.trim_start().starts_with('Z')),
         Err(_) => false,
     }
 }

@@ -7,6 +7,9 @@ use serde::Serialize;
 
 use super::Registry;
 
+/// One recorded metric value: (name, step, epoch for per-epoch metrics, value).
+pub type MetricRow = (String, i64, Option<i64>, f64);
+
 /// Which runs a report covers.
 #[derive(Debug, Clone, Default)]
 pub struct RunFilter {
@@ -94,7 +97,11 @@ impl Registry {
                 serde_json::Value::Object(m) => m,
                 _ => Default::default(),
             };
-            if !filter.conditions.iter().all(|(k, v)| param_matches(&params, k, v)) {
+            if !filter
+                .conditions
+                .iter()
+                .all(|(k, v)| param_matches(&params, k, v))
+            {
                 continue;
             }
             out.push(RunSummary {
@@ -123,9 +130,15 @@ impl Registry {
         let index: HashMap<String, usize> = runs.iter().enumerate().map(|(i, r)| (r.id.clone(), i)).collect();
         let conn = self.conn();
         let mut per_epoch: Vec<HashMap<u32, HashMap<String, f64>>> = vec![HashMap::new(); runs.len()];
-        let mut stmt = conn.prepare("SELECT run_id, name, epoch, value FROM metrics WHERE epoch IS NOT NULL")?;
+        let mut stmt =
+            conn.prepare("SELECT run_id, name, epoch, value FROM metrics WHERE epoch IS NOT NULL")?;
         let rows = stmt.query_map([], |r| {
-            Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, u32>(2)?, r.get::<_, f64>(3)?))
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, u32>(2)?,
+                r.get::<_, f64>(3)?,
+            ))
         })?;
         for row in rows {
             let (run, name, epoch, value) = row?;
@@ -146,9 +159,17 @@ impl Registry {
             run.best = sorted
                 .iter()
                 .filter(|(_, m)| m.contains_key("test_bpd8"))
-                .map(|(e, m)| BestEpoch { epoch: *e, bpd8: get(m, "test_bpd8"), bpd: get(m, "test_bpd"), nll: get(m, "test_nll") })
+                .map(|(e, m)| BestEpoch {
+                    epoch: *e,
+                    bpd8: get(m, "test_bpd8"),
+                    bpd: get(m, "test_bpd"),
+                    nll: get(m, "test_nll"),
+                })
                 .min_by(|a, b| a.bpd8.total_cmp(&b.bpd8).then(a.bpd.total_cmp(&b.bpd)));
-            let speeds: Vec<f64> = sorted.iter().filter_map(|(_, m)| m.get("images_per_sec").copied()).collect();
+            let speeds: Vec<f64> = sorted
+                .iter()
+                .filter_map(|(_, m)| m.get("images_per_sec").copied())
+                .collect();
             if !speeds.is_empty() {
                 run.images_per_sec = Some(speeds.iter().sum::<f64>() / speeds.len() as f64);
                 run.wall_seconds = Some(sorted.iter().filter_map(|(_, m)| m.get("epoch_seconds")).sum());
@@ -159,11 +180,21 @@ impl Registry {
             let (run, path) = row?;
             if let Some(&i) = index.get(&run) {
                 let best = std::path::Path::new(&path).with_file_name("best.safetensors");
-                runs[i].checkpoint = Some(if best.exists() { best.display().to_string() } else { path });
+                runs[i].checkpoint = Some(if best.exists() {
+                    best.display().to_string()
+                } else {
+                    path
+                });
             }
         }
         let mut stmt = conn.prepare("SELECT run_id, epoch, path FROM samples ORDER BY id")?;
-        for row in stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, u32>(1)?, r.get::<_, String>(2)?)))? {
+        for row in stmt.query_map([], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, u32>(1)?,
+                r.get::<_, String>(2)?,
+            ))
+        })? {
             let (run, epoch, path) = row?;
             if let Some(&i) = index.get(&run) {
                 if runs[i].best.is_some_and(|b| b.epoch == epoch) || runs[i].samples.is_none() {
@@ -174,24 +205,29 @@ impl Registry {
         Ok(())
     }
 
-    /// Metric history of one run: (name, step, epoch, value) in step order.
-    pub fn metric_history(&self, run_id: &str) -> Result<Vec<(String, i64, Option<i64>, f64)>> {
-        let mut stmt =
-            self.conn().prepare("SELECT name, step, epoch, value FROM metrics WHERE run_id = ?1 ORDER BY name, step")?;
+    /// Metric history of one run, by name then step.
+    pub fn metric_history(&self, run_id: &str) -> Result<Vec<MetricRow>> {
+        let mut stmt = self
+            .conn()
+            .prepare("SELECT name, step, epoch, value FROM metrics WHERE run_id = ?1 ORDER BY name, step")?;
         let rows = stmt.query_map([run_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
     /// State changes of one run: (status, at, detail).
     pub fn events(&self, run_id: &str) -> Result<Vec<(String, String, Option<String>)>> {
-        let mut stmt = self.conn().prepare("SELECT status, at, detail FROM run_events WHERE run_id = ?1 ORDER BY id")?;
+        let mut stmt = self
+            .conn()
+            .prepare("SELECT status, at, detail FROM run_events WHERE run_id = ?1 ORDER BY id")?;
         let rows = stmt.query_map([run_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
     /// Run ids starting with `prefix` (so users can type a short id).
     pub fn find_runs(&self, prefix: &str) -> Result<Vec<String>> {
-        let mut stmt = self.conn().prepare("SELECT id FROM runs WHERE id LIKE ?1 || '%' ORDER BY id")?;
+        let mut stmt = self
+            .conn()
+            .prepare("SELECT id FROM runs WHERE id LIKE ?1 || '%' ORDER BY id")?;
         let rows = stmt.query_map([prefix], |r| r.get(0))?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
@@ -224,6 +260,11 @@ impl Registry {
             [run_id],
             |r| r.get(0),
         ).ok();
-        Ok(LatestProgress { epochs_done, step: step.unwrap_or(0), loss, images_per_sec })
+        Ok(LatestProgress {
+            epochs_done,
+            step: step.unwrap_or(0),
+            loss,
+            images_per_sec,
+        })
     }
 }

@@ -27,7 +27,13 @@ pub struct RegistryObserver {
 
 impl RegistryObserver {
     pub fn new(registry: Registry, run_id: &str) -> Self {
-        Self { registry, run_id: run_id.to_owned(), pending: Vec::new(), last_flush: Instant::now(), error: None }
+        Self {
+            registry,
+            run_id: run_id.to_owned(),
+            pending: Vec::new(),
+            last_flush: Instant::now(),
+            error: None,
+        }
     }
 
     fn keep(&mut self, result: Result<()>) {
@@ -40,22 +46,33 @@ impl RegistryObserver {
     fn flush(&mut self) -> Result<()> {
         let tx = self.registry.write()?;
         {
-            let mut stmt = tx.prepare_cached("INSERT INTO metrics (run_id, name, step, value) VALUES (?1, ?2, ?3, ?4)")?;
+            let mut stmt =
+                tx.prepare_cached("INSERT INTO metrics (run_id, name, step, value) VALUES (?1, ?2, ?3, ?4)")?;
             for (step, loss, lr) in self.pending.drain(..) {
                 stmt.execute(params![self.run_id, "train_loss", step, loss])?;
                 stmt.execute(params![self.run_id, "lr", step, lr])?;
             }
         }
-        tx.execute("UPDATE runs SET heartbeat_at = ?2 WHERE id = ?1", params![self.run_id, now()])?;
+        tx.execute(
+            "UPDATE runs SET heartbeat_at = ?2 WHERE id = ?1",
+            params![self.run_id, now()],
+        )?;
         tx.commit()?;
         self.last_flush = Instant::now();
         Ok(())
     }
 
-    fn record_epoch(&mut self, r: &EpochRecord, checkpoint: &Path, samples: Option<&Path>, is_best: bool) -> Result<()> {
+    fn record_epoch(
+        &mut self,
+        r: &EpochRecord,
+        checkpoint: &Path,
+        samples: Option<&Path>,
+        is_best: bool,
+    ) -> Result<()> {
         self.flush()?;
         let size = std::fs::metadata(checkpoint).map(|m| m.len()).unwrap_or(0);
-        let sha = std::fs::read_to_string(checkpoint.with_extension("safetensors.sha256")).unwrap_or_default();
+        let sha =
+            std::fs::read_to_string(checkpoint.with_extension("safetensors.sha256")).unwrap_or_default();
         let tx = self.registry.write()?;
         let step = r.epoch as i64;
         let values = [
@@ -74,17 +91,34 @@ impl RegistryObserver {
             )?;
         }
         if is_best {
-            tx.execute("UPDATE checkpoints SET is_best = 0 WHERE run_id = ?1", [&self.run_id])?;
+            tx.execute(
+                "UPDATE checkpoints SET is_best = 0 WHERE run_id = ?1",
+                [&self.run_id],
+            )?;
         }
         tx.execute(
             "INSERT INTO checkpoints (run_id, path, size, sha256, epoch, is_best, created_at)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-            params![self.run_id, checkpoint.display().to_string(), size as i64, sha.trim(), r.epoch, is_best, now()],
+            params![
+                self.run_id,
+                checkpoint.display().to_string(),
+                size as i64,
+                sha.trim(),
+                r.epoch,
+                is_best,
+                now()
+            ],
         )?;
         if let Some(s) = samples {
             tx.execute(
                 "INSERT INTO samples (run_id, path, epoch, labels, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
-                params![self.run_id, s.display().to_string(), r.epoch, "0..9 cycling", now()],
+                params![
+                    self.run_id,
+                    s.display().to_string(),
+                    r.epoch,
+                    "0..9 cycling",
+                    now()
+                ],
             )?;
         }
         tx.commit()?;
@@ -108,7 +142,10 @@ impl RegistryObserver {
     pub fn replay(&mut self, state: &crate::train::TrainState, run: &crate::run_dir::RunDir) -> Result<()> {
         {
             let tx = self.registry.write()?;
-            tx.execute("DELETE FROM metrics WHERE run_id = ?1 AND epoch IS NOT NULL", [&self.run_id])?;
+            tx.execute(
+                "DELETE FROM metrics WHERE run_id = ?1 AND epoch IS NOT NULL",
+                [&self.run_id],
+            )?;
             tx.execute("DELETE FROM checkpoints WHERE run_id = ?1", [&self.run_id])?;
             tx.execute("DELETE FROM samples WHERE run_id = ?1", [&self.run_id])?;
             tx.commit()?;

@@ -23,7 +23,10 @@ pub enum Format {
 pub fn varying_params(runs: &[RunSummary]) -> Vec<String> {
     RUN_KEYS
         .iter()
-        .filter(|k| runs.windows(2).any(|w| w[0].params.get(**k) != w[1].params.get(**k)))
+        .filter(|k| {
+            runs.windows(2)
+                .any(|w| w[0].params.get(**k) != w[1].params.get(**k))
+        })
         .map(|k| k.to_string())
         .collect()
 }
@@ -64,7 +67,9 @@ pub fn sort_runs(runs: &mut [RunSummary], key: &str) -> Result<()> {
                 _ => x.cmp(&y),
             }
         }),
-        other => bail!("cannot sort by `{other}`: use bpd8, bpd, images_per_sec, wall, status, id or a run parameter"),
+        other => bail!(
+            "cannot sort by `{other}`: use bpd8, bpd, images_per_sec, wall, status, id or a run parameter"
+        ),
     }
     Ok(())
 }
@@ -77,7 +82,11 @@ pub fn best_runs(runs: &[RunSummary], n: usize) -> Vec<RunSummary> {
     experiments.dedup();
     let mut out = Vec::new();
     for e in experiments {
-        let mut mine: Vec<RunSummary> = runs.iter().filter(|r| r.experiment == e && r.best.is_some()).cloned().collect();
+        let mut mine: Vec<RunSummary> = runs
+            .iter()
+            .filter(|r| r.experiment == e && r.best.is_some())
+            .cloned()
+            .collect();
         let _ = sort_runs(&mut mine, "bpd8");
         out.extend(mine.into_iter().take(n));
     }
@@ -124,11 +133,21 @@ pub fn render(runs: &[RunSummary], params: &[String], format: Format) -> Result<
             }
             serde_json::to_string_pretty(&Out { runs })?
         }
-        Format::Csv => rows.iter().map(|r| r.iter().map(|f| csv_field(f)).collect::<Vec<_>>().join(",")).collect::<Vec<_>>().join("\n"),
+        Format::Csv => rows
+            .iter()
+            .map(|r| r.iter().map(|f| csv_field(f)).collect::<Vec<_>>().join(","))
+            .collect::<Vec<_>>()
+            .join("\n"),
         Format::Markdown => {
             let mut out = Vec::new();
             for (i, r) in rows.iter().enumerate() {
-                out.push(format!("| {} |", r.iter().map(|f| f.replace('|', "\\|")).collect::<Vec<_>>().join(" | ")));
+                out.push(format!(
+                    "| {} |",
+                    r.iter()
+                        .map(|f| f.replace('|', "\\|"))
+                        .collect::<Vec<_>>()
+                        .join(" | ")
+                ));
                 if i == 0 {
                     out.push(format!("|{}|", vec!["---"; r.len()].join("|")));
                 }
@@ -136,11 +155,18 @@ pub fn render(runs: &[RunSummary], params: &[String], format: Format) -> Result<
             out.join("\n")
         }
         Format::Table => {
-            let widths: Vec<usize> =
-                (0..rows[0].len()).map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0)).collect();
+            let widths: Vec<usize> = (0..rows[0].len())
+                .map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0))
+                .collect();
             rows.iter()
                 .map(|r| {
-                    r.iter().zip(&widths).map(|(f, w)| format!("{f:<w$}")).collect::<Vec<_>>().join("  ").trim_end().to_owned()
+                    r.iter()
+                        .zip(&widths)
+                        .map(|(f, w)| format!("{f:<w$}"))
+                        .collect::<Vec<_>>()
+                        .join("  ")
+                        .trim_end()
+                        .to_owned()
                 })
                 .collect::<Vec<_>>()
                 .join("\n")
@@ -151,7 +177,9 @@ pub fn render(runs: &[RunSummary], params: &[String], format: Format) -> Result<
 /// The `--best` view: each winner with its full configuration and artefacts.
 pub fn render_best(best: &[RunSummary], format: Format) -> Result<String> {
     if format == Format::Json {
-        return Ok(serde_json::to_string_pretty(&serde_json::json!({ "best": best }))?);
+        return Ok(serde_json::to_string_pretty(
+            &serde_json::json!({ "best": best }),
+        )?);
     }
     let mut out = String::new();
     for r in best {
@@ -162,7 +190,10 @@ pub fn render_best(best: &[RunSummary], format: Format) -> Result<String> {
         );
         out += &format!("  checkpoint {}\n", r.checkpoint.as_deref().unwrap_or("-"));
         out += &format!("  samples    {}\n", r.samples.as_deref().unwrap_or("-"));
-        let config: Vec<String> = RUN_KEYS.iter().map(|k| format!("{k}={}", param_text(r, k))).collect();
+        let config: Vec<String> = RUN_KEYS
+            .iter()
+            .map(|k| format!("{k}={}", param_text(r, k)))
+            .collect();
         out += &format!("  config     {}\n", config.join(" "));
     }
     if best.is_empty() {

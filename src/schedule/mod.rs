@@ -37,7 +37,9 @@ pub struct Slot {
 pub fn plan_slots(settings: &SchedulerSettings, cuda_devices: usize, cores: usize) -> Result<Vec<Slot>> {
     let devices: Vec<String> = match &settings.devices {
         Devices::Named(name) => match parse_device(name)? {
-            DeviceChoice::Auto if cuda_devices > 0 => (0..cuda_devices).map(|i| format!("cuda:{i}")).collect(),
+            DeviceChoice::Auto if cuda_devices > 0 => {
+                (0..cuda_devices).map(|i| format!("cuda:{i}")).collect()
+            }
             DeviceChoice::Auto | DeviceChoice::Cpu => vec!["cpu".into()],
             DeviceChoice::Cuda(i) => vec![format!("cuda:{i}")],
         },
@@ -55,8 +57,18 @@ pub fn plan_slots(settings: &SchedulerSettings, cuda_devices: usize, cores: usiz
     Ok(devices
         .iter()
         .flat_map(|d| {
-            let threads = if d == "cpu" { cpu_threads } else { (cores / 2).max(1) };
-            std::iter::repeat_n(Slot { device: d.clone(), threads }, per)
+            let threads = if d == "cpu" {
+                cpu_threads
+            } else {
+                (cores / 2).max(1)
+            };
+            std::iter::repeat_n(
+                Slot {
+                    device: d.clone(),
+                    threads,
+                },
+                per,
+            )
         })
         .collect())
 }
@@ -138,11 +150,17 @@ pub fn run_experiment(experiment: &Experiment, opts: &SweepOptions) -> Result<Sw
             interrupt_sent = true;
         }
         while !stop.load(Ordering::SeqCst) {
-            let Some(free) = (0..slots.len()).find(|s| running.iter().all(|r| r.slot != *s)) else { break };
+            let Some(free) = (0..slots.len()).find(|s| running.iter().all(|r| r.slot != *s)) else {
+                break;
+            };
             let Some(run_id) = queue.pop_front() else { break };
             let child = spawn_worker(&run_id, &slots[free], opts)?;
             progress.started(&run_id, &slots[free].device);
-            running.push(Running { run_id, child, slot: free });
+            running.push(Running {
+                run_id,
+                child,
+                slot: free,
+            });
         }
         let mut still = Vec::new();
         for mut r in running.drain(..) {
@@ -151,15 +169,25 @@ pub fn run_experiment(experiment: &Experiment, opts: &SweepOptions) -> Result<Sw
                 Some(exit) => {
                     let status = settle(&opts.registry, &r.run_id, exit)?;
                     let tries = attempts.entry(r.run_id.clone()).or_default();
-                    if status == RunStatus::Failed && *tries < experiment.scheduler.retries && !stop.load(Ordering::SeqCst) {
+                    if status == RunStatus::Failed
+                        && *tries < experiment.scheduler.retries
+                        && !stop.load(Ordering::SeqCst)
+                    {
                         *tries += 1;
-                        tracing::warn!("run {} failed; retrying ({}/{})", r.run_id, tries, experiment.scheduler.retries);
+                        tracing::warn!(
+                            "run {} failed; retrying ({}/{})",
+                            r.run_id,
+                            tries,
+                            experiment.scheduler.retries
+                        );
                         queue.push_back(r.run_id.clone());
                     } else {
                         match status {
                             RunStatus::Completed => summary.completed += 1,
                             RunStatus::Diverged => summary.diverged += 1,
-                            RunStatus::Interrupted | RunStatus::Running | RunStatus::Queued => summary.interrupted += 1,
+                            RunStatus::Interrupted | RunStatus::Running | RunStatus::Queued => {
+                                summary.interrupted += 1
+                            }
                             RunStatus::Failed => summary.failed += 1,
                         }
                     }
@@ -182,9 +210,14 @@ pub fn run_experiment(experiment: &Experiment, opts: &SweepOptions) -> Result<Sw
 /// The status a finished worker left its run in; a worker that died without saying is `failed`.
 fn settle(registry: &Path, run_id: &str, exit: std::process::ExitStatus) -> Result<RunStatus> {
     let mut reg = Registry::open(registry)?;
-    let row = reg.run(run_id)?.with_context(|| format!("run {run_id} vanished from the registry"))?;
+    let row = reg
+        .run(run_id)?
+        .with_context(|| format!("run {run_id} vanished from the registry"))?;
     if row.status == RunStatus::Running {
-        let why = format!("worker exited without finishing ({exit}); see {}/worker.log", row.run_dir.display());
+        let why = format!(
+            "worker exited without finishing ({exit}); see {}/worker.log",
+            row.run_dir.display()
+        );
         reg.set_status(run_id, RunStatus::Failed, Some(&why))?;
         return Ok(RunStatus::Failed);
     }
@@ -223,9 +256,7 @@ fn spawn_worker(run_id: &str, slot: &Slot, opts: &SweepOptions) -> Result<Child>
             Ok(())
         });
     }
-    let child = command
-        .spawn()
-        .context("starting a worker process")?;
+    let child = command.spawn().context("starting a worker process")?;
     Ok(child)
 }
 
@@ -245,15 +276,34 @@ mod tests {
     use super::*;
 
     fn settings(devices: Devices, per: usize) -> SchedulerSettings {
-        SchedulerSettings { devices, runs_per_device: per, retries: 0 }
+        SchedulerSettings {
+            devices,
+            runs_per_device: per,
+            retries: 0,
+        }
     }
 
     #[test]
     fn cpu_slots_split_the_cores() {
         let s = plan_slots(&settings(Devices::Named("cpu".into()), 2), 0, 2).unwrap();
-        assert_eq!(s, vec![Slot { device: "cpu".into(), threads: 1 }; 2]);
+        assert_eq!(
+            s,
+            vec![
+                Slot {
+                    device: "cpu".into(),
+                    threads: 1
+                };
+                2
+            ]
+        );
         let s = plan_slots(&settings(Devices::Named("auto".into()), 1), 0, 2).unwrap();
-        assert_eq!(s, vec![Slot { device: "cpu".into(), threads: 2 }]);
+        assert_eq!(
+            s,
+            vec![Slot {
+                device: "cpu".into(),
+                threads: 2
+            }]
+        );
     }
 
     #[test]
@@ -263,7 +313,10 @@ mod tests {
         assert_eq!(s[5].device, "cuda:2");
         let list = Devices::List(vec!["cuda:1".into(), "cpu".into()]);
         let s = plan_slots(&settings(list, 1), 2, 8).unwrap();
-        assert_eq!(s.iter().map(|s| s.device.as_str()).collect::<Vec<_>>(), ["cuda:1", "cpu"]);
+        assert_eq!(
+            s.iter().map(|s| s.device.as_str()).collect::<Vec<_>>(),
+            ["cuda:1", "cpu"]
+        );
         assert!(plan_slots(&settings(Devices::List(vec!["gpu0".into()]), 1), 2, 8).is_err());
     }
 }

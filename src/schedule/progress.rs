@@ -34,13 +34,22 @@ impl SweepProgress {
         if skipped > 0 {
             overall.set_message(format!("{skipped} already done"));
         }
-        Self { multi, overall, lines: HashMap::new(), last_refresh: Instant::now(), quiet }
+        Self {
+            multi,
+            overall,
+            lines: HashMap::new(),
+            last_refresh: Instant::now(),
+            quiet,
+        }
     }
 
     pub fn started(&mut self, run_id: &str, device: &str) {
         let line = self.multi.add(ProgressBar::new_spinner());
         line.set_prefix(format!("{run_id} {device}"));
-        line.set_style(ProgressStyle::with_template("  {prefix} {msg}").unwrap_or_else(|_| ProgressStyle::default_spinner()));
+        line.set_style(
+            ProgressStyle::with_template("  {prefix} {msg}")
+                .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+        );
         line.set_message("starting");
         self.lines.insert(run_id.to_owned(), line);
         if self.quiet {
@@ -66,7 +75,9 @@ impl SweepProgress {
         self.last_refresh = Instant::now();
         let Ok(reg) = Registry::open(registry) else { return };
         for id in running {
-            let (Some(line), Ok(Some(row))) = (self.lines.get(id), reg.run(id)) else { continue };
+            let (Some(line), Ok(Some(row))) = (self.lines.get(id), reg.run(id)) else {
+                continue;
+            };
             let latest = reg.latest_progress(id).unwrap_or_default();
             line.set_message(format!(
                 "epoch {}/{}  step {}  loss {}  {}",
@@ -74,7 +85,9 @@ impl SweepProgress {
                 row.config.epochs,
                 latest.step,
                 latest.loss.map_or("-".into(), |l| format!("{l:.4}")),
-                latest.images_per_sec.map_or(String::new(), |v| format!("{v:.0} img/s")),
+                latest
+                    .images_per_sec
+                    .map_or(String::new(), |v| format!("{v:.0} img/s")),
             ));
         }
     }

@@ -26,16 +26,30 @@ pub struct WorkerContext<'a> {
 /// registry and returned as a status, not as an `Err`.
 pub fn execute_run(ctx: &WorkerContext, run_id: &str, stop: &AtomicBool) -> Result<RunStatus> {
     let mut registry = Registry::open(ctx.registry)?;
-    let row = registry.run(run_id)?.with_context(|| format!("no run `{run_id}` in {}", ctx.registry.display()))?;
+    let row = registry
+        .run(run_id)?
+        .with_context(|| format!("no run `{run_id}` in {}", ctx.registry.display()))?;
     let device_choice = ctx.device.unwrap_or(&row.config.device).to_owned();
     if !registry.claim_run(run_id, &device_choice)? {
         bail!("run {run_id} is {}; nothing to do", row.status.as_str());
     }
-    match train(registry, ctx, &row.run_dir, run_id, &row.config, &device_choice, stop) {
+    match train(
+        registry,
+        ctx,
+        &row.run_dir,
+        run_id,
+        &row.config,
+        &device_choice,
+        stop,
+    ) {
         Ok(status) => Ok(status),
         Err(e) => {
             let diverged = e.downcast_ref::<Diverged>().is_some();
-            let status = if diverged { RunStatus::Diverged } else { RunStatus::Failed };
+            let status = if diverged {
+                RunStatus::Diverged
+            } else {
+                RunStatus::Failed
+            };
             tracing::error!("run {run_id} {}: {e:#}", status.as_str());
             Registry::open(ctx.registry)?.set_status(run_id, status, Some(&format!("{e:#}")))?;
             Ok(status)

@@ -219,6 +219,7 @@ impl Trainer {
         for batch in order.chunks(self.config.batch_size as usize).skip(skip) {
             if stop.load(Ordering::SeqCst) {
                 bar.abandon();
+                observer.before_checkpoint();
                 self.save_interrupt_checkpoint()?;
                 return Ok(());
             }
@@ -261,7 +262,14 @@ impl Trainer {
         self.state.step_in_epoch = 0;
         self.state.epoch_loss_sum = 0.0;
         self.state.epoch_images = 0;
-        self.finish_epoch(epoch, loss, lr, trained.max(0) as f64 / train_seconds, started, observer)
+        self.finish_epoch(
+            epoch,
+            loss,
+            lr,
+            trained.max(0) as f64 / train_seconds,
+            started,
+            observer,
+        )
     }
 
     /// On a stop request mid-epoch: a checkpoint at the current step, named so it sorts after
@@ -272,7 +280,10 @@ impl Trainer {
         }
         let mut tensors = crate::weights::model_tensors(&self.vs);
         tensors.extend(self.optim.state());
-        let name = format!("epoch-{:04}-step-{:06}.safetensors", self.state.epochs_done, self.state.step_in_epoch);
+        let name = format!(
+            "epoch-{:04}-step-{:06}.safetensors",
+            self.state.epochs_done, self.state.step_in_epoch
+        );
         let path = self.run.checkpoints_dir().join(name);
         checkpoint::save(&path, &tensors, &self.config, &self.spec(), &self.state)?;
         tracing::info!(checkpoint = %path.display(), "interrupted: checkpoint written");

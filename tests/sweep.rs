@@ -1,0 +1,240 @@
+//! Real sweeps: the scheduler, worker processes, the registry, re-runs and kill -9 recovery.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Duration;
+
+use pixelx::registry::{Registry, RunFilter, RunStatus};
+use rand::{Rng, SeedableRng};
+
+const EXPERIMENT: &str = r#"
+[experiment]
+name = "sweep_test"
+dataset = "mnist"
+
+[defaults]
+epochs = 2
+batch_size = 32
+hidden_fmaps = 8
+out_hidden_fmaps = 8
+hidden_layers = 1
+causal_ksize = 5
+hidden_ksize = 3
+epoch_samples = 2
+train_subset = 512
+test_subset = 128
+lr_schedule = "cosine"
+
+[grid]
+learning_rate = [2e-3, 5e-3]
+seed = [1, 2]
+
+[scheduler]
+devices = ["cpu", "cpu"]
+runs_per_device = 1
+"#;
+
+fn setup(dir: &Path) -> std::path::PathBuf {
+    let file = dir.join("sweep.toml");
+    std::fs::write(&file, EXPERIMENT).unwrap();
+    file
+}
+
+fn sweep(dir: &Path, file: &Path, extra: &[&str]) -> std::process::Output {
+    common::pixelx()
+        .arg("--runs-dir")
+        .arg(dir.join("runs"))
+        .arg("-q")
+        .arg("run")
+        .arg(file)
+        .args(extra)
+        .output()
+        .unwrap()
+}
+
+fn registry(dir: &Path) -> Registry {
+    Registry::open(&dir.join("runs/registry.sqlite")).unwrap()
+}
+
+/// Every run's deterministic results: epoch metrics and the per-step training losses.
+fn results(reg: &Registry) -> BTreeMap<String, Vec<(String, i64, u64)>> {
+    let mut out = BTreeMap::new();
+    for s in reg.summaries(&RunFilter::default()).unwrap() {
+        let kept = [
+            "train_loss",
+            "lr",
+            "epoch_train_loss",
+            "test_nll",
+            "test_bpd",
+            "test_bpd8",
+        ];
+        let rows = reg
+            .metric_history(&s.id)
+            .unwrap()
+            .into_iter()
+            .filter(|(n, ..)| kept.contains(&n.as_str()))
+            .map(|(n, step, _, v)| (n, step, v.to_bits()))
+            .collect();
+        out.insert(s.id, rows);
+    }
+    out
+}
+
+/// Largest number of runs that were `running` at the same moment, from the recorded events.
+fn max_concurrency(reg: &Registry, ids: &[String]) -> usize {
+    let mut edges = Vec::new();
+    for id in ids {
+        for (status, at, _) in reg.events(id).unwrap() {
+            match status.as_str() {
+                "running" => edges.push((at, 1i32)),
+                "completed" | "failed" | "interrupted" | "diverged" => edges.push((at, -1)),
+                _ => {}
+            }
+        }
+    }
+    edges.sort();
+    let (mut now, mut max) = (0, 0);
+    for (_, d) in edges {
+        now += d;
+        max = max.max(now);
+    }
+    max as usize
+}
+
+#[test]
+fn a_sweep_over_two_cpu_slots_runs_each_point_once_and_reruns_only_new_points() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = setup(dir.path());
+    let out = sweep(dir.path(), &file, &[]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let reg = registry(dir.path());
+    let runs = reg.summaries(&RunFilter::default()).unwrap();
+    assert_eq!(runs.len(), 4);
+    let ids: Vec<String> = runs.iter().map(|r| r.id.clone()).collect();
+    for r in &runs {
+        assert_eq!(
+            (r.status.as_str(), r.device.as_deref()),
+            ("completed", Some("cpu")),
+            "{}",
+            r.id
+        );
+        assert_eq!(r.best.map(|b| b.epoch), Some(2), "cosine decay: the last epoch is best");
+        assert!(Path::new(r.checkpoint.as_deref().unwrap()).exists());
+        assert!(Path::new(r.samples.as_deref().unwrap()).exists());
+    }
+    assert_eq!(
+        max_concurrency(&reg, &ids),
+        2,
+        "two slots: two at once, never three"
+    );
+
+    // Again: nothing trains.
+    let out = sweep(dir.path(), &file, &[]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("0 completed, 4 already done"));
+    for id in &ids {
+        assert_eq!(
+            reg.run(id).unwrap().unwrap().attempts,
+            1,
+            "{id} was not trained again"
+        );
+    }
+    // One more grid value: only the two new points train.
+    let out = sweep(
+        dir.path(),
+        &file,
+        &["--set", "grid.learning_rate=[2e-3, 5e-3, 1e-2]"],
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("2 completed, 4 already done"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let runs = reg.summaries(&RunFilter::default()).unwrap();
+    assert_eq!(runs.len(), 6);
+    assert!(runs.iter().all(|r| r.status == "completed"));
+
+    // The report and its HTML page cover them.
+    let html = dir.path().join("report.html");
+    let out = common::pixelx()
+        .arg("--runs-dir")
+        .arg(dir.path().join("runs"))
+        .args(["report", "--best", "--html", html.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("best of sweep_test: run "), "{text}");
+    let page = std::fs::read_to_string(&html).unwrap();
+    assert!(page.contains("<svg") && page.contains("data:image/png;base64,"));
+    assert!(
+        !page.contains("src=\"http") && !page.contains("<script") && !page.contains("<link"),
+        "self-contained"
+    );
+}
+
+/// Kills the scheduler and every process working under `dir` with SIGKILL.
+fn kill_all(scheduler: &mut std::process::Child, dir: &Path) {
+    let _ = scheduler.kill();
+    let _ = scheduler.wait();
+    let marker = dir.display().to_string();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
+        if String::from_utf8_lossy(&cmdline).contains(&marker) && pid as u32 != std::process::id() {
+            unsafe {
+                libc_kill(pid, 9);
+            }
+        }
+    }
+}
+
+extern "C" {
+    #[link_name = "kill"]
+    fn libc_kill(pid: i32, sig: i32) -> i32;
+}
+
+#[test]
+fn kill_dash_nine_at_random_moments_loses_and_duplicates_nothing() {
+    let base = tempfile::tempdir().unwrap();
+    let file = setup(base.path());
+    let out = sweep(base.path(), &file, &[]);
+    assert!(out.status.success());
+    let undisturbed = results(&registry(base.path()));
+    assert_eq!(undisturbed.len(), 4);
+
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(2024);
+    for trial in 0..10 {
+        let dir = tempfile::tempdir().unwrap();
+        let file = setup(dir.path());
+        let mut scheduler = common::pixelx()
+            .arg("--runs-dir")
+            .arg(dir.path().join("runs"))
+            .args(["-q", "run", file.to_str().unwrap()])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let delay = rng.gen_range(300..9000);
+        std::thread::sleep(Duration::from_millis(delay));
+        kill_all(&mut scheduler, dir.path());
+        let out = sweep(dir.path(), &file, &[]);
+        assert!(
+            out.status.success(),
+            "trial {trial} (kill after {delay} ms): {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let reg = registry(dir.path());
+        for s in reg.summaries(&RunFilter::default()).unwrap() {
+            assert_eq!(s.status, "completed", "trial {trial}: run {}", s.id);
+            assert_eq!(reg.run(&s.id).unwrap().unwrap().status, RunStatus::Completed);
+        }
+        assert_eq!(
+            results(&reg),
+            undisturbed,
+            "trial {trial} (kill after {delay} ms): metrics differ"
+        );
+    }
+}
