@@ -17,11 +17,23 @@ setup:
     scripts/fetch-data.sh "$PIXELX_DATA_DIR"
     cargo build --quiet
 
-# Train a small MNIST model end to end (a couple of minutes on 2 cores) and show its result.
+# Run the built-in quickstart experiment end to end (about two minutes on 2 cores) and show its report.
 demo: setup
-    {{bin}} train --epochs 1 --train-subset 12000 --test-subset 2000 --color-levels 2 --hidden-fmaps 16 --out-hidden-fmaps 16 --hidden-layers 4 --causal-ksize 7 --hidden-ksize 5 --learning-rate 0.002 --max-norm 2 --lr-schedule constant --epoch-samples 25 --batch-size 32
+    {{bin}} run experiments/quickstart.toml
+    {{bin}} report
+    {{bin}} report --best --html runs/report.html
+    @echo "HTML report: runs/report.html"
 
-# Every test: Rust unit and integration tests (real MNIST, real processes) and the PyTorch parity check.
+# Expand, schedule and train an experiment file (re-running finishes what is unfinished).
+run file *args: setup
+    {{bin}} run "{{file}}" "$@"
+
+# Compare runs (any `pixelx report` flags).
+report *args: setup
+    {{bin}} report "$@"
+
+# Every test: unit and integration tests on real MNIST, a real SQLite file and real worker
+# processes, and the PyTorch parity check.
 test: setup
     cargo test --no-fail-fast -- --test-threads 2
 
@@ -29,7 +41,7 @@ test: setup
 train *args: setup
     {{bin}} train "$@"
 
-# Continue an interrupted run from its last checkpoint.
+# Continue an interrupted run from its last intact checkpoint.
 resume run_id: setup
     {{bin}} resume "{{run_id}}"
 

@@ -2,10 +2,14 @@
 //!
 //! - training: images/s of pixelx against the PyTorch reference (`python/reference_pixelcnn.py`)
 //!   on the same architecture, batch and thread count;
-//! - sampling: the cached sampler against the naive one (a full forward pass per sub-pixel).
+//! - sampling: the cached sampler against the naive one (a full forward pass per sub-pixel);
+//! - registry: 100,000 step metrics recorded in batches against one transaction per value, and
+//!   a report (table and HTML) over 1,000 runs;
+//! - packing: a 4-run sweep on 2 CPU slots of 1 thread against 1 slot of 2 threads.
 //!
 //! `cargo bench --bench speed -- training` (or `sampling`) runs one part.
 
+use std::path::Path;
 use std::process::Command;
 use std::time::Instant;
 
@@ -121,6 +125,143 @@ fn sampling() {
     );
 }
 
+fn registry() {
+    use pixelx::config::{ExperimentInfo, RunConfig};
+    use pixelx::registry::{Registry, RegistryObserver, RunFilter};
+    use pixelx::train::{EpochRecord, Observer};
+    let dir = tempfile::tempdir().unwrap();
+    let mut reg = Registry::open(&dir.path().join("r.sqlite")).unwrap();
+    let info = ExperimentInfo {
+        name: "bench".into(),
+        description: String::new(),
+        dataset: None,
+    };
+    let exp = reg.upsert_experiment(&info, None).unwrap();
+    let values = 100_000i64;
+    println!("registry: {values} step metrics, then a report over 1,000 runs");
+    for id in ["batched", "per_value"] {
+        reg.add_run(exp, id, &RunConfig::default(), dir.path()).unwrap();
+    }
+    drop(reg);
+    // Baseline: what a naive recorder does, one transaction per value.
+    let conn = rusqlite::Connection::open(dir.path().join("r.sqlite")).unwrap();
+    conn.pragma_update(None, "synchronous", "NORMAL").unwrap();
+    let start = Instant::now();
+    for step in 0..values {
+        conn.execute(
+            "INSERT INTO metrics (run_id, name, step, value) VALUES ('per_value', 'train_loss', ?1, ?2)",
+            rusqlite::params![step, 1.0 / (step + 1) as f64],
+        )
+        .unwrap();
+    }
+    let t_naive = start.elapsed().as_secs_f64();
+    let reg = Registry::open(&dir.path().join("r.sqlite")).unwrap();
+    let mut obs = RegistryObserver::new(reg, "batched");
+    let start = Instant::now();
+    for step in 0..values / 2 {
+        obs.on_step(step, 1.0 / (step + 1) as f64, 1e-3); // two values per step: loss and lr
+    }
+    let mut reg = obs.finish().unwrap();
+    let t_batched = start.elapsed().as_secs_f64();
+    println!("  one transaction per value  {t_naive:8.2} s  (baseline)");
+    println!(
+        "  pixelx, batched            {t_batched:8.2} s  ({:.0} values/s)",
+        values as f64 / t_batched
+    );
+    println!("  ratio                      {:8.1}x", t_naive / t_batched);
+
+    let test = pixelx::metrics::EvalMetrics {
+        nll: 0.1,
+        bpd: 0.14,
+        bpd8: 7.14,
+    };
+    for i in 0..1000 {
+        let id = format!("run{i:04}");
+        let config = RunConfig {
+            seed: i,
+            learning_rate: 1e-4 * (1 + i % 7) as f64,
+            ..RunConfig::default()
+        };
+        reg.add_run(exp, &id, &config, dir.path()).unwrap();
+        reg.claim_run(&id, "cpu").unwrap();
+        let mut obs = RegistryObserver::new(reg, &id);
+        for epoch in 1..=10u32 {
+            let t = pixelx::metrics::EvalMetrics {
+                bpd8: test.bpd8 - epoch as f64 * 1e-3 + (i % 13) as f64 * 1e-4,
+                ..test
+            };
+            let r = EpochRecord {
+                epoch,
+                train_loss: 0.2,
+                test: t,
+                learning_rate: 1e-3,
+                images_per_sec: 100.0,
+                seconds: 10.0,
+            };
+            obs.on_epoch(&r, Path::new("/none"), None, true);
+        }
+        reg = obs.finish().unwrap();
+        reg.set_status(&id, pixelx::registry::RunStatus::Completed, None)
+            .unwrap();
+    }
+    let start = Instant::now();
+    let mut runs = reg.summaries(&RunFilter::default()).unwrap();
+    pixelx::report::sort_runs(&mut runs, "bpd8").unwrap();
+    let params = pixelx::report::varying_params(&runs);
+    let table = pixelx::report::render(&runs, &params, pixelx::report::Format::Table).unwrap();
+    let t_table = start.elapsed().as_secs_f64();
+    let start = Instant::now();
+    pixelx::report::write_html(&runs, &params, &dir.path().join("r.html")).unwrap();
+    let t_html = start.elapsed().as_secs_f64();
+    println!(
+        "  report table, {} runs      {t_table:8.3} s  ({} lines)",
+        runs.len(),
+        table.lines().count()
+    );
+    println!(
+        "  report HTML, {} runs       {t_html:8.3} s  ({} KiB)",
+        runs.len(),
+        std::fs::metadata(dir.path().join("r.html")).unwrap().len() / 1024
+    );
+}
+
+/// Wall time of `pixelx run` over a 4-run experiment with the given scheduler settings.
+fn sweep_seconds(dir: &Path, name: &str, scheduler: &str) -> f64 {
+    let file = dir.join(format!("{name}.toml"));
+    let text = format!(
+        "[experiment]\nname = \"{name}\"\ndataset = \"mnist\"\n[defaults]\nepochs = 1\nhidden_fmaps = 16\n\
+         out_hidden_fmaps = 16\nhidden_layers = 2\ncausal_ksize = 5\nhidden_ksize = 3\ntrain_subset = 3000\n\
+         test_subset = 500\nepoch_samples = 0\n[grid]\nseed = [1, 2, 3, 4]\n[scheduler]\n{scheduler}\n"
+    );
+    std::fs::write(&file, text).unwrap();
+    let data = std::env::var("PIXELX_DATA_DIR")
+        .unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/data").into());
+    let start = Instant::now();
+    let out = Command::new(env!("CARGO_BIN_EXE_pixelx"))
+        .arg("--runs-dir")
+        .arg(dir.join(name))
+        .args(["--data-dir", &data, "-q", "run"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    start.elapsed().as_secs_f64()
+}
+
+fn packing() {
+    let dir = tempfile::tempdir().unwrap();
+    println!("packing: 4 small MNIST runs (F=16, 2 blocks, 3,000 images, 1 epoch) on 2 cores");
+    let sequential = sweep_seconds(dir.path(), "sequential", "devices = \"cpu\"\nruns_per_device = 1");
+    let packed = sweep_seconds(
+        dir.path(),
+        "packed",
+        "devices = [\"cpu\", \"cpu\"]\nruns_per_device = 1",
+    );
+    println!("  1 slot x 2 threads   {sequential:8.1} s  (baseline)");
+    println!("  2 slots x 1 thread   {packed:8.1} s");
+    println!("  ratio                {:8.2}x", sequential / packed);
+}
+
 fn main() {
     tch::set_num_threads(THREADS);
     let wanted: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with('-')).collect();
@@ -130,5 +271,11 @@ fn main() {
     }
     if run("sampling") {
         sampling();
+    }
+    if run("registry") {
+        registry();
+    }
+    if run("packing") {
+        packing();
     }
 }

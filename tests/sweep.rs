@@ -120,7 +120,11 @@ fn a_sweep_over_two_cpu_slots_runs_each_point_once_and_reruns_only_new_points() 
             "{}",
             r.id
         );
-        assert_eq!(r.best.map(|b| b.epoch), Some(2), "cosine decay: the last epoch is best");
+        assert_eq!(
+            r.best.map(|b| b.epoch),
+            Some(2),
+            "cosine decay: the last epoch is best"
+        );
         assert!(Path::new(r.checkpoint.as_deref().unwrap()).exists());
         assert!(Path::new(r.samples.as_deref().unwrap()).exists());
     }

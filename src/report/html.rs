@@ -61,6 +61,17 @@ fn curves_svg(run: &RunSummary) -> Result<String> {
                 .map(|(&e, &y)| (e as f64, y))
                 .collect()
         };
+        // Markers too, so a one-epoch run still shows its values.
+        chart.draw_series(
+            series(&c.test_bpd)
+                .into_iter()
+                .map(|p| Circle::new(p, 3, BLUE.filled())),
+        )?;
+        chart.draw_series(
+            series(&c.train_loss)
+                .into_iter()
+                .map(|p| Circle::new(p, 3, RED.filled())),
+        )?;
         chart
             .draw_series(LineSeries::new(series(&c.test_bpd), &BLUE))?
             .label("test bpd")
