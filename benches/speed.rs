@@ -21,19 +21,6 @@ use tch::{nn, Device, Kind, Tensor};
 
 const THREADS: i32 = 2;
 
-fn original_defaults(channels: i64) -> ModelSpec {
-    ModelSpec {
-        channels,
-        levels: 2,
-        hidden_fmaps: 30,
-        out_hidden_fmaps: 10,
-        hidden_layers: 6,
-        causal_ksize: 7,
-        hidden_ksize: 7,
-        classes: 10,
-    }
-}
-
 /// pixelx training images/s: forward, loss, backward, clipping and Adam, as the trainer does.
 fn pixelx_train_speed(spec: ModelSpec, batch: i64, steps: usize) -> f64 {
     let vs = nn::VarStore::new(Device::Cpu);
@@ -85,7 +72,7 @@ fn pytorch_train_speed(spec: ModelSpec, batch: i64, steps: usize) -> f64 {
 }
 
 fn training() {
-    let spec = original_defaults(3);
+    let spec = ModelSpec::original(3);
     let (batch, steps) = (32, 12);
     println!("training: C=3 F=30 O=10 6 blocks k=7 L=2, batch {batch}, {THREADS} threads, {steps} steps");
     let baseline = pytorch_train_speed(spec, batch, steps);
@@ -96,7 +83,7 @@ fn training() {
 }
 
 fn sampling() {
-    let spec = original_defaults(1);
+    let spec = ModelSpec::original(1);
     let vs = nn::VarStore::new(Device::Cpu);
     let model = PixelCnn::new(&vs.root(), spec, 0);
     let labels = Tensor::arange(64, (Kind::Int64, Device::Cpu)).remainder(10);

@@ -3,6 +3,8 @@
 use std::path::PathBuf;
 
 use anyhow::{bail, Result};
+
+use crate::model::ModelSpec;
 use clap::Args;
 
 use crate::config::{LrSchedule, RunConfig};
@@ -19,27 +21,8 @@ pub struct TrainArgs {
     /// mnist, fashionmnist or cifar.
     #[arg(long)]
     pub dataset: Option<String>,
-    /// Kernel size of the causal (first) block; odd.
-    #[arg(long)]
-    pub causal_ksize: Option<i64>,
-    /// Kernel size of the gated blocks; odd.
-    #[arg(long)]
-    pub hidden_ksize: Option<i64>,
-    /// Channels the model sees (1 or 3; 3 replicates grayscale as the original did).
-    #[arg(long)]
-    pub data_channels: Option<i64>,
-    /// Levels each sub-pixel is quantised to (2..=256).
-    #[arg(long)]
-    pub color_levels: Option<i64>,
-    /// Feature maps of the hidden layers (divisible by data_channels).
-    #[arg(long)]
-    pub hidden_fmaps: Option<i64>,
-    /// Feature maps of the output hidden layer.
-    #[arg(long)]
-    pub out_hidden_fmaps: Option<i64>,
-    /// Number of gated blocks.
-    #[arg(long, allow_hyphen_values = true)]
-    pub hidden_layers: Option<i64>,
+    #[command(flatten)]
+    pub arch: ArchArgs,
     /// Adam learning rate.
     #[arg(long, visible_alias = "lr", allow_hyphen_values = true)]
     pub learning_rate: Option<f64>,
@@ -82,21 +65,27 @@ impl TrainArgs {
             epochs,
             batch_size,
             dataset,
-            causal_ksize,
-            hidden_ksize,
-            data_channels,
-            color_levels,
-            hidden_fmaps
-        );
-        set!(
-            out_hidden_fmaps,
-            hidden_layers,
             learning_rate,
             weight_decay,
             max_norm,
             epoch_samples,
             seed
         );
+        let a = &self.arch;
+        let arch = [
+            (&mut c.causal_ksize, a.causal_ksize),
+            (&mut c.hidden_ksize, a.hidden_ksize),
+            (&mut c.data_channels, a.data_channels),
+            (&mut c.color_levels, a.color_levels),
+            (&mut c.hidden_fmaps, a.hidden_fmaps),
+            (&mut c.out_hidden_fmaps, a.out_hidden_fmaps),
+            (&mut c.hidden_layers, a.hidden_layers),
+        ];
+        for (field, given) in arch {
+            if let Some(v) = given {
+                *field = v;
+            }
+        }
         set!(lr_schedule, train_subset, test_subset);
         if let Some(cuda) = self.cuda {
             c.device = if cuda { "auto".into() } else { "cpu".into() };
@@ -105,6 +94,56 @@ impl TrainArgs {
             c.device = d.clone();
         }
         c
+    }
+}
+
+/// The architecture flags of the original `train.py` and `sample.py`. `train` builds the model
+/// from them; `sample` only checks them against the checkpoint, which records its architecture.
+#[derive(Args, Debug, Default, Clone)]
+pub struct ArchArgs {
+    /// Kernel size of the causal (first) block; odd.
+    #[arg(long)]
+    pub causal_ksize: Option<i64>,
+    /// Kernel size of the gated blocks; odd.
+    #[arg(long)]
+    pub hidden_ksize: Option<i64>,
+    /// Channels the model sees (1 or 3; 3 replicates grayscale as the original did).
+    #[arg(long)]
+    pub data_channels: Option<i64>,
+    /// Levels each sub-pixel is quantised to (2..=256).
+    #[arg(long)]
+    pub color_levels: Option<i64>,
+    /// Feature maps of the hidden layers (divisible by data_channels).
+    #[arg(long)]
+    pub hidden_fmaps: Option<i64>,
+    /// Feature maps of the output hidden layer.
+    #[arg(long)]
+    pub out_hidden_fmaps: Option<i64>,
+    /// Number of gated blocks.
+    #[arg(long, allow_hyphen_values = true)]
+    pub hidden_layers: Option<i64>,
+}
+
+impl ArchArgs {
+    pub fn check(&self, spec: &ModelSpec) -> Result<()> {
+        let pairs = [
+            ("causal_ksize", self.causal_ksize, spec.causal_ksize),
+            ("hidden_ksize", self.hidden_ksize, spec.hidden_ksize),
+            ("data_channels", self.data_channels, spec.channels),
+            ("color_levels", self.color_levels, spec.levels),
+            ("hidden_fmaps", self.hidden_fmaps, spec.hidden_fmaps),
+            ("out_hidden_fmaps", self.out_hidden_fmaps, spec.out_hidden_fmaps),
+            ("hidden_layers", self.hidden_layers, spec.hidden_layers),
+        ];
+        for (name, given, actual) in pairs {
+            if let Some(g) = given.filter(|g| *g != actual) {
+                bail!(
+                    "--{} {g} does not match the checkpoint, which has {name} = {actual}",
+                    name.replace('_', "-")
+                );
+            }
+        }
+        Ok(())
     }
 }
 

@@ -12,7 +12,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use tracing_subscriber::{fmt, prelude::*, EnvFilter};
 
-pub use args::{ModelSource, TrainArgs};
+pub use args::{ArchArgs, ModelSource, TrainArgs};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -21,7 +21,7 @@ pub use args::{ModelSource, TrainArgs};
     about = "Gated PixelCNN experiments: train, sample, evaluate, export"
 )]
 pub struct Cli {
-    /// Folder holding run folders (and later the registry).
+    /// Folder holding run folders and, by default, the registry.
     #[arg(long, global = true, env = "PIXELX_RUNS_DIR", default_value = "runs")]
     pub runs_dir: PathBuf,
     /// The SQLite registry (default: <runs-dir>/registry.sqlite).
@@ -96,36 +96,25 @@ pub fn main() -> ExitCode {
 }
 
 fn dispatch(cli: Cli) -> anyhow::Result<()> {
+    // Commands that train set up logging themselves, once they know the run's log file.
+    if !matches!(
+        cli.command,
+        Command::Train(_) | Command::Resume { .. } | Command::Worker { .. }
+    ) {
+        init_logging(cli.quiet, None);
+    }
     match &cli.command {
         Command::Train(args) => train_cmd::train(&cli, args),
         Command::Resume { run_id } => train_cmd::resume(&cli, run_id),
         Command::Worker { run_id, device } => train_cmd::worker(&cli, run_id, device),
-        Command::Run(args) => {
-            init_logging(cli.quiet, None);
-            sweep_cmds::run(&cli, args)
-        }
-        Command::Report(args) => {
-            init_logging(cli.quiet, None);
-            sweep_cmds::report(&cli, args)
-        }
+        Command::Run(args) => sweep_cmds::run(&cli, args),
+        Command::Report(args) => sweep_cmds::report(&cli, args),
         Command::Ls => sweep_cmds::ls(&cli),
         Command::Show { run_id } => sweep_cmds::show(&cli, run_id),
-        Command::Sample(args) => {
-            init_logging(cli.quiet, None);
-            model_cmds::sample(&cli, args)
-        }
-        Command::Eval(args) => {
-            init_logging(cli.quiet, None);
-            model_cmds::eval(&cli, args)
-        }
-        Command::Export(args) => {
-            init_logging(cli.quiet, None);
-            model_cmds::export(&cli, args)
-        }
-        Command::Import(args) => {
-            init_logging(cli.quiet, None);
-            model_cmds::import(&cli, args)
-        }
+        Command::Sample(args) => model_cmds::sample(&cli, args),
+        Command::Eval(args) => model_cmds::eval(&cli, args),
+        Command::Export(args) => model_cmds::export(&cli, args),
+        Command::Import(args) => model_cmds::import(&cli, args),
     }
 }
 

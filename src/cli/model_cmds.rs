@@ -6,7 +6,7 @@ use anyhow::{bail, Context, Result};
 use clap::Args;
 use tch::Device;
 
-use super::{Cli, ModelSource};
+use super::{ArchArgs, Cli, ModelSource};
 use crate::data::{Dataset, Split};
 use crate::device::resolve_device;
 use crate::sample::{self, Sampler};
@@ -46,49 +46,6 @@ pub struct SampleArgs {
     /// Architecture flags of the original sample.py: accepted, and checked against the checkpoint.
     #[command(flatten)]
     pub arch: ArchArgs,
-}
-
-/// The original's architecture flags. The checkpoint records its architecture, so these only
-/// guard against using the wrong file.
-#[derive(Args, Debug, Default)]
-pub struct ArchArgs {
-    #[arg(long)]
-    pub causal_ksize: Option<i64>,
-    #[arg(long)]
-    pub hidden_ksize: Option<i64>,
-    #[arg(long)]
-    pub data_channels: Option<i64>,
-    #[arg(long)]
-    pub color_levels: Option<i64>,
-    #[arg(long)]
-    pub hidden_fmaps: Option<i64>,
-    #[arg(long)]
-    pub out_hidden_fmaps: Option<i64>,
-    #[arg(long)]
-    pub hidden_layers: Option<i64>,
-}
-
-impl ArchArgs {
-    fn check(&self, spec: &crate::model::ModelSpec) -> Result<()> {
-        let pairs = [
-            ("causal_ksize", self.causal_ksize, spec.causal_ksize),
-            ("hidden_ksize", self.hidden_ksize, spec.hidden_ksize),
-            ("data_channels", self.data_channels, spec.channels),
-            ("color_levels", self.color_levels, spec.levels),
-            ("hidden_fmaps", self.hidden_fmaps, spec.hidden_fmaps),
-            ("out_hidden_fmaps", self.out_hidden_fmaps, spec.out_hidden_fmaps),
-            ("hidden_layers", self.hidden_layers, spec.hidden_layers),
-        ];
-        for (name, given, actual) in pairs {
-            if let Some(g) = given.filter(|g| *g != actual) {
-                bail!(
-                    "--{} {g} does not match the checkpoint, which has {name} = {actual}",
-                    name.replace('_', "-")
-                );
-            }
-        }
-        Ok(())
-    }
 }
 
 fn device_of(device: &str, cuda: Option<bool>) -> Result<Device> {

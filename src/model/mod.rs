@@ -24,6 +24,22 @@ pub struct ModelSpec {
     pub classes: i64,
 }
 
+impl ModelSpec {
+    /// The original project's default architecture (F=30, O=10, 6 blocks, k=7, L=2, 10 classes).
+    pub fn original(channels: i64) -> Self {
+        Self {
+            channels,
+            levels: 2,
+            hidden_fmaps: 30,
+            out_hidden_fmaps: 10,
+            hidden_layers: 6,
+            causal_ksize: 7,
+            hidden_ksize: 7,
+            classes: 10,
+        }
+    }
+}
+
 /// A conditional Gated PixelCNN. Its variables live in the `VarStore` it was built in.
 #[derive(Debug)]
 pub struct PixelCnn {
@@ -92,24 +108,11 @@ pub fn trainable_parameters(vs: &nn::VarStore) -> i64 {
 mod tests {
     use super::*;
 
-    fn spec(channels: i64) -> ModelSpec {
-        ModelSpec {
-            channels,
-            levels: 2,
-            hidden_fmaps: 30,
-            out_hidden_fmaps: 10,
-            hidden_layers: 6,
-            causal_ksize: 7,
-            hidden_ksize: 7,
-            classes: 10,
-        }
-    }
-
     #[test]
     fn parameter_counts_match_the_reference() {
         for (c, expected) in [(3, 438_526), (1, 434_162)] {
             let vs = nn::VarStore::new(tch::Device::Cpu);
-            PixelCnn::new(&vs.root(), spec(c), 0);
+            PixelCnn::new(&vs.root(), ModelSpec::original(c), 0);
             assert_eq!(trainable_parameters(&vs), expected, "C = {c}");
         }
     }
@@ -117,7 +120,7 @@ mod tests {
     #[test]
     fn logits_have_the_reference_shape() {
         let vs = nn::VarStore::new(tch::Device::Cpu);
-        let mut s = spec(3);
+        let mut s = ModelSpec::original(3);
         s.hidden_layers = 1;
         s.levels = 4;
         let model = PixelCnn::new(&vs.root(), s, 0);
