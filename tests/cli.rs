@@ -182,3 +182,75 @@ fn train_sample_eval_export_import_round_trip() {
     let m2: serde_json::Value = serde_json::from_str(json2.trim()).unwrap();
     assert_eq!(m2["nll"], m["nll"], "the imported weights are the same model");
 }
+
+#[test]
+fn ctrl_c_checkpoints_mid_epoch_and_resume_finishes_the_run() {
+    let runs = tempfile::tempdir().unwrap();
+    let child = pixelx()
+        .arg("--runs-dir")
+        .arg(runs.path())
+        .args([
+            "-q",
+            "train",
+            "--epochs",
+            "2",
+            "--train-subset",
+            "4096",
+            "--test-subset",
+            "128",
+        ])
+        .args([
+            "--hidden-fmaps",
+            "8",
+            "--out-hidden-fmaps",
+            "8",
+            "--hidden-layers",
+            "1",
+            "--causal-ksize",
+            "5",
+        ])
+        .args(["--hidden-ksize", "3", "--epoch-samples", "0", "--cuda", "false"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_secs(4));
+    // SAFETY: signalling the child we spawned.
+    unsafe { kill(child.id() as i32, 2) };
+    let out = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("interrupted; `pixelx resume"), "{stdout}");
+    let id = stdout.split_whitespace().nth(1).unwrap().to_owned();
+    let registry = pixelx::registry::Registry::open(&runs.path().join("registry.sqlite")).unwrap();
+    assert_eq!(
+        registry.run(&id).unwrap().unwrap().status,
+        pixelx::registry::RunStatus::Interrupted
+    );
+    let ckpts: Vec<String> = std::fs::read_dir(runs.path().join(&id).join("checkpoints"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(
+        ckpts.iter().any(|n| n.contains("-step-")),
+        "a mid-run checkpoint: {ckpts:?}"
+    );
+
+    let (ok, stdout, stderr) = run(runs.path(), &["-q", "resume", &id[..6]]);
+    assert!(ok && stdout.contains("completed"), "{stdout} {stderr}");
+    let steps = registry
+        .metric_history(&id)
+        .unwrap()
+        .iter()
+        .filter(|(n, ..)| n == "train_loss")
+        .count();
+    assert_eq!(steps, 2 * 4096 / 32, "every step recorded exactly once");
+}
+
+extern "C" {
+    fn kill(pid: i32, sig: i32) -> i32;
+}
