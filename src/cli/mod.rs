@@ -82,6 +82,12 @@ impl Cli {
 
 /// Parses arguments, runs the command and maps errors to a message and exit code 1.
 pub fn main() -> ExitCode {
+    // Rust ignores SIGPIPE, which turns `pixelx report | head` into a panic on the next print;
+    // a command-line tool should just stop, as any Unix filter does.
+    // SAFETY: resetting a signal disposition at start-up, before any thread exists.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     let cli = Cli::parse();
     if cli.threads > 0 {
         tch::set_num_threads(cli.threads);

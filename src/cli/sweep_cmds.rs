@@ -134,6 +134,13 @@ pub fn report(cli: &Cli, args: &ReportArgs) -> Result<()> {
     if let Some(n) = args.limit {
         runs.truncate(n);
     }
+    if runs.is_empty() {
+        println!(
+            "no runs match in {} (start some with `pixelx run FILE`)",
+            registry.path.display()
+        );
+        return Ok(());
+    }
     let params = report::varying_params(&runs);
     if let Some(path) = &args.html {
         report::write_html(&runs, &params, path)?;
@@ -152,6 +159,10 @@ pub fn report(cli: &Cli, args: &ReportArgs) -> Result<()> {
 pub fn ls(cli: &Cli) -> Result<()> {
     let registry = Registry::open(&cli.registry_path())?;
     let runs = registry.summaries(&RunFilter::default())?;
+    if runs.is_empty() {
+        println!("no runs in {}", registry.path.display());
+        return Ok(());
+    }
     println!("{}", report::render(&runs, &[], Format::Table)?);
     Ok(())
 }
