@@ -7,13 +7,6 @@ use sha2::{Digest, Sha256};
 
 use crate::config::RunConfig;
 
-/// Default root of run folders: `$PIXELX_RUNS_DIR`, else `runs/`.
-pub fn default_runs_dir() -> PathBuf {
-    std::env::var_os("PIXELX_RUNS_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("runs"))
-}
-
 /// A fresh id for a one-off run: its config hashed together with the current time, 12 hex digits.
 pub fn adhoc_run_id(config: &RunConfig) -> String {
     let mut h = Sha256::new();
@@ -46,16 +39,6 @@ impl RunDir {
         let text = toml::to_string(config).context("serialising the run config")?;
         crate::weights::write_atomically(&dir.config_path(), text.as_bytes())?;
         Ok(dir)
-    }
-
-    /// Opens an existing run folder, reading its config.
-    pub fn open(runs_dir: &Path, id: &str) -> Result<(Self, RunConfig)> {
-        let dir = Self::new(runs_dir, id);
-        let path = dir.config_path();
-        let text = std::fs::read_to_string(&path)
-            .with_context(|| format!("no run `{id}`: cannot read {}", path.display()))?;
-        let config = toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
-        Ok((dir, config))
     }
 
     pub fn config_path(&self) -> PathBuf {

@@ -38,13 +38,6 @@ pub struct RawImages {
     pub width: usize,
 }
 
-/// Where datasets live: `$PIXELX_DATA_DIR`, else `data/` under the current directory.
-pub fn default_data_dir() -> PathBuf {
-    std::env::var_os("PIXELX_DATA_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("data"))
-}
-
 /// Where the CIFAR-10 binary files are: `$PIXELX_CIFAR_DIR`, else `<data>/cifar-10-batches-bin`.
 fn cifar_dir(data_dir: &Path) -> PathBuf {
     std::env::var_os("PIXELX_CIFAR_DIR")

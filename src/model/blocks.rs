@@ -11,17 +11,11 @@ pub fn gate(t: &Tensor) -> Tensor {
     halves[0].tanh() * halves[1].sigmoid()
 }
 
-/// The vertical stack's convolution: kernel `(k/2 + 1) × k` over the current row and the `k/2`
-/// rows above. Padding only the top and the sides yields exactly `H` output rows, so nothing is
-/// computed and then cropped away.
-pub fn vertical_conv(conv: &Conv, x: &Tensor, k: i64) -> Tensor {
-    let half = k / 2;
-    conv.forward(&x.constant_pad_nd([half, half, half, 0]), [0, 0])
-}
-
-/// `v_conv(x) + v_fc(x)` as one convolution: the 1×1 `v_fc` reads exactly the input under the
-/// bottom-centre tap of `v_conv`'s kernel, so its weight is added there (gradients still reach
-/// both parameters). One pass over the input instead of two, and no separate add.
+/// The vertical stack's `v_conv(x) + v_fc(x)`, kernel `(k/2 + 1) × k` over the current row and the
+/// `k/2` rows above. Padding only the top and the sides yields exactly `H` output rows, so nothing
+/// is computed and then cropped away (as the original does). The 1×1 `v_fc` reads exactly the
+/// input under the kernel's bottom-centre tap, so its weight is added there: one convolution
+/// instead of two and an add (gradients still reach both parameters).
 pub fn vertical_pre(v_conv: &Conv, v_fc: &Conv, x: &Tensor, k: i64) -> Tensor {
     let half = k / 2;
     let fc = v_fc.weight.constant_pad_nd([half, half, half, 0]);

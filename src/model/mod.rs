@@ -4,7 +4,7 @@ mod blocks;
 mod conv;
 mod init;
 
-pub use blocks::{gate, shift_down, vertical_conv, vertical_pre, CausalBlock, GatedBlock};
+pub use blocks::{gate, shift_down, vertical_pre, CausalBlock, GatedBlock};
 pub use conv::{build_mask, Conv, MaskType};
 pub use init::Initialiser;
 
