@@ -17,6 +17,20 @@ fn run(runs: &Path, args: &[&str]) -> (bool, String, String) {
     )
 }
 
+/// A model small enough to train in seconds.
+const TINY_MODEL: [&str; 10] = [
+    "--hidden-fmaps",
+    "8",
+    "--out-hidden-fmaps",
+    "8",
+    "--hidden-layers",
+    "1",
+    "--causal-ksize",
+    "5",
+    "--hidden-ksize",
+    "3",
+];
+
 fn entries(dir: &Path) -> usize {
     std::fs::read_dir(dir).map(|d| d.count()).unwrap_or(0)
 }
@@ -98,7 +112,7 @@ fn unreadable_checkpoints_are_reported_not_panicked_on() {
 #[test]
 fn train_sample_eval_export_import_round_trip() {
     let runs = tempfile::tempdir().unwrap();
-    let train_args = [
+    let own = [
         "train",
         "--epochs",
         "1",
@@ -106,16 +120,6 @@ fn train_sample_eval_export_import_round_trip() {
         "256",
         "--test-subset",
         "128",
-        "--hidden-fmaps",
-        "8",
-        "--out-hidden-fmaps",
-        "8",
-        "--hidden-layers",
-        "1",
-        "--causal-ksize",
-        "5",
-        "--hidden-ksize",
-        "3",
         "--epoch-samples",
         "4",
         "--cuda",
@@ -123,6 +127,7 @@ fn train_sample_eval_export_import_round_trip() {
         "--lr",
         "0.002",
     ];
+    let train_args = [own.as_slice(), TINY_MODEL.as_slice()].concat();
     let (ok, stdout, stderr) = run(runs.path(), &train_args);
     assert!(ok, "{stderr}");
     let id = stdout.split_whitespace().nth(1).unwrap().to_owned();
@@ -199,17 +204,8 @@ fn ctrl_c_checkpoints_mid_epoch_and_resume_finishes_the_run() {
             "--test-subset",
             "128",
         ])
-        .args([
-            "--hidden-fmaps",
-            "8",
-            "--out-hidden-fmaps",
-            "8",
-            "--hidden-layers",
-            "1",
-            "--causal-ksize",
-            "5",
-        ])
-        .args(["--hidden-ksize", "3", "--epoch-samples", "0", "--cuda", "false"])
+        .args(TINY_MODEL)
+        .args(["--epoch-samples", "0", "--cuda", "false"])
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()

@@ -71,8 +71,7 @@ impl RegistryObserver {
     ) -> Result<()> {
         self.flush()?;
         let size = std::fs::metadata(checkpoint).map(|m| m.len()).unwrap_or(0);
-        let sha =
-            std::fs::read_to_string(checkpoint.with_extension("safetensors.sha256")).unwrap_or_default();
+        let sha = std::fs::read_to_string(crate::train::checkpoint::sidecar(checkpoint)).unwrap_or_default();
         let tx = self.registry.write()?;
         let step = r.epoch as i64;
         let values = [

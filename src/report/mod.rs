@@ -77,7 +77,6 @@ pub fn sort_runs(runs: &mut [RunSummary], key: &str) -> Result<()> {
 /// The best `n` runs by test `bpd8` (ties by `bpd`) of each experiment, best first.
 pub fn best_runs(runs: &[RunSummary], n: usize) -> Vec<RunSummary> {
     let mut experiments: Vec<&str> = runs.iter().map(|r| r.experiment.as_str()).collect();
-    experiments.dedup();
     experiments.sort();
     experiments.dedup();
     let mut out = Vec::new();

@@ -52,10 +52,6 @@ impl SweepProgress {
         );
         line.set_message("starting");
         self.lines.insert(run_id.to_owned(), line);
-        if self.quiet {
-            return;
-        }
-        tracing::debug!(run = run_id, device, "worker started");
     }
 
     pub fn finished(&mut self, run_id: &str, status: RunStatus) {

@@ -13,7 +13,8 @@ use crate::weights::{self, NamedTensors, WeightFile};
 
 pub const FORMAT: &str = "pixelx-checkpoint-1";
 
-fn sidecar(path: &Path) -> PathBuf {
+/// The `.sha256` file that holds a checkpoint's checksum.
+pub fn sidecar(path: &Path) -> PathBuf {
     let mut name = path.file_name().unwrap_or_default().to_os_string();
     name.push(".sha256");
     path.with_file_name(name)

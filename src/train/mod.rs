@@ -349,7 +349,7 @@ impl Trainer {
         }
         for old in self.run.epoch_checkpoints().into_iter().skip(2) {
             let _ = std::fs::remove_file(&old);
-            let _ = std::fs::remove_file(old.with_extension("safetensors.sha256"));
+            let _ = std::fs::remove_file(checkpoint::sidecar(&old));
         }
         Ok(path)
     }
