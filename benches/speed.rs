@@ -1,7 +1,8 @@
 //! `just bench`: pixelx's speed as ratios against baselines measured in the same invocation.
 //!
 //! - training: images/s of pixelx against the PyTorch reference (`python/reference_pixelcnn.py`)
-//!   on the same architecture, batch and thread count;
+//!   on the same architecture, batch and thread count; on a CUDA machine also bf16 autocast
+//!   against fp32 on `cuda:0`;
 //! - sampling: the cached sampler against the naive one (a full forward pass per sub-pixel);
 //! - registry: 100,000 step metrics recorded in batches against one transaction per value, and
 //!   a report (table and HTML) over 1,000 runs;
@@ -15,26 +16,45 @@ use std::time::Instant;
 
 use pixelx::metrics::batch_loss;
 use pixelx::model::{ModelSpec, PixelCnn};
+use pixelx::precision::{Autocast, Precision};
 use pixelx::sample::{sample, Sampler};
 use pixelx::train::Adam;
 use tch::{nn, Device, Kind, Tensor};
 
 const THREADS: i32 = 2;
 
+/// How a training-speed measurement runs.
+#[derive(Clone, Copy)]
+struct Setup {
+    device: Device,
+    precision: Precision,
+    channels_last: bool,
+}
+
+const CPU_FP32: Setup = Setup {
+    device: Device::Cpu,
+    precision: Precision::Fp32,
+    channels_last: false,
+};
+
 /// pixelx training images/s: forward, loss, backward, clipping and Adam, as the trainer does.
-fn pixelx_train_speed(spec: ModelSpec, batch: i64, steps: usize) -> f64 {
-    let vs = nn::VarStore::new(Device::Cpu);
-    let model = PixelCnn::new(&vs.root(), spec, 0);
+fn pixelx_train_speed(spec: ModelSpec, batch: i64, steps: usize, setup: Setup) -> f64 {
+    let Setup {
+        device, precision, ..
+    } = setup;
+    let vs = nn::VarStore::new(device);
+    let mut model = PixelCnn::new(&vs.root(), spec, 0);
+    model.channels_last = setup.channels_last;
     let mut adam = Adam::new(&vs, 1e-4);
-    let levels = Tensor::randint(
-        spec.levels,
-        [batch, spec.channels, 28, 28],
-        (Kind::Int64, Device::Cpu),
-    );
+    let levels = Tensor::randint(spec.levels, [batch, spec.channels, 28, 28], (Kind::Int64, device));
     let x = levels.to_kind(Kind::Float) / (spec.levels - 1) as f64;
-    let labels = Tensor::randint(10, [batch], (Kind::Int64, Device::Cpu));
+    let labels = Tensor::randint(10, [batch], (Kind::Int64, device));
     let mut step = || {
-        let loss = batch_loss(&model.forward(&x, &labels), &levels);
+        let logits = {
+            let _autocast = Autocast::enter(device, precision).expect("autocast");
+            model.forward(&x, &labels)
+        };
+        let loss = batch_loss(&logits.to_kind(Kind::Float), &levels);
         adam.zero_grad();
         loss.backward();
         adam.clip_grad_norm(1.0);
@@ -43,14 +63,23 @@ fn pixelx_train_speed(spec: ModelSpec, batch: i64, steps: usize) -> f64 {
     for _ in 0..2 {
         step();
     }
+    // CUDA runs asynchronously: a loss read (as the trainer does each step) or a sync bounds
+    // the timing.
+    let sync = || {
+        if let Device::Cuda(n) = device {
+            tch::Cuda::synchronize(n as i64);
+        }
+    };
+    sync();
     let start = Instant::now();
     for _ in 0..steps {
         step();
     }
+    sync();
     (steps as i64 * batch) as f64 / start.elapsed().as_secs_f64()
 }
 
-fn pytorch_train_speed(spec: ModelSpec, batch: i64, steps: usize) -> f64 {
+fn pytorch_train_speed(spec: ModelSpec, batch: i64, steps: usize, channels_last: bool) -> f64 {
     let python = concat!(env!("CARGO_MANIFEST_DIR"), "/.venv/bin/python");
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/python/reference_pixelcnn.py");
     let out = Command::new(python)
@@ -64,6 +93,7 @@ fn pytorch_train_speed(spec: ModelSpec, batch: i64, steps: usize) -> f64 {
         .args(["--out-hidden-fmaps", &spec.out_hidden_fmaps.to_string()])
         .args(["--batch-size", &batch.to_string(), "--steps", &steps.to_string()])
         .args(["--threads", &THREADS.to_string()])
+        .args(channels_last.then_some("--channels-last"))
         .output()
         .expect("the project's .venv python (run `just setup`)");
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
@@ -71,15 +101,73 @@ fn pytorch_train_speed(spec: ModelSpec, batch: i64, steps: usize) -> f64 {
     v["images_per_sec"].as_f64().unwrap()
 }
 
+/// Median images/s of `a` and `b`, measured in alternation so that drift in the machine's speed
+/// (a shared VM here) hits both alike.
+fn alternating_medians(rounds: usize, mut a: impl FnMut() -> f64, mut b: impl FnMut() -> f64) -> (f64, f64) {
+    let (mut xs, mut ys): (Vec<f64>, Vec<f64>) = (0..rounds).map(|_| (a(), b())).unzip();
+    let median = |v: &mut Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    (median(&mut xs), median(&mut ys))
+}
+
 fn training() {
     let spec = ModelSpec::original(3);
-    let (batch, steps) = (32, 12);
-    println!("training: C=3 F=30 O=10 6 blocks k=7 L=2, batch {batch}, {THREADS} threads, {steps} steps");
-    let baseline = pytorch_train_speed(spec, batch, steps);
-    let ours = pixelx_train_speed(spec, batch, steps);
-    println!("  PyTorch reference  {baseline:8.1} images/s  (baseline)");
+    let (batch, steps, rounds) = (32, 8, 5);
+    println!(
+        "training: C=3 F=30 O=10 6 blocks k=7 L=2, batch {batch}, {THREADS} threads, \
+         median of {rounds} alternating rounds of {steps} steps"
+    );
+    let (baseline, ours) = alternating_medians(
+        rounds,
+        || pytorch_train_speed(spec, batch, steps, false),
+        || pixelx_train_speed(spec, batch, steps, CPU_FP32),
+    );
+    println!("  PyTorch reference  {baseline:8.1} images/s  (baseline: the original's layout)");
     println!("  pixelx             {ours:8.1} images/s");
     println!("  ratio              {:8.2}x  (target >= 1.2x)", ours / baseline);
+    // The memory-layout lever, for both: channels-last activations (not in the original).
+    let nhwc = Setup {
+        channels_last: true,
+        ..CPU_FP32
+    };
+    let (torch_nhwc, ours_nhwc) = alternating_medians(
+        rounds,
+        || pytorch_train_speed(spec, batch, steps, true),
+        || pixelx_train_speed(spec, batch, steps, nhwc),
+    );
+    println!(
+        "  channels-last:     PyTorch {torch_nhwc:.1} images/s ({:.2}x its NCHW), \
+         pixelx {ours_nhwc:.1} images/s ({:.2}x its NCHW)",
+        torch_nhwc / baseline,
+        ours_nhwc / ours
+    );
+    if !tch::Cuda::is_available() {
+        println!("  cuda: no device here; bf16 autocast is compared on GPU machines only");
+        return;
+    }
+    // On a GPU: the same model at a GPU-sized batch, fp32 against bf16 autocast, both layouts.
+    let (batch, steps) = (256, 50);
+    println!("training on cuda:0, batch {batch}, {steps} steps:");
+    let mut fp32 = None;
+    for channels_last in [false, true] {
+        for precision in [Precision::Fp32, Precision::Bf16] {
+            let setup = Setup {
+                device: Device::Cuda(0),
+                precision,
+                channels_last,
+            };
+            let rate = pixelx_train_speed(spec, batch, steps, setup);
+            let base = *fp32.get_or_insert(rate);
+            let layout = if channels_last { "NHWC" } else { "NCHW" };
+            println!(
+                "  pixelx {} {layout}   {rate:8.1} images/s  ({:.2}x fp32 NCHW)",
+                precision.as_str(),
+                rate / base
+            );
+        }
+    }
 }
 
 fn sampling() {

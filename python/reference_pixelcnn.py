@@ -150,6 +150,9 @@ def train_speed(args):
     x_levels = torch.randint(0, args.levels, (args.batch_size, args.channels, args.size, args.size))
     x = x_levels.float() / (args.levels - 1)
     labels = torch.randint(0, 10, (args.batch_size,))
+    if args.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+        x = x.contiguous(memory_format=torch.channels_last)
 
     def step():
         loss = F.cross_entropy(model(x, labels), x_levels)
@@ -180,6 +183,7 @@ def main():
                           ("hidden_layers", 6), ("causal_ksize", 7), ("hidden_ksize", 7), ("batch_size", 32),
                           ("size", 28), ("steps", 10), ("warmup", 2), ("threads", 2)]:
         sp.add_argument("--" + name.replace("_", "-"), dest=name, type=int, default=default)
+    sp.add_argument("--channels-last", action="store_true", help="NHWC model and input (not in the original)")
     args = p.parse_args()
     if args.cmd == "parity":
         return parity(args.model, args.batch, args.tolerance)

@@ -13,6 +13,7 @@ pub mod device;
 pub mod interop;
 pub mod metrics;
 pub mod model;
+pub mod precision;
 pub mod registry;
 pub mod report;
 pub mod run_dir;

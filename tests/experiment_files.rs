@@ -142,6 +142,7 @@ fn bad_experiment_files_fail_clearly_without_touching_the_registry() {
         (format!("{header}[defaults]\nbatch_size = 0\n"), "invalid `batch_size`: must be positive"),
         (format!("{header}[scheduler]\nruns_per_device = 0\n"), "`scheduler.runs_per_device` must be at least 1"),
         (format!("{header}[defaults]\nlr_schedule = \"linear\"\n"), "unknown variant `linear`"),
+        (format!("{header}[grid]\nprecision = [\"fp32\", \"fp16\"]\n"), "unknown variant `fp16`, expected `fp32` or `bf16`"),
         (format!("{header}[grid]\nlearning_rate = [1e-3]\n[[exclude]]\nlearning_rate = 1e-3\n"), "leave no runs"),
         ("[experiment]\nname = \"\"\n".into(), "`experiment.name` must not be empty"),
         (format!("{header}[random]\nsamples = 2\n[random.space]\nlearning_rate = {{ log_uniform = [0.0, 1.0] }}\n"), "random.space.learning_rate: empty or reversed range"),
@@ -172,4 +173,29 @@ fn bad_experiment_files_fail_clearly_without_touching_the_registry() {
             "the registry was touched by:\n{text}"
         );
     }
+}
+
+#[test]
+fn precision_is_a_grid_axis_and_fp32_runs_keep_their_ids() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write(dir.path(), GOOD);
+    let fp32 = Experiment::load(&path, &[]).unwrap();
+    let both = Experiment::load(&path, &["grid.precision=[\"fp32\", \"bf16\"]".into()]).unwrap();
+    assert_eq!(both.runs.len(), 2 * 5 + 1);
+    assert!(both.varying_keys().contains(&"precision"));
+    // Adding the axis keeps the fp32 runs' ids (so they are not retrained) and gives bf16 new ones.
+    let ids = |e: &Experiment, p: pixelx::precision::Precision| -> Vec<String> {
+        let mut v: Vec<String> = e
+            .runs
+            .iter()
+            .filter(|r| r.config.precision == p)
+            .map(|r| r.id.clone())
+            .collect();
+        v.sort();
+        v
+    };
+    use pixelx::precision::Precision::{Bf16, Fp32};
+    assert_eq!(ids(&both, Fp32), ids(&fp32, Fp32)); // 5 grid runs and the point
+    assert_eq!(ids(&both, Bf16).len(), 5);
+    assert!(ids(&both, Bf16).iter().all(|id| !ids(&fp32, Fp32).contains(id)));
 }

@@ -8,6 +8,7 @@ use crate::model::ModelSpec;
 use clap::Args;
 
 use crate::config::{LrSchedule, RunConfig};
+use crate::precision::Precision;
 
 /// The original `train.py` flags plus pixelx's own; unset flags keep the defaults.
 #[derive(Args, Debug, Default, Clone)]
@@ -53,6 +54,9 @@ pub struct TrainArgs {
     /// Evaluate on the first N test images only.
     #[arg(long)]
     pub test_subset: Option<i64>,
+    /// fp32, or bf16 autocast for training (for GPUs; weights and checkpoints stay fp32).
+    #[arg(long, value_enum)]
+    pub precision: Option<Precision>,
 }
 
 impl TrainArgs {
@@ -86,7 +90,7 @@ impl TrainArgs {
                 *field = v;
             }
         }
-        set!(lr_schedule, train_subset, test_subset);
+        set!(lr_schedule, train_subset, test_subset, precision);
         if let Some(cuda) = self.cuda {
             c.device = if cuda { "auto".into() } else { "cpu".into() };
         }

@@ -94,7 +94,15 @@ fn execute(cli: &Cli, run_id: &str, device: Option<&str>) -> Result<()> {
                 );
             }
             if let Some(v) = s.images_per_sec {
-                println!("  {v:.1} images/s on {}", row.device.as_deref().unwrap_or("?"));
+                let precision = s
+                    .params
+                    .get("precision")
+                    .and_then(|p| p.as_str())
+                    .unwrap_or("fp32");
+                println!(
+                    "  {v:.1} images/s on {} ({precision})",
+                    row.device.as_deref().unwrap_or("?")
+                );
             }
             println!("  checkpoint {}", s.checkpoint.as_deref().unwrap_or("-"));
             println!("  samples    {}", s.samples.as_deref().unwrap_or("-"));

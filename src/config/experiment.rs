@@ -13,9 +13,10 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::RunConfig;
+use crate::precision::Precision;
 
 /// Run parameters, i.e. the keys of `[defaults]`, grid axes, points and exclusions.
-pub const RUN_KEYS: [&str; 19] = [
+pub const RUN_KEYS: [&str; 20] = [
     "dataset",
     "epochs",
     "batch_size",
@@ -35,6 +36,7 @@ pub const RUN_KEYS: [&str; 19] = [
     "lr_schedule",
     "train_subset",
     "test_subset",
+    "precision",
 ];
 
 const SECTIONS: [&str; 7] = [
@@ -158,8 +160,21 @@ pub fn run_id(experiment: &str, config: &RunConfig) -> String {
     let mut h = Sha256::new();
     h.update(experiment.as_bytes());
     h.update([0]);
-    h.update(serde_json::to_vec(config).unwrap_or_default());
+    h.update(serde_json::to_vec(&identity(config)).unwrap_or_default());
     hex::encode(h.finalize())[..12].to_owned()
+}
+
+/// What a run id hashes: the config in field order, minus parameters added after runs were
+/// first recorded while they hold their default. Registries made before `precision` existed
+/// thus keep their run ids (a test pins one); a bf16 run gets an id of its own.
+fn identity(config: &RunConfig) -> serde_json::Value {
+    let mut value = serde_json::to_value(config).unwrap_or_default();
+    if let Some(fields) = value.as_object_mut() {
+        if config.precision == Precision::Fp32 {
+            fields.shift_remove("precision");
+        }
+    }
+    value
 }
 
 /// The nearest valid key, when one is close enough to be a likely typo.
@@ -442,4 +457,22 @@ fn random_points(random: &RandomSearch) -> Result<Vec<Table>, String> {
         out.push(t);
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Run ids index existing registries: changing what is hashed would make every recorded run
+    /// look new and train again. This pins the id of the default config.
+    #[test]
+    fn run_ids_stay_stable_across_versions() {
+        let id = run_id("quickstart", &RunConfig::default());
+        assert_eq!(id, "41bffb4a3ce8");
+        let bf16 = RunConfig {
+            precision: Precision::Bf16,
+            ..RunConfig::default()
+        };
+        assert_ne!(run_id("quickstart", &bf16), id);
+    }
 }

@@ -1,5 +1,7 @@
 use serde::{Deserialize, Serialize};
 
+use crate::precision::Precision;
+
 /// Datasets pixelx can load; see `data` for where each comes from.
 pub const DATASETS: [&str; 3] = ["mnist", "fashionmnist", "cifar"];
 
@@ -61,6 +63,8 @@ pub struct RunConfig {
     pub train_subset: i64,
     /// Evaluate on the first N test images only (0 = all).
     pub test_subset: i64,
+    /// `fp32`, or `bf16` autocast for the training forward pass (meant for GPUs).
+    pub precision: Precision,
 }
 
 impl Default for RunConfig {
@@ -86,6 +90,7 @@ impl Default for RunConfig {
             lr_schedule: LrSchedule::Cyclic,
             train_subset: 0,
             test_subset: 0,
+            precision: Precision::Fp32,
         }
     }
 }

@@ -68,6 +68,19 @@ fn param_matches(params: &serde_json::Map<String, serde_json::Value>, key: &str,
     }
 }
 
+/// A run's parameters from its stored config. Configs recorded before a parameter existed are
+/// read through `RunConfig`, which fills in its default, so every run shows every parameter.
+fn stored_params(json: &str) -> Result<serde_json::Map<String, serde_json::Value>> {
+    let value = match serde_json::from_str::<crate::config::RunConfig>(json) {
+        Ok(config) => serde_json::to_value(config)?,
+        Err(_) => serde_json::from_str(json)?,
+    };
+    Ok(match value {
+        serde_json::Value::Object(m) => m,
+        _ => Default::default(),
+    })
+}
+
 impl Registry {
     /// Summaries of the runs matching `filter`, in creation order.
     pub fn summaries(&self, filter: &RunFilter) -> Result<Vec<RunSummary>> {
@@ -93,10 +106,7 @@ impl Registry {
         let mut out = Vec::new();
         for row in rows {
             let (id, experiment, status, device, json, error, started_at, finished_at) = row?;
-            let params = match serde_json::from_str::<serde_json::Value>(&json)? {
-                serde_json::Value::Object(m) => m,
-                _ => Default::default(),
-            };
+            let params = stored_params(&json)?;
             if !filter
                 .conditions
                 .iter()

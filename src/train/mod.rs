@@ -16,12 +16,13 @@ use indicatif::{ProgressBar, ProgressStyle};
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use serde::{Deserialize, Serialize};
-use tch::{nn, Device, Tensor};
+use tch::{nn, Device, Kind, Tensor};
 
 use crate::config::RunConfig;
 use crate::data::{Dataset, Split};
 use crate::metrics::{self, EvalMetrics};
 use crate::model::{ModelSpec, PixelCnn};
+use crate::precision::{Autocast, Precision};
 use crate::run_dir::RunDir;
 use crate::sample::{self, Sampler};
 
@@ -127,6 +128,9 @@ impl Trainer {
                 device,
             )
         };
+        if config.precision == Precision::Bf16 && device == Device::Cpu {
+            tracing::warn!("bf16 on CPU: most CPUs emulate it, so expect it to be slower than fp32");
+        }
         let train = load(Split::Train, config.train_subset)?;
         let test = load(Split::Test, config.test_subset)?;
         let vs = nn::VarStore::new(device);
@@ -225,7 +229,12 @@ impl Trainer {
             }
             let idx = Tensor::from_slice(batch).to_device(self.device);
             let (x, target, labels) = self.train.batch(&idx);
-            let loss = metrics::batch_loss(&self.model.forward(&x, &labels), &target);
+            let logits = {
+                let _autocast = Autocast::enter(self.device, self.config.precision)?;
+                self.model.forward(&x, &labels)
+            };
+            // Under autocast the logits are bf16; the loss is taken in fp32 either way.
+            let loss = metrics::batch_loss(&logits.to_kind(Kind::Float), &target);
             let value = loss.double_value(&[]);
             if !value.is_finite() {
                 bar.abandon();
