@@ -49,6 +49,10 @@ resume run_id: setup
 bench: setup
     cargo bench --quiet
 
+# Pack release binaries and MNIST into .gpu/ for scripts/gpu-check.sh on a GPU machine.
+gpu-bundle: setup
+    scripts/gpu-bundle.sh
+
 # clippy with warnings as errors, and rustfmt.
 lint:
     cargo clippy --all-targets -- -D warnings

@@ -80,8 +80,11 @@ fn pixelx_train_speed(spec: ModelSpec, batch: i64, steps: usize, setup: Setup) -
 }
 
 fn pytorch_train_speed(spec: ModelSpec, batch: i64, steps: usize, channels_last: bool) -> f64 {
-    let python = concat!(env!("CARGO_MANIFEST_DIR"), "/.venv/bin/python");
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/python/reference_pixelcnn.py");
+    // `cargo bench` runs from the package root, as scripts/gpu-check.sh does on a GPU machine
+    // (where PIXELX_PYTHON names that machine's python3).
+    let python = std::env::var("PIXELX_PYTHON")
+        .unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/.venv/bin/python").into());
+    let script = "python/reference_pixelcnn.py";
     let out = Command::new(python)
         .args([script, "train-speed"])
         .args([
@@ -95,7 +98,7 @@ fn pytorch_train_speed(spec: ModelSpec, batch: i64, steps: usize, channels_last:
         .args(["--threads", &THREADS.to_string()])
         .args(channels_last.then_some("--channels-last"))
         .output()
-        .expect("the project's .venv python (run `just setup`)");
+        .expect("the project's .venv python (run `just setup`) or $PIXELX_PYTHON");
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json from the reference script");
     v["images_per_sec"].as_f64().unwrap()
