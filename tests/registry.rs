@@ -146,3 +146,40 @@ fn a_run_is_claimed_once_and_statuses_are_recorded() {
     let events: Vec<String> = registry.events("a").unwrap().into_iter().map(|e| e.0).collect();
     assert_eq!(events, ["queued", "running", "diverged"]);
 }
+
+#[test]
+fn runs_recorded_before_a_parameter_existed_show_its_default() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("r.sqlite");
+    let mut registry = Registry::open(&path).unwrap();
+    let info = ExperimentInfo {
+        name: "e".into(),
+        description: String::new(),
+        dataset: None,
+    };
+    let exp = registry.upsert_experiment(&info, None).unwrap();
+    registry
+        .add_run(exp, "old", &RunConfig::default(), dir.path())
+        .unwrap();
+    // Rewrite the stored config as a registry from before `precision` existed holds it.
+    let db = rusqlite::Connection::open(&path).unwrap();
+    let changed = db
+        .execute(
+            "UPDATE runs SET config_json = json_remove(config_json, '$.precision')",
+            [],
+        )
+        .unwrap();
+    assert_eq!(changed, 1);
+    let json: String = db
+        .query_row("SELECT config_json FROM runs", [], |r| r.get(0))
+        .unwrap();
+    assert!(!json.contains("precision"));
+
+    let filter = RunFilter {
+        conditions: vec![("precision".into(), "fp32".into())],
+        ..RunFilter::default()
+    };
+    let runs = registry.summaries(&filter).unwrap();
+    assert_eq!(runs.len(), 1);
+    assert_eq!(runs[0].params["precision"], "fp32");
+}
