@@ -301,6 +301,22 @@ fn registry() {
         runs.len(),
         std::fs::metadata(dir.path().join("r.html")).unwrap().len() / 1024
     );
+    // One run's summary (`pixelx show`, the end of `pixelx train`): all runs read, then picked
+    // (baseline, as before), against the single-run filter.
+    let id = runs[runs.len() / 2].id.clone();
+    let start = Instant::now();
+    let all = reg.summaries(&RunFilter::default()).unwrap();
+    let picked = all.into_iter().find(|r| r.id == id).unwrap();
+    let t_all = start.elapsed().as_secs_f64();
+    let start = Instant::now();
+    let one = reg.summaries(&RunFilter::run(&id)).unwrap();
+    let t_one = start.elapsed().as_secs_f64();
+    assert_eq!(one.len(), 1);
+    assert_eq!(one[0].best.map(|b| b.bpd8), picked.best.map(|b| b.bpd8));
+    println!(
+        "  one run's summary          {t_one:8.4} s  (baseline: read all and pick, {t_all:.4} s; {:.0}x)",
+        t_all / t_one
+    );
 }
 
 /// Wall time of `pixelx run` over a 4-run experiment with the given scheduler settings.

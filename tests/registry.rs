@@ -182,4 +182,18 @@ fn runs_recorded_before_a_parameter_existed_show_its_default() {
     let runs = registry.summaries(&filter).unwrap();
     assert_eq!(runs.len(), 1);
     assert_eq!(runs[0].params["precision"], "fp32");
+
+    // A run recorded now carries the key; the single-run filter returns just that run.
+    let bf16 = RunConfig {
+        precision: pixelx::precision::Precision::Bf16,
+        ..RunConfig::default()
+    };
+    registry.add_run(exp, "new", &bf16, dir.path()).unwrap();
+    let one = registry.summaries(&RunFilter::run("new")).unwrap();
+    assert_eq!(one.len(), 1);
+    assert_eq!(
+        (one[0].id.as_str(), &one[0].params["precision"]),
+        ("new", &"bf16".into())
+    );
+    assert_eq!(registry.summaries(&RunFilter::default()).unwrap().len(), 2);
 }

@@ -128,6 +128,7 @@ pub fn report(cli: &Cli, args: &ReportArgs) -> Result<()> {
         experiment: args.experiment.clone(),
         conditions,
         status: args.status.clone(),
+        run_id: None,
     };
     let mut runs = registry.summaries(&filter)?;
     report::sort_runs(&mut runs, &args.sort)?;
@@ -223,10 +224,7 @@ pub fn show(cli: &Cli, run_id: &str) -> Result<()> {
     }
     let steps = history.iter().filter(|(n, ..)| n == "train_loss").count();
     println!("  ({steps} training steps recorded)");
-    let summary = registry
-        .summaries(&RunFilter::default())?
-        .into_iter()
-        .find(|r| r.id == id);
+    let summary = registry.summaries(&RunFilter::run(&id))?.into_iter().next();
     if let Some(s) = summary {
         println!(
             "\nartefacts\n  checkpoint {}\n  samples    {}",

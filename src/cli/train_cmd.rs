@@ -80,9 +80,9 @@ fn execute(cli: &Cli, run_id: &str, device: Option<&str>) -> Result<()> {
     let registry = Registry::open(&registry_path)?;
     let row = registry.run(run_id)?.expect("the run exists");
     let summary = registry
-        .summaries(&Default::default())?
+        .summaries(&crate::registry::RunFilter::run(run_id))?
         .into_iter()
-        .find(|r| r.id == run_id);
+        .next();
     match status {
         RunStatus::Completed => {
             let s = summary.expect("a completed run has a summary");

@@ -17,6 +17,17 @@ pub struct RunFilter {
     /// `key=value` conditions on run parameters; numbers compare numerically.
     pub conditions: Vec<(String, String)>,
     pub status: Option<String>,
+    /// One run only (a full id); its metrics are then read alone, not every run's.
+    pub run_id: Option<String>,
+}
+
+impl RunFilter {
+    pub fn run(id: &str) -> Self {
+        Self {
+            run_id: Some(id.to_owned()),
+            ..Self::default()
+        }
+    }
 }
 
 /// The best epoch of a run by test `bpd8` (ties broken by `bpd`).
@@ -89,9 +100,11 @@ impl Registry {
             "SELECT r.id, e.name, r.status, r.device, r.config_json, r.error, r.started_at, r.finished_at
              FROM runs r JOIN experiments e ON e.id = r.experiment_id
              WHERE (?1 IS NULL OR e.name = ?1) AND (?2 IS NULL OR r.status = ?2)
+               AND (?3 IS NULL OR r.id = ?3)
              ORDER BY r.created_at, r.id",
         )?;
-        let rows = stmt.query_map(rusqlite::params![filter.experiment, filter.status], |r| {
+        let args = rusqlite::params![filter.experiment, filter.status, filter.run_id];
+        let rows = stmt.query_map(args, |r| {
             Ok((
                 r.get::<_, String>(0)?,
                 r.get::<_, String>(1)?,
@@ -131,18 +144,23 @@ impl Registry {
                 curves: Curves::default(),
             });
         }
-        self.attach_results(&mut out)?;
+        self.attach_results(&mut out, filter.run_id.as_deref())?;
         Ok(out)
     }
 
-    /// Fills in metrics, best epoch, checkpoint and samples with one query per table.
-    fn attach_results(&self, runs: &mut [RunSummary]) -> Result<()> {
+    /// Fills in metrics, best epoch, checkpoint and samples with one query per table (over one
+    /// run's rows only when `only` names it).
+    fn attach_results(&self, runs: &mut [RunSummary], only: Option<&str>) -> Result<()> {
         let index: HashMap<String, usize> = runs.iter().enumerate().map(|(i, r)| (r.id.clone(), i)).collect();
         let conn = self.conn();
         let mut per_epoch: Vec<HashMap<u32, HashMap<String, f64>>> = vec![HashMap::new(); runs.len()];
-        let mut stmt =
-            conn.prepare("SELECT run_id, name, epoch, value FROM metrics WHERE epoch IS NOT NULL")?;
-        let rows = stmt.query_map([], |r| {
+        // A plain `run_id = ?1` (not `?1 IS NULL OR …`) so SQLite can use `metrics_by_run`.
+        let mut stmt = conn.prepare(if only.is_some() {
+            "SELECT run_id, name, epoch, value FROM metrics WHERE run_id = ?1 AND epoch IS NOT NULL"
+        } else {
+            "SELECT run_id, name, epoch, value FROM metrics WHERE ?1 IS NULL AND epoch IS NOT NULL"
+        })?;
+        let rows = stmt.query_map([only], |r| {
             Ok((
                 r.get::<_, String>(0)?,
                 r.get::<_, String>(1)?,
@@ -185,8 +203,10 @@ impl Registry {
                 run.wall_seconds = Some(sorted.iter().filter_map(|(_, m)| m.get("epoch_seconds")).sum());
             }
         }
-        let mut stmt = conn.prepare("SELECT run_id, path FROM checkpoints WHERE is_best = 1 ORDER BY id")?;
-        for row in stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))? {
+        let mut stmt = conn.prepare(
+            "SELECT run_id, path FROM checkpoints WHERE is_best = 1 AND (?1 IS NULL OR run_id = ?1) ORDER BY id",
+        )?;
+        for row in stmt.query_map([only], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))? {
             let (run, path) = row?;
             if let Some(&i) = index.get(&run) {
                 let best = std::path::Path::new(&path).with_file_name("best.safetensors");
@@ -197,8 +217,9 @@ impl Registry {
                 });
             }
         }
-        let mut stmt = conn.prepare("SELECT run_id, epoch, path FROM samples ORDER BY id")?;
-        for row in stmt.query_map([], |r| {
+        let mut stmt = conn
+            .prepare("SELECT run_id, epoch, path FROM samples WHERE ?1 IS NULL OR run_id = ?1 ORDER BY id")?;
+        for row in stmt.query_map([only], |r| {
             Ok((
                 r.get::<_, String>(0)?,
                 r.get::<_, u32>(1)?,
