@@ -45,9 +45,10 @@ train *args: setup
 resume run_id: setup
     {{bin}} resume "{{run_id}}"
 
-# Benchmarks (ratios against baselines measured in the same invocation).
-bench: setup
-    cargo bench --quiet
+# Benchmarks (ratios against baselines measured in the same invocation); name parts to run only
+# those: training, sampling, registry, packing.
+bench *parts: setup
+    cargo bench --quiet --bench speed -- "$@"
 
 # Pack release binaries and MNIST into .gpu/ for scripts/gpu-check.sh on a GPU machine.
 gpu-bundle: setup
