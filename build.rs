@@ -41,7 +41,4 @@ fn compile_torch_extras(lib_dir: &Path) {
         .flag_if_supported("-Wno-unused-parameter")
         .warnings(false)
         .compile("pixelx_torch_extras");
-    // The shim calls into these; listed after its archive so the linker resolves them.
-    println!("cargo:rustc-link-lib=dylib=torch_cpu");
-    println!("cargo:rustc-link-lib=dylib=c10");
 }

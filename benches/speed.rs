@@ -14,11 +14,10 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Instant;
 
-use pixelx::metrics::batch_loss;
 use pixelx::model::{ModelSpec, PixelCnn};
-use pixelx::precision::{Autocast, Precision};
+use pixelx::precision::Precision;
 use pixelx::sample::{sample, Sampler};
-use pixelx::train::Adam;
+use pixelx::train::{training_loss, Adam};
 use tch::{nn, Device, Kind, Tensor};
 
 const THREADS: i32 = 2;
@@ -50,11 +49,7 @@ fn pixelx_train_speed(spec: ModelSpec, batch: i64, steps: usize, setup: Setup) -
     let x = levels.to_kind(Kind::Float) / (spec.levels - 1) as f64;
     let labels = Tensor::randint(10, [batch], (Kind::Int64, device));
     let mut step = || {
-        let logits = {
-            let _autocast = Autocast::enter(device, precision).expect("autocast");
-            model.forward(&x, &labels)
-        };
-        let loss = batch_loss(&logits.to_kind(Kind::Float), &levels);
+        let loss = training_loss(&model, &x, &labels, &levels, precision).expect("autocast");
         adam.zero_grad();
         loss.backward();
         adam.clip_grad_norm(1.0);

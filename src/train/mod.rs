@@ -229,12 +229,7 @@ impl Trainer {
             }
             let idx = Tensor::from_slice(batch).to_device(self.device);
             let (x, target, labels) = self.train.batch(&idx);
-            let logits = {
-                let _autocast = Autocast::enter(self.device, self.config.precision)?;
-                self.model.forward(&x, &labels)
-            };
-            // Under autocast the logits are bf16; the loss is taken in fp32 either way.
-            let loss = metrics::batch_loss(&logits.to_kind(Kind::Float), &target);
+            let loss = training_loss(&self.model, &x, &labels, &target, self.config.precision)?;
             let value = loss.double_value(&[]);
             if !value.is_finite() {
                 bar.abandon();
@@ -390,6 +385,23 @@ impl Trainer {
         bar.set_prefix(format!("{}/{}", epoch + 1, self.config.epochs));
         bar
     }
+}
+
+/// The loss of one training batch, as every training step takes it: the forward pass under
+/// autocast when `precision` asks for it, the cross-entropy on fp32 logits (under autocast the
+/// logits are bf16).
+pub fn training_loss(
+    model: &PixelCnn,
+    x: &Tensor,
+    labels: &Tensor,
+    target: &Tensor,
+    precision: Precision,
+) -> Result<Tensor> {
+    let logits = {
+        let _autocast = Autocast::enter(x.device(), precision)?;
+        model.forward(x, labels)
+    };
+    Ok(metrics::batch_loss(&logits.to_kind(Kind::Float), target))
 }
 
 fn append_jsonl<T: Serialize>(path: &Path, value: &T) -> Result<()> {
