@@ -72,6 +72,29 @@ fn no_logit_sees_its_own_or_a_later_sub_pixel() {
     }
 }
 
+/// The original project's default model in RGB (F = 30, O = 10: O is not a multiple of C, which
+/// the output layers' masks allow, since they group channels by index modulo C).
+#[test]
+fn the_original_rgb_model_is_causal_and_sees_every_earlier_sub_pixel() {
+    let vs = nn::VarStore::new(Device::Cpu);
+    let m = PixelCnn::new(&vs.root(), ModelSpec::original(3), 5);
+    let size = 7;
+    for (i, j) in [(6, 6), (3, 2), (0, 5)] {
+        for c in 0..3 {
+            let seen = influence(&m, size, c, i, j);
+            for (at, &s) in seen.iter().enumerate() {
+                let at = at as i64;
+                let (c2, i2, j2) = (at / (size * size), (at / size) % size, at % size);
+                assert_eq!(
+                    s,
+                    before(c2, i2, j2, c, i, j),
+                    "original RGB model: logits of ({c},{i},{j}) vs ({c2},{i2},{j2})"
+                );
+            }
+        }
+    }
+}
+
 #[test]
 fn every_earlier_sub_pixel_in_reach_is_seen() {
     // Enough layers that the receptive field covers a 5x5 image: no blind spot may remain.

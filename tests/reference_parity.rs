@@ -103,3 +103,8 @@ fn rgb_export_matches_the_pytorch_reference() {
         8,
     );
 }
+
+#[test]
+fn the_original_default_rgb_model_matches_the_pytorch_reference() {
+    check(ModelSpec::original(3), 6);
+}

@@ -44,3 +44,81 @@ pub fn pixelx() -> std::process::Command {
     cmd.env("PIXELX_DATA_DIR", data_dir()).env("PIXELX_THREADS", "1");
     cmd
 }
+
+/// The tiny model's architecture flags for `pixelx train`.
+pub const TINY_MODEL: [&str; 10] = [
+    "--hidden-fmaps",
+    "8",
+    "--out-hidden-fmaps",
+    "8",
+    "--hidden-layers",
+    "1",
+    "--causal-ksize",
+    "5",
+    "--hidden-ksize",
+    "3",
+];
+
+/// Runs pixelx with `args` over the runs folder `runs`: (success, stdout, stderr).
+pub fn run_in(runs: &std::path::Path, args: &[&str]) -> (bool, String, String) {
+    let out = pixelx().arg("--runs-dir").arg(runs).args(args).output().unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into(),
+        String::from_utf8_lossy(&out.stderr).into(),
+    )
+}
+
+/// An experiment file of tiny models (`grid` holds the TOML lines of its grid table).
+pub fn tiny_experiment(name: &str, epochs: u32, train_subset: u32, grid: &str, scheduler: &str) -> String {
+    format!(
+        r#"
+[experiment]
+name = "{name}"
+dataset = "mnist"
+
+[defaults]
+epochs = {epochs}
+batch_size = 32
+hidden_fmaps = 8
+out_hidden_fmaps = 8
+hidden_layers = 1
+causal_ksize = 5
+hidden_ksize = 3
+epoch_samples = 2
+train_subset = {train_subset}
+test_subset = 128
+lr_schedule = "cosine"
+learning_rate = 5e-3
+
+[grid]
+{grid}
+
+[scheduler]
+{scheduler}
+"#
+    )
+}
+
+/// Sends `sig` to `pid`.
+pub fn signal(pid: u32, sig: i32) {
+    extern "C" {
+        fn kill(pid: i32, sig: i32) -> i32;
+    }
+    // SAFETY: kill(2) on a process the test started; no memory is shared.
+    unsafe {
+        kill(pid as i32, sig);
+    }
+}
+
+/// Waits up to `limit` for `cond`, polling every 100 ms; false on time-out.
+pub fn wait_for(limit: std::time::Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let start = std::time::Instant::now();
+    while start.elapsed() < limit {
+        if cond() {
+            return true;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    false
+}

@@ -1,0 +1,257 @@
+//! Clear errors (issue 12): each case is a command a user can get wrong, the words its error must
+//! contain, and nothing it may contain (Rust debug text, doubled prefixes, a panic).
+
+mod common;
+
+use std::path::Path;
+
+use common::pixelx;
+
+const GOOD: &str = r#"
+[experiment]
+name = "e"
+dataset = "mnist"
+[defaults]
+epochs = 1
+[grid]
+learning_rate = [1e-3, 2e-3]
+"#;
+
+struct Case {
+    name: &'static str,
+    /// TOML of the experiment file the command gets as `FILE` (written to `exp.toml`).
+    file: &'static str,
+    args: &'static [&'static str],
+    env: &'static [(&'static str, &'static str)],
+    expect: &'static [&'static str],
+}
+
+const CASES: &[Case] = &[
+    Case {
+        name: "wrong type in the file names the key and the file",
+        file: "[experiment]\nname = \"e\"\n[defaults]\nlearning_rate = \"fast\"\n",
+        args: &["run", "FILE", "--dry-run"],
+        env: &[],
+        expect: &["defaults.learning_rate", "exp.toml", "expected a number"],
+    },
+    Case {
+        name: "wrong type from the environment names the variable",
+        file: GOOD,
+        args: &["run", "FILE", "--dry-run"],
+        env: &[("PIXELX_LEARNING_RATE", "abc")],
+        expect: &["PIXELX_LEARNING_RATE", "expected a number"],
+    },
+    Case {
+        name: "wrong type from --set names the override",
+        file: GOOD,
+        args: &["run", "FILE", "--dry-run", "--set", "epochs=many"],
+        env: &[],
+        expect: &["--set epochs", "expected an integer"],
+    },
+    Case {
+        name: "invalid value names its source",
+        file: GOOD,
+        args: &["run", "FILE", "--dry-run", "--set", "hidden_ksize=4"],
+        env: &[],
+        expect: &["invalid `hidden_ksize`", "--set hidden_ksize"],
+    },
+    Case {
+        name: "unknown --set key gets a suggestion",
+        file: GOOD,
+        args: &["run", "FILE", "--dry-run", "--set", "learning_rat=3"],
+        env: &[],
+        expect: &["unknown key `learning_rat`", "did you mean `learning_rate`"],
+    },
+    Case {
+        name: "unknown dotted --set key gets a suggestion",
+        file: GOOD,
+        args: &["run", "FILE", "--dry-run", "--set", "scheduler.runs_per_devic=2"],
+        env: &[],
+        expect: &["scheduler.runs_per_devic", "did you mean `runs_per_device`"],
+    },
+    Case {
+        name: "dry run checks the devices",
+        file: GOOD,
+        args: &["run", "FILE", "--dry-run", "--set", "scheduler.devices=[\"cuda:7\"]"],
+        env: &[],
+        expect: &["cuda:7", "CUDA device"],
+    },
+    Case {
+        name: "exclusions of the wrong type are errors",
+        file: "[experiment]\nname = \"e\"\n[grid]\nlearning_rate = [1e-3]\n[[exclude]]\nlearning_rate = \"x\"\n",
+        args: &["run", "FILE", "--dry-run"],
+        env: &[],
+        expect: &["exclude[0].learning_rate", "expected a number"],
+    },
+    Case {
+        name: "random ranges are described, not debug-printed",
+        file: "[experiment]\nname = \"e\"\n[random]\nsamples = 2\n[random.space]\nlearning_rate = { log_uniform = [1e-2, 1e-4] }\n",
+        args: &["run", "FILE", "--dry-run"],
+        env: &[],
+        expect: &["random.space.learning_rate", "inverted range"],
+    },
+    Case {
+        name: "control characters in names are refused",
+        file: "[experiment]\nname = \"a\u{1b}[31mb\"\n",
+        args: &["run", "FILE", "--dry-run"],
+        env: &[],
+        expect: &["experiment.name", "control character"],
+    },
+    Case {
+        name: "train rejects a bad PIXELX_ value instead of ignoring it",
+        file: GOOD,
+        args: &["train", "--epochs", "1", "--cuda", "false"],
+        env: &[("PIXELX_HIDDEN_KSIZE", "4")],
+        expect: &["invalid `hidden_ksize`", "PIXELX_HIDDEN_KSIZE"],
+    },
+    Case {
+        name: "train names a PIXELX_ variable of the wrong type",
+        file: GOOD,
+        args: &["train", "--epochs", "1"],
+        env: &[("PIXELX_EPOCHS", "abc")],
+        expect: &["PIXELX_EPOCHS", "expected an integer"],
+    },
+    Case {
+        name: "an impossible batch is refused before training",
+        file: GOOD,
+        args: &["train", "--epochs", "1", "--batch-size", "60000", "--hidden-fmaps", "2400", "--cuda", "false"],
+        env: &[],
+        expect: &["memory", "batch_size"],
+    },
+    Case {
+        name: "--limit 0 is refused",
+        file: GOOD,
+        args: &["report", "--limit", "0"],
+        env: &[],
+        expect: &["--limit", "at least 1"],
+    },
+    Case {
+        name: "--best 0 is refused",
+        file: GOOD,
+        args: &["report", "--best", "0"],
+        env: &[],
+        expect: &["--best", "at least 1"],
+    },
+    Case {
+        name: "an unknown status is refused with the choices",
+        file: GOOD,
+        args: &["report", "--status", "done"],
+        env: &[],
+        expect: &["done", "completed"],
+    },
+];
+
+#[test]
+fn every_case_fails_with_its_message_and_no_debug_text() {
+    let mut failures = Vec::new();
+    for case in CASES {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("exp.toml");
+        std::fs::write(&file, case.file).unwrap();
+        let runs = dir.path().join("runs");
+        let args: Vec<&str> = case
+            .args
+            .iter()
+            .map(|a| if *a == "FILE" { file.to_str().unwrap() } else { a })
+            .collect();
+        let mut cmd = pixelx();
+        cmd.arg("--runs-dir").arg(&runs).args(&args);
+        for (k, v) in case.env {
+            cmd.env(k, v);
+        }
+        let out = cmd.output().unwrap();
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let missing: Vec<&&str> = case.expect.iter().filter(|e| !text.contains(**e)).collect();
+        let debug = ["Float(", "Integer(", "Some(", "String(", "panicked", "LogUniform("]
+            .iter()
+            .any(|d| text.contains(d));
+        if out.status.success() || !missing.is_empty() || debug || text.contains("diverged: diverged") {
+            failures.push(format!(
+                "{} (exit {:?}, missing {missing:?}):\n{text}",
+                case.name,
+                out.status.code()
+            ));
+        }
+        if case.args[0] != "run" || !text.contains("registry") {
+            assert!(
+                !runs.join("registry.sqlite").exists() || case.args[0] == "report",
+                "{}: a rejected command made a registry",
+                case.name
+            );
+        }
+    }
+    assert!(failures.is_empty(), "{} of {} cases:\n\n{}", failures.len(), CASES.len(), failures.join("\n\n"));
+}
+
+fn run(runs: &Path, args: &[&str]) -> (bool, String) {
+    let out = pixelx().arg("--runs-dir").arg(runs).args(args).output().unwrap();
+    (
+        out.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
+#[test]
+fn read_only_commands_never_create_a_registry_or_folder() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("typo");
+    for args in [vec!["ls"], vec!["report"], vec!["show", "abc"], vec!["report", "--best"]] {
+        let (ok, text) = run(&missing, &args);
+        assert!(!ok, "{args:?}: {text}");
+        assert!(text.contains("no registry"), "{args:?}: {text}");
+        assert!(!missing.exists(), "{args:?} created {}", missing.display());
+    }
+}
+
+#[test]
+fn a_corrupt_registry_is_named_with_its_likely_cause() {
+    let dir = tempfile::tempdir().unwrap();
+    let runs = dir.path().join("runs");
+    std::fs::create_dir_all(&runs).unwrap();
+    let reg = runs.join("registry.sqlite");
+    std::fs::write(&reg, vec![0x42u8; 8192]).unwrap();
+    let (ok, text) = run(&runs, &["ls"]);
+    assert!(!ok, "{text}");
+    assert!(
+        text.contains(&reg.display().to_string()) && text.contains("corrupt"),
+        "{text}"
+    );
+}
+
+#[test]
+fn ls_marks_running_runs_whose_process_is_gone_and_markdown_escapes_pipes() {
+    let dir = tempfile::tempdir().unwrap();
+    let runs = dir.path().join("runs");
+    let reg_path = runs.join("registry.sqlite");
+    {
+        let mut reg = pixelx::registry::Registry::open(&reg_path).unwrap();
+        let info = pixelx::config::ExperimentInfo {
+            name: "a|b".into(),
+            ..Default::default()
+        };
+        let exp = reg.upsert_experiment(&info, None).unwrap();
+        let config = pixelx::config::RunConfig::default();
+        reg.add_run(exp, "deadbeef0001", &config, &runs.join("deadbeef0001")).unwrap();
+    }
+    let conn = rusqlite::Connection::open(&reg_path).unwrap();
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
+    conn.execute(
+        "UPDATE runs SET status = 'running', pid = 999999, host = ?1",
+        [host.trim()],
+    )
+    .unwrap();
+    drop(conn);
+    let (ok, text) = run(&runs, &["ls"]);
+    assert!(ok, "{text}");
+    assert!(text.contains("process gone"), "{text}");
+    let (ok, text) = run(&runs, &["report", "--format", "markdown"]);
+    assert!(ok && text.contains("a\\|b"), "{text}");
+}

@@ -1,0 +1,583 @@
+//! Regression tests for what hostile use broke (issue 12): each failed on the main branch of
+//! 2026-11-29 and passes since. Real binaries, real MNIST, real SQLite files, real signals.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use common::{pixelx, run_in, signal, tiny_experiment, wait_for, TINY_MODEL};
+use pixelx::registry::{Registry, RunStatus};
+
+const SIGINT: i32 = 2;
+const SIGTERM: i32 = 15;
+
+fn registry(runs: &Path) -> Registry {
+    Registry::open(&runs.join("registry.sqlite")).unwrap()
+}
+
+/// `pixelx train` flags of a tiny CPU run with `epochs` epochs over `images` training images.
+fn tiny_train(epochs: u32, images: u32) -> Vec<String> {
+    let mut args: Vec<String> = [
+        "train",
+        "--epochs",
+        &epochs.to_string(),
+        "--train-subset",
+        &images.to_string(),
+        "--test-subset",
+        "128",
+        "--epoch-samples",
+        "0",
+        "--cuda",
+        "false",
+        "--lr",
+        "0.005",
+        "--lr-schedule",
+        "cosine",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    args.extend(TINY_MODEL.iter().map(|s| s.to_string()));
+    args
+}
+
+/// Sets `flag` to `value` in `args`, replacing a value it already has.
+fn set_flag(args: &mut Vec<String>, flag: &str, value: &str) {
+    match args.iter().position(|a| a == flag) {
+        Some(i) => args[i + 1] = value.to_owned(),
+        None => args.extend([flag.to_owned(), value.to_owned()]),
+    }
+}
+
+/// Trains a tiny run to completion and returns its id.
+fn trained_run(runs: &Path, epochs: u32, images: u32) -> String {
+    let args = tiny_train(epochs, images);
+    let args: Vec<&str> = std::iter::once("-q").chain(args.iter().map(String::as_str)).collect();
+    let (ok, stdout, stderr) = run_in(runs, &args);
+    assert!(ok, "{stdout}{stderr}");
+    run_id_of(&stdout)
+}
+
+/// The id `pixelx train` prints on its first line (`run <id>  ->  <folder>`).
+fn run_id_of(stdout: &str) -> String {
+    stdout
+        .split_whitespace()
+        .nth(1)
+        .unwrap_or_else(|| panic!("no run id in: {stdout}"))
+        .to_owned()
+}
+
+/// Starts a `pixelx train` in the background and returns it with its run id.
+fn spawn_train(runs: &Path, args: &[String]) -> (Child, String) {
+    let mut child = pixelx()
+        .arg("--runs-dir")
+        .arg(runs)
+        .arg("-q")
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.as_mut().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let id = run_id_of(&line);
+    (child, id)
+}
+
+fn count(reg: &Registry, id: &str, metric: &str) -> usize {
+    reg.metric_history(id)
+        .unwrap()
+        .iter()
+        .filter(|(n, ..)| n == metric)
+        .count()
+}
+
+fn max_step(reg: &Registry, id: &str) -> i64 {
+    reg.metric_history(id)
+        .unwrap()
+        .iter()
+        .filter(|(n, ..)| n == "train_loss")
+        .map(|(_, s, ..)| *s)
+        .max()
+        .unwrap_or(0)
+}
+
+/// Epoch metrics of a run as exact bits, for comparing two runs that must agree.
+fn epoch_metrics(reg: &Registry, id: &str) -> Vec<(String, i64, u64)> {
+    let kept = ["epoch_train_loss", "test_nll", "test_bpd", "test_bpd8"];
+    reg.metric_history(id)
+        .unwrap()
+        .into_iter()
+        .filter(|(n, ..)| kept.contains(&n.as_str()))
+        .map(|(n, s, _, v)| (n, s, v.to_bits()))
+        .collect()
+}
+
+/// Waits for a child with a generous guard, so a hang fails the test instead of stalling it.
+fn wait_guarded(child: &mut Child, limit: Duration, what: &str) -> std::process::ExitStatus {
+    let start = std::time::Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        if start.elapsed() > limit {
+            let _ = child.kill();
+            panic!("{what}: still running after {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn output_guarded(mut cmd: Command, limit: Duration, what: &str) -> (std::process::ExitStatus, String) {
+    let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let status = wait_guarded(&mut child, limit, what);
+    let mut out = String::new();
+    for pipe in [
+        child.stdout.take().map(|p| Box::new(p) as Box<dyn std::io::Read>),
+        child.stderr.take().map(|p| Box::new(p) as Box<dyn std::io::Read>),
+    ]
+    .into_iter()
+    .flatten()
+    {
+        let mut pipe = pipe;
+        let _ = pipe.read_to_string(&mut out);
+    }
+    (status, out)
+}
+
+use std::io::Read;
+
+// 1. Two `pixelx run` of the same file at once.
+#[test]
+fn a_second_run_of_a_live_experiment_says_who_runs_it_and_takes_nothing_over() {
+    let dir = tempfile::tempdir().unwrap();
+    let runs = dir.path().join("runs");
+    let file = dir.path().join("twice.toml");
+    let text = tiny_experiment(
+        "twice",
+        2,
+        2048,
+        "learning_rate = [2e-3, 5e-3]",
+        "devices = [\"cpu\"]\nretries = 1",
+    );
+    std::fs::write(&file, text).unwrap();
+    let mut first = pixelx()
+        .arg("--runs-dir")
+        .arg(&runs)
+        .args(["-q", "run"])
+        .arg(&file)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let reg_path = runs.join("registry.sqlite");
+    assert!(
+        wait_for(Duration::from_secs(60), || {
+            reg_path.exists()
+                && Registry::open(&reg_path)
+                    .and_then(|r| r.summaries(&Default::default()))
+                    .is_ok_and(|s| s.iter().any(|r| r.status == "running"))
+        }),
+        "the first sweep never started a run"
+    );
+    let (ok, _, stderr) = run_in(&runs, &["-q", "run", file.to_str().unwrap()]);
+    assert!(!ok, "the second sweep must not run: {stderr}");
+    assert!(
+        stderr.contains(&format!("pid {}", first.id())),
+        "the second sweep names the first one's pid {}: {stderr}",
+        first.id()
+    );
+    let status = wait_guarded(&mut first, Duration::from_secs(300), "the first sweep");
+    assert!(status.success());
+    let reg = registry(&runs);
+    let all = reg.summaries(&Default::default()).unwrap();
+    assert_eq!(all.len(), 2);
+    for r in all {
+        let row = reg.run(&r.id).unwrap().unwrap();
+        assert_eq!((row.status, row.attempts), (RunStatus::Completed, 1), "{}", r.id);
+        assert_eq!(count(&reg, &r.id, "train_loss"), 2 * 2048 / 32, "{}: steps recorded once", r.id);
+    }
+}
+
+/// Flips the exponent byte of `n` f32 values in the tensor data of a safetensors file.
+fn corrupt_tensor_data(path: &Path, n: usize) {
+    let mut bytes = std::fs::read(path).unwrap();
+    let header = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+    let data = 8 + header;
+    let start = data + (bytes.len() - data) / 2;
+    let start = start - (start - data) % 4 + 3;
+    for i in 0..n {
+        bytes[start + 4 * i] ^= 0x40;
+    }
+    std::fs::write(path, bytes).unwrap();
+}
+
+// 2. A checkpoint whose checksum sidecar is gone is still verified.
+#[test]
+fn a_damaged_checkpoint_without_its_sidecar_is_caught_and_an_older_one_used() {
+    let dir = tempfile::tempdir().unwrap();
+    let runs = dir.path().join("runs");
+    let reference = trained_run(&runs, 3, 1024);
+
+    let (mut child, id) = spawn_train(&runs, &tiny_train(3, 1024));
+    let reg_path = runs.join("registry.sqlite");
+    assert!(wait_for(Duration::from_secs(120), || {
+        Registry::open(&reg_path).is_ok_and(|r| count(&r, &id, "test_bpd8") >= 2)
+    }));
+    signal(child.id(), SIGINT);
+    wait_guarded(&mut child, Duration::from_secs(60), "interrupted train");
+    let ckpts = runs.join(&id).join("checkpoints");
+    let mut newest_epoch = None;
+    for entry in std::fs::read_dir(&ckpts).unwrap().flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name.contains("-step-") {
+            std::fs::remove_file(entry.path()).unwrap();
+        } else if name.starts_with("epoch-") && name.ends_with(".safetensors") {
+            newest_epoch = newest_epoch.max(Some(name));
+        }
+    }
+    let newest = ckpts.join(newest_epoch.expect("an epoch checkpoint"));
+    let mut sidecar = newest.clone().into_os_string();
+    sidecar.push(".sha256");
+    std::fs::remove_file(sidecar).unwrap();
+    corrupt_tensor_data(&newest, 64);
+
+    let (ok, stdout, stderr) = run_in(&runs, &["resume", &id]);
+    assert!(ok, "{stdout}{stderr}");
+    assert!(
+        stderr.contains("checksum") || stderr.contains("SHA-256"),
+        "the damage is reported: {stderr}"
+    );
+    let reg = registry(&runs);
+    assert_eq!(
+        epoch_metrics(&reg, &id),
+        epoch_metrics(&reg, &reference),
+        "the resumed run ends where an undisturbed one does"
+    );
+}
+
+fn mkfifo(path: &Path) {
+    assert!(Command::new("mkfifo").arg(path).status().unwrap().success());
+}
+
+// 3. Writes never replace the registry, a run folder or a special file, and follow symlinks.
+#[test]
+fn outputs_refuse_the_registry_run_folders_and_special_files_and_follow_symlinks() {
+    let dir = tempfile::tempdir().unwrap();
+    let runs = dir.path().join("runs");
+    let id = trained_run(&runs, 1, 256);
+    let reg_path = runs.join("registry.sqlite");
+    let reg_bytes = std::fs::read(&reg_path).unwrap();
+
+    let (ok, _, stderr) = run_in(&runs, &["report", "--html", reg_path.to_str().unwrap()]);
+    assert!(!ok, "the registry is not an output");
+    assert!(stderr.contains("registry"), "{stderr}");
+    assert_eq!(std::fs::read(&reg_path).unwrap(), reg_bytes, "registry untouched");
+
+    let inside = runs.join(&id).join("report.html");
+    let (ok, _, stderr) = run_in(&runs, &["report", "--html", inside.to_str().unwrap()]);
+    assert!(!ok && stderr.contains("run folder"), "{stderr}");
+
+    let ckpt_out = runs.join(&id).join("checkpoints/w.safetensors");
+    let (ok, _, stderr) = run_in(&runs, &["export", &id, "--out", ckpt_out.to_str().unwrap()]);
+    assert!(!ok && stderr.contains("run folder"), "{stderr}");
+    assert!(!ckpt_out.exists());
+
+    let fifo = dir.path().join("fifo.png");
+    mkfifo(&fifo);
+    let mut cmd = pixelx();
+    cmd.arg("--runs-dir").arg(&runs).args(["sample", &id, "-c", "1", "-o"]).arg(&fifo);
+    let (status, out) = output_guarded(cmd, Duration::from_secs(30), "sample into a FIFO");
+    assert!(!status.success() && out.contains("not a regular file"), "{out}");
+
+    let node = dir.path().join("null-device");
+    assert!(Command::new("mknod").arg(&node).args(["c", "1", "3"]).status().unwrap().success());
+    let (ok, _, stderr) = run_in(&runs, &["export", &id, "--out", node.to_str().unwrap()]);
+    assert!(!ok && stderr.contains("not a regular file"), "{stderr}");
+    use std::os::unix::fs::FileTypeExt;
+    assert!(std::fs::symlink_metadata(&node).unwrap().file_type().is_char_device());
+
+    let target_dir = dir.path().join("elsewhere");
+    std::fs::create_dir(&target_dir).unwrap();
+    let target = target_dir.join("weights.safetensors");
+    std::fs::write(&target, b"old").unwrap();
+    let link = dir.path().join("link.safetensors");
+    std::os::unix::fs::symlink(&target, &link).unwrap();
+    let (ok, _, stderr) = run_in(&runs, &["export", &id, "--out", link.to_str().unwrap()]);
+    assert!(ok, "{stderr}");
+    assert!(std::fs::symlink_metadata(&link).unwrap().file_type().is_symlink(), "the link stays");
+    assert!(pixelx::weights::load(&target).is_ok(), "written through the link");
+}
+
+// 4. An imported run is a run like any other.
+#[test]
+fn an_imported_run_is_listed_shown_and_resumable() {
+    let dir = tempfile::tempdir().unwrap();
+    let runs = dir.path().join("runs");
+    let id = trained_run(&runs, 1, 256);
+    let file = dir.path().join("w.safetensors");
+    let (ok, _, stderr) = run_in(&runs, &["export", &id, "--out", file.to_str().unwrap()]);
+    assert!(ok, "{stderr}");
+    let (ok, stdout, stderr) = run_in(&runs, &["import", file.to_str().unwrap()]);
+    assert!(ok, "{stderr}");
+    let words: Vec<&str> = stdout.split_whitespace().collect();
+    let imported = words[words.iter().position(|w| *w == "run").unwrap() + 1].to_owned();
+    let (ok, stdout, stderr) = run_in(&runs, &["ls"]);
+    assert!(ok && stdout.contains(&imported), "{stdout}{stderr}");
+    let (ok, stdout, stderr) = run_in(&runs, &["show", &imported]);
+    assert!(ok && stdout.contains("imported"), "{stdout}{stderr}");
+    let (ok, stdout, stderr) = run_in(&runs, &["resume", &imported]);
+    assert!(ok, "{stdout}{stderr}");
+    let (ok, stdout, stderr) = run_in(&runs, &["eval", &imported, "--format", "json"]);
+    assert!(ok && stdout.contains("bpd8"), "{stdout}{stderr}");
+}
+
+// 5. One run-id resolver for every command.
+#[test]
+fn every_command_takes_a_run_id_prefix_and_rejects_what_is_not_an_id() {
+    let dir = tempfile::tempdir().unwrap();
+    let runs = dir.path().join("runs");
+    let id = trained_run(&runs, 1, 256);
+    let prefix = &id[..5];
+    let out = dir.path().join("x.safetensors");
+    let png = dir.path().join("x.png");
+    for args in [
+        vec!["eval", prefix],
+        vec!["export", prefix, "--out", out.to_str().unwrap()],
+        vec!["sample", prefix, "-c", "1", "-o", png.to_str().unwrap()],
+        vec!["show", prefix],
+    ] {
+        let (ok, stdout, stderr) = run_in(&runs, &args);
+        assert!(ok, "{args:?}: {stdout}{stderr}");
+    }
+    for args in [
+        vec!["eval", "../../x"],
+        vec!["resume", ""],
+        vec!["show", "a/b"],
+        vec!["sample", "..", "-o", png.to_str().unwrap()],
+    ] {
+        let (ok, _, stderr) = run_in(&runs, &args);
+        assert!(!ok && stderr.contains("not a run id"), "{args:?}: {stderr}");
+    }
+}
+
+// 6. Signals: the row is settled before the process ends, and the exit code says interrupted.
+#[test]
+fn interrupted_commands_exit_130_and_leave_the_run_interrupted() {
+    let dir = tempfile::tempdir().unwrap();
+    let runs = dir.path().join("runs");
+    let reg_path = runs.join("registry.sqlite");
+    // One SIGTERM (as `timeout` sends), then two SIGINTs in quick succession.
+    for signals in [vec![SIGTERM], vec![SIGINT, SIGINT]] {
+        let (mut child, id) = spawn_train(&runs, &tiny_train(2, 8192));
+        assert!(wait_for(Duration::from_secs(60), || {
+            Registry::open(&reg_path).is_ok_and(|r| r.run(&id).unwrap().is_some_and(|r| r.status == RunStatus::Running))
+        }));
+        std::thread::sleep(Duration::from_millis(1500));
+        for s in &signals {
+            signal(child.id(), *s);
+            std::thread::sleep(Duration::from_millis(30));
+        }
+        let status = wait_guarded(&mut child, Duration::from_secs(60), "interrupted train");
+        assert_eq!(status.code(), Some(130), "{signals:?}");
+        let row = registry(&runs).run(&id).unwrap().unwrap();
+        assert_eq!(row.status, RunStatus::Interrupted, "{signals:?}");
+    }
+}
+
+// 7. Huge sweeps are refused quickly, with their size.
+#[test]
+fn huge_sweeps_are_refused_with_their_size_before_expanding() {
+    let dir = tempfile::tempdir().unwrap();
+    let axis: Vec<String> = (1..=100).map(|i| i.to_string()).collect();
+    let axis = axis.join(", ");
+    let grid = format!(
+        "[experiment]\nname = \"huge\"\n[grid]\nseed = [{axis}]\nepochs = [{axis}]\nhidden_layers = [{axis}]\n"
+    );
+    let random = "[experiment]\nname = \"huge2\"\n[random]\nsamples = 100000000\nseed = 0\n[random.space]\nlearning_rate = { log_uniform = [1e-5, 1e-2] }\n";
+    for (text, size) in [(grid, "1000000 runs"), (random.to_owned(), "100000000 runs")] {
+        let file = dir.path().join("huge.toml");
+        std::fs::write(&file, text).unwrap();
+        // Under a memory limit, so that a regression fails here instead of exhausting the machine.
+        let mut cmd = Command::new("bash");
+        cmd.arg("-c")
+            .arg(r#"ulimit -v 4000000; exec "$0" run "$1" --dry-run"#)
+            .arg(env!("CARGO_BIN_EXE_pixelx"))
+            .arg(&file);
+        let (status, out) = output_guarded(cmd, Duration::from_secs(60), "expanding a huge sweep");
+        assert!(!status.success(), "{out}");
+        assert!(out.contains(size) && out.contains("max_runs"), "{out}");
+    }
+}
+
+// 8. and 9. Sizes are bounded before any work starts; nothing panics.
+#[test]
+fn absurd_sizes_are_rejected_up_front() {
+    let dir = tempfile::tempdir().unwrap();
+    let runs = dir.path().join("runs");
+    for (flag, value, key) in [
+        ("--epoch-samples", "1000000000", "epoch_samples"),
+        ("--batch-size", "9223372036854775807", "batch_size"),
+    ] {
+        let mut args = tiny_train(1, 256);
+        set_flag(&mut args, flag, value);
+        let mut cmd = pixelx();
+        cmd.arg("--runs-dir").arg(&runs).args(&args);
+        let (status, out) = output_guarded(cmd, Duration::from_secs(60), flag);
+        assert!(!status.success(), "{flag} {value}: {out}");
+        assert!(out.contains(&format!("invalid `{key}`")), "{flag}: {out}");
+        assert!(!out.contains("panicked"), "{out}");
+    }
+    let id = trained_run(&runs, 1, 256);
+    let png = dir.path().join("s.png");
+    for args in [
+        ["-c", "1000000000", "--height", "28"],
+        ["-c", "1", "--height", "1000000"],
+        ["-c", "1", "--width", "1000000"],
+    ] {
+        let mut cmd = pixelx();
+        cmd.arg("--runs-dir").arg(&runs).args(["sample", &id, "-o"]).arg(&png).args(args);
+        let (status, out) = output_guarded(cmd, Duration::from_secs(60), "absurd sample");
+        assert!(!status.success() && out.contains("must be at most"), "{args:?}: {out}");
+        assert!(!out.contains("panicked"), "{out}");
+    }
+}
+
+// 8. The epoch's checkpoint is written before samples are drawn: a sampling failure loses nothing.
+#[test]
+fn a_failure_while_sampling_does_not_lose_the_epoch() {
+    use pixelx::run_dir::RunDir;
+    let runs = tempfile::tempdir().unwrap();
+    let mut config = common::tiny_config();
+    config.epochs = 1;
+    config.train_subset = 256;
+    let run = RunDir::create(runs.path(), "s", &config).unwrap();
+    // A folder where the sample grid should go makes writing it fail.
+    std::fs::create_dir_all(run.epoch_samples(1)).unwrap();
+    let checkpoint = run.epoch_checkpoint(1);
+    let mut trainer =
+        pixelx::train::Trainer::new(config, run, &common::data_dir(), tch::Device::Cpu).unwrap();
+    let _ = trainer.run(&mut pixelx::train::NoObserver, &std::sync::atomic::AtomicBool::new(false));
+    assert!(checkpoint.exists(), "the epoch's checkpoint was written");
+}
+
+fn checkpoints_of(runs: &Path, id: &str) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(runs.join(id).join("checkpoints"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+/// Trains until `steps` optimiser steps are recorded, then interrupts with SIGINT.
+fn interrupted_after(runs: &Path, epochs: u32, images: u32, steps: i64) -> String {
+    let (mut child, id) = spawn_train(runs, &tiny_train(epochs, images));
+    let reg_path = runs.join("registry.sqlite");
+    assert!(wait_for(Duration::from_secs(120), || {
+        Registry::open(&reg_path).is_ok_and(|r| max_step(&r, &id) >= steps)
+    }));
+    signal(child.id(), SIGINT);
+    wait_guarded(&mut child, Duration::from_secs(60), "interrupted train");
+    id
+}
+
+// 10. The mid-epoch checkpoint of an interrupt is the one a resume starts from.
+#[test]
+fn resume_starts_from_the_mid_epoch_checkpoint_of_an_interrupt() {
+    let dir = tempfile::tempdir().unwrap();
+    let runs = dir.path().join("runs");
+    // 4096 images: 128 steps an epoch; interrupt well inside the second epoch.
+    let id = interrupted_after(&runs, 2, 4096, 128 + 20);
+    let names = checkpoints_of(&runs, &id);
+    let step_ckpt = names
+        .iter()
+        .find(|n| n.starts_with("epoch-0001-step-"))
+        .unwrap_or_else(|| panic!("a mid-epoch checkpoint after epoch 1: {names:?}"))
+        .clone();
+    let (ok, stdout, stderr) = run_in(&runs, &["resume", &id]);
+    assert!(ok, "{stdout}{stderr}");
+    let log = std::fs::read_to_string(runs.join(&id).join("train.log")).unwrap();
+    let resumed = log.lines().filter(|l| l.contains("resuming")).last().unwrap_or_default();
+    assert!(resumed.contains(&step_ckpt), "resumed from {step_ckpt}: {resumed}");
+    assert_eq!(count(&registry(&runs), &id, "train_loss"), 2 * 128);
+}
+
+// 11. Run folders are found under the runs folder given, not where they were first made.
+#[test]
+fn resume_trains_in_the_runs_folder_it_is_given() {
+    let dir = tempfile::tempdir().unwrap();
+    let old = dir.path().join("runs");
+    let id = interrupted_after(&old, 2, 4096, 20);
+    let new = dir.path().join("moved");
+    std::fs::rename(&old, &new).unwrap();
+    let (ok, stdout, stderr) = run_in(&new, &["resume", &id]);
+    assert!(ok, "{stdout}{stderr}");
+    assert!(!old.exists(), "nothing written to the old place");
+    assert!(new.join(&id).join("checkpoints/epoch-0002.safetensors").exists());
+    assert_eq!(registry(&new).run(&id).unwrap().unwrap().status, RunStatus::Completed);
+}
+
+// 12. A loss far above the uniform model's is divergence; NaN weights are not imported.
+#[test]
+fn an_exploding_loss_is_diverged_and_nan_weights_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let runs = dir.path().join("runs");
+    let mut args = tiny_train(1, 512);
+    set_flag(&mut args, "--lr", "1e6");
+    let mut cmd = pixelx();
+    cmd.arg("--runs-dir").arg(&runs).arg("-q").args(&args);
+    let (status, out) = output_guarded(cmd, Duration::from_secs(120), "lr 1e6");
+    assert!(!status.success(), "{out}");
+    assert!(out.contains("diverged"), "{out}");
+    let reg = registry(&runs);
+    let all = reg.summaries(&Default::default()).unwrap();
+    assert_eq!(all[0].status, "diverged", "{out}");
+    assert!(!out.contains("diverged: diverged"), "{out}");
+
+    let id = trained_run(&runs, 1, 256);
+    let file = dir.path().join("w.safetensors");
+    let (ok, _, stderr) = run_in(&runs, &["export", &id, "--out", file.to_str().unwrap()]);
+    assert!(ok, "{stderr}");
+    let mut w = pixelx::weights::load(&file).unwrap();
+    let t = w.tensors.get_mut("out_conv.bias").unwrap();
+    *t = t.fill(f64::NAN);
+    pixelx::weights::save(&file, &w.tensors, w.metadata).unwrap();
+    let (ok, _, stderr) = run_in(&runs, &["import", file.to_str().unwrap()]);
+    assert!(!ok && stderr.contains("NaN"), "{stderr}");
+}
+
+// 13. The original's default model in RGB is a valid configuration.
+#[test]
+fn the_original_default_rgb_model_is_accepted() {
+    let config = pixelx::config::RunConfig {
+        data_channels: 3,
+        hidden_fmaps: 30,
+        out_hidden_fmaps: 10,
+        ..Default::default()
+    };
+    assert_eq!(config.validate(), Ok(()));
+    let (ok, _, stderr) = run_in(
+        &tempfile::tempdir().unwrap().path().join("runs"),
+        &["run", &write_rgb_experiment(), "--dry-run"],
+    );
+    assert!(ok, "{stderr}");
+}
+
+fn write_rgb_experiment() -> String {
+    let dir = std::env::temp_dir().join(format!("pixelx-rgb-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path: PathBuf = dir.join("rgb.toml");
+    std::fs::write(
+        &path,
+        "[experiment]\nname = \"rgb\"\n[defaults]\ndata_channels = 3\nhidden_fmaps = 30\nout_hidden_fmaps = 10\n",
+    )
+    .unwrap();
+    path.display().to_string()
+}
