@@ -198,22 +198,75 @@ fn sampling() {
     );
 }
 
+/// A worker's journal of `steps` steps in batches of 500 (as workers write them), `epochs`
+/// epochs spread over them.
+fn write_journal(run_dir: &Path, steps: i64, epochs: u32, bpd8: impl Fn(u32) -> f64) {
+    use pixelx::journal::{append, CheckpointRecord, EpochRecord, Event, StepRecord};
+    std::fs::create_dir_all(run_dir).unwrap();
+    let per_epoch = (steps / epochs as i64).max(1);
+    for epoch in 1..=epochs {
+        let first = (epoch as i64 - 1) * per_epoch + 1;
+        let mut step = first;
+        while step < first + per_epoch {
+            let end = (step + 500).min(first + per_epoch);
+            let rows = (step..end).map(|s| StepRecord(s, 1.0 / s as f64, 1e-3)).collect();
+            append(
+                run_dir,
+                Event::Steps {
+                    epoch,
+                    step_in_epoch: end - first,
+                    steps_per_epoch: per_epoch,
+                    images_per_sec: 100.0,
+                    steps: rows,
+                },
+            )
+            .unwrap();
+            step = end;
+        }
+        let test = pixelx::metrics::EvalMetrics {
+            nll: 0.1,
+            bpd: bpd8(epoch) - 7.0,
+            bpd8: bpd8(epoch),
+        };
+        let record = EpochRecord {
+            epoch,
+            train_loss: 0.2,
+            test,
+            learning_rate: 1e-3,
+            images_per_sec: 100.0,
+            seconds: 10.0,
+        };
+        let checkpoint = CheckpointRecord {
+            file: format!("epoch-{epoch:04}.safetensors"),
+            sha256: "00".into(),
+            size: 1,
+        };
+        append(
+            run_dir,
+            Event::Epoch {
+                record,
+                checkpoint,
+                best: true,
+                peak_rss_mb: None,
+            },
+        )
+        .unwrap();
+    }
+}
+
 fn registry() {
     use pixelx::config::{ExperimentInfo, RunConfig};
-    use pixelx::registry::{Registry, RegistryObserver, RunFilter};
-    use pixelx::train::{EpochRecord, Observer};
+    use pixelx::registry::{Registry, RunFilter};
     let dir = tempfile::tempdir().unwrap();
     let mut reg = Registry::open(&dir.path().join("r.sqlite")).unwrap();
-    let info = ExperimentInfo {
-        name: "bench".into(),
-        description: String::new(),
-        dataset: None,
-    };
-    let exp = reg.upsert_experiment(&info, None).unwrap();
+    let exp = reg
+        .upsert_experiment(&ExperimentInfo::named("bench", ""), None, Default::default())
+        .unwrap();
     let values = 100_000i64;
     println!("registry: {values} step metrics, then a report over 1,000 runs");
     for id in ["batched", "per_value"] {
-        reg.add_run(exp, id, &RunConfig::default(), dir.path()).unwrap();
+        reg.add_run(exp, id, &RunConfig::default(), dir.path(), None)
+            .unwrap();
     }
     drop(reg);
     // Baseline: what a naive recorder does, one transaction per value.
@@ -228,26 +281,21 @@ fn registry() {
         .unwrap();
     }
     let t_naive = start.elapsed().as_secs_f64();
-    let reg = Registry::open(&dir.path().join("r.sqlite")).unwrap();
-    let mut obs = RegistryObserver::new(reg, "batched");
+    // pixelx: the worker's journal (two values per step: loss and lr), ingested by the
+    // coordinator in one transaction per read.
+    let run_dir = dir.path().join("batched");
+    write_journal(&run_dir, values / 2, 1, |_| 7.2);
+    let mut reg = Registry::open(&dir.path().join("r.sqlite")).unwrap();
     let start = Instant::now();
-    for step in 0..values / 2 {
-        obs.on_step(step, 1.0 / (step + 1) as f64, 1e-3); // two values per step: loss and lr
-    }
-    let mut reg = obs.finish().unwrap();
+    reg.ingest("batched", &run_dir).unwrap();
     let t_batched = start.elapsed().as_secs_f64();
     println!("  one transaction per value  {t_naive:8.2} s  (baseline)");
     println!(
-        "  pixelx, batched            {t_batched:8.2} s  ({:.0} values/s)",
+        "  pixelx, journal ingested   {t_batched:8.2} s  ({:.0} values/s)",
         values as f64 / t_batched
     );
     println!("  ratio                      {:8.1}x", t_naive / t_batched);
 
-    let test = pixelx::metrics::EvalMetrics {
-        nll: 0.1,
-        bpd: 0.14,
-        bpd8: 7.14,
-    };
     for i in 0..1000 {
         let id = format!("run{i:04}");
         let config = RunConfig {
@@ -255,25 +303,12 @@ fn registry() {
             learning_rate: 1e-4 * (1 + i % 7) as f64,
             ..RunConfig::default()
         };
-        reg.add_run(exp, &id, &config, dir.path()).unwrap();
-        reg.claim_run(&id, "cpu").unwrap();
-        let mut obs = RegistryObserver::new(reg, &id);
-        for epoch in 1..=10u32 {
-            let t = pixelx::metrics::EvalMetrics {
-                bpd8: test.bpd8 - epoch as f64 * 1e-3 + (i % 13) as f64 * 1e-4,
-                ..test
-            };
-            let r = EpochRecord {
-                epoch,
-                train_loss: 0.2,
-                test: t,
-                learning_rate: 1e-3,
-                images_per_sec: 100.0,
-                seconds: 10.0,
-            };
-            obs.on_epoch(&r, Path::new("/none"), None, true);
-        }
-        reg = obs.finish().unwrap();
+        reg.add_run(exp, &id, &config, dir.path(), None).unwrap();
+        let run_dir = dir.path().join("runs").join(&id);
+        write_journal(&run_dir, 10, 10, |epoch| {
+            7.14 - epoch as f64 * 1e-3 + (i % 13) as f64 * 1e-4
+        });
+        reg.ingest(&id, &run_dir).unwrap();
         reg.set_status(&id, pixelx::registry::RunStatus::Completed, None)
             .unwrap();
     }
@@ -284,7 +319,13 @@ fn registry() {
     let table = pixelx::report::render(&runs, &params, pixelx::report::Format::Table).unwrap();
     let t_table = start.elapsed().as_secs_f64();
     let start = Instant::now();
-    pixelx::report::write_html(&runs, &params, &dir.path().join("r.html")).unwrap();
+    pixelx::report::write_html(
+        &runs,
+        &params,
+        &dir.path().join("r.html"),
+        &dir.path().join("runs"),
+    )
+    .unwrap();
     let t_html = start.elapsed().as_secs_f64();
     println!(
         "  report table, {} runs      {t_table:8.3} s  ({} lines)",

@@ -7,6 +7,7 @@ use anyhow::{Context, Result};
 use tch::nn;
 
 use crate::config::RunConfig;
+use crate::data::DatasetKind;
 use crate::model::{ModelSpec, PixelCnn};
 use crate::run_dir::{adhoc_run_id, RunDir};
 use crate::train::checkpoint;
@@ -43,15 +44,16 @@ pub fn infer_spec(t: &NamedTensors, source: &Path) -> Result<ModelSpec> {
 
 /// Imports a reference-layout file into a new run folder and returns it. Weights are multiplied by
 /// the file's own masks (where it has them), and pixelx's masks are used from then on.
-pub fn import_reference(file: &Path, dataset: &str, runs_dir: &Path) -> Result<RunDir> {
+pub fn import_reference(file: &Path, dataset: DatasetKind, runs_dir: &Path) -> Result<RunDir> {
     let wf = weights::load(file)?;
+    weights::check_finite(&wf.tensors, file)?;
     let spec = infer_spec(&wf.tensors, file)?;
     let mut config: RunConfig = match wf.metadata.get("pixelx.config") {
         Some(text) => {
             toml::from_str(text).with_context(|| format!("{}: bad pixelx.config metadata", file.display()))?
         }
         None => RunConfig {
-            dataset: dataset.to_owned(),
+            dataset,
             ..RunConfig::default()
         },
     };

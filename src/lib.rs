@@ -3,21 +3,31 @@
 //! The binary (`src/main.rs`) only parses arguments and calls [`cli::main`]; everything else lives
 //! here so that tests and benchmarks exercise exactly the code users run.
 //!
-//! Data flows one way: [`config`] → [`train`] (using [`data`] and [`model`]) → run folders
-//! ([`run_dir`]) → [`sample`], [`metrics`] and [`weights`] for inspection and export.
+//! Data flows one way (docs/architecture.md has the whole map): [`config`] expands an experiment
+//! file into runs; the [`schedule`] coordinator starts workers through a backend; each worker
+//! ([`execute`]) trains one run with [`train`] (on [`data`] and [`model`]) and writes its
+//! [`journal`] in its run folder ([`run_dir`]); the coordinator ingests journals into the
+//! [`registry`], which [`report`] reads. [`search`] holds the pure search and pruning methods.
 
 pub mod cli;
 pub mod config;
 pub mod data;
 pub mod device;
+pub mod execute;
+pub mod fsio;
+pub mod host;
 pub mod interop;
+pub mod journal;
 pub mod metrics;
 pub mod model;
+pub mod panics;
 pub mod precision;
 pub mod registry;
 pub mod report;
 pub mod run_dir;
 pub mod sample;
 pub mod schedule;
+pub mod search;
+pub mod signals;
 pub mod train;
 pub mod weights;

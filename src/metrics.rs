@@ -1,4 +1,4 @@
-//! Test-set likelihood metrics (DESIGN.md section 4).
+//! Test-set likelihood metrics: `nll`, `bpd` and `bpd8` (see docs/architecture.md).
 
 use serde::{Deserialize, Serialize};
 use tch::{Kind, Reduction, Tensor};
@@ -10,10 +10,13 @@ use crate::model::PixelCnn;
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct EvalMetrics {
     /// Nats per sub-pixel at the model's `L` levels.
+    #[serde(deserialize_with = "crate::journal::nan_if_null")]
     pub nll: f64,
     /// Bits per sub-pixel at the model's `L` levels: `nll / ln 2`.
+    #[serde(deserialize_with = "crate::journal::nan_if_null")]
     pub bpd: f64,
     /// Bits per sub-pixel of the 8-bit data: each level spread uniformly over its bin of bytes.
+    #[serde(deserialize_with = "crate::journal::nan_if_null")]
     pub bpd8: f64,
 }
 

@@ -1,4 +1,7 @@
-//! A run's folder: `runs/<id>/` with its resolved config, log, metrics, checkpoints and samples.
+//! A run's folder: `runs/<id>/` with its resolved config, journal, logs, checkpoints and samples.
+//!
+//! A run's folder is always found as `<runs dir>/<id>`, whatever path the run was created
+//! under, so a runs folder can be moved or copied whole.
 
 use std::path::{Path, PathBuf};
 
@@ -14,6 +17,38 @@ pub fn adhoc_run_id(config: &RunConfig) -> String {
     h.update(chrono::Utc::now().to_rfc3339().as_bytes());
     h.update(std::process::id().to_le_bytes());
     hex::encode(h.finalize())[..12].to_owned()
+}
+
+/// Checks that `s` can be a run id or an abbreviation of one: hexadecimal digits only, so that
+/// it can never name a path outside the runs folder.
+pub fn check_run_id(s: &str) -> anyhow::Result<&str> {
+    if s.is_empty() || s.len() > 64 || !s.bytes().all(|b| b.is_ascii_hexdigit()) {
+        anyhow::bail!(
+            "`{s}` is not a run id (run ids are hexadecimal, e.g. `980b2f36e396` or a prefix of one)"
+        );
+    }
+    Ok(s)
+}
+
+/// Where a checkpoint leaves training: (epochs done, steps into the next epoch).
+pub type Position = (u32, i64);
+
+/// The position a checkpoint file name encodes: `epoch-0003.safetensors` is (3, 0),
+/// `epoch-0003-step-000120.safetensors` is (3, 120).
+pub fn checkpoint_position(name: &str) -> Option<Position> {
+    let stem = name.strip_prefix("epoch-")?.strip_suffix(".safetensors")?;
+    match stem.split_once("-step-") {
+        Some((epoch, step)) => Some((epoch.parse().ok()?, step.parse().ok()?)),
+        None => Some((stem.parse().ok()?, 0)),
+    }
+}
+
+/// A run folder's `config.toml`: the configuration its worker trains.
+pub fn read_config(run: &RunDir) -> Result<RunConfig> {
+    let text = std::fs::read_to_string(run.config_path())
+        .with_context(|| format!("reading {}", run.config_path().display()))?;
+    toml::from_str(&text)
+        .with_context(|| format!("{} is not a valid run config", run.config_path().display()))
 }
 
 #[derive(Debug, Clone)]
@@ -37,7 +72,7 @@ impl RunDir {
             std::fs::create_dir_all(&sub).with_context(|| format!("creating {}", sub.display()))?;
         }
         let text = toml::to_string(config).context("serialising the run config")?;
-        crate::weights::write_atomically(&dir.config_path(), text.as_bytes())?;
+        crate::fsio::write_atomically(&dir.config_path(), text.as_bytes())?;
         Ok(dir)
     }
 
@@ -47,8 +82,11 @@ impl RunDir {
     pub fn log_path(&self) -> PathBuf {
         self.root.join("train.log")
     }
-    pub fn metrics_path(&self) -> PathBuf {
-        self.root.join("metrics.jsonl")
+    pub fn worker_log_path(&self) -> PathBuf {
+        self.root.join("worker.log")
+    }
+    pub fn slurm_dir(&self) -> PathBuf {
+        self.root.join("slurm")
     }
     pub fn checkpoints_dir(&self) -> PathBuf {
         self.root.join("checkpoints")
@@ -60,6 +98,11 @@ impl RunDir {
         self.checkpoints_dir()
             .join(format!("epoch-{epoch:04}.safetensors"))
     }
+    /// The checkpoint written on a stop request after `epochs_done` epochs and `step` batches.
+    pub fn step_checkpoint(&self, epochs_done: u32, step: i64) -> PathBuf {
+        self.checkpoints_dir()
+            .join(format!("epoch-{epochs_done:04}-step-{step:06}.safetensors"))
+    }
     pub fn best_checkpoint(&self) -> PathBuf {
         self.checkpoints_dir().join("best.safetensors")
     }
@@ -67,21 +110,50 @@ impl RunDir {
         self.samples_dir().join(format!("epoch-{epoch:04}.png"))
     }
 
-    /// Epoch checkpoints present on disk, newest first.
-    pub fn epoch_checkpoints(&self) -> Vec<PathBuf> {
-        let mut found: Vec<PathBuf> = std::fs::read_dir(self.checkpoints_dir())
+    /// Epoch and mid-epoch checkpoints present on disk with their positions, the furthest
+    /// training position first (by position, not by name: a mid-epoch checkpoint is newer than
+    /// the epoch checkpoint it continues although its name sorts before it).
+    pub fn epoch_checkpoints(&self) -> Vec<(Position, PathBuf)> {
+        let mut found: Vec<(Position, PathBuf)> = std::fs::read_dir(self.checkpoints_dir())
             .into_iter()
             .flatten()
             .flatten()
-            .map(|e| e.path())
-            .filter(|p| {
-                p.file_name()
-                    .and_then(|n| n.to_str())
-                    .is_some_and(|n| n.starts_with("epoch-") && n.ends_with(".safetensors"))
+            .filter_map(|e| {
+                let name = e.file_name();
+                checkpoint_position(name.to_str()?).map(|p| (p, e.path()))
             })
             .collect();
-        found.sort();
-        found.reverse();
+        found.sort_by_key(|f| std::cmp::Reverse(f.0));
         found
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_mid_epoch_checkpoint_comes_before_the_epoch_it_continues() {
+        let dir = tempfile::tempdir().unwrap();
+        let run = RunDir::new(dir.path(), "r");
+        std::fs::create_dir_all(run.checkpoints_dir()).unwrap();
+        for name in [
+            "epoch-0001.safetensors",
+            "epoch-0002.safetensors",
+            "epoch-0002-step-000013.safetensors",
+            "best.safetensors",
+        ] {
+            std::fs::write(run.checkpoints_dir().join(name), b"x").unwrap();
+        }
+        let order: Vec<Position> = run.epoch_checkpoints().into_iter().map(|(p, _)| p).collect();
+        assert_eq!(order, [(2, 13), (2, 0), (1, 0)]);
+    }
+
+    #[test]
+    fn run_ids_are_hexadecimal() {
+        assert!(check_run_id("980b2f").is_ok());
+        for bad in ["", "../x", "a/b", "..", "xyz"] {
+            assert!(check_run_id(bad).is_err(), "{bad}");
+        }
     }
 }

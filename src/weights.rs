@@ -5,20 +5,19 @@
 //! moments under `optim.*` and the training position in its metadata.
 
 use std::collections::{BTreeMap, HashMap};
-use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use anyhow::{bail, Context, Result};
 use safetensors::tensor::{Dtype, TensorView};
-use sha2::{Digest, Sha256};
 use tch::{nn, Kind, Tensor};
 
 /// Named tensors, kept sorted so files are byte-for-byte reproducible.
 pub type NamedTensors = BTreeMap<String, Tensor>;
 
 /// Writes `tensors` and `metadata` to `path` through a temporary file in the same folder, synced
-/// and then renamed, so a crash leaves either the old file or the complete new one.
-pub fn save(path: &Path, tensors: &NamedTensors, metadata: HashMap<String, String>) -> Result<()> {
+/// and then renamed, so a crash leaves either the old file or the complete new one. Returns the
+/// SHA-256 of the bytes written.
+pub fn save(path: &Path, tensors: &NamedTensors, metadata: HashMap<String, String>) -> Result<String> {
     let mut buffers = Vec::with_capacity(tensors.len());
     for (name, t) in tensors {
         let t = t.to_device(tch::Device::Cpu).to_kind(Kind::Float).contiguous();
@@ -33,32 +32,8 @@ pub fn save(path: &Path, tensors: &NamedTensors, metadata: HashMap<String, Strin
         .map(|(name, shape, bytes)| Ok((name.as_str(), TensorView::new(Dtype::F32, shape.clone(), bytes)?)))
         .collect::<Result<Vec<_>>>()?;
     let data = safetensors::serialize(views, &Some(metadata))?;
-    write_atomically(path, &data)
-}
-
-/// Writes bytes to `path` via `path.tmp`, fsync and rename.
-pub fn write_atomically(path: &Path, data: &[u8]) -> Result<()> {
-    let tmp = tmp_path(path);
-    let result = (|| -> std::io::Result<()> {
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(data)?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, path)
-    })();
-    if let Err(e) = result {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(e).with_context(|| format!("writing {}", path.display()));
-    }
-    if let Some(dir) = path.parent().and_then(|d| std::fs::File::open(d).ok()) {
-        let _ = dir.sync_all();
-    }
-    Ok(())
-}
-
-fn tmp_path(path: &Path) -> PathBuf {
-    let mut name = path.file_name().unwrap_or_default().to_os_string();
-    name.push(".tmp");
-    path.with_file_name(name)
+    crate::fsio::write_atomically(path, &data)?;
+    Ok(crate::fsio::sha256_hex(&data))
 }
 
 /// A loaded weight file.
@@ -97,7 +72,21 @@ pub fn load(path: &Path) -> Result<WeightFile> {
 /// SHA-256 of a file, hex-encoded.
 pub fn file_sha256(path: &Path) -> Result<String> {
     let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
-    Ok(hex::encode(Sha256::digest(&bytes)))
+    Ok(crate::fsio::sha256_hex(&bytes))
+}
+
+/// Refuses weights holding NaN or infinite values (a model that cannot be evaluated or trained).
+pub fn check_finite(tensors: &NamedTensors, source: &Path) -> Result<()> {
+    for (name, t) in tensors {
+        let finite = t.isfinite().all().int64_value(&[]) != 0;
+        if !finite {
+            bail!(
+                "{}: tensor {name} holds NaN or infinite values; these weights cannot be used",
+                source.display()
+            );
+        }
+    }
+    Ok(())
 }
 
 /// Every variable of a var store (weights, biases, embeddings and mask buffers), by name.

@@ -41,22 +41,31 @@ fn bad_training_flags_fail_with_a_message_and_no_run_folder() {
     let cases: &[(&[&str], &str)] = &[
         (
             &["--hidden-ksize", "4"],
-            "invalid `hidden_ksize`: must be an odd number",
+            "invalid `hidden_ksize` (from --hidden-ksize): must be an odd number",
         ),
         (&["--causal-ksize", "2"], "invalid `causal_ksize`"),
         (
             &["--color-levels", "1"],
-            "invalid `color_levels`: must be in 2..=256",
+            "invalid `color_levels` (from --color-levels): must be in 2..=256",
         ),
         (&["--color-levels", "300"], "invalid `color_levels`"),
         (
             &["--data-channels", "3", "--hidden-fmaps", "31"],
-            "invalid `hidden_fmaps`: must be divisible by data_channels = 3",
+            "invalid `hidden_fmaps` (from --hidden-fmaps): must be divisible by data_channels = 3",
         ),
-        (&["--lr", "0"], "invalid `learning_rate`: must be positive"),
+        (
+            &["--lr", "0"],
+            "invalid `learning_rate` (from --learning-rate): must be positive",
+        ),
         (&["--learning-rate", "-1e-3"], "invalid `learning_rate`"),
-        (&["--batch-size", "0"], "invalid `batch_size`: must be positive"),
-        (&["--dataset", "imagenet"], "unknown dataset `imagenet`"),
+        (
+            &["--batch-size", "0"],
+            "invalid `batch_size` (from --batch-size): must be in 1..=",
+        ),
+        (
+            &["--dataset", "imagenet"],
+            "invalid value 'imagenet' for '--dataset <DATASET>'",
+        ),
         (&["--device", "tpu:0"], "unknown device `tpu:0`"),
         (&["--device", "cuda:7"], "cuda:7 requested"),
     ];
@@ -105,7 +114,12 @@ fn unreadable_checkpoints_are_reported_not_panicked_on() {
             "{cmd}: {stderr}"
         );
         let (ok, _, stderr) = run(dir.path(), &[cmd, "no-such-run"]);
-        assert!(!ok && stderr.contains("no run `no-such-run`"), "{cmd}: {stderr}");
+        assert!(
+            !ok && stderr.contains("`no-such-run` is not a run id"),
+            "{cmd}: {stderr}"
+        );
+        let (ok, _, stderr) = run(dir.path(), &[cmd, "abcdef"]);
+        assert!(!ok && stderr.contains("no registry at"), "{cmd}: {stderr}");
     }
 }
 
@@ -215,9 +229,10 @@ fn ctrl_c_checkpoints_mid_epoch_and_resume_finishes_the_run() {
     unsafe { kill(child.id() as i32, 2) };
     let out = child.wait_with_output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout} {}",
+    assert_eq!(
+        out.status.code(),
+        Some(130),
+        "an interrupted command exits 130: {stdout} {}",
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(stdout.contains("interrupted; `pixelx resume"), "{stdout}");

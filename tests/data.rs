@@ -2,12 +2,12 @@
 
 mod common;
 
-use pixelx::data::{quantise, read_raw, Dataset, Split};
+use pixelx::data::{quantise, read_raw, Dataset, DatasetKind, Split};
 use tch::{Device, Kind};
 
 #[test]
 fn real_mnist_and_fashion_mnist_have_their_published_shapes() {
-    for name in ["mnist", "fashionmnist"] {
+    for name in [DatasetKind::Mnist, DatasetKind::Fashionmnist] {
         let train = read_raw(name, Split::Train, &common::data_dir()).unwrap();
         let test = read_raw(name, Split::Test, &common::data_dir()).unwrap();
         assert_eq!(
@@ -27,9 +27,9 @@ fn real_mnist_and_fashion_mnist_have_their_published_shapes() {
 
 #[test]
 fn quantised_tensors_follow_the_raw_bytes() {
-    let raw = read_raw("mnist", Split::Test, &common::data_dir()).unwrap();
+    let raw = read_raw(DatasetKind::Mnist, Split::Test, &common::data_dir()).unwrap();
     for levels in [2i64, 4, 256] {
-        let d = Dataset::from_raw(&raw, 100, 1, levels, "mnist", Device::Cpu);
+        let d = Dataset::from_raw(&raw, 100, 1, levels, DatasetKind::Mnist, Device::Cpu);
         assert_eq!(d.levels.size(), vec![100, 1, 28, 28]);
         let got = Vec::<u8>::try_from(d.levels.flatten(0, -1)).unwrap();
         let want: Vec<u8> = raw.pixels[..100 * 784]
@@ -38,7 +38,7 @@ fn quantised_tensors_follow_the_raw_bytes() {
             .collect();
         assert_eq!(got, want, "L = {levels}");
     }
-    let rgb = Dataset::from_raw(&raw, 10, 3, 4, "mnist", Device::Cpu);
+    let rgb = Dataset::from_raw(&raw, 10, 3, 4, DatasetKind::Mnist, Device::Cpu);
     assert_eq!(rgb.levels.size(), vec![10, 3, 28, 28]);
     let diff = (rgb.levels.select(1, 0).to_kind(Kind::Int) - rgb.levels.select(1, 2).to_kind(Kind::Int))
         .abs()
@@ -59,7 +59,7 @@ fn truncated_or_mislabelled_files_are_clear_errors() {
     let mut bytes = std::fs::read(&labels).unwrap();
     bytes.truncate(bytes.len() - 10);
     std::fs::write(&labels, &bytes).unwrap();
-    let err = read_raw("mnist", Split::Test, dir.path())
+    let err = read_raw(DatasetKind::Mnist, Split::Test, dir.path())
         .unwrap_err()
         .to_string();
     assert!(
@@ -67,7 +67,7 @@ fn truncated_or_mislabelled_files_are_clear_errors() {
         "{err}"
     );
     std::fs::write(&labels, b"\x00\x00\x08\x03rest").unwrap();
-    let err = read_raw("mnist", Split::Test, dir.path())
+    let err = read_raw(DatasetKind::Mnist, Split::Test, dir.path())
         .unwrap_err()
         .to_string();
     assert!(
@@ -104,7 +104,7 @@ fn cifar_binary_records_become_rgb_planes() {
     let cifar = dir.path().join("cifar-10-batches-bin");
     std::fs::create_dir_all(&cifar).unwrap();
     write_cifar(&cifar, 3);
-    let train = read_raw("cifar", Split::Train, dir.path()).unwrap();
+    let train = read_raw(DatasetKind::Cifar, Split::Train, dir.path()).unwrap();
     assert_eq!(
         (train.count, train.channels, train.height, train.width),
         (15, 3, 32, 32)
@@ -116,11 +116,11 @@ fn cifar_binary_records_become_rgb_planes() {
         (1, 101, 201),
         "R, G, B planes in order"
     );
-    let test = read_raw("cifar", Split::Test, dir.path()).unwrap();
+    let test = read_raw(DatasetKind::Cifar, Split::Test, dir.path()).unwrap();
     assert_eq!(test.count, 3);
 
     std::fs::write(cifar.join("test_batch.bin"), vec![0u8; 3073 + 5]).unwrap();
-    let err = read_raw("cifar", Split::Test, dir.path())
+    let err = read_raw(DatasetKind::Cifar, Split::Test, dir.path())
         .unwrap_err()
         .to_string();
     assert!(
@@ -128,7 +128,7 @@ fn cifar_binary_records_become_rgb_planes() {
         "{err}"
     );
     std::fs::remove_file(cifar.join("data_batch_3.bin")).unwrap();
-    let err = read_raw("cifar", Split::Train, dir.path())
+    let err = read_raw(DatasetKind::Cifar, Split::Train, dir.path())
         .unwrap_err()
         .to_string();
     assert!(

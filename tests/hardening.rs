@@ -55,7 +55,9 @@ fn set_flag(args: &mut Vec<String>, flag: &str, value: &str) {
 /// Trains a tiny run to completion and returns its id.
 fn trained_run(runs: &Path, epochs: u32, images: u32) -> String {
     let args = tiny_train(epochs, images);
-    let args: Vec<&str> = std::iter::once("-q").chain(args.iter().map(String::as_str)).collect();
+    let args: Vec<&str> = std::iter::once("-q")
+        .chain(args.iter().map(String::as_str))
+        .collect();
     let (ok, stdout, stderr) = run_in(runs, &args);
     assert!(ok, "{stdout}{stderr}");
     run_id_of(&stdout)
@@ -200,7 +202,12 @@ fn a_second_run_of_a_live_experiment_says_who_runs_it_and_takes_nothing_over() {
     for r in all {
         let row = reg.run(&r.id).unwrap().unwrap();
         assert_eq!((row.status, row.attempts), (RunStatus::Completed, 1), "{}", r.id);
-        assert_eq!(count(&reg, &r.id, "train_loss"), 2 * 2048 / 32, "{}: steps recorded once", r.id);
+        assert_eq!(
+            count(&reg, &r.id, "train_loss"),
+            2 * 2048 / 32,
+            "{}: steps recorded once",
+            r.id
+        );
     }
 }
 
@@ -291,16 +298,27 @@ fn outputs_refuse_the_registry_run_folders_and_special_files_and_follow_symlinks
     let fifo = dir.path().join("fifo.png");
     mkfifo(&fifo);
     let mut cmd = pixelx();
-    cmd.arg("--runs-dir").arg(&runs).args(["sample", &id, "-c", "1", "-o"]).arg(&fifo);
+    cmd.arg("--runs-dir")
+        .arg(&runs)
+        .args(["sample", &id, "-c", "1", "-o"])
+        .arg(&fifo);
     let (status, out) = output_guarded(cmd, Duration::from_secs(30), "sample into a FIFO");
     assert!(!status.success() && out.contains("not a regular file"), "{out}");
 
     let node = dir.path().join("null-device");
-    assert!(Command::new("mknod").arg(&node).args(["c", "1", "3"]).status().unwrap().success());
+    assert!(Command::new("mknod")
+        .arg(&node)
+        .args(["c", "1", "3"])
+        .status()
+        .unwrap()
+        .success());
     let (ok, _, stderr) = run_in(&runs, &["export", &id, "--out", node.to_str().unwrap()]);
     assert!(!ok && stderr.contains("not a regular file"), "{stderr}");
     use std::os::unix::fs::FileTypeExt;
-    assert!(std::fs::symlink_metadata(&node).unwrap().file_type().is_char_device());
+    assert!(std::fs::symlink_metadata(&node)
+        .unwrap()
+        .file_type()
+        .is_char_device());
 
     let target_dir = dir.path().join("elsewhere");
     std::fs::create_dir(&target_dir).unwrap();
@@ -310,7 +328,10 @@ fn outputs_refuse_the_registry_run_folders_and_special_files_and_follow_symlinks
     std::os::unix::fs::symlink(&target, &link).unwrap();
     let (ok, _, stderr) = run_in(&runs, &["export", &id, "--out", link.to_str().unwrap()]);
     assert!(ok, "{stderr}");
-    assert!(std::fs::symlink_metadata(&link).unwrap().file_type().is_symlink(), "the link stays");
+    assert!(
+        std::fs::symlink_metadata(&link).unwrap().file_type().is_symlink(),
+        "the link stays"
+    );
     assert!(pixelx::weights::load(&target).is_ok(), "written through the link");
 }
 
@@ -376,7 +397,11 @@ fn interrupted_commands_exit_130_and_leave_the_run_interrupted() {
     for signals in [vec![SIGTERM], vec![SIGINT, SIGINT]] {
         let (mut child, id) = spawn_train(&runs, &tiny_train(2, 8192));
         assert!(wait_for(Duration::from_secs(60), || {
-            Registry::open(&reg_path).is_ok_and(|r| r.run(&id).unwrap().is_some_and(|r| r.status == RunStatus::Running))
+            Registry::open(&reg_path).is_ok_and(|r| {
+                r.run(&id)
+                    .unwrap()
+                    .is_some_and(|r| r.status == RunStatus::Running)
+            })
         }));
         std::thread::sleep(Duration::from_millis(1500));
         for s in &signals {
@@ -441,9 +466,16 @@ fn absurd_sizes_are_rejected_up_front() {
         ["-c", "1", "--width", "1000000"],
     ] {
         let mut cmd = pixelx();
-        cmd.arg("--runs-dir").arg(&runs).args(["sample", &id, "-o"]).arg(&png).args(args);
+        cmd.arg("--runs-dir")
+            .arg(&runs)
+            .args(["sample", &id, "-o"])
+            .arg(&png)
+            .args(args);
         let (status, out) = output_guarded(cmd, Duration::from_secs(60), "absurd sample");
-        assert!(!status.success() && out.contains("must be at most"), "{args:?}: {out}");
+        assert!(
+            !status.success() && out.contains("must be at most"),
+            "{args:?}: {out}"
+        );
         assert!(!out.contains("panicked"), "{out}");
     }
 }
@@ -462,7 +494,10 @@ fn a_failure_while_sampling_does_not_lose_the_epoch() {
     let checkpoint = run.epoch_checkpoint(1);
     let mut trainer =
         pixelx::train::Trainer::new(config, run, &common::data_dir(), tch::Device::Cpu).unwrap();
-    let _ = trainer.run(&mut pixelx::train::NoObserver, &std::sync::atomic::AtomicBool::new(false));
+    let _ = trainer.run(
+        &mut pixelx::train::NoObserver,
+        &std::sync::atomic::AtomicBool::new(false),
+    );
     assert!(checkpoint.exists(), "the epoch's checkpoint was written");
 }
 
@@ -504,8 +539,15 @@ fn resume_starts_from_the_mid_epoch_checkpoint_of_an_interrupt() {
     let (ok, stdout, stderr) = run_in(&runs, &["resume", &id]);
     assert!(ok, "{stdout}{stderr}");
     let log = std::fs::read_to_string(runs.join(&id).join("train.log")).unwrap();
-    let resumed = log.lines().filter(|l| l.contains("resuming")).last().unwrap_or_default();
-    assert!(resumed.contains(&step_ckpt), "resumed from {step_ckpt}: {resumed}");
+    let resumed = log
+        .lines()
+        .rev()
+        .find(|l| l.contains("resuming"))
+        .unwrap_or_default();
+    assert!(
+        resumed.contains(&step_ckpt),
+        "resumed from {step_ckpt}: {resumed}"
+    );
     assert_eq!(count(&registry(&runs), &id, "train_loss"), 2 * 128);
 }
 
@@ -521,7 +563,10 @@ fn resume_trains_in_the_runs_folder_it_is_given() {
     assert!(ok, "{stdout}{stderr}");
     assert!(!old.exists(), "nothing written to the old place");
     assert!(new.join(&id).join("checkpoints/epoch-0002.safetensors").exists());
-    assert_eq!(registry(&new).run(&id).unwrap().unwrap().status, RunStatus::Completed);
+    assert_eq!(
+        registry(&new).run(&id).unwrap().unwrap().status,
+        RunStatus::Completed
+    );
 }
 
 // 12. A loss far above the uniform model's is divergence; NaN weights are not imported.

@@ -1,35 +1,57 @@
-//! The registry under concurrent writers: eight real processes record at once.
+//! The registry: journals ingested by eight coordinators at once, claims, statuses, old
+//! registries.
+
+mod common;
 
 use std::path::Path;
 
-use pixelx::config::{ExperimentInfo, RunConfig};
+use pixelx::config::{Experiment, ExperimentInfo, RunConfig};
+use pixelx::journal::{self, CheckpointRecord, EpochRecord, Event, FinalStatus, StepRecord};
 use pixelx::metrics::EvalMetrics;
-use pixelx::registry::{Registry, RegistryObserver, RunFilter, RunStatus};
-use pixelx::train::{EpochRecord, Observer};
+use pixelx::registry::{Registry, RunFilter, RunStatus};
 
 const STEPS: i64 = 3000;
 const EPOCHS: u32 = 5;
 
-/// Not a test on its own: the body of each writer process of the test below, which starts this
-/// test binary again with `PIXELX_WRITER` set. Without it, it returns at once.
-#[test]
-fn helper_writer_process() {
-    let Ok(spec) = std::env::var("PIXELX_WRITER") else {
-        return;
-    };
-    let (path, run_id) = spec.split_once('|').unwrap();
-    let mut registry = Registry::open(Path::new(path)).unwrap();
-    assert!(registry.claim_run(run_id, "cpu").unwrap());
-    let mut obs = RegistryObserver::new(registry, run_id);
-    let test = EvalMetrics {
-        nll: 0.1,
-        bpd: 0.2,
-        bpd8: 7.2,
-    };
+/// Writes the journal a worker leaves after training a run of `EPOCHS` epochs to the end.
+fn write_finished_journal(run_dir: &Path) {
+    std::fs::create_dir_all(run_dir).unwrap();
+    let per_epoch = STEPS / EPOCHS as i64;
+    journal::append(
+        run_dir,
+        Event::Started {
+            pid: 1,
+            host: "node".into(),
+            device: "cpu".into(),
+            job: None,
+            checkpoint: None,
+            epochs_done: 0,
+            global_step: 0,
+            steps_per_epoch: per_epoch,
+            history: Vec::new(),
+        },
+    )
+    .unwrap();
+    let test = EvalMetrics::from_totals(0.1, 7.0, 1.0);
     for epoch in 1..=EPOCHS {
-        for s in 0..STEPS / EPOCHS as i64 {
-            let step = (epoch as i64 - 1) * (STEPS / EPOCHS as i64) + s + 1;
-            obs.on_step(step, 1.0 / step as f64, 1e-3);
+        for chunk in 0..4 {
+            let steps: Vec<StepRecord> = (0..per_epoch / 4)
+                .map(|s| {
+                    let step = (epoch as i64 - 1) * per_epoch + chunk * (per_epoch / 4) + s + 1;
+                    StepRecord(step, 1.0 / step as f64, 1e-3)
+                })
+                .collect();
+            journal::append(
+                run_dir,
+                Event::Steps {
+                    epoch,
+                    step_in_epoch: (chunk + 1) * (per_epoch / 4),
+                    steps_per_epoch: per_epoch,
+                    images_per_sec: 100.0,
+                    steps,
+                },
+            )
+            .unwrap();
         }
         let record = EpochRecord {
             epoch,
@@ -39,48 +61,64 @@ fn helper_writer_process() {
             images_per_sec: 1.0,
             seconds: 1.0,
         };
-        obs.before_checkpoint();
-        obs.on_epoch(&record, Path::new("/nonexistent.safetensors"), None, epoch == 1);
+        let checkpoint = CheckpointRecord {
+            file: format!("epoch-{epoch:04}.safetensors"),
+            sha256: "00".into(),
+            size: 1,
+        };
+        journal::append(
+            run_dir,
+            Event::Epoch {
+                record,
+                checkpoint,
+                best: epoch == 1,
+                peak_rss_mb: None,
+            },
+        )
+        .unwrap();
     }
-    let mut registry = obs.finish().unwrap();
-    registry.set_status(run_id, RunStatus::Completed, None).unwrap();
+    journal::append(
+        run_dir,
+        Event::Finished {
+            status: FinalStatus::Completed,
+            detail: None,
+        },
+    )
+    .unwrap();
 }
 
+/// Eight experiments whose runs' workers finished while no coordinator watched: eight
+/// `pixelx run` processes at once ingest them into one registry, and no row is lost.
 #[test]
-fn eight_processes_write_to_one_registry_without_losing_rows() {
+fn eight_coordinators_ingest_into_one_registry_without_losing_rows() {
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("registry.sqlite");
-    let mut registry = Registry::open(&path).unwrap();
-    assert_eq!(registry.schema_version().unwrap(), 1);
-    let info = ExperimentInfo {
-        name: "stress".into(),
-        description: String::new(),
-        dataset: None,
-    };
-    let exp = registry.upsert_experiment(&info, None).unwrap();
-    let ids: Vec<String> = (0..8).map(|i| format!("run{i}")).collect();
-    for (i, id) in ids.iter().enumerate() {
-        let config = RunConfig {
-            seed: i as u64,
-            ..RunConfig::default()
-        };
-        assert_eq!(
-            registry.add_run(exp, id, &config, &dir.path().join(id)).unwrap(),
-            RunStatus::Queued
+    let runs = dir.path().join("runs");
+    let mut files = Vec::new();
+    let mut ids = Vec::new();
+    for i in 0..8 {
+        let file = dir.path().join(format!("e{i}.toml"));
+        let text = common::tiny_experiment(
+            &format!("stress{i}"),
+            EPOCHS,
+            512,
+            "seed = [1]",
+            "devices = \"cpu\"",
         );
+        std::fs::write(&file, text).unwrap();
+        let exp = Experiment::load(&file, &[]).unwrap();
+        let id = exp.runs[0].id.clone();
+        write_finished_journal(&runs.join(&id));
+        ids.push(id);
+        files.push(file);
     }
-    let children: Vec<_> = ids
+    let children: Vec<_> = files
         .iter()
-        .map(|id| {
-            std::process::Command::new(std::env::current_exe().unwrap())
-                .args([
-                    "helper_writer_process",
-                    "--exact",
-                    "--nocapture",
-                    "--test-threads",
-                    "1",
-                ])
-                .env("PIXELX_WRITER", format!("{}|{id}", path.display()))
+        .map(|f| {
+            common::pixelx()
+                .arg("--runs-dir")
+                .arg(&runs)
+                .args(["-q", "run"])
+                .arg(f)
                 .stdout(std::process::Stdio::piped())
                 .stderr(std::process::Stdio::piped())
                 .spawn()
@@ -90,51 +128,54 @@ fn eight_processes_write_to_one_registry_without_losing_rows() {
     for child in children {
         let out = child.wait_with_output().unwrap();
         let text = String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
-        assert!(out.status.success(), "a writer failed: {text}");
-        assert!(!text.contains("locked"), "{text}");
+        assert!(out.status.success(), "a coordinator failed: {text}");
+        assert!(
+            text.contains("0 completed, 1 already done"),
+            "nothing trained again: {text}"
+        );
     }
-    let registry = Registry::open(&path).unwrap();
+    let registry = Registry::open(&runs.join("registry.sqlite")).unwrap();
     for id in &ids {
         let history = registry.metric_history(id).unwrap();
         let steps = history.iter().filter(|(n, ..)| n == "train_loss").count() as i64;
         let epochs = history.iter().filter(|(n, ..)| n == "test_bpd8").count() as u32;
         assert_eq!((steps, epochs), (STEPS, EPOCHS), "run {id} lost rows");
-        assert_eq!(registry.run(id).unwrap().unwrap().status, RunStatus::Completed);
+        let row = registry.run(id).unwrap().unwrap();
+        assert_eq!(row.status, RunStatus::Completed);
+        assert_eq!(row.attempts, 0, "{id}: ingested, never started here");
     }
     let summaries = registry.summaries(&RunFilter::default()).unwrap();
     assert_eq!(summaries.len(), 8);
     assert!(summaries.iter().all(|s| s.best.is_some_and(|b| b.epoch == 1)));
 }
 
+fn info(name: &str, description: &str) -> ExperimentInfo {
+    ExperimentInfo::named(name, description)
+}
+
 #[test]
 fn a_run_is_claimed_once_and_statuses_are_recorded() {
     let dir = tempfile::tempdir().unwrap();
     let mut registry = Registry::open(&dir.path().join("r.sqlite")).unwrap();
-    let info = ExperimentInfo {
-        name: "e".into(),
-        description: "<b>".into(),
-        dataset: None,
-    };
-    let exp = registry.upsert_experiment(&info, None).unwrap();
+    let exp = registry
+        .upsert_experiment(&info("e", "<b>"), None, Default::default())
+        .unwrap();
     registry
-        .add_run(exp, "a", &RunConfig::default(), dir.path())
+        .add_run(exp, "a", &RunConfig::default(), dir.path(), None)
         .unwrap();
     assert_eq!(
         registry
-            .add_run(exp, "a", &RunConfig::default(), dir.path())
+            .add_run(exp, "a", &RunConfig::default(), dir.path(), None)
             .unwrap(),
         RunStatus::Queued
     );
-    assert!(registry.claim_run("a", "cpu").unwrap());
+    assert!(registry.claim_run("a", "cpu", None).unwrap());
     assert!(
-        !registry.claim_run("a", "cpu").unwrap(),
+        !registry.claim_run("a", "cpu", None).unwrap(),
         "a running run cannot be claimed again"
     );
     // This process is alive, so the run is not stale.
-    assert!(registry
-        .recover_stale(std::time::Duration::from_secs(1))
-        .unwrap()
-        .is_empty());
+    assert!(registry.recover_stale(None).unwrap().is_empty());
     registry
         .set_status("a", RunStatus::Diverged, Some("loss NaN"))
         .unwrap();
@@ -144,7 +185,66 @@ fn a_run_is_claimed_once_and_statuses_are_recorded() {
         (RunStatus::Diverged, Some("loss NaN"), 1)
     );
     let events: Vec<String> = registry.events("a").unwrap().into_iter().map(|e| e.0).collect();
-    assert_eq!(events, ["queued", "running", "diverged"]);
+    assert_eq!(events, ["queued", "diverged"]);
+}
+
+/// A registry of the first schema (with a run recorded as pixelx did then) opens, migrates, and
+/// keeps its rows; a read-only open of it writes nothing when it is current.
+#[test]
+fn an_old_registry_is_migrated_and_keeps_its_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("old.sqlite");
+    {
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        conn.execute_batch(
+            "CREATE TABLE experiments (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE, description TEXT NOT NULL DEFAULT '',
+                 dataset TEXT, file TEXT, created_at TEXT NOT NULL);
+             CREATE TABLE runs (id TEXT PRIMARY KEY, experiment_id INTEGER NOT NULL REFERENCES experiments(id) ON DELETE CASCADE,
+                 config_json TEXT NOT NULL, config_hash TEXT NOT NULL, status TEXT NOT NULL CHECK (status IN
+                 ('queued', 'running', 'completed', 'failed', 'diverged', 'interrupted')), run_dir TEXT NOT NULL,
+                 device TEXT, host TEXT, pid INTEGER, attempts INTEGER NOT NULL DEFAULT 0, heartbeat_at TEXT,
+                 created_at TEXT NOT NULL, started_at TEXT, finished_at TEXT, error TEXT);
+             CREATE INDEX runs_by_experiment ON runs(experiment_id, status);
+             CREATE TABLE params (run_id TEXT NOT NULL REFERENCES runs(id) ON DELETE CASCADE, key TEXT NOT NULL,
+                 value_text TEXT NOT NULL, value_num REAL, PRIMARY KEY (run_id, key));
+             CREATE TABLE metrics (run_id TEXT NOT NULL REFERENCES runs(id) ON DELETE CASCADE, name TEXT NOT NULL,
+                 step INTEGER NOT NULL, epoch INTEGER, value REAL NOT NULL);
+             CREATE TABLE checkpoints (id INTEGER PRIMARY KEY, run_id TEXT NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+                 path TEXT NOT NULL, size INTEGER NOT NULL, sha256 TEXT NOT NULL, epoch INTEGER NOT NULL,
+                 is_best INTEGER NOT NULL DEFAULT 0, created_at TEXT NOT NULL);
+             CREATE TABLE samples (id INTEGER PRIMARY KEY, run_id TEXT NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+                 path TEXT NOT NULL, epoch INTEGER NOT NULL, labels TEXT NOT NULL, created_at TEXT NOT NULL);
+             CREATE TABLE run_events (id INTEGER PRIMARY KEY, run_id TEXT NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+                 status TEXT NOT NULL, at TEXT NOT NULL, detail TEXT);
+             PRAGMA user_version = 1;
+             INSERT INTO experiments VALUES (1, 'old', '', 'mnist', NULL, '2026-01-01T00:00:00Z');
+             INSERT INTO runs (id, experiment_id, config_json, config_hash, status, run_dir, created_at)
+                 VALUES ('abc', 1, '{\"epochs\": 3}', 'h', 'completed', 'runs/abc', '2026-01-01T00:00:00Z');
+             INSERT INTO metrics VALUES ('abc', 'test_bpd8', 1, 1, 7.5);
+             INSERT INTO checkpoints (run_id, path, size, sha256, epoch, is_best, created_at)
+                 VALUES ('abc', 'runs/abc/checkpoints/epoch-0001.safetensors', 1, 'x', 1, 1, '2026-01-01T00:00:00Z');",
+        )
+        .unwrap();
+    }
+    let registry = Registry::open_read_only(&path).unwrap();
+    assert_eq!(registry.schema_version().unwrap(), 2);
+    let runs = registry.summaries(&RunFilter::default()).unwrap();
+    assert_eq!(runs.len(), 1);
+    assert_eq!(runs[0].best.map(|b| b.bpd8), Some(7.5));
+    assert_eq!(
+        runs[0].params["epochs"], 3,
+        "stored values kept, others defaulted"
+    );
+    assert_eq!(runs[0].method, "grid");
+    assert_eq!(
+        runs[0].checkpoint.as_deref(),
+        Some("checkpoints/best.safetensors")
+    );
+    let mut registry = Registry::open(&path).unwrap();
+    registry
+        .set_status("abc", RunStatus::Pruned, Some("asha"))
+        .unwrap();
+    assert_eq!(registry.run("abc").unwrap().unwrap().status, RunStatus::Pruned);
 }
 
 #[test]
@@ -152,14 +252,11 @@ fn runs_recorded_before_a_parameter_existed_show_its_default() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("r.sqlite");
     let mut registry = Registry::open(&path).unwrap();
-    let info = ExperimentInfo {
-        name: "e".into(),
-        description: String::new(),
-        dataset: None,
-    };
-    let exp = registry.upsert_experiment(&info, None).unwrap();
+    let exp = registry
+        .upsert_experiment(&info("e", ""), None, Default::default())
+        .unwrap();
     registry
-        .add_run(exp, "old", &RunConfig::default(), dir.path())
+        .add_run(exp, "old", &RunConfig::default(), dir.path(), None)
         .unwrap();
     // Rewrite the stored config as a registry from before `precision` existed holds it.
     let db = rusqlite::Connection::open(&path).unwrap();
@@ -188,7 +285,7 @@ fn runs_recorded_before_a_parameter_existed_show_its_default() {
         precision: pixelx::precision::Precision::Bf16,
         ..RunConfig::default()
     };
-    registry.add_run(exp, "new", &bf16, dir.path()).unwrap();
+    registry.add_run(exp, "new", &bf16, dir.path(), None).unwrap();
     let one = registry.summaries(&RunFilter::run("new")).unwrap();
     assert_eq!(one.len(), 1);
     assert_eq!(

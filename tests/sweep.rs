@@ -125,8 +125,9 @@ fn a_sweep_over_two_cpu_slots_runs_each_point_once_and_reruns_only_new_points() 
             Some(2),
             "cosine decay: the last epoch is best"
         );
-        assert!(Path::new(r.checkpoint.as_deref().unwrap()).exists());
-        assert!(Path::new(r.samples.as_deref().unwrap()).exists());
+        let run = dir.path().join("runs").join(&r.id);
+        assert!(run.join(r.checkpoint.as_deref().unwrap()).exists());
+        assert!(run.join(r.samples.as_deref().unwrap()).exists());
     }
     assert_eq!(
         max_concurrency(&reg, &ids),

@@ -57,7 +57,7 @@ struct StopAfter {
 }
 
 impl Observer for StopAfter {
-    fn on_epoch(&mut self, r: &EpochRecord, _: &std::path::Path, _: Option<&std::path::Path>, _: bool) {
+    fn on_epoch(&mut self, r: &EpochRecord, _: &pixelx::journal::CheckpointRecord, _: bool) {
         if r.epoch >= self.after {
             self.stop.store(true, Ordering::SeqCst);
         }
@@ -113,12 +113,19 @@ fn a_corrupt_latest_checkpoint_falls_back_to_the_previous_one() {
 }
 
 #[test]
-fn each_epoch_leaves_a_checkpoint_samples_and_a_metrics_line() {
+fn each_epoch_leaves_a_checkpoint_samples_and_a_journal_line() {
     let runs = tempfile::tempdir().unwrap();
     let mut config = common::tiny_config();
     config.epochs = 1;
-    let history = train(runs.path(), "x", config);
-    let run = RunDir::new(runs.path(), "x");
+    let run = RunDir::create(runs.path(), "x", &config).unwrap();
+    let mut t = Trainer::new(config, run.clone(), &common::data_dir(), Device::Cpu).unwrap();
+    let mut journal = pixelx::execute::JournalObserver::new(&run.root, false);
+    assert_eq!(
+        t.run(&mut journal, &AtomicBool::new(false)).unwrap(),
+        Outcome::Completed
+    );
+    journal.flush();
+    let history = t.state.history.clone();
     assert!(run.best_checkpoint().exists());
     assert!(run.epoch_checkpoint(1).exists());
     let png = image::open(run.epoch_samples(1)).unwrap();
@@ -127,9 +134,28 @@ fn each_epoch_leaves_a_checkpoint_samples_and_a_metrics_line() {
         (2 * 28 + 3 * 2, 28 + 2 * 2),
         "two samples side by side"
     );
-    let lines = std::fs::read_to_string(run.metrics_path()).unwrap();
-    let rec: EpochRecord = serde_json::from_str(lines.lines().next().unwrap()).unwrap();
-    assert_eq!(rec.test, history[0].test);
+    let events = pixelx::journal::read_from(&run.root, 0).unwrap().events;
+    let epoch = events.iter().find_map(|(_, e)| match e {
+        pixelx::journal::Event::Epoch {
+            record, checkpoint, ..
+        } => Some((record.clone(), checkpoint.clone())),
+        _ => None,
+    });
+    let (record, checkpoint) = epoch.expect("an epoch line");
+    assert_eq!(record.test, history[0].test);
+    assert_eq!(
+        checkpoint.sha256,
+        pixelx::weights::file_sha256(&run.epoch_checkpoint(1)).unwrap(),
+        "the journal holds the checkpoint's checksum"
+    );
+    let steps: usize = events
+        .iter()
+        .map(|(_, e)| match e {
+            pixelx::journal::Event::Steps { steps, .. } => steps.len(),
+            _ => 0,
+        })
+        .sum();
+    assert_eq!(steps, 1024 / 32, "every step journalled once");
 }
 
 #[test]

@@ -3,22 +3,26 @@
 
 mod args;
 mod model_cmds;
-mod sweep_cmds;
+mod report_cmds;
+mod run_cmd;
 mod train_cmd;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use anyhow::{bail, Result};
 use clap::{Parser, Subcommand};
 use tracing_subscriber::{fmt, prelude::*, EnvFilter};
 
-pub use args::{ArchArgs, ModelSource, TrainArgs};
+pub use args::{ArchArgs, DeviceArgs, ModelSource, TrainArgs};
+
+use crate::registry::Registry;
 
 #[derive(Parser, Debug)]
 #[command(
     name = "pixelx",
     version,
-    about = "Gated PixelCNN experiments: train, sample, evaluate, export"
+    about = "Gated PixelCNN experiments: sweep, train, compare, sample, evaluate, export"
 )]
 pub struct Cli {
     /// Folder holding run folders and, by default, the registry.
@@ -42,11 +46,12 @@ pub struct Cli {
 
 #[derive(Subcommand, Debug)]
 pub enum Command {
-    /// Expand an experiment file's grid, schedule its runs over the devices, record everything.
-    /// Running a file again finishes what is unfinished.
-    Run(sweep_cmds::RunArgs),
+    /// Expand an experiment file's grid (or run its adaptive search), schedule its runs over the
+    /// devices or a Slurm cluster, record everything. Running a file again finishes what is
+    /// unfinished.
+    Run(run_cmd::RunArgs),
     /// Compare runs: a table, the best runs, or an HTML page.
-    Report(sweep_cmds::ReportArgs),
+    Report(report_cmds::ReportArgs),
     /// List runs.
     Ls,
     /// One run in full: config, history, metrics, artefacts.
@@ -54,7 +59,12 @@ pub enum Command {
     /// Train one model (the original train.py flags), recorded in its own run folder.
     Train(TrainArgs),
     /// Continue a run from its last intact checkpoint to its configured end.
-    Resume { run_id: String },
+    Resume {
+        run_id: String,
+        /// Continue a run that was pruned or diverged, too.
+        #[arg(long)]
+        force: bool,
+    },
     /// Generate a PNG grid of samples from a run or a checkpoint (the original sample.py flags).
     Sample(model_cmds::SampleArgs),
     /// Test-set nll, bpd and bpd8 of a run or a checkpoint.
@@ -63,12 +73,15 @@ pub enum Command {
     Export(model_cmds::ExportArgs),
     /// Read reference-layout safetensors weights (e.g. from the PyTorch original) into a new run.
     Import(model_cmds::ImportArgs),
-    /// Train one registered run (started by `pixelx run`, one process per run).
+    /// Train one run in its folder (started by `pixelx run`, one process or Slurm job per run).
     #[command(hide = true)]
     Worker {
         run_id: String,
         #[arg(long)]
-        device: String,
+        device: Option<String>,
+        /// Wait for the coordinator's pruning decision after each epoch.
+        #[arg(long)]
+        ask_before_epoch: bool,
     },
 }
 
@@ -76,11 +89,25 @@ impl Cli {
     pub fn registry_path(&self) -> PathBuf {
         self.registry
             .clone()
-            .unwrap_or_else(|| crate::registry::Registry::default_path(&self.runs_dir))
+            .unwrap_or_else(|| Registry::default_path(&self.runs_dir))
+    }
+
+    /// Paths no output a user names may replace.
+    pub fn protected(&self) -> crate::fsio::Protected {
+        crate::fsio::Protected {
+            registry: self.registry_path(),
+            runs_dir: self.runs_dir.clone(),
+        }
     }
 }
 
-/// Parses arguments, runs the command and maps errors to a message and exit code 1.
+/// A command that stopped on a signal: its message is printed as is and the process exits 130.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct Interrupted(pub String);
+
+/// Parses arguments, runs the command and maps errors to a message and exit code 1 (130 when
+/// interrupted).
 pub fn main() -> ExitCode {
     // Rust ignores SIGPIPE, which turns `pixelx report | head` into a panic on the next print;
     // a command-line tool should just stop, as any Unix filter does.
@@ -88,20 +115,25 @@ pub fn main() -> ExitCode {
     unsafe {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
+    crate::panics::install_hook();
     let cli = Cli::parse();
     if cli.threads > 0 {
         tch::set_num_threads(cli.threads);
     }
-    match dispatch(cli) {
-        Ok(()) => ExitCode::SUCCESS,
+    match dispatch(&cli) {
+        Ok(code) => code,
         Err(e) => {
+            if let Some(i) = e.downcast_ref::<Interrupted>() {
+                println!("{i}");
+                return ExitCode::from(crate::signals::INTERRUPTED_EXIT);
+            }
             eprintln!("error: {e:#}");
             ExitCode::FAILURE
         }
     }
 }
 
-fn dispatch(cli: Cli) -> anyhow::Result<()> {
+fn dispatch(cli: &Cli) -> Result<ExitCode> {
     // Commands that train set up logging themselves, once they know the run's log file.
     if !matches!(
         cli.command,
@@ -110,17 +142,41 @@ fn dispatch(cli: Cli) -> anyhow::Result<()> {
         init_logging(cli.quiet, None);
     }
     match &cli.command {
-        Command::Train(args) => train_cmd::train(&cli, args),
-        Command::Resume { run_id } => train_cmd::resume(&cli, run_id),
-        Command::Worker { run_id, device } => train_cmd::worker(&cli, run_id, device),
-        Command::Run(args) => sweep_cmds::run(&cli, args),
-        Command::Report(args) => sweep_cmds::report(&cli, args),
-        Command::Ls => sweep_cmds::ls(&cli),
-        Command::Show { run_id } => sweep_cmds::show(&cli, run_id),
-        Command::Sample(args) => model_cmds::sample(&cli, args),
-        Command::Eval(args) => model_cmds::eval(&cli, args),
-        Command::Export(args) => model_cmds::export(&cli, args),
-        Command::Import(args) => model_cmds::import(&cli, args),
+        Command::Train(args) => train_cmd::train(cli, args)?,
+        Command::Resume { run_id, force } => train_cmd::resume(cli, run_id, *force)?,
+        Command::Worker {
+            run_id,
+            device,
+            ask_before_epoch,
+        } => return train_cmd::worker(cli, run_id, device.as_deref(), *ask_before_epoch),
+        Command::Run(args) => run_cmd::run(cli, args)?,
+        Command::Report(args) => report_cmds::report(cli, args)?,
+        Command::Ls => report_cmds::ls(cli)?,
+        Command::Show { run_id } => report_cmds::show(cli, run_id)?,
+        Command::Sample(args) => model_cmds::sample(cli, args)?,
+        Command::Eval(args) => model_cmds::eval(cli, args)?,
+        Command::Export(args) => model_cmds::export(cli, args)?,
+        Command::Import(args) => model_cmds::import(cli, args)?,
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The one resolver of run ids every command uses: a full id or an unambiguous prefix, checked
+/// to be an id at all before the registry (opened read-only) is asked.
+pub fn resolve_run_id(cli: &Cli, given: &str) -> Result<String> {
+    crate::run_dir::check_run_id(given)?;
+    let registry = Registry::open_read_only(&cli.registry_path())?;
+    resolve_in(&registry, given)
+}
+
+/// [`resolve_run_id`] against an open registry.
+pub fn resolve_in(registry: &Registry, given: &str) -> Result<String> {
+    crate::run_dir::check_run_id(given)?;
+    let found = registry.find_runs(given)?;
+    match found.as_slice() {
+        [one] => Ok(one.clone()),
+        [] => bail!("no run `{given}` in {}", registry.path.display()),
+        many => bail!("`{given}` matches {} runs: {}", many.len(), many.join(", ")),
     }
 }
 

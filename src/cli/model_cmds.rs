@@ -6,11 +6,17 @@ use anyhow::{bail, Context, Result};
 use clap::Args;
 use tch::Device;
 
-use super::{ArchArgs, Cli, ModelSource};
-use crate::data::{Dataset, Split};
-use crate::device::resolve_device;
+use super::{ArchArgs, Cli, DeviceArgs, ModelSource};
+use crate::config::SearchMethod;
+use crate::data::{Dataset, DatasetKind, Split};
+use crate::registry::{Registry, RunStatus};
 use crate::sample::{self, Sampler};
 use crate::train::checkpoint;
+
+/// Most images `pixelx sample` draws in one grid.
+pub const MAX_SAMPLE_COUNT: i64 = 10_000;
+/// Largest sampled image side.
+pub const MAX_SAMPLE_SIDE: i64 = 1_024;
 
 #[derive(Args, Debug)]
 pub struct SampleArgs {
@@ -23,13 +29,13 @@ pub struct SampleArgs {
     #[arg(long, short = 'l', visible_alias = "l", default_value_t = -1, allow_negative_numbers = true)]
     pub label: i64,
     /// Number of images.
-    #[arg(long, short = 'c', default_value_t = 64)]
+    #[arg(long, short = 'c', default_value_t = 64, allow_negative_numbers = true)]
     pub count: i64,
     /// Image height (default: the training images').
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub height: Option<i64>,
     /// Image width (default: the training images').
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub width: Option<i64>,
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
@@ -38,34 +44,34 @@ pub struct SampleArgs {
     pub temperature: f64,
     #[arg(long, value_enum, default_value = "cached")]
     pub sampler: Sampler,
-    #[arg(long, num_args = 0..=1, default_missing_value = "true")]
-    pub cuda: Option<bool>,
-    /// auto, cpu, cuda or cuda:N.
-    #[arg(long, default_value = "auto")]
-    pub device: String,
+    #[command(flatten)]
+    pub device: DeviceArgs,
     /// Architecture flags of the original sample.py: accepted, and checked against the checkpoint.
     #[command(flatten)]
     pub arch: ArchArgs,
 }
 
-fn device_of(device: &str, cuda: Option<bool>) -> Result<Device> {
-    resolve_device(match cuda {
-        Some(false) => "cpu",
-        _ => device,
-    })
+/// Checks a size flag against its bounds.
+fn bounded(flag: &str, value: i64, max: i64) -> Result<i64> {
+    if value <= 0 {
+        bail!("{flag} must be positive, got {value}");
+    }
+    if value > max {
+        bail!("{flag} must be at most {max}, got {value}");
+    }
+    Ok(value)
 }
 
 pub fn sample(cli: &Cli, args: &SampleArgs) -> Result<()> {
-    let path = args.source.resolve(&cli.runs_dir)?;
-    let device = device_of(&args.device, args.cuda)?;
-    let (_vs, model, ckpt) = checkpoint::load_model(&path, device)?;
-    args.arch.check(&model.spec)?;
+    let count = bounded("--count", args.count, MAX_SAMPLE_COUNT)?;
     if !(args.temperature.is_finite() && args.temperature > 0.0) {
         bail!("--temperature must be positive, got {}", args.temperature);
     }
-    if args.count <= 0 {
-        bail!("--count must be positive, got {}", args.count);
-    }
+    let output = crate::fsio::check_output(&args.output_fname, &cli.protected())?;
+    let path = args.source.resolve(cli)?;
+    let device = args.device.resolve()?;
+    let (_vs, model, ckpt) = checkpoint::load_model(&path, device)?;
+    args.arch.check(&model.spec)?;
     if args.label >= model.spec.classes || args.label < -1 {
         bail!(
             "--label must be -1 (random) or in 0..{}, got {}",
@@ -73,53 +79,65 @@ pub fn sample(cli: &Cli, args: &SampleArgs) -> Result<()> {
             args.label
         );
     }
-    let side = if ckpt.config.dataset == "cifar" { 32 } else { 28 };
-    let (h, w) = (args.height.unwrap_or(side), args.width.unwrap_or(side));
-    if h <= 0 || w <= 0 {
-        bail!("--height and --width must be positive");
-    }
+    let side = ckpt.config.dataset.side();
+    let h = bounded("--height", args.height.unwrap_or(side), MAX_SAMPLE_SIDE)?;
+    let w = bounded("--width", args.width.unwrap_or(side), MAX_SAMPLE_SIDE)?;
     let labels = if args.label < 0 {
-        sample::random_labels(args.count, model.spec.classes, args.seed, device)
+        sample::random_labels(count, model.spec.classes, args.seed, device)
     } else {
-        sample::sample_labels(args.count, Some(args.label), model.spec.classes, device)
+        sample::sample_labels(count, Some(args.label), model.spec.classes, device)
     };
     let started = std::time::Instant::now();
-    let levels = sample::sample(&model, &labels, h, w, args.temperature, args.sampler, args.seed);
-    if let Some(dir) = args.output_fname.parent().filter(|d| !d.as_os_str().is_empty()) {
+    let levels = crate::panics::catch("sampling", || {
+        Ok(sample::sample(
+            &model,
+            &labels,
+            h,
+            w,
+            args.temperature,
+            args.sampler,
+            args.seed,
+        ))
+    })?;
+    if let Some(dir) = output.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     }
-    sample::write_grid(&levels, model.spec.levels, &args.output_fname)?;
+    sample::write_grid(&levels, model.spec.levels, &output)?;
     println!(
-        "{} samples ({h}x{w}) in {:.1} s -> {}",
-        args.count,
+        "{count} samples ({h}x{w}) in {:.1} s -> {}",
         started.elapsed().as_secs_f64(),
         args.output_fname.display()
     );
     Ok(())
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum EvalFormat {
+    Text,
+    Json,
+}
+
 #[derive(Args, Debug)]
 pub struct EvalArgs {
     #[command(flatten)]
     pub source: ModelSource,
-    /// text or json.
-    #[arg(long, default_value = "text", value_parser = ["text", "json"])]
-    pub format: String,
+    #[arg(long, value_enum, default_value = "text")]
+    pub format: EvalFormat,
     /// Evaluate on the first N test images only (default: the run's own setting).
     #[arg(long)]
     pub test_subset: Option<i64>,
-    #[arg(long, default_value = "auto")]
-    pub device: String,
+    #[command(flatten)]
+    pub device: DeviceArgs,
 }
 
 pub fn eval(cli: &Cli, args: &EvalArgs) -> Result<()> {
-    let path = args.source.resolve(&cli.runs_dir)?;
-    let device = resolve_device(&args.device)?;
+    let path = args.source.resolve(cli)?;
+    let device = args.device.resolve()?;
     let (_vs, model, ckpt) = checkpoint::load_model(&path, device)?;
     let c = &ckpt.config;
     let subset = args.test_subset.unwrap_or(c.test_subset).max(0) as usize;
     let data = Dataset::load(
-        &c.dataset,
+        c.dataset,
         Split::Test,
         &cli.data_dir,
         subset,
@@ -127,21 +145,20 @@ pub fn eval(cli: &Cli, args: &EvalArgs) -> Result<()> {
         c.color_levels,
         device,
     )?;
-    let m = crate::metrics::evaluate(&model, &data, 256);
-    if args.format == "json" {
-        println!(
+    let m = crate::panics::catch("evaluating", || Ok(crate::metrics::evaluate(&model, &data, 256)))?;
+    match args.format {
+        EvalFormat::Json => println!(
             "{}",
             serde_json::json!({"nll": m.nll, "bpd": m.bpd, "bpd8": m.bpd8, "images": data.len(), "checkpoint": path})
-        );
-    } else {
-        println!(
+        ),
+        EvalFormat::Text => println!(
             "checkpoint {}\nimages     {}\nnll        {:.6}\nbpd        {:.6}\nbpd8       {:.6}",
             path.display(),
             data.len(),
             m.nll,
             m.bpd,
             m.bpd8
-        );
+        ),
     }
     Ok(())
 }
@@ -156,10 +173,11 @@ pub struct ExportArgs {
 }
 
 pub fn export(cli: &Cli, args: &ExportArgs) -> Result<()> {
-    let path = args.source.resolve(&cli.runs_dir)?;
+    let out = crate::fsio::check_output(&args.out, &cli.protected())?;
+    let path = args.source.resolve(cli)?;
     let (vs, model, ckpt) = checkpoint::load_model(&path, Device::Cpu)?;
     let meta = checkpoint::metadata(&ckpt.config, &model.spec)?;
-    crate::weights::save(&args.out, &crate::weights::model_tensors(&vs), meta)?;
+    crate::weights::save(&out, &crate::weights::model_tensors(&vs), meta)?;
     println!("exported {} -> {}", path.display(), args.out.display());
     Ok(())
 }
@@ -169,12 +187,29 @@ pub struct ImportArgs {
     /// A safetensors file in the reference layout.
     pub file: PathBuf,
     /// Dataset the weights were trained on (when the file does not say).
-    #[arg(long, default_value = "mnist")]
-    pub dataset: String,
+    #[arg(long, value_enum, default_value = "mnist")]
+    pub dataset: DatasetKind,
 }
 
+/// The experiment imported runs belong to.
+pub const IMPORTED_EXPERIMENT: &str = "imported";
+
 pub fn import(cli: &Cli, args: &ImportArgs) -> Result<()> {
-    let run = crate::interop::import_reference(&args.file, &args.dataset, &cli.runs_dir)?;
+    let run = crate::interop::import_reference(&args.file, args.dataset, &cli.runs_dir)?;
+    let config = crate::run_dir::read_config(&run)?;
+    let mut registry = Registry::open(&cli.registry_path())?;
+    let info = crate::config::ExperimentInfo::named(IMPORTED_EXPERIMENT, "weights read with `pixelx import`");
+    let experiment = registry.upsert_experiment(&info, None, SearchMethod::Grid)?;
+    registry.add_run(experiment, &run.id, &config, &run.root, None)?;
+    registry.record_import(
+        &run.id,
+        "checkpoints/best.safetensors",
+        &args.file.display().to_string(),
+    )?;
+    debug_assert_eq!(
+        registry.run(&run.id)?.map(|r| r.status),
+        Some(RunStatus::Completed)
+    );
     println!(
         "imported {} as run {}  ->  {}",
         args.file.display(),

@@ -1,91 +1,126 @@
-//! `pixelx train`, `pixelx resume` and the hidden `pixelx worker`: one run, in this process,
-//! recorded in the registry like any run of an experiment.
+//! `pixelx train`, `pixelx resume` and the hidden `pixelx worker`: one run, in this process.
 
-use std::sync::atomic::AtomicBool;
-use std::sync::Arc;
+use std::process::ExitCode;
 
 use anyhow::{bail, Result};
 
-use super::{init_logging, Cli, TrainArgs};
-use crate::config::{ExperimentInfo, RunConfig};
-use crate::registry::{Registry, RunStatus};
+use super::{init_logging, Cli, Interrupted, TrainArgs};
+use crate::config::{ExperimentInfo, SearchMethod};
+use crate::execute::{execute_recorded, execute_run, Busy, ExecuteOptions, BUSY_EXIT};
+use crate::journal::FinalStatus;
+use crate::registry::{Registry, RunFilter, RunStatus};
 use crate::run_dir::{adhoc_run_id, RunDir};
-use crate::schedule::worker::{execute_run, install_stop_handler, WorkerContext};
-use crate::schedule::STALE_AFTER;
 
 /// The experiment that runs started with `pixelx train` belong to.
 pub const ADHOC_EXPERIMENT: &str = "adhoc";
 
 pub fn train(cli: &Cli, args: &TrainArgs) -> Result<()> {
-    let config = args.apply(RunConfig::default());
-    config.validate()?;
-    crate::device::resolve_device(&config.device)?;
+    let config = args.config()?;
+    let device = crate::device::resolve_device(&config.device)?;
+    crate::train::memory::check_fits(&config, device)?;
     // Missing data is reported before anything is recorded, so no failed run is left behind.
-    crate::data::check_available(&config.dataset, &cli.data_dir)?;
+    crate::data::check_available(config.dataset, &cli.data_dir)?;
     let id = adhoc_run_id(&config);
     let mut registry = Registry::open(&cli.registry_path())?;
-    let info = ExperimentInfo {
-        name: ADHOC_EXPERIMENT.into(),
-        description: "runs started with `pixelx train`".into(),
-        dataset: None,
-    };
-    let experiment = registry.upsert_experiment(&info, None)?;
+    let info = ExperimentInfo::named(ADHOC_EXPERIMENT, "runs started with `pixelx train`");
+    let experiment = registry.upsert_experiment(&info, None, SearchMethod::Grid)?;
     let run = RunDir::create(&cli.runs_dir, &id, &config)?;
-    registry.add_run(experiment, &id, &config, &run.root)?;
+    registry.add_run(experiment, &id, &config, &run.root, None)?;
     drop(registry);
     init_logging(cli.quiet, Some(&run.log_path()));
     println!("run {id}  ->  {}", run.root.display());
-    execute(cli, &id, None)
+    execute_here(cli, &id)
 }
 
-pub fn resume(cli: &Cli, run_id: &str) -> Result<()> {
+pub fn resume(cli: &Cli, given: &str, force: bool) -> Result<()> {
     let mut registry = Registry::open(&cli.registry_path())?;
-    let id = resolve_run_id(&registry, run_id)?;
-    registry.recover_stale(STALE_AFTER)?;
-    let row = registry.run(&id)?.expect("resolved ids exist");
+    let id = super::resolve_in(&registry, given)?;
+    registry.ingest(&id, &RunDir::new(&cli.runs_dir, &id).root)?;
+    let row = registry
+        .run(&id)?
+        .ok_or_else(|| anyhow::anyhow!("run {id} vanished"))?;
     match row.status {
         RunStatus::Completed => {
             println!("run {id} is already complete");
             return Ok(());
         }
-        RunStatus::Running => bail!("run {id} is running (pid {:?} on {:?})", row.pid, row.host),
-        RunStatus::Diverged => {
-            registry.set_status(&id, RunStatus::Interrupted, Some("resumed after divergence"))?;
+        RunStatus::Running if row.process_gone() => {
+            registry.set_status(&id, RunStatus::Interrupted, Some("worker gone (recovered)"))?;
         }
-        _ => {}
+        RunStatus::Running => bail!(
+            "run {id} is running ({}); it cannot be resumed twice",
+            row.holder()
+        ),
+        RunStatus::Pruned | RunStatus::Diverged if !force => bail!(
+            "run {id} was {}{}; `pixelx resume --force {id}` continues it anyway",
+            row.status.as_str(),
+            row.error.map(|e| format!(" ({e})")).unwrap_or_default()
+        ),
+        RunStatus::Pruned | RunStatus::Diverged => {
+            let note = format!("resumed after being {}", row.status.as_str());
+            registry.set_status(&id, RunStatus::Interrupted, Some(&note))?;
+        }
+        RunStatus::Queued | RunStatus::Interrupted | RunStatus::Failed => {}
+    }
+    let run = RunDir::new(&cli.runs_dir, &id);
+    if !run.config_path().is_file() {
+        // An interrupted run whose folder was never written (or was removed): write it again.
+        RunDir::create(&cli.runs_dir, &id, &row.config)?;
     }
     drop(registry);
-    init_logging(cli.quiet, Some(&RunDir::new(&cli.runs_dir, &id).log_path()));
+    init_logging(cli.quiet, Some(&run.log_path()));
     println!("run {id} resumes from its last checkpoint");
-    execute(cli, &id, None)
+    execute_here(cli, &id)
 }
 
-/// The hidden subcommand the scheduler starts, one per run.
-pub fn worker(cli: &Cli, run_id: &str, device: &str) -> Result<()> {
+/// The hidden subcommand the scheduler starts, one per run. It writes only the run's folder.
+pub fn worker(cli: &Cli, run_id: &str, device: Option<&str>, ask_before_epoch: bool) -> Result<ExitCode> {
     init_logging(true, Some(&RunDir::new(&cli.runs_dir, run_id).log_path()));
-    execute(cli, run_id, Some(device))
-}
-
-fn execute(cli: &Cli, run_id: &str, device: Option<&str>) -> Result<()> {
-    let stop = Arc::new(AtomicBool::new(false));
-    install_stop_handler(stop.clone());
-    let registry_path = cli.registry_path();
-    let ctx = WorkerContext {
-        registry: &registry_path,
+    crate::signals::install(|| {});
+    let opts = ExecuteOptions {
+        runs_dir: &cli.runs_dir,
         data_dir: &cli.data_dir,
         device,
-        show_progress: !cli.quiet,
+        show_progress: false,
+        ask_before_epoch,
+        job: std::env::var("SLURM_JOB_ID").ok(),
     };
-    let status = execute_run(&ctx, run_id, &stop)?;
-    let registry = Registry::open(&registry_path)?;
-    let row = registry.run(run_id)?.expect("the run exists");
-    let summary = registry
-        .summaries(&crate::registry::RunFilter::run(run_id))?
-        .into_iter()
-        .next();
+    match execute_run(&opts, run_id) {
+        Ok(FinalStatus::Interrupted) => {
+            crate::schedule::slurm::requeue_if_asked(run_id)?;
+            Ok(ExitCode::from(crate::signals::INTERRUPTED_EXIT))
+        }
+        Ok(_) => Ok(ExitCode::SUCCESS),
+        Err(e) if e.downcast_ref::<Busy>().is_some() => {
+            eprintln!("{e:#}");
+            Ok(ExitCode::from(BUSY_EXIT))
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// Executes a registered run here, recording it, and prints how it ended.
+fn execute_here(cli: &Cli, run_id: &str) -> Result<()> {
+    let opts = ExecuteOptions {
+        runs_dir: &cli.runs_dir,
+        data_dir: &cli.data_dir,
+        device: None,
+        show_progress: !cli.quiet,
+        ask_before_epoch: false,
+        job: None,
+    };
+    let status = execute_recorded(&opts, &cli.registry_path(), run_id)?;
+    let registry = Registry::open_read_only(&cli.registry_path())?;
+    let row = registry
+        .run(run_id)?
+        .ok_or_else(|| anyhow::anyhow!("run {run_id} vanished"))?;
     match status {
         RunStatus::Completed => {
-            let s = summary.expect("a completed run has a summary");
+            let s = registry
+                .summaries(&RunFilter::run(run_id))?
+                .into_iter()
+                .next()
+                .ok_or_else(|| anyhow::anyhow!("run {run_id} has no summary"))?;
             println!("run {run_id} completed in {:.1} s", s.wall_seconds.unwrap_or(0.0));
             if let Some(b) = s.best {
                 println!(
@@ -94,38 +129,26 @@ fn execute(cli: &Cli, run_id: &str, device: Option<&str>) -> Result<()> {
                 );
             }
             if let Some(v) = s.images_per_sec {
-                let precision = s
-                    .params
-                    .get("precision")
-                    .and_then(|p| p.as_str())
-                    .unwrap_or("fp32");
                 println!(
-                    "  {v:.1} images/s on {} ({precision})",
-                    row.device.as_deref().unwrap_or("?")
+                    "  {v:.1} images/s on {} ({})",
+                    row.device.as_deref().unwrap_or("?"),
+                    row.config.precision.as_str()
                 );
             }
-            println!("  checkpoint {}", s.checkpoint.as_deref().unwrap_or("-"));
-            println!("  samples    {}", s.samples.as_deref().unwrap_or("-"));
+            let run = RunDir::new(&cli.runs_dir, run_id);
+            let show = |rel: Option<&str>| rel.map_or("-".into(), |r| run.root.join(r).display().to_string());
+            println!("  checkpoint {}", show(s.checkpoint.as_deref()));
+            println!("  samples    {}", show(s.samples.as_deref()));
             Ok(())
         }
-        RunStatus::Interrupted => {
-            println!("run {run_id} interrupted; `pixelx resume {run_id}` continues it");
-            Ok(())
-        }
+        RunStatus::Interrupted => Err(Interrupted(format!(
+            "run {run_id} interrupted; `pixelx resume {run_id}` continues it"
+        ))
+        .into()),
         other => bail!(
             "run {run_id} {}: {}",
             other.as_str(),
             row.error.unwrap_or_default()
         ),
-    }
-}
-
-/// Accepts a full run id or an unambiguous prefix of one.
-pub fn resolve_run_id(registry: &Registry, given: &str) -> Result<String> {
-    let found = registry.find_runs(given)?;
-    match found.as_slice() {
-        [one] => Ok(one.clone()),
-        [] => bail!("no run `{given}` in {}", registry.path.display()),
-        many => bail!("`{given}` matches {} runs: {}", many.len(), many.join(", ")),
     }
 }

@@ -1,21 +1,29 @@
-//! Experiment files: a grid (plus explicit points and random samples) of run configurations.
+//! Experiment files: a grid (plus explicit points and random samples) of run configurations, or
+//! an adaptive search over a space, with the settings of the sweep.
 //!
 //! Values are layered with figment: built-in defaults < the file < `PIXELX_<PARAM>` environment
-//! variables < `--set key=value`. Every expanded run is validated before anything starts; errors
-//! name the file and key, give line:column for TOML syntax, and suggest the nearest valid key.
+//! variables < `--set key=value`. Every run is validated before anything starts; errors name the
+//! file, the key and where its value came from, give line:column for TOML syntax, and suggest
+//! the nearest valid key.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use figment::providers::{Env, Format, Serialized, Toml};
+use figment::providers::{Format, Serialized, Toml};
 use figment::Figment;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use super::expand::{expand, overlay, Table};
+use super::sources::{env_run_values, humanize, parse_value, suggest, Source, Sources};
+use super::sweep::{PrunerSettings, SchedulerSettings, SearchSettings, SlurmSettings};
 use super::RunConfig;
+use crate::data::DatasetKind;
 use crate::precision::Precision;
+use crate::search::Space;
 
-/// Run parameters, i.e. the keys of `[defaults]`, grid axes, points and exclusions.
+/// Run parameters, i.e. the keys of `[defaults]`, grid axes, points, exclusions and search
+/// spaces: `RunConfig`'s fields in order (a test pins the two together).
 pub const RUN_KEYS: [&str; 20] = [
     "dataset",
     "epochs",
@@ -39,18 +47,43 @@ pub const RUN_KEYS: [&str; 20] = [
     "precision",
 ];
 
-const SECTIONS: [&str; 7] = [
+const SECTIONS: [&str; 9] = [
     "experiment",
     "defaults",
     "grid",
     "points",
     "exclude",
     "random",
+    "search",
+    "pruner",
     "scheduler",
 ];
-const EXPERIMENT_KEYS: [&str; 3] = ["name", "description", "dataset"];
-const SCHEDULER_KEYS: [&str; 3] = ["devices", "runs_per_device", "retries"];
+const EXPERIMENT_KEYS: [&str; 4] = ["name", "description", "dataset", "max_runs"];
+const SCHEDULER_KEYS: [&str; 5] = ["devices", "runs_per_device", "retries", "backend", "slurm"];
+const SLURM_KEYS: [&str; 8] = [
+    "partition",
+    "time",
+    "cpus_per_run",
+    "gpus_per_run",
+    "mem",
+    "max_jobs",
+    "extra",
+    "signal_grace",
+];
 const RANDOM_KEYS: [&str; 3] = ["samples", "seed", "space"];
+const SEARCH_KEYS: [&str; 5] = ["method", "trials", "seed", "parallel", "space"];
+const PRUNER_KEYS: [&str; 6] = [
+    "kind",
+    "metric",
+    "grace_epochs",
+    "reduction_factor",
+    "warmup_epochs",
+    "min_trials",
+];
+
+/// Sweeps larger than this are refused unless `experiment.max_runs` says otherwise: a typo in a
+/// grid should not queue a million runs.
+pub const DEFAULT_MAX_RUNS: usize = 10_000;
 
 /// A problem with an experiment file, located as precisely as possible.
 #[derive(Debug, thiserror::Error)]
@@ -60,64 +93,53 @@ pub struct ExperimentError {
     pub message: String,
 }
 
-type Table = BTreeMap<String, toml::Value>;
-
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ExperimentInfo {
     pub name: String,
     #[serde(default)]
     pub description: String,
     #[serde(default)]
-    pub dataset: Option<String>,
+    pub dataset: Option<DatasetKind>,
+    /// The largest sweep this file may expand to.
+    #[serde(default = "default_max_runs")]
+    pub max_runs: usize,
 }
 
-/// Devices to spread runs over.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(untagged)]
-pub enum Devices {
-    /// `"auto"` or `"cpu"`.
-    Named(String),
-    /// Explicit slots, e.g. `["cuda:0", "cuda:1"]` or `["cpu", "cpu"]`.
-    List(Vec<String>),
+fn default_max_runs() -> usize {
+    DEFAULT_MAX_RUNS
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct SchedulerSettings {
-    pub devices: Devices,
-    pub runs_per_device: usize,
-    /// Extra attempts for a run whose worker died or failed for a reason that may not repeat.
-    pub retries: u32,
-}
-
-impl Default for SchedulerSettings {
+impl Default for ExperimentInfo {
     fn default() -> Self {
         Self {
-            devices: Devices::Named("auto".into()),
-            runs_per_device: 1,
-            retries: 0,
+            name: String::new(),
+            description: String::new(),
+            dataset: None,
+            max_runs: DEFAULT_MAX_RUNS,
         }
     }
 }
 
-/// One axis of random search.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "snake_case")]
-pub enum Distribution {
-    Uniform([f64; 2]),
-    LogUniform([f64; 2]),
-    IntUniform([i64; 2]),
-    Choice(Vec<toml::Value>),
+impl ExperimentInfo {
+    /// An experiment known by its name only (`adhoc`, `imported`).
+    pub fn named(name: &str, description: &str) -> Self {
+        Self {
+            name: name.into(),
+            description: description.into(),
+            ..Self::default()
+        }
+    }
 }
 
+/// `[random]`: samples drawn up front from a space, added to the grid's runs.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RandomSearch {
     pub samples: usize,
     #[serde(default)]
     pub seed: u64,
-    pub space: BTreeMap<String, Distribution>,
+    pub space: Space,
 }
 
 /// The file as written (after layering), before expansion.
@@ -136,6 +158,10 @@ pub struct ExperimentFile {
     #[serde(default)]
     pub random: Option<RandomSearch>,
     #[serde(default)]
+    pub search: Option<SearchSettings>,
+    #[serde(default)]
+    pub pruner: PrunerSettings,
+    #[serde(default)]
     pub scheduler: SchedulerSettings,
 }
 
@@ -152,6 +178,12 @@ pub struct Experiment {
     pub file: PathBuf,
     pub info: ExperimentInfo,
     pub scheduler: SchedulerSettings,
+    pub search: SearchSettings,
+    pub pruner: PrunerSettings,
+    /// `[defaults]` over the built-in defaults: what every run starts from.
+    pub base: RunConfig,
+    /// Every run, for grid search; empty for adaptive search, whose runs are proposed while the
+    /// sweep runs (see `search::study`).
     pub runs: Vec<RunSpec>,
 }
 
@@ -177,17 +209,6 @@ fn identity(config: &RunConfig) -> serde_json::Value {
     value
 }
 
-/// The nearest valid key, when one is close enough to be a likely typo.
-fn suggest(key: &str, valid: &[&str]) -> String {
-    valid
-        .iter()
-        .map(|v| (strsim::levenshtein(key, v), v))
-        .filter(|(d, _)| *d <= 3)
-        .min()
-        .map(|(_, v)| format!("; did you mean `{v}`?"))
-        .unwrap_or_default()
-}
-
 fn check_keys(table: &toml::Table, valid: &[&str], at: &str) -> Result<(), String> {
     for key in table.keys() {
         if !valid.contains(&key.as_str()) {
@@ -197,44 +218,65 @@ fn check_keys(table: &toml::Table, valid: &[&str], at: &str) -> Result<(), Strin
     Ok(())
 }
 
+/// The keys valid directly under a dotted table path, or None when the path holds values.
+fn keys_under(path: &str) -> Option<&'static [&'static str]> {
+    Some(match path {
+        "" => &SECTIONS,
+        "experiment" => &EXPERIMENT_KEYS,
+        "defaults" | "grid" | "random.space" | "search.space" => &RUN_KEYS,
+        "scheduler" => &SCHEDULER_KEYS,
+        "scheduler.slurm" => &SLURM_KEYS,
+        "random" => &RANDOM_KEYS,
+        "search" => &SEARCH_KEYS,
+        "pruner" => &PRUNER_KEYS,
+        _ => return None,
+    })
+}
+
 /// Checks the names used in the file (so typos are caught with a suggestion).
 fn check_structure(doc: &toml::Table) -> Result<(), String> {
-    check_keys(doc, &SECTIONS, "")?;
-    let table = |name: &str| doc.get(name).and_then(toml::Value::as_table);
+    fn walk(table: &toml::Table, path: &str) -> Result<(), String> {
+        let Some(valid) = keys_under(path) else {
+            return Ok(());
+        };
+        let at = if path.is_empty() {
+            String::new()
+        } else {
+            format!("{path}.")
+        };
+        check_keys(table, valid, &at)?;
+        for (key, value) in table {
+            let child = format!("{at}{key}");
+            match value {
+                toml::Value::Table(t) => walk(t, &child)?,
+                toml::Value::Array(items) if path.is_empty() && (key == "points" || key == "exclude") => {
+                    for (i, item) in items.iter().enumerate() {
+                        if let Some(t) = item.as_table() {
+                            check_keys(t, &RUN_KEYS, &format!("{key}[{i}]."))?;
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
     if !doc.contains_key("experiment") {
         return Err("missing `[experiment]` table with at least `name`".into());
     }
-    if let Some(t) = table("experiment") {
-        check_keys(t, &EXPERIMENT_KEYS, "experiment.")?;
-    }
-    for section in ["defaults", "grid"] {
-        if let Some(t) = table(section) {
-            check_keys(t, &RUN_KEYS, &format!("{section}."))?;
+    walk(doc, "")
+}
+
+/// Checks the path of a `--set` key against the file's structure.
+fn check_override_path(path: &str) -> Result<(), String> {
+    let (parent, leaf) = path.rsplit_once('.').unwrap_or(("", path));
+    match keys_under(parent) {
+        Some(valid) if !valid.contains(&leaf) => {
+            Err(format!("--set: unknown key `{path}`{}", suggest(leaf, valid)))
         }
+        Some(_) => Ok(()),
+        None => Err(format!("--set: `{parent}` holds no keys")),
     }
-    for section in ["points", "exclude"] {
-        for (i, t) in doc
-            .get(section)
-            .and_then(toml::Value::as_array)
-            .into_iter()
-            .flatten()
-            .enumerate()
-        {
-            if let Some(t) = t.as_table() {
-                check_keys(t, &RUN_KEYS, &format!("{section}[{i}]."))?;
-            }
-        }
-    }
-    if let Some(t) = table("scheduler") {
-        check_keys(t, &SCHEDULER_KEYS, "scheduler.")?;
-    }
-    if let Some(t) = table("random") {
-        check_keys(t, &RANDOM_KEYS, "random.")?;
-        if let Some(space) = t.get("space").and_then(toml::Value::as_table) {
-            check_keys(space, &RUN_KEYS, "random.space.")?;
-        }
-    }
-    Ok(())
 }
 
 /// `line:column` of a byte offset.
@@ -250,18 +292,33 @@ fn line_col(text: &str, offset: usize) -> (usize, usize) {
 pub fn parse_override(s: &str) -> Result<(String, toml::Value), String> {
     let (key, value) = s
         .split_once('=')
-        .ok_or_else(|| format!("--set {s}: expected key=value"))?;
+        .ok_or_else(|| format!("--set {s}: expected KEY=VALUE"))?;
     let key = key.trim();
     let path = if RUN_KEYS.contains(&key) {
         format!("defaults.{key}")
-    } else {
+    } else if key.contains('.') {
+        check_override_path(key)?;
         key.to_owned()
+    } else if keys_under("").is_some_and(|s| s.contains(&key)) {
+        key.to_owned()
+    } else {
+        return Err(format!("--set: unknown key `{key}`{}", suggest(key, &RUN_KEYS)));
     };
-    let value = toml::from_str::<toml::Table>(&format!("v = {value}"))
-        .ok()
-        .and_then(|mut t| t.remove("v"))
-        .unwrap_or_else(|| toml::Value::String(value.to_owned()));
-    Ok((path, value))
+    Ok((path, parse_value(value)))
+}
+
+/// Rejects names a terminal or a log would show as something else.
+fn check_name(name: &str) -> Result<(), String> {
+    if name.trim().is_empty() {
+        return Err("`experiment.name` must not be empty".into());
+    }
+    if let Some(c) = name.chars().find(|c| c.is_control()) {
+        return Err(format!(
+            "`experiment.name` contains the control character {:?}; use printable characters",
+            c
+        ));
+    }
+    Ok(())
 }
 
 impl Experiment {
@@ -280,45 +337,103 @@ impl Experiment {
         })?;
         check_structure(&doc).map_err(err)?;
 
-        let mut figment = Figment::from(Toml::string(&text)).merge(
-            Env::prefixed("PIXELX_")
-                .filter(|k| RUN_KEYS.contains(&k.as_str().to_lowercase().as_str()))
-                .map(|k| format!("defaults.{}", k.as_str().to_lowercase()).into()),
-        );
+        let mut sources = Sources::new(Some(name.clone()));
+        let mut figment = Figment::from(Toml::string(&text));
+        for (key, value, var) in env_run_values() {
+            let path = format!("defaults.{key}");
+            figment = figment.merge(Serialized::global(&path, value));
+            sources.set(&path, Source::Env(var));
+        }
         for o in overrides {
             let (key, value) = parse_override(o).map_err(err)?;
-            let key_leaf = key.rsplit('.').next().unwrap_or(&key).to_owned();
-            if key.starts_with("defaults.") && !RUN_KEYS.contains(&key_leaf.as_str()) {
-                return Err(err(format!(
-                    "--set: unknown key `{key_leaf}`{}",
-                    suggest(&key_leaf, &RUN_KEYS)
-                )));
-            }
             figment = figment.merge(Serialized::global(&key, value));
+            sources.set(&key, Source::Set(o.clone()));
         }
         let file: ExperimentFile = figment.extract().map_err(|e| {
             let e = e.into_iter().next().map(|e| {
                 let path = e.path.join(".");
-                let kind = e.kind.to_string();
+                let kind = humanize(&e.kind.to_string());
                 if path.is_empty() {
                     kind
                 } else {
-                    format!("`{path}`: {kind}")
+                    format!("`{path}`{}: {kind}", sources.of(&path).note())
                 }
             });
             err(e.unwrap_or_else(|| "invalid experiment file".into()))
         })?;
-        let runs = expand(&file).map_err(err)?;
+        Self::from_file(path, file, &sources).map_err(err)
+    }
+
+    fn from_file(path: &Path, file: ExperimentFile, sources: &Sources) -> Result<Self, String> {
+        check_name(&file.experiment.name)?;
+        if file.scheduler.runs_per_device == 0 {
+            return Err("`scheduler.runs_per_device` must be at least 1".into());
+        }
+        check_slurm(&file.scheduler.slurm)?;
+        let mut base = RunConfig::default();
+        if let Some(d) = file.experiment.dataset {
+            base.dataset = d;
+        }
+        let base = overlay(&base, &file.defaults, "defaults", "defaults", sources)?;
+        let search = file.search.clone().unwrap_or_default();
+        let runs = if search.method.is_adaptive() {
+            check_adaptive(&file, &search, &base, sources)?;
+            Vec::new()
+        } else {
+            if file
+                .search
+                .as_ref()
+                .is_some_and(|s| !s.space.is_empty() || s.trials.is_some())
+            {
+                return Err(
+                    "`search.method = \"grid\"` takes its runs from [grid], [[points]] and [random]; \
+                     `search.space` and `search.trials` are for \"random\" or \"tpe\""
+                        .into(),
+                );
+            }
+            expand(&file, &base, sources)?
+        };
+        let max_epochs = runs
+            .iter()
+            .map(|r| r.config.epochs)
+            .chain(std::iter::once(base.epochs))
+            .max()
+            .unwrap_or(base.epochs);
+        file.pruner.validate(max_epochs)?;
         Ok(Self {
             file: path.to_owned(),
             info: file.experiment,
             scheduler: file.scheduler,
+            search,
+            pruner: file.pruner,
+            base,
             runs,
         })
     }
 
-    /// Parameters whose value differs between runs, in `RUN_KEYS` order.
+    /// The configuration of an adaptive trial: the base config with the trial's parameters.
+    pub fn trial_config(&self, params: &Table) -> Result<RunConfig, String> {
+        let config = overlay(
+            &self.base,
+            params,
+            "search.space",
+            "search.space",
+            &Sources::default(),
+        )?;
+        config.validate().map_err(|e| e.to_string())?;
+        Ok(config)
+    }
+
+    /// Parameters whose value differs between runs, in `RUN_KEYS` order (for adaptive search,
+    /// the axes of its space).
     pub fn varying_keys(&self) -> Vec<&'static str> {
+        if self.search.method.is_adaptive() {
+            return RUN_KEYS
+                .iter()
+                .copied()
+                .filter(|k| self.search.space.contains_key(*k))
+                .collect();
+        }
         let configs: Vec<serde_json::Value> = self
             .runs
             .iter()
@@ -330,133 +445,103 @@ impl Experiment {
             .filter(|k| configs.windows(2).any(|w| w[0].get(k) != w[1].get(k)))
             .collect()
     }
-}
 
-/// Applies `table` over `base`, key by key; the result must still be a valid `RunConfig`.
-fn overlay(base: &RunConfig, table: &Table, at: &str) -> Result<RunConfig, String> {
-    let mut value = toml::Value::try_from(base).map_err(|e| e.to_string())?;
-    let fields = value.as_table_mut().ok_or("config is not a table")?;
-    for (k, v) in table {
-        fields.insert(k.clone(), v.clone());
-    }
-    value
-        .try_into()
-        .map_err(|e: toml::de::Error| format!("{at}: {}", e.message().trim()))
-}
-
-fn matches(config: &RunConfig, pattern: &Table) -> bool {
-    let value = toml::Value::try_from(config).ok();
-    let fields = value.as_ref().and_then(toml::Value::as_table);
-    pattern
-        .iter()
-        .all(|(k, v)| fields.and_then(|f| f.get(k)).is_some_and(|x| values_equal(x, v)))
-}
-
-/// TOML equality that treats `2` and `2.0` alike, as a user writing an exclusion would.
-fn values_equal(a: &toml::Value, b: &toml::Value) -> bool {
-    match (a, b) {
-        (toml::Value::Integer(x), toml::Value::Float(y))
-        | (toml::Value::Float(y), toml::Value::Integer(x)) => *x as f64 == *y,
-        _ => a == b,
-    }
-}
-
-fn expand(file: &ExperimentFile) -> Result<Vec<RunSpec>, String> {
-    let mut base = RunConfig::default();
-    if let Some(d) = &file.experiment.dataset {
-        base.dataset = d.clone();
-    }
-    let base = overlay(&base, &file.defaults, "defaults")?;
-    let mut tables: Vec<(String, Table)> = vec![(String::new(), Table::new())];
-    for (key, values) in &file.grid {
-        if values.is_empty() {
-            return Err(format!("grid.{key} is an empty list, which gives no runs"));
-        }
-        tables = tables
-            .into_iter()
-            .flat_map(|(_, t)| {
-                values.iter().map(move |v| {
-                    let mut t = t.clone();
-                    t.insert(key.clone(), v.clone());
-                    (format!("grid point {t:?}"), t)
-                })
-            })
-            .collect();
-    }
-    // Without a grid, explicit points and random samples are the runs; the bare defaults are
-    // not a run of their own.
-    if file.grid.is_empty() && (!file.points.is_empty() || file.random.is_some()) {
-        tables.clear();
-    }
-    tables.extend(
-        file.points
-            .iter()
-            .enumerate()
-            .map(|(i, p)| (format!("points[{i}]"), p.clone())),
-    );
-    if let Some(random) = &file.random {
-        tables.extend(
-            random_points(random)?
-                .into_iter()
-                .enumerate()
-                .map(|(i, t)| (format!("random sample {i}"), t)),
-        );
-    }
-    let mut runs: Vec<RunSpec> = Vec::new();
-    for (at, table) in tables {
-        let config = overlay(&base, &table, &at)?;
-        if file.exclude.iter().any(|e| matches(&config, e)) {
-            continue;
-        }
-        config.validate().map_err(|e| {
-            if at.is_empty() {
-                e.to_string()
-            } else {
-                format!("{at}: {e}")
-            }
-        })?;
-        let id = run_id(&file.experiment.name, &config);
-        if !runs.iter().any(|r| r.id == id) {
-            runs.push(RunSpec { id, config });
+    /// How many runs the sweep trains at most.
+    pub fn planned_runs(&self) -> usize {
+        if self.search.method.is_adaptive() {
+            self.search.trials.unwrap_or(0)
+        } else {
+            self.runs.len()
         }
     }
-    if file.experiment.name.trim().is_empty() {
-        return Err("`experiment.name` must not be empty".into());
-    }
-    if runs.is_empty() {
-        return Err("the grid, points and exclusions leave no runs".into());
-    }
-    if file.scheduler.runs_per_device == 0 {
-        return Err("`scheduler.runs_per_device` must be at least 1".into());
-    }
-    Ok(runs)
 }
 
-fn random_points(random: &RandomSearch) -> Result<Vec<Table>, String> {
-    use rand::{Rng, SeedableRng};
-    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(random.seed);
-    let mut out = Vec::new();
-    for _ in 0..random.samples {
-        let mut t = Table::new();
-        for (key, dist) in &random.space {
-            let v = match dist {
-                Distribution::Uniform([lo, hi]) if lo < hi => toml::Value::Float(rng.gen_range(*lo..*hi)),
-                Distribution::LogUniform([lo, hi]) if 0.0 < *lo && lo < hi => {
-                    toml::Value::Float(rng.gen_range(lo.ln()..hi.ln()).exp())
-                }
-                Distribution::IntUniform([lo, hi]) if lo <= hi => {
-                    toml::Value::Integer(rng.gen_range(*lo..=*hi))
-                }
-                Distribution::Choice(values) if !values.is_empty() => {
-                    values[rng.gen_range(0..values.len())].clone()
-                }
-                other => return Err(format!("random.space.{key}: empty or reversed range {other:?}")),
-            };
-            t.insert(key.clone(), v);
+fn check_slurm(s: &SlurmSettings) -> Result<(), String> {
+    if let Some(t) = &s.time {
+        if !super::sweep::valid_slurm_time(t) {
+            return Err(format!(
+                "`scheduler.slurm.time`: `{t}` is not a Slurm time limit; use minutes (`90`), \
+                 `HH:MM:SS` or `D-HH:MM:SS`"
+            ));
         }
-        out.push(t);
     }
-    Ok(out)
+    if s.max_jobs == 0 {
+        return Err("`scheduler.slurm.max_jobs` must be at least 1".into());
+    }
+    if s.cpus_per_run == Some(0) {
+        return Err("`scheduler.slurm.cpus_per_run` must be at least 1".into());
+    }
+    for line in &s.extra {
+        if line.contains('\n') || !line.trim_start().starts_with('-') {
+            return Err(format!(
+                "`scheduler.slurm.extra`: `{line}` is not one sbatch option (e.g. \"--account=vision\")"
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Checks an adaptive `[search]`: its budget and space, and that the space's corners make
+/// valid runs (so a bad bound fails now, not after hours of sweeping).
+fn check_adaptive(
+    file: &ExperimentFile,
+    search: &SearchSettings,
+    base: &RunConfig,
+    sources: &Sources,
+) -> Result<(), String> {
+    let method = search.method.as_str();
+    if !file.grid.is_empty() || !file.points.is_empty() || file.random.is_some() {
+        return Err(format!(
+            "`search.method = \"{method}\"` proposes the runs itself; move [grid], [[points]] and \
+             [random] axes into `[search.space]`"
+        ));
+    }
+    match search.trials {
+        None => {
+            return Err(format!(
+                "`search.trials`: the budget of runs is required for \"{method}\""
+            ))
+        }
+        Some(0) => return Err("`search.trials` must be at least 1".into()),
+        Some(n) if n > file.experiment.max_runs => {
+            return Err(format!(
+                "`search.trials` = {n} is more than `experiment.max_runs` = {}; raise it \
+                 (`--set experiment.max_runs={n}`) if you mean it",
+                file.experiment.max_runs
+            ))
+        }
+        Some(_) => {}
+    }
+    if search.parallel == Some(0) {
+        return Err("`search.parallel` must be at least 1".into());
+    }
+    if search.space.is_empty() {
+        return Err(format!(
+            "`search.space` is empty: \"{method}\" needs at least one axis"
+        ));
+    }
+    for (key, dist) in &search.space {
+        let at = format!("search.space.{key}");
+        dist.validate().map_err(|e| format!("`{at}`: {e}"))?;
+        for corner in corners(dist) {
+            let table = Table::from([(key.clone(), corner)]);
+            let config = overlay(base, &table, "search.space", "search.space", sources)?;
+            config
+                .validate()
+                .map_err(|e| format!("`{at}`: {}", e.from_source(sources.of(&at))))?;
+        }
+    }
+    Ok(())
+}
+
+/// The extreme values of an axis (and every value of a choice).
+fn corners(d: &crate::search::Distribution) -> Vec<toml::Value> {
+    use crate::search::Distribution;
+    match d {
+        Distribution::Float { low, high, .. } => vec![toml::Value::Float(*low), toml::Value::Float(*high)],
+        Distribution::Int { low, high, .. } => vec![toml::Value::Integer(*low), toml::Value::Integer(*high)],
+        Distribution::Choice(values) => values.clone(),
+    }
 }
 
 #[cfg(test)]
@@ -474,5 +559,28 @@ mod tests {
             ..RunConfig::default()
         };
         assert_ne!(run_id("quickstart", &bf16), id);
+    }
+
+    /// `RUN_KEYS` is how files, `--set` and reports name a run's parameters: it must list
+    /// exactly `RunConfig`'s fields, in their order.
+    #[test]
+    fn run_keys_are_the_run_config_fields() {
+        let value = serde_json::to_value(RunConfig::default()).unwrap();
+        let fields: Vec<&str> = value.as_object().unwrap().keys().map(String::as_str).collect();
+        assert_eq!(fields, RUN_KEYS);
+    }
+
+    #[test]
+    fn override_paths_are_checked_with_suggestions() {
+        assert_eq!(parse_override("epochs=3").unwrap().0, "defaults.epochs");
+        assert!(parse_override("learning_rat=3")
+            .unwrap_err()
+            .contains("did you mean `learning_rate`"));
+        assert!(parse_override("scheduler.runs_per_devic=2")
+            .unwrap_err()
+            .contains("did you mean `runs_per_device`"));
+        assert!(parse_override("scheduler.slurm.partition=gpu").is_ok());
+        assert!(parse_override("grid.seed=[1, 2]").is_ok());
+        assert!(parse_override("grid.sed=[1, 2]").unwrap_err().contains("`seed`"));
     }
 }

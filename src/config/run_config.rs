@@ -1,16 +1,26 @@
 use serde::{Deserialize, Serialize};
 
+use crate::data::DatasetKind;
 use crate::precision::Precision;
 
-/// Datasets pixelx can load; see `data` for where each comes from.
-pub const DATASETS: [&str; 3] = ["mnist", "fashionmnist", "cifar"];
+/// Upper bounds of sizes: far beyond any useful run, low enough that no product of them
+/// overflows and that an allocation is refused with a message instead of aborting the process.
+pub const MAX_EPOCHS: u32 = 100_000;
+pub const MAX_BATCH_SIZE: i64 = 65_536;
+pub const MAX_KSIZE: i64 = 31;
+pub const MAX_FMAPS: i64 = 8_192;
+pub const MAX_LAYERS: i64 = 128;
+pub const MAX_EPOCH_SAMPLES: i64 = 1_024;
 
-/// A configuration value that cannot be used, named by its key so the user can find it.
+/// A configuration value that cannot be used, named by its key (and, once known, where the
+/// value came from) so the user can find it.
 #[derive(Debug, thiserror::Error, PartialEq)]
-#[error("invalid `{key}`: {message}")]
+#[error("invalid `{key}`{}: {message}", origin.as_ref().map(|o| format!(" ({o})")).unwrap_or_default())]
 pub struct ConfigError {
     pub key: String,
     pub message: String,
+    /// Where the value came from, e.g. "from --set hidden_ksize=4".
+    pub origin: Option<String>,
 }
 
 impl ConfigError {
@@ -18,7 +28,17 @@ impl ConfigError {
         Self {
             key: key.to_owned(),
             message: message.into(),
+            origin: None,
         }
+    }
+
+    /// The same error, saying where the value came from (unless from the experiment file,
+    /// which the message names already).
+    pub fn from_source(mut self, origin: super::Source) -> Self {
+        if !matches!(origin, super::Source::File(_)) {
+            self.origin = Some(origin.to_string());
+        }
+        self
     }
 }
 
@@ -39,7 +59,7 @@ pub enum LrSchedule {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RunConfig {
-    pub dataset: String,
+    pub dataset: DatasetKind,
     pub epochs: u32,
     pub batch_size: i64,
     pub causal_ksize: i64,
@@ -71,7 +91,7 @@ impl Default for RunConfig {
     /// The original `train.py` defaults, except grayscale stays at one channel.
     fn default() -> Self {
         Self {
-            dataset: "mnist".into(),
+            dataset: DatasetKind::Mnist,
             epochs: 25,
             batch_size: 32,
             causal_ksize: 7,
@@ -96,19 +116,10 @@ impl Default for RunConfig {
 }
 
 impl RunConfig {
-    /// Native channel count of the configured dataset.
-    pub fn dataset_channels(&self) -> i64 {
-        if self.dataset == "cifar" {
-            3
-        } else {
-            1
-        }
-    }
-
     /// Channels the model is built for, after resolving `data_channels = 0`.
     pub fn channels(&self) -> i64 {
         if self.data_channels == 0 {
-            self.dataset_channels()
+            self.dataset.channels()
         } else {
             self.data_channels
         }
@@ -116,127 +127,121 @@ impl RunConfig {
 
     /// Checks every value a user can get wrong; the first problem found is returned.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        if !DATASETS.contains(&self.dataset.as_str()) {
-            return Err(ConfigError::new(
-                "dataset",
-                format!(
-                    "unknown dataset `{}`; expected one of {}",
-                    self.dataset,
-                    DATASETS.join(", ")
-                ),
-            ));
+        let err = |key: &str, message: String| Err(ConfigError::new(key, message));
+        if !(1..=MAX_EPOCHS).contains(&self.epochs) {
+            return err(
+                "epochs",
+                format!("must be in 1..={MAX_EPOCHS}, got {}", self.epochs),
+            );
         }
-        if self.epochs == 0 {
-            return Err(ConfigError::new("epochs", "must be at least 1"));
-        }
-        if self.batch_size <= 0 {
-            return Err(ConfigError::new(
+        if !(1..=MAX_BATCH_SIZE).contains(&self.batch_size) {
+            return err(
                 "batch_size",
-                format!("must be positive, got {}", self.batch_size),
-            ));
+                format!("must be in 1..={MAX_BATCH_SIZE}, got {}", self.batch_size),
+            );
         }
         for (key, k) in [
             ("causal_ksize", self.causal_ksize),
             ("hidden_ksize", self.hidden_ksize),
         ] {
-            if k < 1 || k % 2 == 0 {
-                return Err(ConfigError::new(
-                    key,
-                    format!("must be an odd number >= 1, got {k}"),
-                ));
+            if !(1..=MAX_KSIZE).contains(&k) || k % 2 == 0 {
+                return err(key, format!("must be an odd number in 1..={MAX_KSIZE}, got {k}"));
             }
         }
-        match (self.data_channels, self.dataset_channels()) {
+        match (self.data_channels, self.dataset.channels()) {
             (0 | 1 | 3, 1) | (0 | 3, 3) => {}
             (c, 1) => {
-                return Err(ConfigError::new(
+                return err(
                     "data_channels",
                     format!("must be 1 or 3 (or 0 for the dataset's own), got {c}"),
-                ))
+                )
             }
             (c, _) => {
-                return Err(ConfigError::new(
+                return err(
                     "data_channels",
                     format!("{} has 3 channels, got {c}", self.dataset),
-                ))
+                )
             }
         }
         if !(2..=256).contains(&self.color_levels) {
-            return Err(ConfigError::new(
+            return err(
                 "color_levels",
                 format!("must be in 2..=256, got {}", self.color_levels),
-            ));
+            );
         }
-        if self.hidden_fmaps <= 0 {
-            return Err(ConfigError::new(
+        if !(1..=MAX_FMAPS).contains(&self.hidden_fmaps) {
+            return err(
                 "hidden_fmaps",
-                format!("must be positive, got {}", self.hidden_fmaps),
-            ));
+                format!("must be in 1..={MAX_FMAPS}, got {}", self.hidden_fmaps),
+            );
         }
+        // The gate pairs channel j with j + F, so both halves keep the colour grouping only when
+        // F is a multiple of C. The output layers' masks group channels by index modulo C and
+        // stay causal for any count, so `out_hidden_fmaps` needs no such rule.
         let c = self.channels();
         if self.hidden_fmaps % c != 0 {
-            return Err(ConfigError::new(
+            return err(
                 "hidden_fmaps",
                 format!(
                     "must be divisible by data_channels = {c} to keep the colour grouping, got {}",
                     self.hidden_fmaps
                 ),
-            ));
+            );
         }
-        if self.out_hidden_fmaps <= 0 {
-            return Err(ConfigError::new(
+        if !(1..=MAX_FMAPS).contains(&self.out_hidden_fmaps) {
+            return err(
                 "out_hidden_fmaps",
-                format!("must be positive, got {}", self.out_hidden_fmaps),
-            ));
+                format!("must be in 1..={MAX_FMAPS}, got {}", self.out_hidden_fmaps),
+            );
         }
-        if self.out_hidden_fmaps % c != 0 {
-            return Err(ConfigError::new(
-                "out_hidden_fmaps",
-                format!(
-                    "must be divisible by data_channels = {c}, got {}",
-                    self.out_hidden_fmaps
-                ),
-            ));
-        }
-        if self.hidden_layers < 0 {
-            return Err(ConfigError::new(
+        if !(0..=MAX_LAYERS).contains(&self.hidden_layers) {
+            return err(
                 "hidden_layers",
-                format!("must not be negative, got {}", self.hidden_layers),
-            ));
+                format!("must be in 0..={MAX_LAYERS}, got {}", self.hidden_layers),
+            );
         }
         if !(self.learning_rate.is_finite() && self.learning_rate > 0.0) {
-            return Err(ConfigError::new(
+            return err(
                 "learning_rate",
                 format!("must be positive, got {}", self.learning_rate),
-            ));
+            );
         }
         if !(self.weight_decay.is_finite() && self.weight_decay >= 0.0) {
-            return Err(ConfigError::new(
-                "weight_decay",
-                format!("must be >= 0, got {}", self.weight_decay),
-            ));
+            return err("weight_decay", format!("must be >= 0, got {}", self.weight_decay));
         }
         if !(self.max_norm.is_finite() && self.max_norm > 0.0) {
-            return Err(ConfigError::new(
-                "max_norm",
-                format!("must be positive, got {}", self.max_norm),
-            ));
+            return err("max_norm", format!("must be positive, got {}", self.max_norm));
         }
-        if self.epoch_samples < 0 {
-            return Err(ConfigError::new(
+        if !(0..=MAX_EPOCH_SAMPLES).contains(&self.epoch_samples) {
+            return err(
                 "epoch_samples",
-                format!("must not be negative, got {}", self.epoch_samples),
-            ));
+                format!("must be in 0..={MAX_EPOCH_SAMPLES}, got {}", self.epoch_samples),
+            );
         }
-        if self.train_subset < 0 || self.test_subset < 0 {
-            return Err(ConfigError::new("train_subset", "subsets must not be negative"));
+        for (key, n) in [
+            ("train_subset", self.train_subset),
+            ("test_subset", self.test_subset),
+        ] {
+            if n < 0 {
+                return err(key, format!("must not be negative (0 means all images), got {n}"));
+            }
         }
         crate::device::parse_device(&self.device).map_err(|e| ConfigError::new("device", e.to_string()))?;
         Ok(())
     }
 
+    /// Training images per epoch: the subset, or the whole training split.
+    pub fn images_per_epoch(&self) -> i64 {
+        let all = self.dataset.train_images();
+        if self.train_subset == 0 {
+            all
+        } else {
+            self.train_subset.min(all)
+        }
+    }
+
     /// The model architecture this config builds.
-    pub fn model_spec(&self, classes: i64) -> crate::model::ModelSpec {
+    pub fn model_spec(&self) -> crate::model::ModelSpec {
         crate::model::ModelSpec {
             channels: self.channels(),
             levels: self.color_levels,
@@ -245,7 +250,7 @@ impl RunConfig {
             hidden_layers: self.hidden_layers,
             causal_ksize: self.causal_ksize,
             hidden_ksize: self.hidden_ksize,
-            classes,
+            classes: self.dataset.classes(),
         }
     }
 }
@@ -282,15 +287,17 @@ mod tests {
         assert_eq!(key(with(|c| c.learning_rate = 0.0)), "learning_rate");
         assert_eq!(key(with(|c| c.learning_rate = f64::NAN)), "learning_rate");
         assert_eq!(key(with(|c| c.batch_size = 0)), "batch_size");
-        assert_eq!(key(with(|c| c.dataset = "imagenet".into())), "dataset");
         assert_eq!(
             key(with(|c| {
-                c.dataset = "cifar".into();
+                c.dataset = DatasetKind::Cifar;
                 c.data_channels = 1
             })),
             "data_channels"
         );
         assert_eq!(key(with(|c| c.device = "tpu".into())), "device");
+        assert_eq!(key(with(|c| c.batch_size = i64::MAX)), "batch_size");
+        assert_eq!(key(with(|c| c.epoch_samples = 1_000_000_000)), "epoch_samples");
+        assert_eq!(key(with(|c| c.hidden_layers = -1)), "hidden_layers");
     }
 
     #[test]
@@ -299,7 +306,7 @@ mod tests {
         assert_eq!(c.channels(), 1);
         c.data_channels = 3;
         assert_eq!(c.channels(), 3);
-        c.dataset = "cifar".into();
+        c.dataset = DatasetKind::Cifar;
         c.data_channels = 0;
         assert_eq!(c.channels(), 3);
     }

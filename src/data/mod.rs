@@ -3,6 +3,9 @@
 
 mod cifar;
 mod idx;
+mod kind;
+
+pub use kind::DatasetKind;
 
 use std::path::{Path, PathBuf};
 
@@ -38,64 +41,24 @@ pub struct RawImages {
     pub width: usize,
 }
 
-/// Where the CIFAR-10 binary files are: `$PIXELX_CIFAR_DIR`, else `<data>/cifar-10-batches-bin`.
-fn cifar_dir(data_dir: &Path) -> PathBuf {
-    std::env::var_os("PIXELX_CIFAR_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| data_dir.join("cifar-10-batches-bin"))
-}
-
-/// Number of classes of a dataset (all three bundled ones have ten).
-pub fn class_count(_dataset: &str) -> i64 {
-    10
-}
-
 /// Reads one split of a dataset from disk.
-pub fn read_raw(dataset: &str, split: Split, data_dir: &Path) -> Result<RawImages, DataError> {
-    let fetch = "run `just setup` (or `./dev setup`) to fetch it";
+pub fn read_raw(dataset: DatasetKind, split: Split, data_dir: &Path) -> Result<RawImages, DataError> {
+    let dir = dataset.dir(data_dir);
+    let hint = dataset.fetch_hint();
     match dataset {
-        "mnist" => idx::read_pair(&data_dir.join("mnist"), split, "", fetch),
-        "fashionmnist" => idx::read_pair(&data_dir.join("fashionmnist"), split, ".gz", fetch),
-        "cifar" => cifar::read(&cifar_dir(data_dir), split),
-        other => Err(DataError::Corrupt {
-            path: data_dir.into(),
-            reason: format!("unknown dataset `{other}`"),
-        }),
+        DatasetKind::Mnist => idx::read_pair(&dir, split, "", hint),
+        DatasetKind::Fashionmnist => idx::read_pair(&dir, split, ".gz", hint),
+        DatasetKind::Cifar => cifar::read(&dir, split),
     }
 }
 
 /// Checks that a dataset's files are present, without reading them: a cheap early error before a
 /// run is registered.
-pub fn check_available(dataset: &str, data_dir: &Path) -> Result<(), DataError> {
-    let hint = "run `just setup` (or `./dev setup`) to fetch it";
-    let files: Vec<PathBuf> = match dataset {
-        "mnist" | "fashionmnist" => {
-            let suffix = if dataset == "mnist" { "" } else { ".gz" };
-            [
-                "train-images-idx3-ubyte",
-                "train-labels-idx1-ubyte",
-                "t10k-images-idx3-ubyte",
-                "t10k-labels-idx1-ubyte",
-            ]
-            .iter()
-            .map(|f| data_dir.join(dataset).join(format!("{f}{suffix}")))
-            .collect()
-        }
-        _ => {
-            let dir = cifar_dir(data_dir);
-            let mut v: Vec<PathBuf> = (1..=5).map(|i| dir.join(format!("data_batch_{i}.bin"))).collect();
-            v.push(dir.join("test_batch.bin"));
-            v
-        }
-    };
-    match files.into_iter().find(|f| !f.is_file()) {
-        Some(path) if dataset == "cifar" => Err(DataError::Missing {
-            path,
-            hint: "place the CIFAR-10 binary release there, or point PIXELX_CIFAR_DIR at its folder".into(),
-        }),
+pub fn check_available(dataset: DatasetKind, data_dir: &Path) -> Result<(), DataError> {
+    match dataset.files(data_dir).into_iter().find(|f| !f.is_file()) {
         Some(path) => Err(DataError::Missing {
             path,
-            hint: hint.into(),
+            hint: dataset.fetch_hint().into(),
         }),
         None => Ok(()),
     }
@@ -129,7 +92,7 @@ impl Dataset {
     /// Loads, subsets (first `subset` images; 0 = all), optionally replicates grayscale to
     /// `channels` channels and quantises, in parallel.
     pub fn load(
-        dataset: &str,
+        dataset: DatasetKind,
         split: Split,
         data_dir: &Path,
         subset: usize,
@@ -153,7 +116,7 @@ impl Dataset {
         subset: usize,
         channels: usize,
         levels: i64,
-        dataset: &str,
+        dataset: DatasetKind,
         device: Device,
     ) -> Self {
         let n = if subset == 0 {
@@ -175,7 +138,7 @@ impl Dataset {
             levels: Tensor::from_slice(&quantised).reshape(shape).to_device(device),
             labels: Tensor::from_slice(&labels).to_device(device),
             color_levels: levels,
-            classes: class_count(dataset),
+            classes: dataset.classes(),
         }
     }
 

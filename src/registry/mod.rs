@@ -1,27 +1,33 @@
 //! The SQLite run registry: experiments, runs and their parameters, metrics, checkpoints, sample
 //! grids and state changes.
 //!
-//! Every process (the scheduler and each worker) opens its own connection. WAL mode lets readers
-//! proceed while one writer writes; writes take the lock up front (`BEGIN IMMEDIATE`) and wait up
-//! to a minute for it, so concurrent workers queue instead of failing with "database is locked".
+//! The registry depends on nothing above it: it stores plain values and ingests the journals
+//! workers write (`crate::journal`); it never runs training. Writers are coordinators
+//! (`pixelx run`, `pixelx train`, `pixelx resume`); WAL mode lets readers (`report`, `ls`, the
+//! dashboard) proceed while one writer writes; writes take the lock up front (`BEGIN IMMEDIATE`)
+//! and wait up to a minute for it. Read-only commands open the file read-only and never create
+//! or migrate anything.
 
+mod errors;
+mod ingest;
 mod query;
-mod record;
 mod schema;
 
-pub use query::{MetricRow, RunFilter, RunSummary};
-pub use record::RegistryObserver;
+pub use errors::explain;
+pub use ingest::Ingested;
+pub use query::{run_relative, BestEpoch, Curves, MetricRow, Progress, RunFilter, RunSummary, TrialRow};
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
-use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
+use rusqlite::{params, Connection, OpenFlags, OptionalExtension, TransactionBehavior};
 
-use crate::config::{ExperimentInfo, RunConfig};
+use crate::config::{ExperimentInfo, RunConfig, SearchMethod};
+use crate::host::{hostname, now, process_alive};
 
 /// Where a run stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, clap::ValueEnum)]
 pub enum RunStatus {
     Queued,
     Running,
@@ -29,9 +35,21 @@ pub enum RunStatus {
     Failed,
     Diverged,
     Interrupted,
+    /// Stopped early by a pruner; keeps its checkpoints (`pixelx resume --force` continues it).
+    Pruned,
 }
 
 impl RunStatus {
+    pub const ALL: [RunStatus; 7] = [
+        Self::Queued,
+        Self::Running,
+        Self::Completed,
+        Self::Failed,
+        Self::Diverged,
+        Self::Interrupted,
+        Self::Pruned,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Queued => "queued",
@@ -40,24 +58,41 @@ impl RunStatus {
             Self::Failed => "failed",
             Self::Diverged => "diverged",
             Self::Interrupted => "interrupted",
+            Self::Pruned => "pruned",
         }
     }
 
     pub fn parse(s: &str) -> Result<Self> {
-        Ok(match s {
-            "queued" => Self::Queued,
-            "running" => Self::Running,
-            "completed" => Self::Completed,
-            "failed" => Self::Failed,
-            "diverged" => Self::Diverged,
-            "interrupted" => Self::Interrupted,
-            other => bail!("unknown run status `{other}`"),
-        })
+        match Self::ALL.into_iter().find(|x| x.as_str() == s) {
+            Some(x) => Ok(x),
+            None => bail!("unknown run status `{s}`"),
+        }
     }
 
     /// Runs in these states are picked up again when their experiment is run again.
     pub fn is_unfinished(self) -> bool {
         matches!(self, Self::Queued | Self::Interrupted | Self::Failed)
+    }
+
+    /// States a worker leaves a run in for good (`finished_at` is set).
+    pub fn is_final(self) -> bool {
+        matches!(
+            self,
+            Self::Completed | Self::Failed | Self::Diverged | Self::Pruned
+        )
+    }
+}
+
+impl From<crate::journal::FinalStatus> for RunStatus {
+    fn from(s: crate::journal::FinalStatus) -> Self {
+        use crate::journal::FinalStatus as F;
+        match s {
+            F::Completed => Self::Completed,
+            F::Interrupted => Self::Interrupted,
+            F::Failed => Self::Failed,
+            F::Diverged => Self::Diverged,
+            F::Pruned => Self::Pruned,
+        }
     }
 }
 
@@ -68,24 +103,39 @@ pub struct RunRow {
     pub experiment: String,
     pub config: RunConfig,
     pub status: RunStatus,
-    pub run_dir: PathBuf,
     pub device: Option<String>,
     pub host: Option<String>,
     pub pid: Option<i64>,
+    /// The Slurm job training the run, if any.
+    pub job: Option<String>,
     pub attempts: i64,
     pub heartbeat_at: Option<String>,
     pub error: Option<String>,
+    /// The trial number within an adaptive search.
+    pub trial: Option<i64>,
+    /// Bytes of the run's journal already ingested.
+    pub journal_offset: u64,
 }
 
-pub fn now() -> String {
-    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
-}
+impl RunRow {
+    /// "pid N on host H" (or the Slurm job), for messages about who holds a run.
+    pub fn holder(&self) -> String {
+        match (&self.job, self.pid, &self.host) {
+            (Some(job), _, _) => format!("Slurm job {job}"),
+            (None, Some(pid), Some(host)) => format!("pid {pid} on host {host}"),
+            (None, Some(pid), None) => format!("pid {pid}"),
+            _ => "an unknown process".into(),
+        }
+    }
 
-/// This machine's name, to tell whether a recorded pid can be checked here.
-pub fn hostname() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|s| s.trim().to_owned())
-        .unwrap_or_else(|_| "localhost".into())
+    /// Whether the process recorded as training this run is known to be gone (same host, dead
+    /// pid). Runs on other hosts or in Slurm jobs are not judged here.
+    pub fn process_gone(&self) -> bool {
+        self.status == RunStatus::Running
+            && self.job.is_none()
+            && self.host.as_deref() == Some(hostname().as_str())
+            && self.pid.is_none_or(|p| !process_alive(p))
+    }
 }
 
 pub struct Registry {
@@ -94,46 +144,102 @@ pub struct Registry {
 }
 
 impl Registry {
-    /// `<runs dir>/registry.sqlite`, or `$PIXELX_REGISTRY`.
+    /// `<runs dir>/registry.sqlite`: the default when `--registry` (or `PIXELX_REGISTRY`) is not
+    /// given.
     pub fn default_path(runs_dir: &Path) -> PathBuf {
-        std::env::var_os("PIXELX_REGISTRY")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| runs_dir.join("registry.sqlite"))
+        runs_dir.join("registry.sqlite")
     }
 
-    /// Opens (creating if needed) and migrates the registry at `path`.
+    /// Opens the registry at `path` for writing, creating and migrating it as needed.
     pub fn open(path: &Path) -> Result<Self> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         }
-        let conn = Connection::open(path).with_context(|| format!("opening registry {}", path.display()))?;
-        conn.busy_timeout(Duration::from_secs(60))?;
-        conn.pragma_update(None, "journal_mode", "WAL")?;
-        conn.pragma_update(None, "foreign_keys", "ON")?;
-        conn.pragma_update(None, "synchronous", "NORMAL")?;
-        let mut reg = Self {
-            conn,
-            path: path.to_owned(),
-        };
-        reg.migrate()
-            .with_context(|| format!("migrating registry {}", path.display()))?;
+        let conn = Connection::open(path).map_err(|e| explain(e.into(), path))?;
+        let mut reg = Self::configure(conn, path)?;
+        reg.migrate().map_err(|e| explain(e, path))?;
         Ok(reg)
     }
 
+    /// Opens an existing registry read-only: nothing is created, migrated or locked for
+    /// writing. A registry of an older schema is migrated once (with a write) if it can be.
+    pub fn open_read_only(path: &Path) -> Result<Self> {
+        if !path.is_file() {
+            bail!(
+                "no registry at {} (run an experiment with `pixelx run FILE`, or point --runs-dir \
+                 or --registry at an existing one)",
+                path.display()
+            );
+        }
+        let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let conn = Connection::open_with_flags(path, flags).map_err(|e| explain(e.into(), path))?;
+        let reg = Self::configure_read_only(conn, path)?;
+        let version = reg.schema_version().map_err(|e| explain(e, path))?;
+        if version < schema::MIGRATIONS.len() as i64 {
+            drop(reg);
+            Self::open(path)?;
+            let conn = Connection::open_with_flags(path, flags).map_err(|e| explain(e.into(), path))?;
+            return Self::configure_read_only(conn, path);
+        }
+        Ok(reg)
+    }
+
+    fn configure(conn: Connection, path: &Path) -> Result<Self> {
+        let setup = || -> rusqlite::Result<()> {
+            conn.busy_timeout(Duration::from_secs(60))?;
+            conn.pragma_update(None, "journal_mode", "WAL")?;
+            conn.pragma_update(None, "foreign_keys", "ON")?;
+            conn.pragma_update(None, "synchronous", "NORMAL")
+        };
+        setup().map_err(|e| explain(e.into(), path))?;
+        Ok(Self {
+            conn,
+            path: path.to_owned(),
+        })
+    }
+
+    fn configure_read_only(conn: Connection, path: &Path) -> Result<Self> {
+        conn.busy_timeout(Duration::from_secs(60))
+            .map_err(|e| explain(e.into(), path))?;
+        Ok(Self {
+            conn,
+            path: path.to_owned(),
+        })
+    }
+
+    /// Applies the migrations this file lacks. The version is read first without a lock, so
+    /// opening an up-to-date registry takes no write lock.
     fn migrate(&mut self) -> Result<()> {
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let version: usize = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
-        if version > schema::MIGRATIONS.len() {
-            bail!("the registry has schema version {version}, newer than this pixelx understands");
+        let target = schema::MIGRATIONS.len();
+        if self.schema_version()? as usize == target {
+            return Ok(());
         }
-        for (i, sql) in schema::MIGRATIONS.iter().enumerate().skip(version) {
-            tx.execute_batch(sql)?;
-            tx.pragma_update(None, "user_version", i + 1)?;
-        }
-        tx.commit()?;
-        Ok(())
+        // Foreign keys off while tables are rebuilt (a pragma that only works outside a
+        // transaction), checked again before the migration commits.
+        self.conn.pragma_update(None, "foreign_keys", "OFF")?;
+        let result = (|| -> Result<()> {
+            let tx = self
+                .conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let version: usize = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+            if version > target {
+                bail!("the registry has schema version {version}, newer than this pixelx understands ({target}); upgrade pixelx");
+            }
+            for (i, sql) in schema::MIGRATIONS.iter().enumerate().skip(version) {
+                tx.execute_batch(sql)?;
+                tx.pragma_update(None, "user_version", i + 1)?;
+            }
+            let broken: Option<String> = tx
+                .query_row("PRAGMA foreign_key_check", [], |r| r.get(0))
+                .optional()?;
+            if let Some(table) = broken {
+                bail!("migration left rows in {table} without their run");
+            }
+            tx.commit()?;
+            Ok(())
+        })();
+        self.conn.pragma_update(None, "foreign_keys", "ON")?;
+        result
     }
 
     pub fn schema_version(&self) -> Result<i64> {
@@ -142,19 +248,35 @@ impl Registry {
 
     /// A write transaction that holds the lock from its start.
     fn write(&mut self) -> Result<rusqlite::Transaction<'_>> {
-        Ok(self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)?)
+        let path = self.path.clone();
+        self.conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(|e| explain(e.into(), &path))
     }
 
-    /// Records an experiment (updating its description and file) and returns its id.
-    pub fn upsert_experiment(&mut self, info: &ExperimentInfo, file: Option<&Path>) -> Result<i64> {
+    /// Records an experiment (updating its description, file and search method) and returns
+    /// its id.
+    pub fn upsert_experiment(
+        &mut self,
+        info: &ExperimentInfo,
+        file: Option<&Path>,
+        method: SearchMethod,
+    ) -> Result<i64> {
         let tx = self.write()?;
         tx.execute(
-            "INSERT INTO experiments (name, description, dataset, file, created_at) VALUES (?1, ?2, ?3, ?4, ?5)
+            "INSERT INTO experiments (name, description, dataset, file, created_at, search_method)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)
              ON CONFLICT(name) DO UPDATE SET description = excluded.description,
-                 dataset = excluded.dataset, file = COALESCE(excluded.file, experiments.file)",
-            params![info.name, info.description, info.dataset, file.map(|f| f.display().to_string()), now()],
+                 dataset = excluded.dataset, file = COALESCE(excluded.file, experiments.file),
+                 search_method = excluded.search_method",
+            params![
+                info.name,
+                info.description,
+                info.dataset.map(|d| d.name()),
+                file.map(|f| f.display().to_string()),
+                now(),
+                method.as_str()
+            ],
         )?;
         let id = tx.query_row("SELECT id FROM experiments WHERE name = ?1", [&info.name], |r| {
             r.get(0)
@@ -163,13 +285,15 @@ impl Registry {
         Ok(id)
     }
 
-    /// Adds a run as `queued` unless it exists; returns its status either way.
+    /// Adds a run as `queued` unless it exists; returns its status either way. `trial` numbers
+    /// the runs an adaptive search proposes.
     pub fn add_run(
         &mut self,
         experiment_id: i64,
         id: &str,
         config: &RunConfig,
         run_dir: &Path,
+        trial: Option<usize>,
     ) -> Result<RunStatus> {
         let tx = self.write()?;
         let existing: Option<String> = tx
@@ -182,15 +306,16 @@ impl Registry {
         let json = serde_json::to_string(config)?;
         let at = now();
         tx.execute(
-            "INSERT INTO runs (id, experiment_id, config_json, config_hash, status, run_dir, created_at)
-             VALUES (?1, ?2, ?3, ?4, 'queued', ?5, ?6)",
+            "INSERT INTO runs (id, experiment_id, config_json, config_hash, status, run_dir, created_at, trial)
+             VALUES (?1, ?2, ?3, ?4, 'queued', ?5, ?6, ?7)",
             params![
                 id,
                 experiment_id,
                 json,
                 crate::config::run_id("", config),
                 run_dir.display().to_string(),
-                at
+                at,
+                trial.map(|t| t as i64)
             ],
         )?;
         let value = serde_json::to_value(config)?;
@@ -215,83 +340,111 @@ impl Registry {
     pub fn run(&self, id: &str) -> Result<Option<RunRow>> {
         self.conn
             .query_row(
-                "SELECT r.id, e.name, r.config_json, r.status, r.run_dir, r.device, r.host, r.pid, r.attempts,
-                        r.heartbeat_at, r.error
+                "SELECT r.id, e.name, r.config_json, r.status, r.device, r.host, r.pid, r.job_id,
+                        r.attempts, r.heartbeat_at, r.error, r.trial, r.journal_offset
                  FROM runs r JOIN experiments e ON e.id = r.experiment_id WHERE r.id = ?1",
                 [id],
                 |r| {
                     Ok((
-                        r.get::<_, String>(0)?,
-                        r.get::<_, String>(1)?,
-                        r.get::<_, String>(2)?,
-                        r.get::<_, String>(3)?,
-                        r.get::<_, String>(4)?,
-                        r.get(5)?,
-                        r.get(6)?,
-                        r.get(7)?,
-                        r.get(8)?,
-                        r.get(9)?,
-                        r.get(10)?,
+                        (
+                            r.get::<_, String>(0)?,
+                            r.get::<_, String>(1)?,
+                            r.get::<_, String>(2)?,
+                            r.get::<_, String>(3)?,
+                        ),
+                        (r.get(4)?, r.get(5)?, r.get(6)?, r.get(7)?),
+                        (r.get(8)?, r.get(9)?, r.get(10)?, r.get(11)?, r.get::<_, i64>(12)?),
                     ))
                 },
             )
             .optional()?
-            .map(|(id, experiment, json, status, dir, device, host, pid, attempts, heartbeat_at, error)| {
-                Ok(RunRow {
-                    id,
-                    experiment,
-                    config: serde_json::from_str(&json).context("bad config_json in registry")?,
-                    status: RunStatus::parse(&status)?,
-                    run_dir: PathBuf::from(dir),
-                    device,
-                    host,
-                    pid,
-                    attempts,
-                    heartbeat_at,
-                    error,
-                })
-            })
+            .map(
+                |(
+                    (id, experiment, json, status),
+                    (device, host, pid, job),
+                    (attempts, heartbeat_at, error, trial, offset),
+                )| {
+                    Ok(RunRow {
+                        id,
+                        experiment,
+                        config: serde_json::from_str(&json).context("bad config_json in registry")?,
+                        status: RunStatus::parse(&status)?,
+                        device,
+                        host,
+                        pid,
+                        job,
+                        attempts,
+                        heartbeat_at,
+                        error,
+                        trial,
+                        journal_offset: offset.max(0) as u64,
+                    })
+                },
+            )
             .transpose()
     }
 
-    /// Takes a run for this process: only one claimant can move it from an unfinished state to
-    /// `running`. Returns false when someone else holds it or it is already done.
-    pub fn claim_run(&mut self, id: &str, device: &str) -> Result<bool> {
+    /// Takes a run for a worker this process starts: only one claimant can move it from an
+    /// unfinished state to `running`. Returns false when someone else holds it or it is done.
+    /// `pid` is the process that trains it (None until known, e.g. a Slurm job's).
+    pub fn claim_run(&mut self, id: &str, device: &str, pid: Option<u32>) -> Result<bool> {
         let tx = self.write()?;
-        let at = now();
         let changed = tx.execute(
-            "UPDATE runs SET status = 'running', device = ?2, host = ?3, pid = ?4, attempts = attempts + 1,
-                 heartbeat_at = ?5, started_at = COALESCE(started_at, ?5), finished_at = NULL, error = NULL
+            "UPDATE runs SET status = 'running', device = ?2, host = ?3, pid = ?4, job_id = NULL,
+                 attempts = attempts + 1, heartbeat_at = ?5, finished_at = NULL, error = NULL
              WHERE id = ?1 AND status IN ('queued', 'interrupted', 'failed')",
-            params![id, device, hostname(), std::process::id(), at],
+            params![id, device, hostname(), pid.unwrap_or(std::process::id()), now()],
         )?;
-        if changed == 1 {
-            tx.execute(
-                "INSERT INTO run_events (run_id, status, at, detail) VALUES (?1, 'running', ?2, ?3)",
-                params![id, at, format!("pid {} on {device}", std::process::id())],
-            )?;
-        }
         tx.commit()?;
         Ok(changed == 1)
+    }
+
+    /// Records the process or Slurm job that trains a claimed run.
+    pub fn set_worker(&mut self, id: &str, pid: Option<u32>, job: Option<&str>) -> Result<()> {
+        let tx = self.write()?;
+        tx.execute(
+            "UPDATE runs SET pid = ?2, job_id = ?3 WHERE id = ?1",
+            params![id, pid, job],
+        )?;
+        tx.commit()?;
+        Ok(())
     }
 
     /// Moves a run to `status`, with an optional error or note.
     pub fn set_status(&mut self, id: &str, status: RunStatus, detail: Option<&str>) -> Result<()> {
         let tx = self.write()?;
-        let at = now();
-        let finished = matches!(
-            status,
-            RunStatus::Completed | RunStatus::Failed | RunStatus::Diverged
-        );
-        tx.execute(
-            "UPDATE runs SET status = ?2, error = ?3, finished_at = CASE WHEN ?4 THEN ?5 ELSE finished_at END,
-                 pid = CASE WHEN ?2 = 'running' THEN pid ELSE NULL END
-             WHERE id = ?1",
-            params![id, status.as_str(), detail.filter(|_| status != RunStatus::Completed), finished, at],
-        )?;
+        set_status_in(&tx, id, status, detail, &now())?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Records an event of a run that is not a change of status (e.g. a pruner's decision).
+    pub fn add_event(&mut self, id: &str, kind: &str, detail: &str) -> Result<()> {
+        let tx = self.write()?;
         tx.execute(
             "INSERT INTO run_events (run_id, status, at, detail) VALUES (?1, ?2, ?3, ?4)",
-            params![id, status.as_str(), at, detail],
+            params![id, kind, now(), detail],
+        )?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Marks an imported run complete, with its weights as its best checkpoint.
+    pub fn record_import(&mut self, id: &str, checkpoint: &str, source: &str) -> Result<()> {
+        let tx = self.write()?;
+        let at = now();
+        tx.execute(
+            "INSERT INTO checkpoints (run_id, path, size, sha256, epoch, is_best, created_at)
+             VALUES (?1, ?2, 0, '', 0, 1, ?3)",
+            params![id, checkpoint, at],
+        )?;
+        tx.execute(
+            "UPDATE runs SET status = 'completed', started_at = ?2, finished_at = ?2 WHERE id = ?1",
+            params![id, at],
+        )?;
+        tx.execute(
+            "INSERT INTO run_events (run_id, status, at, detail) VALUES (?1, 'completed', ?2, ?3)",
+            params![id, at, format!("imported from {source}")],
         )?;
         tx.commit()?;
         Ok(())
@@ -304,7 +457,8 @@ impl Registry {
             tx.execute(&format!("DELETE FROM {table} WHERE run_id = ?1"), [id])?;
         }
         tx.execute(
-            "UPDATE runs SET status = 'queued', error = NULL, started_at = NULL, finished_at = NULL, pid = NULL
+            "UPDATE runs SET status = 'queued', error = NULL, started_at = NULL, finished_at = NULL, pid = NULL,
+                 job_id = NULL, journal_offset = 0, epoch = NULL, step_in_epoch = NULL, images_per_sec = NULL
              WHERE id = ?1",
             [id],
         )?;
@@ -316,51 +470,21 @@ impl Registry {
         Ok(())
     }
 
-    /// Drops metrics, checkpoints and samples recorded after `epochs_done` / `global_step`: what a
-    /// run resumed from an earlier checkpoint will record again.
-    pub fn truncate_run(&mut self, id: &str, epochs_done: u32, global_step: i64) -> Result<()> {
-        let tx = self.write()?;
-        tx.execute(
-            "DELETE FROM metrics WHERE run_id = ?1 AND ((epoch IS NULL AND step > ?3) OR epoch > ?2)",
-            params![id, epochs_done, global_step],
-        )?;
-        tx.execute(
-            "DELETE FROM checkpoints WHERE run_id = ?1 AND epoch > ?2",
-            params![id, epochs_done],
-        )?;
-        tx.execute(
-            "DELETE FROM samples WHERE run_id = ?1 AND epoch > ?2",
-            params![id, epochs_done],
-        )?;
-        tx.commit()?;
-        Ok(())
-    }
-
-    /// Runs recorded as `running` whose worker is gone: its pid is dead on this host, or (on
-    /// another host) its heartbeat is older than `stale_after`. They are marked `interrupted`.
-    pub fn recover_stale(&mut self, stale_after: Duration) -> Result<Vec<String>> {
-        let host = hostname();
-        // (id, host, pid, heartbeat) of every run recorded as running.
-        type Live = (String, Option<String>, Option<i64>, Option<String>);
-        let rows: Vec<Live> = {
-            let mut stmt = self
-                .conn
-                .prepare("SELECT id, host, pid, heartbeat_at FROM runs WHERE status = 'running'")?;
-            let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?;
+    /// Runs recorded as `running` on this host whose process is gone, marked `interrupted` so
+    /// they continue. Runs held by a live process, on another host, or in a Slurm job are left
+    /// to whoever holds them. Returns the recovered ids.
+    pub fn recover_stale(&mut self, experiment: Option<&str>) -> Result<Vec<String>> {
+        let ids: Vec<String> = {
+            let mut stmt = self.conn.prepare(
+                "SELECT r.id FROM runs r JOIN experiments e ON e.id = r.experiment_id
+                 WHERE r.status = 'running' AND (?1 IS NULL OR e.name = ?1)",
+            )?;
+            let rows = stmt.query_map([experiment], |r| r.get(0))?;
             rows.collect::<rusqlite::Result<_>>()?
         };
         let mut stale = Vec::new();
-        for (id, run_host, pid, heartbeat) in rows {
-            let dead = if run_host.as_deref() == Some(host.as_str()) {
-                pid.is_none_or(|p| !process_alive(p))
-            } else {
-                heartbeat
-                    .and_then(|h| chrono::DateTime::parse_from_rfc3339(&h).ok())
-                    .is_none_or(|h| {
-                        (chrono::Utc::now() - h.to_utc()).to_std().unwrap_or_default() > stale_after
-                    })
-            };
-            if dead {
+        for id in ids {
+            if self.run(&id)?.is_some_and(|r| r.process_gone()) {
                 self.set_status(&id, RunStatus::Interrupted, Some("worker gone (recovered)"))?;
                 stale.push(id);
             }
@@ -368,26 +492,35 @@ impl Registry {
         Ok(stale)
     }
 
-    pub fn heartbeat(&mut self, id: &str) -> Result<()> {
-        self.conn.execute(
-            "UPDATE runs SET heartbeat_at = ?2 WHERE id = ?1",
-            params![id, now()],
-        )?;
-        Ok(())
-    }
-
     pub(crate) fn conn(&self) -> &Connection {
         &self.conn
     }
 }
 
-/// Whether a process with this pid exists on this machine (and is not a zombie).
-pub fn process_alive(pid: i64) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(stat) => !stat
-            .rsplit(')')
-            .next()
-            .is_some_and(|rest| rest.trim_start().starts_with('Z')),
-        Err(_) => false,
-    }
+/// Sets a run's status inside a transaction, with its event.
+fn set_status_in(
+    tx: &rusqlite::Transaction<'_>,
+    id: &str,
+    status: RunStatus,
+    detail: Option<&str>,
+    at: &str,
+) -> Result<()> {
+    tx.execute(
+        "UPDATE runs SET status = ?2, error = ?3, finished_at = CASE WHEN ?4 THEN ?5 ELSE finished_at END,
+             pid = CASE WHEN ?2 = 'running' THEN pid ELSE NULL END,
+             epoch = CASE WHEN ?2 = 'running' THEN epoch ELSE NULL END
+         WHERE id = ?1",
+        params![
+            id,
+            status.as_str(),
+            detail.filter(|_| status != RunStatus::Completed),
+            status.is_final(),
+            at
+        ],
+    )?;
+    tx.execute(
+        "INSERT INTO run_events (run_id, status, at, detail) VALUES (?1, ?2, ?3, ?4)",
+        params![id, status.as_str(), at, detail],
+    )?;
+    Ok(())
 }

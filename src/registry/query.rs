@@ -16,7 +16,7 @@ pub struct RunFilter {
     pub experiment: Option<String>,
     /// `key=value` conditions on run parameters; numbers compare numerically.
     pub conditions: Vec<(String, String)>,
-    pub status: Option<String>,
+    pub status: Option<super::RunStatus>,
     /// One run only (a full id); its metrics are then read alone, not every run's.
     pub run_id: Option<String>,
 }
@@ -40,6 +40,9 @@ pub struct BestEpoch {
 }
 
 /// Per-epoch values of one run, for curves.
+///
+/// Artefact paths in a summary (`checkpoint`, `samples`) are relative to the run's folder,
+/// `<runs dir>/<id>/`.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Curves {
     pub epochs: Vec<u32>,
@@ -48,11 +51,27 @@ pub struct Curves {
     pub train_loss: Vec<f64>,
 }
 
+/// Where a running run stands, from its journal's latest `steps` line.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Progress {
+    /// The epoch being trained, 1-based.
+    pub epoch: u32,
+    pub step_in_epoch: i64,
+    pub steps_per_epoch: i64,
+    pub images_per_sec: Option<f64>,
+    /// When this was recorded.
+    pub at: Option<String>,
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct RunSummary {
     pub id: String,
     pub experiment: String,
     pub status: String,
+    /// How the experiment chooses its runs (grid, random, tpe).
+    pub method: String,
+    /// The trial number within an adaptive search.
+    pub trial: Option<i64>,
     pub device: Option<String>,
     pub params: serde_json::Map<String, serde_json::Value>,
     pub best: Option<BestEpoch>,
@@ -63,8 +82,26 @@ pub struct RunSummary {
     pub error: Option<String>,
     pub started_at: Option<String>,
     pub finished_at: Option<String>,
+    /// Running runs: the epoch and step being trained.
+    pub progress: Option<Progress>,
+    /// Recorded as running on this host, but its process is gone.
+    pub process_gone: bool,
+    /// Bytes of the run's journal ingested (to tell whether it holds newer results).
+    #[serde(skip)]
+    pub journal_offset: u64,
     #[serde(skip)]
     pub curves: Curves,
+}
+
+/// A path the registry stored for a run's artefact, relative to the run's folder. Older
+/// registries stored the path the run was created under (`runs/<id>/checkpoints/...`, possibly
+/// absolute); the part after the run's id is what locates it now.
+pub fn run_relative(stored: &str, id: &str) -> String {
+    let marker = format!("{id}/");
+    match stored.rfind(&marker) {
+        Some(i) if i == 0 || stored[..i].ends_with('/') => stored[i + marker.len()..].to_owned(),
+        _ => stored.to_owned(),
+    }
 }
 
 fn param_matches(params: &serde_json::Map<String, serde_json::Value>, key: &str, want: &str) -> bool {
@@ -97,28 +134,61 @@ impl Registry {
     pub fn summaries(&self, filter: &RunFilter) -> Result<Vec<RunSummary>> {
         let conn = self.conn();
         let mut stmt = conn.prepare(
-            "SELECT r.id, e.name, r.status, r.device, r.config_json, r.error, r.started_at, r.finished_at
+            "SELECT r.id, e.name, r.status, r.device, r.config_json, r.error, r.started_at, r.finished_at,
+                    e.search_method, r.trial, r.epoch, r.step_in_epoch, r.steps_per_epoch, r.images_per_sec,
+                    r.progress_at, r.host, r.pid, r.job_id, r.journal_offset
              FROM runs r JOIN experiments e ON e.id = r.experiment_id
              WHERE (?1 IS NULL OR e.name = ?1) AND (?2 IS NULL OR r.status = ?2)
                AND (?3 IS NULL OR r.id = ?3)
              ORDER BY r.created_at, r.id",
         )?;
-        let args = rusqlite::params![filter.experiment, filter.status, filter.run_id];
+        let status_filter = filter.status.map(|s| s.as_str());
+        let args = rusqlite::params![filter.experiment, status_filter, filter.run_id];
+        let this_host = crate::host::hostname();
         let rows = stmt.query_map(args, |r| {
+            let progress = match (r.get::<_, Option<u32>>(10)?, r.get::<_, Option<i64>>(12)?) {
+                (Some(epoch), Some(steps_per_epoch)) => Some(Progress {
+                    epoch,
+                    step_in_epoch: r.get::<_, Option<i64>>(11)?.unwrap_or(0),
+                    steps_per_epoch,
+                    images_per_sec: r.get(13)?,
+                    at: r.get(14)?,
+                }),
+                _ => None,
+            };
+            let host: Option<String> = r.get(15)?;
+            let pid: Option<i64> = r.get(16)?;
+            let job: Option<String> = r.get(17)?;
+            let status: String = r.get(2)?;
+            let process_gone = status == "running"
+                && job.is_none()
+                && host.as_deref() == Some(this_host.as_str())
+                && pid.is_none_or(|p| !crate::host::process_alive(p));
             Ok((
-                r.get::<_, String>(0)?,
-                r.get::<_, String>(1)?,
-                r.get::<_, String>(2)?,
-                r.get::<_, Option<String>>(3)?,
-                r.get::<_, String>(4)?,
-                r.get::<_, Option<String>>(5)?,
-                r.get::<_, Option<String>>(6)?,
-                r.get::<_, Option<String>>(7)?,
+                (
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    status,
+                    r.get::<_, Option<String>>(3)?,
+                    r.get::<_, String>(4)?,
+                ),
+                (
+                    r.get::<_, Option<String>>(5)?,
+                    r.get::<_, Option<String>>(6)?,
+                    r.get::<_, Option<String>>(7)?,
+                    r.get::<_, String>(8)?,
+                    r.get::<_, Option<i64>>(9)?,
+                ),
+                (progress, process_gone, r.get::<_, i64>(18)?),
             ))
         })?;
         let mut out = Vec::new();
         for row in rows {
-            let (id, experiment, status, device, json, error, started_at, finished_at) = row?;
+            let (
+                (id, experiment, status, device, json),
+                (error, started_at, finished_at, method, trial),
+                (progress, process_gone, offset),
+            ) = row?;
             let params = stored_params(&json)?;
             if !filter
                 .conditions
@@ -127,10 +197,13 @@ impl Registry {
             {
                 continue;
             }
+            let running = status == "running";
             out.push(RunSummary {
                 id,
                 experiment,
                 status,
+                method,
+                trial,
                 device,
                 params,
                 best: None,
@@ -141,6 +214,9 @@ impl Registry {
                 error,
                 started_at,
                 finished_at,
+                progress: progress.filter(|_| running),
+                process_gone,
+                journal_offset: offset.max(0) as u64,
                 curves: Curves::default(),
             });
         }
@@ -207,14 +283,11 @@ impl Registry {
             "SELECT run_id, path FROM checkpoints WHERE is_best = 1 AND (?1 IS NULL OR run_id = ?1) ORDER BY id",
         )?;
         for row in stmt.query_map([only], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))? {
-            let (run, path) = row?;
+            let (run, _) = row?;
             if let Some(&i) = index.get(&run) {
-                let best = std::path::Path::new(&path).with_file_name("best.safetensors");
-                runs[i].checkpoint = Some(if best.exists() {
-                    best.display().to_string()
-                } else {
-                    path
-                });
+                // The best epoch's weights are also kept as `best.safetensors`, which outlives
+                // the epoch checkpoints that are cleaned up.
+                runs[i].checkpoint = Some("checkpoints/best.safetensors".into());
             }
         }
         let mut stmt = conn
@@ -229,7 +302,7 @@ impl Registry {
             let (run, epoch, path) = row?;
             if let Some(&i) = index.get(&run) {
                 if runs[i].best.is_some_and(|b| b.epoch == epoch) || runs[i].samples.is_none() {
-                    runs[i].samples = Some(path);
+                    runs[i].samples = Some(run_relative(&path, &run));
                 }
             }
         }
@@ -264,38 +337,107 @@ impl Registry {
     }
 }
 
-/// The latest recorded position of a running run, for progress lines.
-#[derive(Debug, Default, Clone)]
-pub struct LatestProgress {
-    pub epochs_done: i64,
-    pub step: i64,
-    pub loss: Option<f64>,
-    pub images_per_sec: Option<f64>,
+/// A run as a study sees it: its status, trial number, parameters and the per-epoch values of
+/// one metric.
+#[derive(Debug, Clone)]
+pub struct TrialRow {
+    pub id: String,
+    pub status: super::RunStatus,
+    pub trial: Option<i64>,
+    pub params: serde_json::Map<String, serde_json::Value>,
+    pub values: std::collections::BTreeMap<u32, f64>,
 }
 
 impl Registry {
-    pub fn latest_progress(&self, run_id: &str) -> Result<LatestProgress> {
+    /// Every run of `experiment` with its values of the per-epoch `metric`, in creation order.
+    pub fn trial_rows(&self, experiment: &str, metric: &str) -> Result<Vec<TrialRow>> {
         let conn = self.conn();
-        let (step, loss): (Option<i64>, Option<f64>) = conn.query_row(
-            "SELECT step, value FROM metrics WHERE run_id = ?1 AND name = 'train_loss' ORDER BY step DESC LIMIT 1",
-            [run_id],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        ).unwrap_or((None, None));
-        let epochs_done: i64 = conn.query_row(
-            "SELECT COUNT(*) FROM metrics WHERE run_id = ?1 AND name = 'test_bpd8'",
-            [run_id],
-            |r| r.get(0),
+        let mut stmt = conn.prepare(
+            "SELECT r.id, r.status, r.trial, r.config_json FROM runs r JOIN experiments e ON e.id = r.experiment_id
+             WHERE e.name = ?1 ORDER BY r.created_at, r.id",
         )?;
-        let images_per_sec: Option<f64> = conn.query_row(
-            "SELECT value FROM metrics WHERE run_id = ?1 AND name = 'images_per_sec' ORDER BY step DESC LIMIT 1",
+        let mut rows = Vec::new();
+        let mut index = HashMap::new();
+        for row in stmt.query_map([experiment], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, Option<i64>>(2)?,
+                r.get::<_, String>(3)?,
+            ))
+        })? {
+            let (id, status, trial, json) = row?;
+            index.insert(id.clone(), rows.len());
+            rows.push(TrialRow {
+                id,
+                status: super::RunStatus::parse(&status)?,
+                trial,
+                params: stored_params(&json)?,
+                values: Default::default(),
+            });
+        }
+        let mut stmt = conn.prepare(
+            "SELECT m.run_id, m.epoch, m.value FROM metrics m
+             JOIN runs r ON r.id = m.run_id JOIN experiments e ON e.id = r.experiment_id
+             WHERE e.name = ?1 AND m.name = ?2 AND m.epoch IS NOT NULL",
+        )?;
+        for row in stmt.query_map([experiment, metric], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, u32>(1)?, r.get::<_, f64>(2)?))
+        })? {
+            let (id, epoch, value) = row?;
+            if let Some(&i) = index.get(&id) {
+                rows[i].values.insert(epoch, value);
+            }
+        }
+        Ok(rows)
+    }
+
+    /// Where a running run stands, from its latest ingested progress.
+    pub fn progress(&self, run_id: &str) -> Result<Option<Progress>> {
+        let row = self.conn().query_row(
+            "SELECT epoch, step_in_epoch, steps_per_epoch, images_per_sec, progress_at FROM runs WHERE id = ?1",
             [run_id],
-            |r| r.get(0),
-        ).ok();
-        Ok(LatestProgress {
-            epochs_done,
-            step: step.unwrap_or(0),
-            loss,
-            images_per_sec,
+            |r| {
+                Ok((
+                    r.get::<_, Option<u32>>(0)?,
+                    r.get::<_, Option<i64>>(1)?,
+                    r.get::<_, Option<i64>>(2)?,
+                    r.get::<_, Option<f64>>(3)?,
+                    r.get::<_, Option<String>>(4)?,
+                ))
+            },
+        );
+        Ok(match row {
+            Ok((Some(epoch), step, Some(steps_per_epoch), images_per_sec, at)) => Some(Progress {
+                epoch,
+                step_in_epoch: step.unwrap_or(0),
+                steps_per_epoch,
+                images_per_sec,
+                at,
+            }),
+            _ => None,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::run_relative;
+
+    #[test]
+    fn stored_paths_become_run_relative() {
+        assert_eq!(
+            run_relative("runs/abc/checkpoints/epoch-0001.safetensors", "abc"),
+            "checkpoints/epoch-0001.safetensors"
+        );
+        assert_eq!(
+            run_relative("/x/y/abc/samples/epoch-0001.png", "abc"),
+            "samples/epoch-0001.png"
+        );
+        assert_eq!(
+            run_relative("checkpoints/best.safetensors", "abc"),
+            "checkpoints/best.safetensors"
+        );
+        assert_eq!(run_relative("xabc/checkpoints/a", "abc"), "xabc/checkpoints/a");
     }
 }

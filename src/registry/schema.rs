@@ -1,7 +1,8 @@
 //! The registry's schema, as an ordered list of migrations. `PRAGMA user_version` records how
 //! many have been applied; a new version appends a migration and never edits an old one.
 
-pub const MIGRATIONS: &[&str] = &[r#"
+pub const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE experiments (
     id          INTEGER PRIMARY KEY,
     name        TEXT NOT NULL UNIQUE,
@@ -70,4 +71,48 @@ CREATE TABLE run_events (
     at     TEXT NOT NULL,
     detail TEXT
 );
-"#];
+"#,
+    // Workers write journals that the coordinator ingests; runs can be pruned; adaptive searches
+    // number their trials; running runs show their progress; Slurm runs keep their job id. The runs
+    // table is rebuilt because SQLite cannot change a CHECK constraint in place (foreign keys are
+    // off while a migration runs, so the rows that refer to runs stay).
+    r#"
+CREATE TABLE runs_new (
+    id              TEXT PRIMARY KEY,
+    experiment_id   INTEGER NOT NULL REFERENCES experiments(id) ON DELETE CASCADE,
+    config_json     TEXT NOT NULL,
+    config_hash     TEXT NOT NULL,
+    status          TEXT NOT NULL CHECK (status IN
+                      ('queued', 'running', 'completed', 'failed', 'diverged', 'interrupted', 'pruned')),
+    run_dir         TEXT NOT NULL,
+    device          TEXT,
+    host            TEXT,
+    pid             INTEGER,
+    attempts        INTEGER NOT NULL DEFAULT 0,
+    heartbeat_at    TEXT,
+    created_at      TEXT NOT NULL,
+    started_at      TEXT,
+    finished_at     TEXT,
+    error           TEXT,
+    journal_offset  INTEGER NOT NULL DEFAULT 0,
+    job_id          TEXT,
+    trial           INTEGER,
+    epoch           INTEGER,
+    step_in_epoch   INTEGER,
+    steps_per_epoch INTEGER,
+    images_per_sec  REAL,
+    progress_at     TEXT
+);
+INSERT INTO runs_new (id, experiment_id, config_json, config_hash, status, run_dir, device, host, pid,
+                      attempts, heartbeat_at, created_at, started_at, finished_at, error)
+    SELECT id, experiment_id, config_json, config_hash, status, run_dir, device, host, pid,
+           attempts, heartbeat_at, created_at, started_at, finished_at, error FROM runs;
+DROP TABLE runs;
+ALTER TABLE runs_new RENAME TO runs;
+CREATE INDEX runs_by_experiment ON runs(experiment_id, status);
+ALTER TABLE experiments ADD COLUMN search_method TEXT NOT NULL DEFAULT 'grid';
+CREATE INDEX checkpoints_by_run ON checkpoints(run_id);
+CREATE INDEX samples_by_run ON samples(run_id);
+CREATE INDEX events_by_run ON run_events(run_id);
+"#,
+];

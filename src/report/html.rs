@@ -90,7 +90,7 @@ fn curves_svg(run: &RunSummary) -> Result<String> {
     Ok(svg)
 }
 
-fn png_data_url(path: &str) -> Option<String> {
+fn png_data_url(path: &Path) -> Option<String> {
     let bytes = std::fs::read(path).ok()?;
     Some(format!(
         "data:image/png;base64,{}",
@@ -99,7 +99,7 @@ fn png_data_url(path: &str) -> Option<String> {
 }
 
 /// Writes the report page for `runs` to `path`.
-pub fn write_html(runs: &[RunSummary], params: &[String], path: &Path) -> Result<()> {
+pub fn write_html(runs: &[RunSummary], params: &[String], path: &Path, runs_dir: &Path) -> Result<()> {
     let best_ids: Vec<String> = best_runs(runs, 1).into_iter().map(|r| r.id).collect();
     let rows = table_rows(runs, params);
     let mut html = String::from(
@@ -153,11 +153,12 @@ pub fn write_html(runs: &[RunSummary], params: &[String], path: &Path) -> Result
             html += &format!("<p>error: {}</p>", escape(e));
         }
         html += &curves_svg(run).context("drawing curves")?;
-        if let Some(url) = run.samples.as_deref().and_then(png_data_url) {
+        let samples = run.samples.as_deref().map(|rel| runs_dir.join(&run.id).join(rel));
+        if let Some(url) = samples.as_deref().and_then(png_data_url) {
             html += &format!("<img alt=\"samples of {}\" src=\"{url}\">", escape(&run.id));
         }
         html += "</div>";
     }
     html += "</div></body></html>\n";
-    crate::weights::write_atomically(path, html.as_bytes())
+    crate::fsio::write_atomically(path, html.as_bytes())
 }

@@ -31,6 +31,37 @@ pub fn varying_params(runs: &[RunSummary]) -> Vec<String> {
         .collect()
 }
 
+/// How long a running run still needs, from its latest speed: the steps left over the images per
+/// step, at the images/s it trains at.
+pub fn eta(run: &RunSummary) -> Option<std::time::Duration> {
+    let p = run.progress.as_ref()?;
+    let rate = p.images_per_sec.filter(|v| *v > 0.0)?;
+    let epochs = run.params.get("epochs")?.as_i64()?;
+    let batch = run.params.get("batch_size")?.as_i64()?;
+    let steps_left = (epochs - p.epoch as i64 + 1).max(0) * p.steps_per_epoch - p.step_in_epoch;
+    Some(std::time::Duration::from_secs_f64(
+        (steps_left.max(0) * batch) as f64 / rate,
+    ))
+}
+
+/// A run's status as reports show it: running runs with their epoch and ETA, and a running run
+/// whose process is gone marked as such.
+pub fn status_text(run: &RunSummary) -> String {
+    if run.process_gone {
+        return "running (process gone)".into();
+    }
+    match (&run.progress, run.status.as_str()) {
+        (Some(p), "running") => {
+            let epochs = run.params.get("epochs").and_then(|e| e.as_i64()).unwrap_or(0);
+            let eta = eta(run).map_or(String::new(), |d| {
+                format!(", ETA {}", crate::schedule::progress::duration(d))
+            });
+            format!("running (epoch {}/{epochs}{eta})", p.epoch)
+        }
+        (_, status) => status.to_owned(),
+    }
+}
+
 fn param_text(run: &RunSummary, key: &str) -> String {
     match run.params.get(key) {
         Some(serde_json::Value::String(s)) => s.clone(),
@@ -59,6 +90,7 @@ pub fn sort_runs(runs: &mut [RunSummary], key: &str) -> Result<()> {
             })
         }),
         "status" => runs.sort_by(|a, b| a.status.cmp(&b.status)),
+        "trial" => runs.sort_by_key(|r| r.trial.unwrap_or(i64::MAX)),
         "id" => runs.sort_by(|a, b| a.id.cmp(&b.id)),
         k if RUN_KEYS.contains(&k) => runs.sort_by(|a, b| {
             let (x, y) = (param_text(a, k), param_text(b, k));
@@ -68,7 +100,7 @@ pub fn sort_runs(runs: &mut [RunSummary], key: &str) -> Result<()> {
             }
         }),
         other => bail!(
-            "cannot sort by `{other}`: use bpd8, bpd, images_per_sec, wall, status, id or a run parameter"
+            "cannot sort by `{other}`: use bpd8, bpd, images_per_sec, wall, status, id, trial or a run parameter"
         ),
     }
     Ok(())
@@ -94,12 +126,19 @@ pub fn best_runs(runs: &[RunSummary], n: usize) -> Vec<RunSummary> {
 
 /// Rows of the comparison table: header, then one row per run.
 pub fn table_rows(runs: &[RunSummary], params: &[String]) -> Vec<Vec<String>> {
+    let trials = runs.iter().any(|r| r.trial.is_some());
     let mut header: Vec<String> = vec!["run".into(), "experiment".into(), "status".into()];
+    if trials {
+        header.push("trial".into());
+    }
     header.extend(params.iter().cloned());
     header.extend(["best bpd8", "bpd", "epoch", "img/s", "wall s", "device"].map(String::from));
     let mut rows = vec![header];
     for r in runs {
-        let mut row = vec![r.id.clone(), r.experiment.clone(), r.status.clone()];
+        let mut row = vec![r.id.clone(), r.experiment.clone(), status_text(r)];
+        if trials {
+            row.push(r.trial.map_or("-".into(), |t| format!("{t} ({})", r.method)));
+        }
         row.extend(params.iter().map(|p| param_text(r, p)));
         let fmt = |v: Option<f64>, digits: usize| v.map_or("-".into(), |v| format!("{v:.digits$}"));
         row.push(fmt(r.best.map(|b| b.bpd8), 4));
@@ -173,8 +212,9 @@ pub fn render(runs: &[RunSummary], params: &[String], format: Format) -> Result<
     })
 }
 
-/// The `--best` view: each winner with its full configuration and artefacts.
-pub fn render_best(best: &[RunSummary], format: Format) -> Result<String> {
+/// The `--best` view: each winner with its full configuration and artefacts (paths under
+/// `runs_dir`).
+pub fn render_best(best: &[RunSummary], format: Format, runs_dir: &std::path::Path) -> Result<String> {
     if format == Format::Json {
         return Ok(serde_json::to_string_pretty(
             &serde_json::json!({ "best": best }),
@@ -182,13 +222,18 @@ pub fn render_best(best: &[RunSummary], format: Format) -> Result<String> {
     }
     let mut out = String::new();
     for r in best {
-        let b = r.best.expect("best runs have a best epoch");
+        let Some(b) = r.best else { continue };
         out += &format!(
             "best of {}: run {} (epoch {}): test bpd8 {:.4}, bpd {:.4}, nll {:.4}\n",
             r.experiment, r.id, b.epoch, b.bpd8, b.bpd, b.nll
         );
-        out += &format!("  checkpoint {}\n", r.checkpoint.as_deref().unwrap_or("-"));
-        out += &format!("  samples    {}\n", r.samples.as_deref().unwrap_or("-"));
+        let root = runs_dir.join(&r.id);
+        let show = |rel: Option<&str>| rel.map_or("-".into(), |p| root.join(p).display().to_string());
+        if let Some(t) = r.trial {
+            out += &format!("  trial      {t} ({} search)\n", r.method);
+        }
+        out += &format!("  checkpoint {}\n", show(r.checkpoint.as_deref()));
+        out += &format!("  samples    {}\n", show(r.samples.as_deref()));
         let config: Vec<String> = RUN_KEYS
             .iter()
             .map(|k| format!("{k}={}", param_text(r, k)))

@@ -39,5 +39,5 @@ pub fn write_grid(levels: &Tensor, color_levels: i64, path: &Path) -> Result<()>
             .into_luma8()
             .write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)?;
     }
-    crate::weights::write_atomically(path, &png)
+    crate::fsio::write_atomically(path, &png)
 }

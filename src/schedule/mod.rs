@@ -1,77 +1,37 @@
-//! Spreading an experiment's runs over device slots, one worker process per run.
+//! The coordinator of `pixelx run`: it spreads an experiment's runs over a backend's workers and
+//! is the registry's one writer while it runs.
 //!
-//! The scheduler owns no training state: it queues runs in the registry, starts a hidden
-//! `pixelx worker RUN_ID` process per free slot, and watches them. Workers record their own
-//! progress, so killing the scheduler loses nothing, and running the experiment again picks up
-//! whatever is unfinished (runs left `running` by a dead worker are detected by pid and heartbeat).
+//! Each turn of its loop is a named step: **ingest** what workers journalled (answering pruning
+//! questions as epochs finish), **reap** workers that ended (settling their runs, retrying
+//! failures), **fill** free slots with the next runs (the grid's, or the study's proposals), and
+//! show progress. Workers write only their run folder, so killing the coordinator loses nothing:
+//! running the experiment again ingests what they wrote, re-attaches to those still alive (Slurm
+//! jobs) and continues the rest. An experiment is run by one coordinator at a time.
 
-mod progress;
-pub mod worker;
+pub mod backend;
+pub mod local;
+pub mod progress;
+pub mod slurm;
+pub mod study;
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 
-use crate::config::{Devices, Experiment, SchedulerSettings};
-use crate::device::{cuda_device_count, parse_device, DeviceChoice};
+use crate::config::{BackendKind, Experiment, RunConfig};
+use crate::device::cuda_device_count;
+use crate::fsio::FileLock;
+use crate::journal;
 use crate::registry::{Registry, RunStatus};
 use crate::run_dir::RunDir;
+use crate::signals;
+use backend::{Backend, Launch};
+use progress::{SweepProgress, Work};
+use study::Study;
 
-/// Heartbeats older than this mark a run on another host as abandoned.
-pub const STALE_AFTER: Duration = Duration::from_secs(120);
-
-/// One place a run can execute, and the torch threads it gets there.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Slot {
-    pub device: String,
-    pub threads: usize,
-}
-
-/// Slots for the scheduler settings on a machine with `cuda_devices` GPUs and `cores` cores. CPU
-/// slots share the cores evenly, so two runs side by side each get half.
-pub fn plan_slots(settings: &SchedulerSettings, cuda_devices: usize, cores: usize) -> Result<Vec<Slot>> {
-    let devices: Vec<String> = match &settings.devices {
-        Devices::Named(name) => match parse_device(name)? {
-            DeviceChoice::Auto if cuda_devices > 0 => {
-                (0..cuda_devices).map(|i| format!("cuda:{i}")).collect()
-            }
-            DeviceChoice::Auto | DeviceChoice::Cpu => vec!["cpu".into()],
-            DeviceChoice::Cuda(i) => vec![format!("cuda:{i}")],
-        },
-        Devices::List(list) if list.is_empty() => bail!("`scheduler.devices` is an empty list"),
-        Devices::List(list) => {
-            for d in list {
-                parse_device(d).with_context(|| format!("in `scheduler.devices`: {d}"))?;
-            }
-            list.clone()
-        }
-    };
-    let per = settings.runs_per_device.max(1);
-    let cpu_slots = devices.iter().filter(|d| d.as_str() == "cpu").count() * per;
-    let cpu_threads = (cores / cpu_slots.max(1)).max(1);
-    Ok(devices
-        .iter()
-        .flat_map(|d| {
-            let threads = if d == "cpu" {
-                cpu_threads
-            } else {
-                (cores / 2).max(1)
-            };
-            std::iter::repeat_n(
-                Slot {
-                    device: d.clone(),
-                    threads,
-                },
-                per,
-            )
-        })
-        .collect())
-}
+pub use local::{plan_slots, Slot};
 
 /// How `pixelx run` was asked to behave.
 #[derive(Debug, Clone)]
@@ -91,232 +51,516 @@ pub struct SweepSummary {
     pub failed: usize,
     pub diverged: usize,
     pub interrupted: usize,
+    pub pruned: usize,
+    /// The sweep stopped on a signal before finishing.
+    pub stopped: bool,
 }
 
-struct Running {
-    run_id: String,
-    child: Child,
-    slot: usize,
+/// The lock file that makes one coordinator per experiment (per runs folder).
+pub fn experiment_lock_path(runs_dir: &Path, experiment: &str) -> PathBuf {
+    let hash = crate::fsio::sha256_hex(experiment.as_bytes());
+    runs_dir
+        .join(".locks")
+        .join(format!("experiment-{}.lock", &hash[..16]))
 }
 
-/// Queues every run of `experiment` and trains the unfinished ones over the slots.
+/// The backend an experiment's `[scheduler]` asks for.
+pub fn make_backend(experiment: &Experiment, opts: &SweepOptions) -> Result<Box<dyn Backend>> {
+    Ok(match experiment.scheduler.backend {
+        BackendKind::Local => {
+            let slots = plan_slots(
+                &experiment.scheduler,
+                cuda_device_count(),
+                crate::host::num_cores(),
+            )?;
+            Box::new(local::LocalBackend::new(
+                slots,
+                local::WorkerPaths {
+                    runs_dir: opts.runs_dir.clone(),
+                    data_dir: opts.data_dir.clone(),
+                },
+            ))
+        }
+        BackendKind::Slurm => Box::new(slurm::SlurmBackend::new(
+            experiment.scheduler.slurm.clone(),
+            slurm::WorkerPaths::resolve(&opts.runs_dir, &opts.data_dir)?,
+        )?),
+    })
+}
+
+/// A run this coordinator is waiting on.
+struct Active {
+    config: RunConfig,
+    /// Epochs the study has already answered for.
+    decided: HashSet<u32>,
+}
+
+struct Coordinator<'a> {
+    experiment: &'a Experiment,
+    opts: &'a SweepOptions,
+    registry: Registry,
+    backend: Box<dyn Backend>,
+    study: Study<'a>,
+    progress: SweepProgress,
+    /// Runs to start, in order (grid runs, and unfinished trials of an adaptive search).
+    queue: VecDeque<String>,
+    active: HashMap<String, Active>,
+    /// Starts per run in this session, for the retry limit.
+    starts: HashMap<String, u32>,
+    summary: SweepSummary,
+    interrupted: bool,
+}
+
+/// Runs `experiment`: trains every unfinished run (or, for an adaptive search, proposes and
+/// trains trials up to its budget) over the backend's workers.
 pub fn run_experiment(experiment: &Experiment, opts: &SweepOptions) -> Result<SweepSummary> {
-    let slots = plan_slots(&experiment.scheduler, cuda_device_count(), num_cores())?;
-    let mut registry = Registry::open(&opts.registry)?;
-    let experiment_id = registry.upsert_experiment(&experiment.info, Some(&experiment.file))?;
-    for id in registry.recover_stale(STALE_AFTER)? {
-        tracing::warn!("run {id} was left running by a process that is gone; it will continue");
-    }
-    let mut summary = SweepSummary::default();
-    let mut queue = VecDeque::new();
-    for spec in &experiment.runs {
-        let dir = RunDir::new(&opts.runs_dir, &spec.id);
-        let status = registry.add_run(experiment_id, &spec.id, &spec.config, &dir.root)?;
-        if opts.force && status != RunStatus::Running {
-            registry.reset_run(&spec.id)?;
-            let _ = std::fs::remove_dir_all(&dir.root);
-            queue.push_back(spec.id.clone());
-        } else if status.is_unfinished() {
-            queue.push_back(spec.id.clone());
-        } else {
-            summary.skipped += 1;
-        }
-    }
-    drop(registry);
+    let lock_path = experiment_lock_path(&opts.runs_dir, &experiment.info.name);
+    let _lock = match FileLock::try_acquire(&lock_path, &crate::fsio::this_process())? {
+        Ok(lock) => lock,
+        Err(holder) => bail!(
+            "experiment `{}` is being run by {holder} (lock {}); wait for it to finish or stop it",
+            experiment.info.name,
+            lock_path.display()
+        ),
+    };
+    let backend = make_backend(experiment, opts)?;
+    let registry = Registry::open(&opts.registry)?;
+    signals::install(|| {});
+    let mut c = Coordinator::new(experiment, opts, registry, backend)?;
+    c.prepare()?;
+    c.run()?;
+    Ok(c.summary)
+}
 
-    let stop = Arc::new(AtomicBool::new(false));
-    let stop_now = Arc::new(AtomicBool::new(false));
-    {
-        let (stop, stop_now) = (stop.clone(), stop_now.clone());
-        let _ = ctrlc::set_handler(move || {
-            if stop.swap(true, Ordering::SeqCst) {
-                stop_now.store(true, Ordering::SeqCst);
-            }
-        });
+impl<'a> Coordinator<'a> {
+    fn new(
+        experiment: &'a Experiment,
+        opts: &'a SweepOptions,
+        registry: Registry,
+        backend: Box<dyn Backend>,
+    ) -> Result<Self> {
+        let slots = backend.capacity();
+        Ok(Self {
+            experiment,
+            opts,
+            registry,
+            backend,
+            study: Study::new(experiment),
+            progress: SweepProgress::new(0, 0, Work::default(), slots, opts.quiet),
+            queue: VecDeque::new(),
+            active: HashMap::new(),
+            starts: HashMap::new(),
+            summary: SweepSummary::default(),
+            interrupted: false,
+        })
     }
-    let mut progress = progress::SweepProgress::new(experiment.runs.len(), summary.skipped, opts.quiet);
-    let mut running: Vec<Running> = Vec::new();
-    let mut attempts: std::collections::HashMap<String, u32> = Default::default();
-    let mut interrupt_sent = false;
-    loop {
-        if stop_now.load(Ordering::SeqCst) {
-            for r in &mut running {
-                let _ = r.child.kill();
-            }
-        } else if stop.load(Ordering::SeqCst) && !interrupt_sent {
-            for r in &running {
-                signal(&r.child, libc::SIGINT);
-            }
-            interrupt_sent = true;
+
+    fn run_dir(&self, id: &str) -> RunDir {
+        RunDir::new(&self.opts.runs_dir, id)
+    }
+
+    /// Registers the experiment and its runs, catches up with what workers of an earlier
+    /// coordinator journalled, re-attaches to live ones, and queues what is unfinished.
+    fn prepare(&mut self) -> Result<()> {
+        let e = self.experiment;
+        let experiment_id = self
+            .registry
+            .upsert_experiment(&e.info, Some(&e.file), e.search.method)?;
+        for spec in &e.runs {
+            self.registry.add_run(
+                experiment_id,
+                &spec.id,
+                &spec.config,
+                &self.run_dir(&spec.id).root,
+                None,
+            )?;
         }
-        while !stop.load(Ordering::SeqCst) {
-            let Some(free) = (0..slots.len()).find(|s| running.iter().all(|r| r.slot != *s)) else {
-                break;
-            };
-            let Some(run_id) = queue.pop_front() else { break };
-            let child = spawn_worker(&run_id, &slots[free], opts)?;
-            progress.started(&run_id, &slots[free].device);
-            running.push(Running {
-                run_id,
-                child,
-                slot: free,
-            });
+        let rows = self.registry.trial_rows(&e.info.name, &e.pruner.metric)?;
+        // Journals first: a worker of an earlier coordinator may have finished since.
+        for row in &rows {
+            self.registry.ingest(&row.id, &self.run_dir(&row.id).root)?;
         }
-        let mut still = Vec::new();
-        for mut r in running.drain(..) {
-            match r.child.try_wait()? {
-                None => still.push(r),
-                Some(exit) => {
-                    let status = settle(&opts.registry, &r.run_id, exit)?;
-                    let tries = attempts.entry(r.run_id.clone()).or_default();
-                    if status == RunStatus::Failed
-                        && *tries < experiment.scheduler.retries
-                        && !stop.load(Ordering::SeqCst)
-                    {
-                        *tries += 1;
-                        tracing::warn!(
-                            "run {} failed; retrying ({}/{})",
-                            r.run_id,
-                            tries,
-                            experiment.scheduler.retries
-                        );
-                        queue.push_back(r.run_id.clone());
-                    } else {
-                        match status {
-                            RunStatus::Completed => summary.completed += 1,
-                            RunStatus::Diverged => summary.diverged += 1,
-                            RunStatus::Interrupted | RunStatus::Running | RunStatus::Queued => {
-                                summary.interrupted += 1
-                            }
-                            RunStatus::Failed => summary.failed += 1,
-                        }
-                    }
-                    progress.finished(&r.run_id, status);
+        let jobs: Vec<(String, String)> = rows
+            .iter()
+            .filter_map(|r| {
+                let row = self.registry.run(&r.id).ok()??;
+                (row.status == RunStatus::Running).then_some(())?;
+                Some((r.id.clone(), row.job?))
+            })
+            .collect();
+        for id in self.backend.reattach(&jobs)? {
+            let row = self.registry.run(&id)?.context("a re-attached run vanished")?;
+            self.progress.line(&format!(
+                "{id}: re-attached to {} ({})",
+                row.holder(),
+                self.backend.name()
+            ));
+            self.active.insert(
+                id,
+                Active {
+                    config: row.config,
+                    decided: HashSet::new(),
+                },
+            );
+        }
+        for id in self.registry.recover_stale(Some(&e.info.name))? {
+            tracing::warn!("run {id} was left running by a process that is gone; it will continue");
+        }
+        // Jobs an earlier coordinator started that are gone now: their journals say how they
+        // ended, or else they are interrupted and continue.
+        for (id, _) in &jobs {
+            if !self.active.contains_key(id) {
+                self.registry.ingest(id, &self.run_dir(id).root)?;
+                if self
+                    .registry
+                    .run(id)?
+                    .is_some_and(|r| r.status == RunStatus::Running)
+                {
+                    self.registry.set_status(
+                        id,
+                        RunStatus::Interrupted,
+                        Some("its job ended while no coordinator watched"),
+                    )?;
                 }
             }
         }
-        running = still;
-        if running.is_empty() && (queue.is_empty() || stop.load(Ordering::SeqCst)) {
-            break;
+
+        let rows = self.registry.trial_rows(&e.info.name, &e.pruner.metric)?;
+        let mut total_epochs = 0u64;
+        let mut done_epochs = 0u64;
+        let mut work = Work::default();
+        let mut ordered: Vec<&crate::registry::TrialRow> = rows.iter().collect();
+        if e.search.method.is_adaptive() {
+            ordered.retain(|r| r.trial.is_some());
+            ordered.sort_by_key(|r| r.trial);
+        } else {
+            let order: HashMap<&str, usize> = e
+                .runs
+                .iter()
+                .enumerate()
+                .map(|(i, r)| (r.id.as_str(), i))
+                .collect();
+            ordered.retain(|r| order.contains_key(r.id.as_str()));
+            ordered.sort_by_key(|r| order[r.id.as_str()]);
         }
-        progress.refresh(&opts.registry, running.iter().map(|r| r.run_id.as_str()));
-        std::thread::sleep(Duration::from_millis(200));
+        for row in ordered {
+            let Some(run) = self.registry.run(&row.id)? else {
+                continue;
+            };
+            let epochs = run.config.epochs as u64;
+            total_epochs += epochs;
+            let mut status = run.status;
+            if self.opts.force && status != RunStatus::Running {
+                self.registry.reset_run(&row.id)?;
+                let _ = std::fs::remove_dir_all(self.run_dir(&row.id).root);
+                status = RunStatus::Queued;
+            }
+            let trained = if status == RunStatus::Queued {
+                0
+            } else {
+                row.values.len() as u64
+            };
+            if self.active.contains_key(&row.id) {
+                done_epochs += trained;
+                work.epochs += epochs.saturating_sub(trained);
+                work.images += epochs.saturating_sub(trained) * run.config.images_per_epoch() as u64;
+            } else if status.is_unfinished() {
+                self.queue.push_back(row.id.clone());
+                done_epochs += trained;
+                work.epochs += epochs.saturating_sub(trained);
+                work.images += epochs.saturating_sub(trained) * run.config.images_per_epoch() as u64;
+            } else {
+                done_epochs += epochs;
+                self.summary.skipped += 1;
+            }
+        }
+        if e.search.method.is_adaptive() {
+            // Proposals to come: the budget left, at the base config's size.
+            let left = e
+                .search
+                .trials
+                .unwrap_or(0)
+                .saturating_sub(rows.iter().filter(|r| r.trial.is_some()).count());
+            total_epochs += left as u64 * e.base.epochs as u64;
+            work.epochs += left as u64 * e.base.epochs as u64;
+            work.images += left as u64 * e.base.epochs as u64 * e.base.images_per_epoch() as u64;
+        }
+        self.progress = SweepProgress::new(total_epochs, done_epochs, work, self.capacity(), self.opts.quiet);
+        let ids: Vec<String> = self.active.keys().cloned().collect();
+        for id in ids {
+            let place = self
+                .backend
+                .whereabouts(&id)
+                .unwrap_or_else(|| self.backend.name().into());
+            let config = self.active[&id].config.clone();
+            self.progress
+                .started(&id, &place, config.epochs, config.images_per_epoch());
+        }
+        Ok(())
     }
-    summary.interrupted += queue.len();
-    progress.done();
-    Ok(summary)
-}
 
-/// The status a finished worker left its run in; a worker that died without saying is `failed`.
-fn settle(registry: &Path, run_id: &str, exit: std::process::ExitStatus) -> Result<RunStatus> {
-    let mut reg = Registry::open(registry)?;
-    let row = reg
-        .run(run_id)?
-        .with_context(|| format!("run {run_id} vanished from the registry"))?;
-    if row.status == RunStatus::Running {
-        let why = format!(
-            "worker exited without finishing ({exit}); see {}/worker.log",
-            row.run_dir.display()
-        );
-        reg.set_status(run_id, RunStatus::Failed, Some(&why))?;
-        return Ok(RunStatus::Failed);
-    }
-    Ok(row.status)
-}
-
-fn spawn_worker(run_id: &str, slot: &Slot, opts: &SweepOptions) -> Result<Child> {
-    let dir = RunDir::new(&opts.runs_dir, run_id);
-    std::fs::create_dir_all(&dir.root).with_context(|| format!("creating {}", dir.root.display()))?;
-    let log = std::fs::File::create(dir.root.join("worker.log"))?;
-    let exe = std::env::current_exe().context("locating the pixelx binary")?;
-    use std::os::unix::process::CommandExt;
-    let mut command = Command::new(exe);
-    command
-        .arg("--runs-dir")
-        .arg(&opts.runs_dir)
-        .arg("--data-dir")
-        .arg(&opts.data_dir)
-        .arg("--threads")
-        .arg(slot.threads.to_string())
-        .arg("--quiet")
-        .args(["worker", run_id, "--device", &slot.device, "--registry"])
-        .arg(&opts.registry)
-        .stdin(Stdio::null())
-        .stdout(log.try_clone()?)
-        .stderr(log)
-        // Own process group: a terminal's Ctrl-C reaches the scheduler only, which forwards one
-        // interrupt, so workers checkpoint instead of seeing two signals and quitting.
-        .process_group(0);
-    // SAFETY: prctl(2) in the child between fork and exec touches no memory of the parent. It
-    // asks the kernel to send SIGTERM when the scheduler dies, so no worker outlives it unseen:
-    // the worker checkpoints, marks its run interrupted, and the next `pixelx run` continues it.
-    unsafe {
-        command.pre_exec(|| {
-            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
-            Ok(())
-        });
-    }
-    let child = command.spawn().context("starting a worker process")?;
-    Ok(child)
-}
-
-fn signal(child: &Child, sig: i32) {
-    // SAFETY: kill(2) with a pid we spawned and have not reaped; no memory is touched.
-    unsafe {
-        libc::kill(child.id() as i32, sig);
-    }
-}
-
-pub fn num_cores() -> usize {
-    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn settings(devices: Devices, per: usize) -> SchedulerSettings {
-        SchedulerSettings {
-            devices,
-            runs_per_device: per,
-            retries: 0,
+    /// Runs in flight at once: the backend's slots, or fewer when the search says so.
+    fn capacity(&self) -> usize {
+        let slots = self.backend.capacity();
+        match self.experiment.search.parallel {
+            Some(p) if self.experiment.search.method.is_adaptive() => p.min(slots).max(1),
+            _ => slots,
         }
     }
 
-    #[test]
-    fn cpu_slots_split_the_cores() {
-        let s = plan_slots(&settings(Devices::Named("cpu".into()), 2), 0, 2).unwrap();
-        assert_eq!(
-            s,
-            vec![
-                Slot {
-                    device: "cpu".into(),
-                    threads: 1
+    fn run(&mut self) -> Result<()> {
+        loop {
+            if signals::stop_requested() && !self.interrupted {
+                self.interrupted = true;
+                self.summary.stopped = true;
+                self.progress
+                    .line("interrupt: asking workers to checkpoint and stop (again to stop at once)");
+                self.backend.interrupt_all();
+            }
+            self.ingest()?;
+            self.reap()?;
+            if !self.interrupted {
+                self.fill()?;
+            }
+            if self.active.is_empty() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        self.summary.interrupted += self.queue.len();
+        self.progress.done();
+        Ok(())
+    }
+
+    /// Reads what the active runs journalled; answers a pruner's question for every epoch that
+    /// finished short of a run's end.
+    fn ingest(&mut self) -> Result<()> {
+        let ids: Vec<String> = self.active.keys().cloned().collect();
+        for id in ids {
+            let dir = self.run_dir(&id);
+            let news = self.registry.ingest(&id, &dir.root)?;
+            if news.events == 0 {
+                continue;
+            }
+            if let Some(p) = self.registry.progress(&id)? {
+                self.progress.progress(&id, p);
+            }
+            if let Some(place) = self.backend.whereabouts(&id) {
+                self.progress.place(&id, &place);
+            }
+            for epoch in news.epochs {
+                let bpd8 = self
+                    .registry
+                    .metric_history(&id)?
+                    .iter()
+                    .find(|(n, _, e, _)| n == "test_bpd8" && *e == Some(epoch as i64))
+                    .map(|m| m.3);
+                self.progress.epoch(&id, epoch, bpd8);
+                self.answer(&id, epoch)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The pruner's decision for a run that finished `epoch`, written for its worker and kept in
+    /// the run's events.
+    fn answer(&mut self, id: &str, epoch: u32) -> Result<()> {
+        if !self.experiment.pruner.is_active() {
+            return Ok(());
+        }
+        let Some(active) = self.active.get_mut(id) else {
+            return Ok(());
+        };
+        let epochs = active.config.epochs;
+        if epoch >= epochs || !active.decided.insert(epoch) {
+            return Ok(());
+        }
+        let decision = self
+            .study
+            .decide(&self.registry, id, epoch, epochs)?
+            .unwrap_or_else(|| journal::Decision {
+                epoch,
+                prune: false,
+                rule: "no rung".into(),
+                detail: format!("no rule applies at epoch {epoch}"),
+            });
+        journal::write_decision(&self.run_dir(id).root, &decision)?;
+        let verdict = if decision.prune { "prune" } else { "continue" };
+        self.registry.add_event(
+            id,
+            "decision",
+            &format!(
+                "{verdict} after epoch {epoch}: {} ({})",
+                decision.rule, decision.detail
+            ),
+        )?;
+        Ok(())
+    }
+
+    /// Settles the runs whose workers ended.
+    fn reap(&mut self) -> Result<()> {
+        for ended in self.backend.reap()? {
+            let id = ended.run_id.clone();
+            let dir = self.run_dir(&id);
+            self.registry.ingest(&id, &dir.root)?;
+            if self.active.remove(&id).is_none() {
+                continue;
+            }
+            let row = self
+                .registry
+                .run(&id)?
+                .with_context(|| format!("run {id} vanished from the registry"))?;
+            let mut status = row.status;
+            let mut detail = row.error.clone();
+            if status == RunStatus::Running {
+                // The worker ended without journalling how: it died, or it never took the run.
+                let resumable = ended.busy || ended.cancelled || self.interrupted;
+                let why = if ended.busy {
+                    "its folder is held by another process".to_owned()
+                } else if resumable {
+                    format!("stopped before it finished ({})", ended.cause)
+                } else {
+                    format!(
+                        "worker ended without finishing ({}); see {}",
+                        ended.cause,
+                        dir.worker_log_path().display()
+                    )
                 };
-                2
-            ]
-        );
-        let s = plan_slots(&settings(Devices::Named("auto".into()), 1), 0, 2).unwrap();
-        assert_eq!(
-            s,
-            vec![Slot {
-                device: "cpu".into(),
-                threads: 2
-            }]
-        );
+                status = if resumable {
+                    RunStatus::Interrupted
+                } else {
+                    RunStatus::Failed
+                };
+                self.registry.set_status(&id, status, Some(&why))?;
+                detail = Some(why);
+            }
+            let starts = self.starts.get(&id).copied().unwrap_or(0);
+            let retry = status == RunStatus::Failed
+                && starts <= self.experiment.scheduler.retries
+                && !ended.busy
+                && !self.interrupted;
+            if retry {
+                self.progress.line(&format!(
+                    "{id} failed; retrying ({starts}/{}): {}",
+                    self.experiment.scheduler.retries,
+                    detail.as_deref().unwrap_or("")
+                ));
+                self.queue.push_front(id.clone());
+            } else {
+                match status {
+                    RunStatus::Completed => self.summary.completed += 1,
+                    RunStatus::Diverged => self.summary.diverged += 1,
+                    RunStatus::Pruned => self.summary.pruned += 1,
+                    RunStatus::Failed => self.summary.failed += 1,
+                    RunStatus::Interrupted | RunStatus::Running | RunStatus::Queued => {
+                        self.summary.interrupted += 1
+                    }
+                }
+            }
+            self.progress.finished(
+                &id,
+                status,
+                detail.as_deref().filter(|_| status != RunStatus::Completed),
+            );
+        }
+        Ok(())
     }
 
-    #[test]
-    fn auto_takes_every_gpu_and_lists_are_kept() {
-        let s = plan_slots(&settings(Devices::Named("auto".into()), 2), 3, 16).unwrap();
-        assert_eq!(s.len(), 6);
-        assert_eq!(s[5].device, "cuda:2");
-        let list = Devices::List(vec!["cuda:1".into(), "cpu".into()]);
-        let s = plan_slots(&settings(list, 1), 2, 8).unwrap();
-        assert_eq!(
-            s.iter().map(|s| s.device.as_str()).collect::<Vec<_>>(),
-            ["cuda:1", "cpu"]
-        );
-        assert!(plan_slots(&settings(Devices::List(vec!["gpu0".into()]), 1), 2, 8).is_err());
+    /// The next run to start: the queue's head, else (adaptive search) a new proposal.
+    fn next_run(&mut self) -> Result<Option<(String, RunConfig)>> {
+        while let Some(id) = self.queue.pop_front() {
+            let Some(row) = self.registry.run(&id)? else {
+                continue;
+            };
+            if row.status.is_unfinished() {
+                return Ok(Some((id, row.config)));
+            }
+        }
+        let Some(p) = self.study.suggest(&self.registry)? else {
+            return Ok(None);
+        };
+        let e = self.experiment;
+        let experiment_id = self
+            .registry
+            .upsert_experiment(&e.info, Some(&e.file), e.search.method)?;
+        self.registry.add_run(
+            experiment_id,
+            &p.id,
+            &p.config,
+            &self.run_dir(&p.id).root,
+            Some(p.number),
+        )?;
+        self.progress.line(&format!(
+            "trial {}: run {} ({})",
+            p.number,
+            p.id,
+            describe_trial(&p.config, e)
+        ));
+        Ok(Some((p.id, p.config)))
     }
+
+    /// Starts runs on free slots.
+    fn fill(&mut self) -> Result<()> {
+        while self.active.len() < self.capacity() {
+            let Some((id, config)) = self.next_run()? else {
+                break;
+            };
+            if !self.registry.claim_run(&id, "", None)? {
+                let holder = self.registry.run(&id)?.map(|r| r.holder()).unwrap_or_default();
+                self.progress.line(&format!("{id} is held by {holder}; skipped"));
+                continue;
+            }
+            *self.starts.entry(id.clone()).or_default() += 1;
+            RunDir::create(&self.opts.runs_dir, &id, &config)?;
+            let launch = Launch {
+                run_id: id.clone(),
+                device: config.device.clone(),
+                ask_before_epoch: self.experiment.pruner.is_active(),
+            };
+            let started = match self.backend.start(&launch) {
+                Ok(s) => s,
+                Err(e) => {
+                    self.registry.set_status(
+                        &id,
+                        RunStatus::Queued,
+                        Some(&format!("could not start: {e:#}")),
+                    )?;
+                    return Err(e.context(format!(
+                        "starting run {id} on the {} backend",
+                        self.backend.name()
+                    )));
+                }
+            };
+            self.registry
+                .set_worker(&id, started.pid, started.job.as_deref())?;
+            self.progress
+                .started(&id, &started.device, config.epochs, config.images_per_epoch());
+            self.active.insert(
+                id,
+                Active {
+                    config,
+                    decided: HashSet::new(),
+                },
+            );
+        }
+        Ok(())
+    }
+}
+
+/// `learning_rate=0.002, hidden_fmaps=32`: the searched values of a trial.
+fn describe_trial(config: &RunConfig, e: &Experiment) -> String {
+    let value = serde_json::to_value(config).unwrap_or_default();
+    e.search
+        .space
+        .keys()
+        .map(|k| {
+            format!(
+                "{k}={}",
+                value
+                    .get(k)
+                    .map_or("?".into(), |v| v.to_string().trim_matches('"').to_owned())
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
 }

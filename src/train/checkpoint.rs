@@ -28,7 +28,8 @@ pub fn metadata(config: &RunConfig, spec: &ModelSpec) -> Result<HashMap<String, 
     ]))
 }
 
-/// Writes a checkpoint atomically, then its checksum sidecar. Returns the checksum.
+/// Writes a checkpoint atomically, then its checksum sidecar. Returns the checksum, computed from
+/// the bytes written.
 pub fn save(
     path: &Path,
     tensors: &NamedTensors,
@@ -39,9 +40,8 @@ pub fn save(
     let mut meta = metadata(config, spec)?;
     meta.insert("pixelx.format".into(), FORMAT.into());
     meta.insert("pixelx.state".into(), serde_json::to_string(state)?);
-    weights::save(path, tensors, meta)?;
-    let sum = weights::file_sha256(path)?;
-    weights::write_atomically(&sidecar(path), sum.as_bytes())?;
+    let sum = weights::save(path, tensors, meta)?;
+    crate::fsio::write_atomically(&sidecar(path), sum.as_bytes())?;
     Ok(sum)
 }
 
@@ -65,6 +65,11 @@ pub fn load(path: &Path) -> Result<Checkpoint> {
             );
         }
     }
+    parse(path)
+}
+
+/// Reads a checkpoint or export without checking its sidecar.
+fn parse(path: &Path) -> Result<Checkpoint> {
     let file = weights::load(path)?;
     let meta = |key: &str| {
         file.metadata.get(key).with_context(|| {
@@ -90,6 +95,57 @@ pub fn load(path: &Path) -> Result<Checkpoint> {
         spec,
         state,
     })
+}
+
+/// The newest checkpoint of a run that passes its checksum, loaded; None when there is none.
+///
+/// A checkpoint is checked against its `.sha256` sidecar or, when the sidecar is gone, against the
+/// checksum the run's journal recorded when it was written. One that fails is skipped with a
+/// warning. One with no checksum anywhere is used only when no older checkpoint can be verified.
+pub fn newest_usable(run: &crate::run_dir::RunDir) -> Result<Option<(PathBuf, Checkpoint)>> {
+    let recorded = crate::journal::recorded_checksums(&run.root);
+    let mut unverified = Vec::new();
+    for (_, path) in run.epoch_checkpoints() {
+        let name = path
+            .file_name()
+            .unwrap_or_default()
+            .to_string_lossy()
+            .into_owned();
+        let expected = std::fs::read_to_string(sidecar(&path))
+            .ok()
+            .map(|s| s.trim().to_owned())
+            .or_else(|| recorded.get(&name).cloned());
+        let Some(expected) = expected else {
+            tracing::warn!(
+                "{} has no checksum (its .sha256 file is gone and the journal has none);                  preferring an older verified checkpoint",
+                path.display()
+            );
+            unverified.push(path);
+            continue;
+        };
+        let actual = weights::file_sha256(&path)?;
+        if actual != expected {
+            tracing::warn!(
+                "skipping damaged checkpoint {}: its SHA-256 checksum is {actual}, {expected} was recorded",
+                path.display()
+            );
+            continue;
+        }
+        match parse(&path) {
+            Ok(ckpt) => return Ok(Some((path, ckpt))),
+            Err(e) => tracing::warn!("skipping unreadable checkpoint {}: {e:#}", path.display()),
+        }
+    }
+    for path in unverified {
+        match parse(&path) {
+            Ok(ckpt) => {
+                tracing::warn!("using unverified checkpoint {}", path.display());
+                return Ok(Some((path, ckpt)));
+            }
+            Err(e) => tracing::warn!("skipping unreadable checkpoint {}: {e:#}", path.display()),
+        }
+    }
+    Ok(None)
 }
 
 /// Builds the model a checkpoint or export describes and loads its weights.

@@ -1,11 +1,18 @@
-//! The training loop: data order, optimisation, per-epoch evaluation, samples and checkpoints.
+//! The training loop: data order, optimisation, per-epoch evaluation, checkpoints and samples.
+//!
+//! The trainer knows nothing of registries or journals: whoever runs it passes an [`Observer`]
+//! that records what happens and answers, between epochs, whether to go on.
 
 pub mod checkpoint;
+mod divergence;
+mod lr_schedule;
+pub mod memory;
 mod optim;
-mod schedule;
 
+pub use crate::journal::EpochRecord;
+pub use divergence::{Diverged, Divergence};
+pub use lr_schedule::learning_rate;
 pub use optim::Adam;
-pub use schedule::learning_rate;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -20,23 +27,12 @@ use tch::{nn, Device, Kind, Tensor};
 
 use crate::config::RunConfig;
 use crate::data::{Dataset, Split};
-use crate::metrics::{self, EvalMetrics};
+use crate::journal::CheckpointRecord;
+use crate::metrics;
 use crate::model::{ModelSpec, PixelCnn};
 use crate::precision::{Autocast, Precision};
 use crate::run_dir::RunDir;
 use crate::sample::{self, Sampler};
-
-/// What one finished epoch measured.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct EpochRecord {
-    /// 1-based.
-    pub epoch: u32,
-    pub train_loss: f64,
-    pub test: EvalMetrics,
-    pub learning_rate: f64,
-    pub images_per_sec: f64,
-    pub seconds: f64,
-}
 
 /// Where training stands: everything besides tensors that an exact resume needs.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -63,27 +59,46 @@ impl TrainState {
     }
 }
 
-/// The loss became NaN or infinite: the run diverged and is stopped.
-#[derive(Debug, thiserror::Error)]
-#[error("diverged: loss {loss} at step {step}")]
-pub struct Diverged {
+/// One optimiser step, as an observer sees it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct StepInfo {
     pub step: i64,
     pub loss: f64,
+    pub lr: f64,
+    /// The epoch being trained, 1-based.
+    pub epoch: u32,
+    pub step_in_epoch: i64,
+    pub steps_per_epoch: i64,
+    /// Training images per second over this epoch so far.
+    pub images_per_sec: f64,
 }
 
-/// Hooks for whoever records a run (the registry, a progress display).
+/// What to do after an epoch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Next {
+    Continue,
+    /// Stop early: the run is pruned (the detail says by which rule and why).
+    Prune(String),
+    /// Stop now, resumable (a stop request arrived while waiting).
+    Stop,
+}
+
+/// Hooks for whoever records a run (its journal, a progress display).
 pub trait Observer {
-    fn on_step(&mut self, _step: i64, _loss: f64, _lr: f64) {}
+    fn on_step(&mut self, _step: &StepInfo) {}
     /// Called just before a checkpoint is written: anything the checkpoint will claim as done
     /// must be durable by then, or a crash right after would lose it for good.
     fn before_checkpoint(&mut self) {}
-    fn on_epoch(
-        &mut self,
-        _record: &EpochRecord,
-        _checkpoint: &Path,
-        _samples: Option<&Path>,
-        _is_best: bool,
-    ) {
+    /// An epoch finished; its checkpoint is on disk.
+    fn on_epoch(&mut self, _record: &EpochRecord, _checkpoint: &CheckpointRecord, _is_best: bool) {}
+    /// The epoch's sample grid was written.
+    fn on_samples(&mut self, _epoch: u32, _path: &Path) {}
+    /// A mid-epoch checkpoint was written on a stop request.
+    fn on_interrupt_checkpoint(&mut self, _checkpoint: &CheckpointRecord, _state: &TrainState) {}
+    /// Asked after every epoch but the last: whether to train the next one. May wait (for a
+    /// pruner's decision), watching `stop`.
+    fn next_epoch(&mut self, _epochs_done: u32, _stop: &AtomicBool) -> Result<Next> {
+        Ok(Next::Continue)
     }
 }
 
@@ -92,11 +107,13 @@ pub struct NoObserver;
 impl Observer for NoObserver {}
 
 /// How a call to [`Trainer::run`] ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
     Completed,
     /// Stopped between steps on request; the latest checkpoint is current.
     Interrupted,
+    /// Stopped early by a pruner, at an epoch boundary.
+    Pruned(String),
 }
 
 pub struct Trainer {
@@ -106,9 +123,12 @@ pub struct Trainer {
     pub state: TrainState,
     pub vs: nn::VarStore,
     pub model: PixelCnn,
+    /// The checkpoint this trainer resumed from, if any.
+    pub resumed_from: Option<PathBuf>,
     optim: Adam,
     train: Dataset,
     test: Dataset,
+    divergence: Divergence,
     pub sampler: Sampler,
     pub show_progress: bool,
 }
@@ -117,9 +137,10 @@ impl Trainer {
     /// Validates the config, loads both splits and builds a freshly initialised model.
     pub fn new(config: RunConfig, run: RunDir, data_dir: &Path, device: Device) -> Result<Self> {
         config.validate()?;
+        memory::check_fits(&config, device)?;
         let load = |split, subset| {
             Dataset::load(
-                &config.dataset,
+                config.dataset,
                 split,
                 data_dir,
                 subset as usize,
@@ -134,15 +155,17 @@ impl Trainer {
         let train = load(Split::Train, config.train_subset)?;
         let test = load(Split::Test, config.test_subset)?;
         let vs = nn::VarStore::new(device);
-        let model = PixelCnn::new(&vs.root(), config.model_spec(train.classes), config.seed);
+        let model = PixelCnn::new(&vs.root(), config.model_spec(), config.seed);
         let optim = Adam::new(&vs, config.weight_decay);
         Ok(Self {
+            divergence: Divergence::new(config.color_levels),
             config,
             run,
             device,
             state: TrainState::default(),
             vs,
             model,
+            resumed_from: None,
             optim,
             train,
             test,
@@ -151,29 +174,23 @@ impl Trainer {
         })
     }
 
-    /// Rebuilds a trainer at the newest intact epoch checkpoint of its run folder. A checkpoint
-    /// that fails its checksum or cannot be parsed is skipped with a warning (the previous one is
-    /// used); an intact checkpoint of a different architecture is an error.
+    /// Rebuilds a trainer at the newest checkpoint of its run folder that passes its checksum
+    /// (see [`checkpoint::newest_usable`]); starts from scratch when there is none.
     pub fn resume(config: RunConfig, run: RunDir, data_dir: &Path, device: Device) -> Result<Self> {
         let mut trainer = Self::new(config, run, data_dir, device)?;
-        for path in trainer.run.epoch_checkpoints() {
-            let ckpt = match checkpoint::load(&path) {
-                Ok(c) => c,
-                Err(e) => {
-                    tracing::warn!("skipping damaged checkpoint {}: {e:#}", path.display());
-                    continue;
-                }
-            };
-            let state = ckpt
-                .state
-                .with_context(|| format!("{} has no training state", path.display()))?;
-            crate::weights::load_into(&mut trainer.vs, &ckpt.file.tensors, &path)?;
-            trainer.optim.load_state(&ckpt.file.tensors, state.global_step)?;
-            trainer.state = state;
-            tracing::info!(checkpoint = %path.display(), epoch = trainer.state.epochs_done, "resuming");
-            return Ok(trainer);
+        match checkpoint::newest_usable(&trainer.run)? {
+            Some((path, ckpt)) => {
+                let state = ckpt
+                    .state
+                    .with_context(|| format!("{} has no training state", path.display()))?;
+                crate::weights::load_into(&mut trainer.vs, &ckpt.file.tensors, &path)?;
+                trainer.optim.load_state(&ckpt.file.tensors, state.global_step)?;
+                trainer.state = state;
+                tracing::info!(checkpoint = %path.display(), epoch = trainer.state.epochs_done, "resuming");
+                trainer.resumed_from = Some(path);
+            }
+            None => tracing::info!("no usable checkpoint; starting from the beginning"),
         }
-        tracing::info!("no usable checkpoint; starting from the beginning");
         Ok(trainer)
     }
 
@@ -181,15 +198,25 @@ impl Trainer {
         self.model.spec
     }
 
-    fn steps_per_epoch(&self) -> i64 {
+    pub fn steps_per_epoch(&self) -> i64 {
         (self.train.len() + self.config.batch_size - 1) / self.config.batch_size
     }
 
-    /// Trains until the configured number of epochs is done or `stop` is raised.
+    /// Trains until the configured number of epochs is done, `stop` is raised, or the observer
+    /// says to stop.
     pub fn run(&mut self, observer: &mut dyn Observer, stop: &AtomicBool) -> Result<Outcome> {
         while self.state.epochs_done < self.config.epochs {
             if stop.load(Ordering::SeqCst) {
                 return Ok(Outcome::Interrupted);
+            }
+            // An epoch boundary reached before (a resume from an epoch checkpoint) is asked
+            // about again: the answer may not have arrived before the worker stopped.
+            if self.state.epochs_done > 0 && self.state.step_in_epoch == 0 {
+                match observer.next_epoch(self.state.epochs_done, stop)? {
+                    Next::Continue => {}
+                    Next::Prune(why) => return Ok(Outcome::Pruned(why)),
+                    Next::Stop => return Ok(Outcome::Interrupted),
+                }
             }
             self.run_epoch(observer, stop)?;
         }
@@ -224,20 +251,16 @@ impl Trainer {
             if stop.load(Ordering::SeqCst) {
                 bar.abandon();
                 observer.before_checkpoint();
-                self.save_interrupt_checkpoint()?;
+                self.save_interrupt_checkpoint(observer)?;
                 return Ok(());
             }
             let idx = Tensor::from_slice(batch).to_device(self.device);
             let (x, target, labels) = self.train.batch(&idx);
             let loss = training_loss(&self.model, &x, &labels, &target, self.config.precision)?;
             let value = loss.double_value(&[]);
-            if !value.is_finite() {
+            if let Err(diverged) = self.divergence.check(self.state.global_step + 1, value) {
                 bar.abandon();
-                return Err(Diverged {
-                    step: self.state.global_step,
-                    loss: value,
-                }
-                .into());
+                return Err(diverged.into());
             }
             self.optim.zero_grad();
             loss.backward();
@@ -253,10 +276,18 @@ impl Trainer {
             self.state.step_in_epoch += 1;
             self.state.epoch_loss_sum += value;
             self.state.epoch_images += batch.len() as i64;
-            observer.on_step(self.state.global_step, value, lr);
-            bar.inc(1);
             let rate = (self.state.step_in_epoch - skip as i64) as f64 * self.config.batch_size as f64
-                / started.elapsed().as_secs_f64();
+                / started.elapsed().as_secs_f64().max(1e-9);
+            observer.on_step(&StepInfo {
+                step: self.state.global_step,
+                loss: value,
+                lr,
+                epoch: epoch + 1,
+                step_in_epoch: self.state.step_in_epoch,
+                steps_per_epoch: steps,
+                images_per_sec: rate,
+            });
+            bar.inc(1);
             bar.set_message(format!("loss {value:.4}  {rate:.0} img/s"));
         }
         let train_seconds = started.elapsed().as_secs_f64();
@@ -276,22 +307,31 @@ impl Trainer {
         )
     }
 
-    /// On a stop request mid-epoch: a checkpoint at the current step, named so it sorts after
-    /// the epoch it continues (`epoch-0003-step-000120` comes after `epoch-0003`).
-    fn save_interrupt_checkpoint(&self) -> Result<()> {
+    /// On a stop request mid-epoch: a checkpoint at the current step (`epoch-0003-step-000120`
+    /// continues epoch 4 after 3 finished ones; see [`RunDir::epoch_checkpoints`] for the order).
+    fn save_interrupt_checkpoint(&self, observer: &mut dyn Observer) -> Result<()> {
         if self.state.step_in_epoch == 0 {
             return Ok(());
         }
+        let path = self
+            .run
+            .step_checkpoint(self.state.epochs_done, self.state.step_in_epoch);
+        let record = self.save_state(&path)?;
+        tracing::info!(checkpoint = %path.display(), "interrupted: checkpoint written");
+        observer.on_interrupt_checkpoint(&record, &self.state);
+        Ok(())
+    }
+
+    /// Writes model, optimiser moments and the training position to `path`.
+    fn save_state(&self, path: &Path) -> Result<CheckpointRecord> {
         let mut tensors = crate::weights::model_tensors(&self.vs);
         tensors.extend(self.optim.state());
-        let name = format!(
-            "epoch-{:04}-step-{:06}.safetensors",
-            self.state.epochs_done, self.state.step_in_epoch
-        );
-        let path = self.run.checkpoints_dir().join(name);
-        checkpoint::save(&path, &tensors, &self.config, &self.spec(), &self.state)?;
-        tracing::info!(checkpoint = %path.display(), "interrupted: checkpoint written");
-        Ok(())
+        let sha256 = checkpoint::save(path, &tensors, &self.config, &self.spec(), &self.state)?;
+        Ok(CheckpointRecord {
+            file: file_name(path),
+            size: std::fs::metadata(path).map(|m| m.len()).unwrap_or(0),
+            sha256,
+        })
     }
 
     fn finish_epoch(
@@ -304,7 +344,7 @@ impl Trainer {
         observer: &mut dyn Observer,
     ) -> Result<()> {
         let test = metrics::evaluate(&self.model, &self.test, self.config.batch_size.max(64));
-        let samples = self.write_epoch_samples(epoch + 1)?;
+        self.divergence.check_test(epoch + 1, test.nll)?;
         let record = EpochRecord {
             epoch: epoch + 1,
             train_loss,
@@ -319,9 +359,9 @@ impl Trainer {
         if is_best {
             self.state.best_epoch = Some(epoch + 1);
         }
+        // The checkpoint first: whatever happens while sampling, the epoch is kept.
         observer.before_checkpoint();
-        let path = self.save_checkpoint(epoch + 1, is_best)?;
-        append_jsonl(&self.run.metrics_path(), &record)?;
+        let checkpoint = self.save_checkpoint(epoch + 1, is_best)?;
         tracing::info!(
             epoch = epoch + 1,
             train_loss = format!("{train_loss:.4}"),
@@ -331,31 +371,38 @@ impl Trainer {
             images_per_sec = format!("{images_per_sec:.1}"),
             "epoch done"
         );
-        observer.on_epoch(&record, &path, samples.as_deref(), is_best);
+        observer.on_epoch(&record, &checkpoint, is_best);
+        match self.write_epoch_samples(epoch + 1) {
+            Ok(Some(path)) => observer.on_samples(epoch + 1, &path),
+            Ok(None) => {}
+            Err(e) => tracing::warn!("epoch {} samples not written: {e:#}", epoch + 1),
+        }
         Ok(())
     }
 
     /// Saves the epoch checkpoint (and `best.safetensors` when it is the best so far), then
-    /// removes epoch checkpoints older than the previous one.
-    fn save_checkpoint(&self, epoch: u32, is_best: bool) -> Result<PathBuf> {
-        let mut tensors = crate::weights::model_tensors(&self.vs);
-        tensors.extend(self.optim.state());
+    /// removes what it supersedes: epoch checkpoints but the two newest, and mid-epoch ones
+    /// older than the new epoch.
+    fn save_checkpoint(&self, epoch: u32, is_best: bool) -> Result<CheckpointRecord> {
         let path = self.run.epoch_checkpoint(epoch);
-        checkpoint::save(&path, &tensors, &self.config, &self.spec(), &self.state)?;
+        let record = self.save_state(&path)?;
         if is_best {
-            checkpoint::save(
-                &self.run.best_checkpoint(),
-                &tensors,
-                &self.config,
-                &self.spec(),
-                &self.state,
-            )?;
+            self.save_state(&self.run.best_checkpoint())?;
         }
-        for old in self.run.epoch_checkpoints().into_iter().skip(2) {
-            let _ = std::fs::remove_file(&old);
-            let _ = std::fs::remove_file(checkpoint::sidecar(&old));
+        let mut epoch_ckpts = 0;
+        for (position, old) in self.run.epoch_checkpoints() {
+            let superseded = if position.1 == 0 {
+                epoch_ckpts += 1;
+                epoch_ckpts > 2
+            } else {
+                position.0 < epoch
+            };
+            if superseded {
+                let _ = std::fs::remove_file(&old);
+                let _ = std::fs::remove_file(checkpoint::sidecar(&old));
+            }
         }
-        Ok(path)
+        Ok(record)
     }
 
     fn write_epoch_samples(&self, epoch: u32) -> Result<Option<PathBuf>> {
@@ -387,6 +434,12 @@ impl Trainer {
     }
 }
 
+fn file_name(path: &Path) -> String {
+    path.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
 /// The loss of one training batch, as every training step takes it: the forward pass under
 /// autocast when `precision` asks for it, the cross-entropy on fp32 logits (under autocast the
 /// logits are bf16).
@@ -402,15 +455,4 @@ pub fn training_loss(
         model.forward(x, labels)
     };
     Ok(metrics::batch_loss(&logits.to_kind(Kind::Float), target))
-}
-
-fn append_jsonl<T: Serialize>(path: &Path, value: &T) -> Result<()> {
-    use std::io::Write;
-    let mut f = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)
-        .with_context(|| format!("opening {}", path.display()))?;
-    writeln!(f, "{}", serde_json::to_string(value)?)?;
-    Ok(())
 }

@@ -1,0 +1,203 @@
+//! `pixelx report`, `ls` and `show`: read-only views of the registry.
+
+use std::path::PathBuf;
+
+use anyhow::{bail, Result};
+use clap::Args;
+
+use super::args::at_least_one;
+use super::Cli;
+use crate::config::{suggest, RUN_KEYS};
+use crate::registry::{Registry, RunFilter, RunStatus, RunSummary};
+use crate::report::{self, Format};
+use crate::run_dir::RunDir;
+
+#[derive(Args, Debug)]
+pub struct ReportArgs {
+    /// Show the best run(s) of each experiment by test bpd8, with config, checkpoint and samples.
+    #[arg(long, num_args = 0..=1, default_missing_value = "1", value_name = "N", value_parser = at_least_one)]
+    pub best: Option<usize>,
+    #[arg(long, value_enum, default_value = "table")]
+    pub format: Format,
+    /// Also write a self-contained HTML report here.
+    #[arg(long)]
+    pub html: Option<PathBuf>,
+    #[arg(long)]
+    pub experiment: Option<String>,
+    /// Only runs whose parameter KEY equals VALUE (repeatable).
+    #[arg(long = "where", value_name = "KEY=VALUE")]
+    pub conditions: Vec<String>,
+    /// Only runs with this status.
+    #[arg(long, value_enum)]
+    pub status: Option<RunStatus>,
+    /// bpd8 (default), bpd, images_per_sec, wall, status, id, trial or a run parameter.
+    #[arg(long, default_value = "bpd8")]
+    pub sort: String,
+    #[arg(long, value_parser = at_least_one)]
+    pub limit: Option<usize>,
+}
+
+/// Runs whose journals hold results the registry has not ingested yet.
+fn unread(cli: &Cli, runs: &[RunSummary]) -> Vec<String> {
+    runs.iter()
+        .filter(|r| crate::journal::has_unread(&RunDir::new(&cli.runs_dir, &r.id).root, r.journal_offset))
+        .map(|r| r.id.clone())
+        .collect()
+}
+
+fn note_unread(cli: &Cli, runs: &[RunSummary]) {
+    let ids = unread(cli, runs);
+    if !ids.is_empty() {
+        eprintln!(
+            "note: {} run(s) have newer results in their run folder than the registry shows ({}); \
+             `pixelx run FILE` of their experiment (or `pixelx resume RUN`) ingests them",
+            ids.len(),
+            ids.join(", ")
+        );
+    }
+}
+
+pub fn report(cli: &Cli, args: &ReportArgs) -> Result<()> {
+    let mut conditions = Vec::new();
+    for c in &args.conditions {
+        let (k, v) = c
+            .split_once('=')
+            .ok_or_else(|| anyhow::anyhow!("--where {c}: expected KEY=VALUE"))?;
+        if !RUN_KEYS.contains(&k) {
+            bail!("--where: unknown parameter `{k}`{}", suggest(k, &RUN_KEYS));
+        }
+        conditions.push((k.to_owned(), v.to_owned()));
+    }
+    let html = args
+        .html
+        .as_ref()
+        .map(|p| crate::fsio::check_output(p, &cli.protected()))
+        .transpose()?;
+    let registry = Registry::open_read_only(&cli.registry_path())?;
+    let filter = RunFilter {
+        experiment: args.experiment.clone(),
+        conditions,
+        status: args.status,
+        run_id: None,
+    };
+    let mut runs = registry.summaries(&filter)?;
+    report::sort_runs(&mut runs, &args.sort)?;
+    if let Some(n) = args.limit {
+        runs.truncate(n);
+    }
+    if runs.is_empty() {
+        println!(
+            "no runs match in {} (start some with `pixelx run FILE`)",
+            registry.path.display()
+        );
+        return Ok(());
+    }
+    let params = report::varying_params(&runs);
+    if let Some(path) = &html {
+        report::write_html(&runs, &params, path, &cli.runs_dir)?;
+        eprintln!("wrote {}", args.html.as_ref().unwrap_or(path).display());
+    }
+    match args.best {
+        Some(n) => print!(
+            "{}",
+            report::render_best(&report::best_runs(&runs, n), args.format, &cli.runs_dir)?
+        ),
+        None => println!("{}", report::render(&runs, &params, args.format)?),
+    }
+    note_unread(cli, &runs);
+    Ok(())
+}
+
+pub fn ls(cli: &Cli) -> Result<()> {
+    let registry = Registry::open_read_only(&cli.registry_path())?;
+    let runs = registry.summaries(&RunFilter::default())?;
+    if runs.is_empty() {
+        println!("no runs in {}", registry.path.display());
+        return Ok(());
+    }
+    println!("{}", report::render(&runs, &[], Format::Table)?);
+    note_unread(cli, &runs);
+    Ok(())
+}
+
+pub fn show(cli: &Cli, given: &str) -> Result<()> {
+    let id = super::resolve_run_id(cli, given)?;
+    let registry = Registry::open_read_only(&cli.registry_path())?;
+    let row = registry
+        .run(&id)?
+        .ok_or_else(|| anyhow::anyhow!("run {id} vanished"))?;
+    let run = RunDir::new(&cli.runs_dir, &id);
+    let summary = registry.summaries(&RunFilter::run(&id))?.into_iter().next();
+    let status = match &summary {
+        Some(s) => report::status_text(s),
+        None => row.status.as_str().to_owned(),
+    };
+    println!(
+        "run        {id}\nexperiment {}\nstatus     {status}",
+        row.experiment
+    );
+    if let Some(t) = row.trial {
+        let method = summary.as_ref().map_or("search", |s| s.method.as_str());
+        println!("trial      {t} ({method})");
+    }
+    println!(
+        "device     {}\nattempts   {}\nfolder     {}",
+        row.device.as_deref().unwrap_or("-"),
+        row.attempts,
+        run.root.display()
+    );
+    if row.status == RunStatus::Running {
+        println!("worker     {}", row.holder());
+    }
+    if let Some(e) = &row.error {
+        println!("note       {e}");
+    }
+    println!(
+        "\nconfig\n{}",
+        toml::to_string(&row.config)?
+            .trim_end()
+            .lines()
+            .map(|l| format!("  {l}"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+    println!("\nhistory");
+    for (status, at, detail) in registry.events(&id)? {
+        println!("  {at}  {status:<11} {}", detail.unwrap_or_default());
+    }
+    let history = registry.metric_history(&id)?;
+    println!("\nepochs");
+    println!(
+        "  {:<6} {:>11} {:>9} {:>9} {:>9} {:>8}",
+        "epoch", "train loss", "nll", "bpd", "bpd8", "img/s"
+    );
+    let epochs: std::collections::BTreeSet<i64> = history.iter().filter_map(|(_, _, e, _)| *e).collect();
+    for e in epochs {
+        let get = |name: &str| {
+            history
+                .iter()
+                .find(|(n, _, ep, _)| n == name && *ep == Some(e))
+                .map_or(f64::NAN, |m| m.3)
+        };
+        println!(
+            "  {e:<6} {:>11.4} {:>9.4} {:>9.4} {:>9.4} {:>8.1}",
+            get("epoch_train_loss"),
+            get("test_nll"),
+            get("test_bpd"),
+            get("test_bpd8"),
+            get("images_per_sec")
+        );
+    }
+    let steps = history.iter().filter(|(n, ..)| n == "train_loss").count();
+    println!("  ({steps} training steps recorded)");
+    if let Some(s) = summary {
+        let show = |rel: Option<&str>| rel.map_or("-".into(), |r| run.root.join(r).display().to_string());
+        println!(
+            "\nartefacts\n  checkpoint {}\n  samples    {}",
+            show(s.checkpoint.as_deref()),
+            show(s.samples.as_deref())
+        );
+        note_unread(cli, &[s]);
+    }
+    Ok(())
+}

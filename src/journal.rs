@@ -1,0 +1,331 @@
+//! A run's journal: the append-only, fsync'd record a worker keeps in its own run folder
+//! (`runs/<id>/journal.jsonl`, one JSON event per line), and the decisions file through which
+//! the coordinator answers it (`runs/<id>/decisions.jsonl`).
+//!
+//! Workers never open the registry: SQLite locking is unreliable on network filesystems, and a
+//! Slurm worker runs on another machine. The coordinator is the registry's one writer; it
+//! ingests journals (remembering how far it has read each) and, where a pruner is configured,
+//! tells each worker after every epoch whether to go on. The same path serves local workers,
+//! Slurm jobs, and `pixelx train` (which ingests its own journal as it goes).
+
+use std::collections::HashMap;
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use serde::{Deserialize, Deserializer, Serialize};
+
+use crate::metrics::EvalMetrics;
+
+/// JSON has no NaN or infinity (serde_json writes `null`): read `null` back as NaN, so a run whose
+/// loss blew up is still recorded rather than unreadable.
+pub fn nan_if_null<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+    Ok(Option::<f64>::deserialize(d)?.unwrap_or(f64::NAN))
+}
+
+/// What one finished epoch measured.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EpochRecord {
+    /// 1-based.
+    pub epoch: u32,
+    #[serde(deserialize_with = "nan_if_null")]
+    pub train_loss: f64,
+    pub test: EvalMetrics,
+    #[serde(deserialize_with = "nan_if_null")]
+    pub learning_rate: f64,
+    #[serde(deserialize_with = "nan_if_null")]
+    pub images_per_sec: f64,
+    #[serde(deserialize_with = "nan_if_null")]
+    pub seconds: f64,
+}
+
+/// One optimiser step: (global step, loss, learning rate).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct StepRecord(
+    pub i64,
+    #[serde(deserialize_with = "nan_if_null")] pub f64,
+    #[serde(deserialize_with = "nan_if_null")] pub f64,
+);
+
+/// A checkpoint file as written: its name in the run's `checkpoints/` folder and its checksum.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CheckpointRecord {
+    pub file: String,
+    pub sha256: String,
+    pub size: u64,
+}
+
+/// How a worker left its run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FinalStatus {
+    Completed,
+    Interrupted,
+    Failed,
+    Diverged,
+    Pruned,
+}
+
+/// One line of a journal.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum Event {
+    /// A worker took the run, resuming from `checkpoint` (None: from the start). `history` is
+    /// every epoch that checkpoint has done: what an ingester must hold for them, even if it
+    /// missed their `epoch` lines (a crash between checkpoint and journal).
+    Started {
+        pid: u32,
+        host: String,
+        device: String,
+        /// The Slurm job, when there is one.
+        job: Option<String>,
+        checkpoint: Option<String>,
+        epochs_done: u32,
+        global_step: i64,
+        steps_per_epoch: i64,
+        history: Vec<EpochRecord>,
+    },
+    /// Optimiser steps since the last `steps` line, and where the epoch stands.
+    Steps {
+        epoch: u32,
+        step_in_epoch: i64,
+        steps_per_epoch: i64,
+        #[serde(deserialize_with = "nan_if_null")]
+        images_per_sec: f64,
+        steps: Vec<StepRecord>,
+    },
+    /// An epoch finished and its checkpoint is on disk.
+    Epoch {
+        record: EpochRecord,
+        checkpoint: CheckpointRecord,
+        best: bool,
+        /// The worker's peak resident memory so far, in MiB.
+        #[serde(default)]
+        peak_rss_mb: Option<f64>,
+    },
+    /// The sample grid of an epoch (written after the epoch's checkpoint).
+    Samples { epoch: u32, file: String },
+    /// A checkpoint in the middle of an epoch, on a stop request.
+    Checkpoint {
+        checkpoint: CheckpointRecord,
+        epochs_done: u32,
+        step_in_epoch: i64,
+    },
+    /// The worker stopped.
+    Finished {
+        status: FinalStatus,
+        detail: Option<String>,
+    },
+}
+
+#[derive(Serialize, Deserialize)]
+struct Line {
+    at: String,
+    #[serde(flatten)]
+    event: Event,
+}
+
+pub fn journal_path(run_dir: &Path) -> PathBuf {
+    run_dir.join("journal.jsonl")
+}
+
+pub fn decisions_path(run_dir: &Path) -> PathBuf {
+    run_dir.join("decisions.jsonl")
+}
+
+/// Appends `value` as one JSON line with a single write, then syncs it to disk.
+fn append_line<T: Serialize>(path: &Path, value: &T) -> Result<()> {
+    let mut line = serde_json::to_vec(value)?;
+    line.push(b'\n');
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .with_context(|| format!("opening {}", path.display()))?;
+    f.write_all(&line)
+        .and_then(|()| f.sync_data())
+        .with_context(|| format!("writing {}", path.display()))
+}
+
+/// Appends one event to a run's journal.
+pub fn append(run_dir: &Path, event: Event) -> Result<()> {
+    let line = Line {
+        at: crate::host::now(),
+        event,
+    };
+    append_line(&journal_path(run_dir), &line)
+}
+
+/// Events read from a journal, each with the time it was written.
+pub struct ReadEvents {
+    pub events: Vec<(String, Event)>,
+    /// Where the next read starts: past the last complete line.
+    pub offset: u64,
+    /// Complete lines that did not parse (skipped, so one bad line cannot wedge ingestion).
+    pub bad_lines: usize,
+}
+
+/// Reads the complete lines of a journal from byte `offset` on. A line still being written (no
+/// newline yet) is left for the next read. A journal shorter than `offset` was replaced (the run
+/// was reset), so reading starts over.
+pub fn read_from(run_dir: &Path, offset: u64) -> Result<ReadEvents> {
+    let path = journal_path(run_dir);
+    let mut f = match std::fs::File::open(&path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Ok(ReadEvents {
+                events: Vec::new(),
+                offset: 0,
+                bad_lines: 0,
+            })
+        }
+        Err(e) => return Err(e).with_context(|| format!("opening {}", path.display())),
+    };
+    let len = f.metadata()?.len();
+    let start = if len < offset { 0 } else { offset };
+    f.seek(SeekFrom::Start(start))?;
+    let mut bytes = Vec::new();
+    f.read_to_end(&mut bytes)
+        .with_context(|| format!("reading {}", path.display()))?;
+    let complete = bytes.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+    let mut events = Vec::new();
+    let mut bad_lines = 0;
+    for line in bytes[..complete].split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
+        match serde_json::from_slice::<Line>(line) {
+            Ok(l) => events.push((l.at, l.event)),
+            Err(e) => {
+                bad_lines += 1;
+                tracing::warn!("{}: skipping an unreadable line: {e}", path.display());
+            }
+        }
+    }
+    Ok(ReadEvents {
+        events,
+        offset: start + complete as u64,
+        bad_lines,
+    })
+}
+
+/// Whether the journal holds lines past `offset` that have not been ingested.
+pub fn has_unread(run_dir: &Path, offset: u64) -> bool {
+    std::fs::metadata(journal_path(run_dir)).is_ok_and(|m| m.len() > offset)
+}
+
+/// Checksums of the checkpoints the journal says were written, by file name: how a checkpoint
+/// whose `.sha256` sidecar was lost is still verified.
+pub fn recorded_checksums(run_dir: &Path) -> HashMap<String, String> {
+    let mut out = HashMap::new();
+    if let Ok(read) = read_from(run_dir, 0) {
+        for (_, event) in read.events {
+            match event {
+                Event::Epoch { checkpoint, .. } | Event::Checkpoint { checkpoint, .. } => {
+                    out.insert(checkpoint.file, checkpoint.sha256);
+                }
+                _ => {}
+            }
+        }
+    }
+    out
+}
+
+/// The coordinator's answer to a worker that finished an epoch.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Decision {
+    pub epoch: u32,
+    pub prune: bool,
+    pub rule: String,
+    pub detail: String,
+}
+
+/// Records a decision for the worker to read.
+pub fn write_decision(run_dir: &Path, decision: &Decision) -> Result<()> {
+    append_line(&decisions_path(run_dir), decision)
+}
+
+/// The decision for `epoch`, if the coordinator has written it.
+pub fn read_decision(run_dir: &Path, epoch: u32) -> Result<Option<Decision>> {
+    let path = decisions_path(run_dir);
+    let text = match std::fs::read_to_string(&path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+    };
+    Ok(text
+        .lines()
+        .rev()
+        .filter_map(|l| serde_json::from_str::<Decision>(l).ok())
+        .find(|d| d.epoch == epoch))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(epoch: u32, nll: f64) -> EpochRecord {
+        EpochRecord {
+            epoch,
+            train_loss: f64::NAN,
+            test: EvalMetrics::from_totals(nll, 7.0, 1.0),
+            learning_rate: 1e-3,
+            images_per_sec: 10.0,
+            seconds: 1.0,
+        }
+    }
+
+    #[test]
+    fn events_round_trip_and_partial_lines_wait() {
+        let dir = tempfile::tempdir().unwrap();
+        let ckpt = CheckpointRecord {
+            file: "epoch-0001.safetensors".into(),
+            sha256: "ab".into(),
+            size: 3,
+        };
+        append(
+            dir.path(),
+            Event::Epoch {
+                record: record(1, 0.1),
+                checkpoint: ckpt.clone(),
+                best: true,
+                peak_rss_mb: None,
+            },
+        )
+        .unwrap();
+        // A writer that died mid-line leaves an incomplete line: not read, not an error.
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(journal_path(dir.path()))
+            .unwrap();
+        f.write_all(b"{\"at\":\"x\",\"event\":\"fin").unwrap();
+        let read = read_from(dir.path(), 0).unwrap();
+        assert_eq!(read.events.len(), 1);
+        match &read.events[0].1 {
+            Event::Epoch { record: r, .. } => {
+                assert!(r.train_loss.is_nan(), "NaN survives as null");
+                assert_eq!(r.test, record(1, 0.1).test);
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(
+            has_unread(dir.path(), read.offset),
+            "the partial line is still unread"
+        );
+        assert_eq!(read_from(dir.path(), read.offset).unwrap().events.len(), 0);
+        assert_eq!(recorded_checksums(dir.path())["epoch-0001.safetensors"], "ab");
+    }
+
+    #[test]
+    fn the_last_decision_for_an_epoch_counts() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(read_decision(dir.path(), 1).unwrap(), None);
+        let d = |epoch, prune| Decision {
+            epoch,
+            prune,
+            rule: "r".into(),
+            detail: "d".into(),
+        };
+        write_decision(dir.path(), &d(1, false)).unwrap();
+        write_decision(dir.path(), &d(2, true)).unwrap();
+        assert_eq!(read_decision(dir.path(), 2).unwrap(), Some(d(2, true)));
+        assert_eq!(read_decision(dir.path(), 1).unwrap(), Some(d(1, false)));
+    }
+}

@@ -1,0 +1,157 @@
+//! The study: the registry's view of an experiment's runs, turned into the pure data the search
+//! methods and pruners of [`crate::search`] work on. It answers the coordinator's two questions:
+//! which run next (for adaptive search), and whether a run that finished an epoch goes on.
+
+use anyhow::Result;
+
+use crate::config::{run_id, Experiment, RunConfig, SearchMethod};
+use crate::journal::Decision;
+use crate::registry::{Registry, RunStatus, TrialRow};
+use crate::search::{self, Params, TpeSettings, Trial, TrialState};
+
+/// A new trial of an adaptive search.
+#[derive(Debug, Clone)]
+pub struct Proposal {
+    pub number: usize,
+    pub id: String,
+    pub config: RunConfig,
+}
+
+/// Redraws allowed when a suggestion repeats a configuration already tried.
+const REDRAWS: u64 = 64;
+
+pub struct Study<'a> {
+    experiment: &'a Experiment,
+    tpe: TpeSettings,
+}
+
+fn toml_value(v: &serde_json::Value) -> Option<toml::Value> {
+    Some(match v {
+        serde_json::Value::Bool(b) => toml::Value::Boolean(*b),
+        serde_json::Value::Number(n) => match n.as_i64() {
+            Some(i) => toml::Value::Integer(i),
+            None => toml::Value::Float(n.as_f64()?),
+        },
+        serde_json::Value::String(s) => toml::Value::String(s.clone()),
+        _ => return None,
+    })
+}
+
+impl<'a> Study<'a> {
+    pub fn new(experiment: &'a Experiment) -> Self {
+        Self {
+            experiment,
+            // Repeats waste the budget: a repeated configuration is the same run, already done.
+            tpe: TpeSettings {
+                avoid_repeats: true,
+                ..TpeSettings::default()
+            },
+        }
+    }
+
+    fn metric(&self) -> &str {
+        &self.experiment.pruner.metric
+    }
+
+    /// A registry row as a trial. Diverged runs count as complete with the worst value (their
+    /// region of the space is bad); failed runs are ignored; queued, running and interrupted
+    /// ones are in flight.
+    fn trial(&self, number: usize, row: &TrialRow) -> Trial {
+        let params: Params = self
+            .experiment
+            .search
+            .space
+            .keys()
+            .filter_map(|k| Some((k.clone(), toml_value(row.params.get(k)?)?)))
+            .collect();
+        let (state, value) = match row.status {
+            RunStatus::Completed => (
+                TrialState::Complete,
+                row.values.values().copied().min_by(f64::total_cmp),
+            ),
+            RunStatus::Diverged => (TrialState::Complete, Some(f64::INFINITY)),
+            RunStatus::Pruned => (TrialState::Pruned, None),
+            RunStatus::Failed => (TrialState::Failed, None),
+            RunStatus::Queued | RunStatus::Running | RunStatus::Interrupted => (TrialState::Running, None),
+        };
+        Trial {
+            number,
+            params,
+            state,
+            value,
+            intermediate: row.values.clone(),
+        }
+    }
+
+    /// Every run of the experiment as a trial, with its run id. Trials of an adaptive search
+    /// keep their recorded numbers; grid runs are numbered in creation order.
+    fn trials(&self, rows: &[TrialRow]) -> Vec<(String, Trial)> {
+        rows.iter()
+            .enumerate()
+            .map(|(i, r)| {
+                let number = r.trial.map_or(i, |t| t as usize);
+                (r.id.clone(), self.trial(number, r))
+            })
+            .collect()
+    }
+
+    /// The next trial of an adaptive search, or None when its budget is spent (or its space holds
+    /// no configuration not tried yet). Trial `n` is a pure function of the seed, `n` and the
+    /// trials recorded so far, so a sweep run again proposes the same runs.
+    pub fn suggest(&self, registry: &Registry) -> Result<Option<Proposal>> {
+        let search = &self.experiment.search;
+        let rows = registry.trial_rows(&self.experiment.info.name, self.metric())?;
+        let number = rows.iter().filter(|r| r.trial.is_some()).count();
+        if !search.method.is_adaptive() || number >= search.trials.unwrap_or(0) {
+            return Ok(None);
+        }
+        let trials: Vec<Trial> = self.trials(&rows).into_iter().map(|(_, t)| t).collect();
+        for redraw in 0..REDRAWS {
+            let seed = search.seed ^ redraw.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+            let params = match search.method {
+                SearchMethod::Tpe => search::suggest_tpe(&search.space, &trials, &self.tpe, seed, number),
+                _ => search::suggest_random(&search.space, seed, number),
+            };
+            let config = self
+                .experiment
+                .trial_config(&params)
+                .map_err(|e| anyhow::anyhow!("trial {number}: {e}"))?;
+            let id = run_id(&self.experiment.info.name, &config);
+            if !rows.iter().any(|r| r.id == id) {
+                return Ok(Some(Proposal { number, id, config }));
+            }
+        }
+        tracing::warn!(
+            "the search space of {} holds no configuration not tried yet; stopping at {number} trials",
+            self.experiment.info.name
+        );
+        Ok(None)
+    }
+
+    /// The pruner's decision for `run_id`, which has just finished `epoch` of `epochs`; None when
+    /// no rule applies (the run goes on).
+    pub fn decide(
+        &self,
+        registry: &Registry,
+        run_id: &str,
+        epoch: u32,
+        epochs: u32,
+    ) -> Result<Option<Decision>> {
+        if epoch >= epochs || !self.experiment.pruner.is_active() {
+            return Ok(None);
+        }
+        let rows = registry.trial_rows(&self.experiment.info.name, self.metric())?;
+        let trials = self.trials(&rows);
+        let Some((_, trial)) = trials.iter().find(|(id, _)| id == run_id) else {
+            return Ok(None);
+        };
+        let others: Vec<Trial> = trials.iter().map(|(_, t)| t.clone()).collect();
+        let rule = self.experiment.pruner.rule();
+        Ok(search::decide(&rule, trial, epoch, &others).map(|d| Decision {
+            epoch,
+            prune: d.prune,
+            rule: d.rule,
+            detail: format!("{}: {}", self.metric(), d.detail),
+        }))
+    }
+}

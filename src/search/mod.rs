@@ -1,0 +1,24 @@
+//! Adaptive hyperparameter search and early stopping, free of any training code.
+//!
+//! - [`space`]: the search-space grammar (`uniform`, `log_uniform`, `int`, `int_uniform`,
+//!   `choice`) shared by random and adaptive search, with prior draws that reproduce pixelx's
+//!   existing `[random]` search exactly.
+//! - [`tpe`]: Tree-structured Parzen Estimator suggestions with Optuna's semantics (random
+//!   start-up, pruned trials as data, running trials as bad: the constant liar), each a pure
+//!   function of (space, trials, seed, trial number).
+//! - [`pruner`]: early-stopping decisions (ASHA, median) as pure functions of the study.
+//! - [`replay`](mod@replay): a tabular benchmark that simulates searchers and pruners on recorded curves.
+//!
+//! Conventions: lower values are better; trial numbers are 0-based; epochs are 1-based.
+
+pub mod parzen;
+pub mod pruner;
+pub mod replay;
+pub mod space;
+pub mod tpe;
+mod truncnorm;
+
+pub use pruner::{decide, rungs, Decision, Pruner};
+pub use replay::{replay, replay_seeds, Method, ReplayResult, ReplaySummary, Table};
+pub use space::{sample_params, values_equal, Distribution, Params, Space};
+pub use tpe::{gamma, suggest_random, suggest_tpe, TpeSettings, Trial, TrialState};

@@ -1,0 +1,45 @@
+//! Stop requests from signals, shared by every command that trains or coordinates.
+//!
+//! The first SIGINT, SIGTERM or SIGHUP asks for a clean stop (training checkpoints at the next
+//! step); a second one stops at once, after a last action (recording the run as interrupted).
+//! SIGUSR2 is Slurm's warning before a time limit or preemption: checkpoint, then requeue.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+
+/// Raised by the first stop signal (or SIGUSR2).
+pub static STOP: AtomicBool = AtomicBool::new(false);
+/// Raised by SIGUSR2: the stop is a Slurm requeue, not the user's.
+pub static REQUEUE: AtomicBool = AtomicBool::new(false);
+
+/// Exit code of a command that stopped on a signal (128 + SIGINT, as shells report it).
+pub const INTERRUPTED_EXIT: u8 = 130;
+
+extern "C" fn on_usr2(_: libc::c_int) {
+    // Only atomics here: this runs inside the signal handler.
+    REQUEUE.store(true, Ordering::SeqCst);
+    STOP.store(true, Ordering::SeqCst);
+}
+
+/// Installs the handlers. `on_force` runs on the second stop signal, just before the process
+/// exits with [`INTERRUPTED_EXIT`].
+pub fn install(on_force: impl Fn() + Send + 'static) {
+    let _ = ctrlc::set_handler(move || {
+        if STOP.swap(true, Ordering::SeqCst) {
+            eprintln!("second interrupt: stopping now");
+            on_force();
+            std::process::exit(INTERRUPTED_EXIT.into());
+        }
+        eprintln!("interrupt: checkpointing and stopping (again to stop at once)");
+    });
+    // SAFETY: installs a handler that only stores to atomics, which is async-signal-safe.
+    unsafe {
+        libc::signal(
+            libc::SIGUSR2,
+            on_usr2 as extern "C" fn(libc::c_int) as libc::sighandler_t,
+        );
+    }
+}
+
+pub fn stop_requested() -> bool {
+    STOP.load(Ordering::SeqCst)
+}
