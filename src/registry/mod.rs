@@ -8,6 +8,7 @@
 mod query;
 mod record;
 mod schema;
+pub mod views;
 
 pub use query::{MetricRow, RunFilter, RunSummary};
 pub use record::RegistryObserver;
