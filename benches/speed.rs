@@ -284,7 +284,7 @@ fn registry() {
     let table = pixelx::report::render(&runs, &params, pixelx::report::Format::Table).unwrap();
     let t_table = start.elapsed().as_secs_f64();
     let start = Instant::now();
-    pixelx::report::write_html(&runs, &params, &dir.path().join("r.html")).unwrap();
+    pixelx::report::write_html(&reg, &runs, dir.path(), &dir.path().join("r.html")).unwrap();
     let t_html = start.elapsed().as_secs_f64();
     println!(
         "  report table, {} runs      {t_table:8.3} s  ({} lines)",

@@ -144,7 +144,7 @@ pub fn report(cli: &Cli, args: &ReportArgs) -> Result<()> {
     }
     let params = report::varying_params(&runs);
     if let Some(path) = &args.html {
-        report::write_html(&runs, &params, path)?;
+        report::write_html(&registry, &runs, &cli.runs_dir, path)?;
         eprintln!("wrote {}", path.display());
     }
     match args.best {

@@ -1,163 +1,498 @@
-//! `pixelx report --html`: one self-contained page (no external files or scripts) with the
-//! comparison table, per-run curves as inline SVG drawn by plotters, and the sample grids
-//! embedded as data URLs. Every string that came from a user or a file is escaped.
+//! HTML of the comparison views, shared by `pixelx report --html` (one self-contained file, no
+//! scripts, images embedded as data URLs) and `pixelx serve` (images linked from `/img/...`).
+//!
+//! Every string that came from a user, a file or the registry goes through [`escape`]; run ids
+//! are additionally checked by [`super::safe_run_id`] before they name a file or a link.
 
+use std::fmt::Write as _;
 use std::path::Path;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use base64::Engine;
-use plotters::prelude::*;
 
-use super::{best_runs, table_rows};
-use crate::registry::RunSummary;
+use super::charts;
+use super::importance;
+use super::views::{ExperimentView, RunView, TOP_N};
+use crate::run_dir::RunDir;
+
+/// Rows of the runs table shown before the rest is folded away.
+const TABLE_ROWS: usize = 50;
+/// Best runs whose sample grids are shown side by side.
+const SAMPLE_RUNS: usize = 3;
+/// Epochs per run in the sample comparison (first, last, best and evenly between).
+const SAMPLE_EPOCHS: usize = 6;
 
 pub fn escape(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-        .replace('\'', "&#39;")
-}
-
-/// Test bpd8 and train loss per epoch, as an SVG string.
-fn curves_svg(run: &RunSummary) -> Result<String> {
-    let c = &run.curves;
-    let mut svg = String::new();
-    if c.epochs.is_empty() {
-        return Ok(svg);
-    }
-    {
-        let root = SVGBackend::with_string(&mut svg, (420, 240)).into_drawing_area();
-        root.fill(&WHITE)?;
-        let x_max = (*c.epochs.last().unwrap_or(&1)).max(2) as f64;
-        let values: Vec<f64> = c
-            .test_bpd
-            .iter()
-            .chain(&c.train_loss)
-            .copied()
-            .filter(|v| v.is_finite())
-            .collect();
-        let (lo, hi) = values
-            .iter()
-            .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &v| {
-                (a.min(v), b.max(v))
-            });
-        let pad = ((hi - lo) * 0.1).max(1e-3);
-        let mut chart = ChartBuilder::on(&root)
-            .margin(8)
-            .x_label_area_size(28)
-            .y_label_area_size(44)
-            .build_cartesian_2d(1f64..x_max, (lo - pad)..(hi + pad))?;
-        chart
-            .configure_mesh()
-            .x_desc("epoch")
-            .light_line_style(WHITE)
-            .draw()?;
-        let series = |v: &[f64]| -> Vec<(f64, f64)> {
-            c.epochs
-                .iter()
-                .zip(v)
-                .filter(|(_, y)| y.is_finite())
-                .map(|(&e, &y)| (e as f64, y))
-                .collect()
-        };
-        // Markers too, so a one-epoch run still shows its values.
-        chart.draw_series(
-            series(&c.test_bpd)
-                .into_iter()
-                .map(|p| Circle::new(p, 3, BLUE.filled())),
-        )?;
-        chart.draw_series(
-            series(&c.train_loss)
-                .into_iter()
-                .map(|p| Circle::new(p, 3, RED.filled())),
-        )?;
-        chart
-            .draw_series(LineSeries::new(series(&c.test_bpd), &BLUE))?
-            .label("test bpd")
-            .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 14, y)], BLUE));
-        chart
-            .draw_series(LineSeries::new(series(&c.train_loss), &RED))?
-            .label("train loss (nats)")
-            .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 14, y)], RED));
-        chart
-            .configure_series_labels()
-            .background_style(WHITE.mix(0.8))
-            .border_style(BLACK)
-            .draw()?;
-        root.present()?;
-    }
-    Ok(svg)
-}
-
-fn png_data_url(path: &str) -> Option<String> {
-    let bytes = std::fs::read(path).ok()?;
-    Some(format!(
-        "data:image/png;base64,{}",
-        base64::engine::general_purpose::STANDARD.encode(bytes)
-    ))
-}
-
-/// Writes the report page for `runs` to `path`.
-pub fn write_html(runs: &[RunSummary], params: &[String], path: &Path) -> Result<()> {
-    let best_ids: Vec<String> = best_runs(runs, 1).into_iter().map(|r| r.id).collect();
-    let rows = table_rows(runs, params);
-    let mut html = String::from(
-        "<!doctype html><html><head><meta charset=\"utf-8\"><title>pixelx report</title><style>\
-         body{font-family:system-ui,sans-serif;margin:24px;color:#222}table{border-collapse:collapse;font-size:13px}\
-         th,td{border:1px solid #ccc;padding:4px 8px;text-align:left}th{background:#f0f0f0}\
-         tr.best{background:#e6f4e6;font-weight:600}.runs{display:flex;flex-wrap:wrap;gap:16px}\
-         .run{border:1px solid #ddd;padding:12px;border-radius:6px}.run.best{border:2px solid #2a2}\
-         .run img{image-rendering:pixelated;width:280px;display:block}h2{margin-top:32px}</style></head><body>",
-    );
-    html += &format!(
-        "<h1>pixelx report</h1><p>{} run(s); best per experiment by test bpd8 highlighted.</p>",
-        runs.len()
-    );
-    html += "<table><thead><tr>";
-    for h in &rows[0] {
-        html += &format!("<th>{}</th>", escape(h));
-    }
-    html += "</tr></thead><tbody>";
-    for (run, row) in runs.iter().zip(&rows[1..]) {
-        let class = if best_ids.contains(&run.id) {
-            " class=\"best\""
-        } else {
-            ""
-        };
-        html += &format!("<tr{class}>");
-        for f in row {
-            html += &format!("<td>{}</td>", escape(f));
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
         }
-        html += "</tr>";
     }
-    html += "</tbody></table><h2>Runs</h2><div class=\"runs\">";
-    for run in runs {
-        let class = if best_ids.contains(&run.id) {
-            "run best"
+    out
+}
+
+/// Percent-encodes `s` for one URL path segment (everything but unreserved characters).
+pub fn url_segment(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+            out.push(b as char);
         } else {
-            "run"
-        };
-        html += &format!(
-            "<div class=\"{class}\"><h3>{} <small>{}</small></h3>",
-            escape(&run.id),
-            escape(&run.experiment)
+            let _ = write!(out, "%{b:02X}");
+        }
+    }
+    out
+}
+
+/// Where sample images come from.
+pub enum Images<'a> {
+    /// Read from the run folders under this directory and embedded (the report).
+    Embedded(&'a Path),
+    /// Linked as `/img/<run>/<epoch>` (the dashboard).
+    Linked,
+}
+
+impl Images<'_> {
+    /// The `src` of a run's sample grid at `epoch`, or `None` if it cannot be shown.
+    pub fn src_for(&self, run_id: &str, epoch: u32) -> Option<String> {
+        if !super::safe_run_id(run_id) {
+            return None;
+        }
+        match self {
+            Images::Linked => Some(format!("/img/{run_id}/{epoch}")),
+            Images::Embedded(runs_dir) => {
+                let bytes = std::fs::read(RunDir::new(runs_dir, run_id).epoch_samples(epoch)).ok()?;
+                Some(format!(
+                    "data:image/png;base64,{}",
+                    base64::engine::general_purpose::STANDARD.encode(bytes)
+                ))
+            }
+        }
+    }
+
+    fn links(&self) -> bool {
+        matches!(self, Images::Linked)
+    }
+}
+
+pub const STYLE: &str = "body{font-family:system-ui,sans-serif;margin:20px 28px;color:#222;background:#fafafa}\
+a{color:#1f5fa8}h1{margin:0 0 6px}h2{margin:34px 0 4px;border-bottom:2px solid #ddd;padding-bottom:4px}\
+h3{margin:22px 0 8px;font-size:16px}table{border-collapse:collapse;font-size:13px;background:#fff}\
+th,td{border:1px solid #d8d8d8;padding:3px 8px;text-align:left;white-space:nowrap}th{background:#f0f0f0}\
+td.num{text-align:right;font-variant-numeric:tabular-nums}tr.best{background:#e8f5e8;font-weight:600}\
+.charts{display:flex;flex-wrap:wrap;gap:14px}figure{margin:0;background:#fff;border:1px solid #ddd;\
+border-radius:6px;padding:6px}figcaption{font-size:13px;color:#444;margin:2px 4px 4px}\
+figure svg{display:block;max-width:100%;height:auto}.sw{display:inline-block;width:12px;height:12px;\
+border-radius:2px;vertical-align:middle;margin-right:4px}.legend{font-size:13px;columns:2;max-width:1100px;\
+padding-left:22px}.key{font-size:12px;color:#555}.badge{display:inline-block;padding:0 6px;border-radius:8px;\
+font-size:12px;background:#ddd;color:#222}.st-completed{background:#d4edda}.st-running{background:#cfe2ff}\
+.st-queued{background:#eee}.st-pruned{background:#fff0c2}.st-failed,.st-diverged{background:#f8d0d0;\
+color:#7a0000}.st-interrupted{background:#e6d8f0}.samples{display:flex;flex-direction:column;gap:10px}\
+.samples .row{display:flex;gap:8px;align-items:flex-end;flex-wrap:wrap}.samples img{image-rendering:pixelated;\
+width:150px;display:block;border:1px solid #ccc}.samples .who{width:190px;font-size:13px}\
+.samples figure{padding:3px}.muted{color:#777}.desc{color:#444;margin:2px 0 10px}dl.facts{display:grid;\
+grid-template-columns:max-content auto;gap:2px 14px;font-size:14px}dl.facts dt{color:#555}dl.facts dd{margin:0}\
+nav{font-size:14px;margin-bottom:10px}.err{color:#7a0000}";
+
+/// A whole page around `body`. `live` adds the dashboard's update script (served by the
+/// dashboard itself; the report has no script at all).
+pub fn page(title: &str, body: &str, live: bool) -> String {
+    let script = if live {
+        "<script src=\"/static/live.js\" defer></script>"
+    } else {
+        ""
+    };
+    format!(
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>{}</title>\
+         <meta name=\"viewport\" content=\"width=device-width\"><style>{STYLE}</style>{script}</head>\
+         <body>{body}</body></html>\n",
+        escape(title)
+    )
+}
+
+fn hex(c: (u8, u8, u8)) -> String {
+    format!("#{:02x}{:02x}{:02x}", c.0, c.1, c.2)
+}
+
+fn swatch(run: &RunView) -> String {
+    format!(
+        "<span class=\"sw\" style=\"background:{}\"></span>",
+        hex(run.colour)
+    )
+}
+
+/// A status label; the class is built from letters only, whatever the status string holds.
+pub fn badge(status: &str) -> String {
+    let class: String = status.chars().filter(|c| c.is_ascii_lowercase()).collect();
+    format!("<span class=\"badge st-{class}\">{}</span>", escape(status))
+}
+
+/// The run id, linked to its page on the dashboard.
+fn run_link(id: &str, links: bool) -> String {
+    if links && super::safe_run_id(id) {
+        format!("<a href=\"/runs/{}\">{}</a>", url_segment(id), escape(id))
+    } else {
+        escape(id)
+    }
+}
+
+fn fmt_opt(v: Option<f64>, digits: usize) -> String {
+    v.filter(|x| x.is_finite())
+        .map_or("-".into(), |v| format!("{v:.digits$}"))
+}
+
+/// `done/planned` epochs of a run.
+fn epochs_text(run: &RunView) -> String {
+    let done = run.summary.curves.epochs.last().copied().unwrap_or(0);
+    let planned = run.summary.params.get("epochs").and_then(|v| v.as_u64());
+    match planned {
+        Some(p) => format!("{done}/{p}"),
+        None => done.to_string(),
+    }
+}
+
+fn table_header(view: &ExperimentView) -> String {
+    let mut h = String::from("<thead><tr><th>run</th><th>status</th>");
+    for p in &view.params {
+        let _ = write!(h, "<th>{}</th>", escape(&p.key));
+    }
+    h += "<th>best bpd8</th><th>bpd</th><th>best epoch</th><th>epochs</th><th>img/s</th><th>wall s</th>\
+          <th>device</th></tr></thead>";
+    h
+}
+
+fn table_row(view: &ExperimentView, run: &RunView, links: bool) -> String {
+    let s = &run.summary;
+    let status_class: String = s.status.chars().filter(|c| c.is_ascii_lowercase()).collect();
+    let best = if run.is_best() { " best" } else { "" };
+    let mut row = format!(
+        "<tr class=\"run-row st-row-{status_class}{best}\" data-run=\"{}\" data-status=\"{}\"><td>{}{}</td><td>{}",
+        escape(&s.id),
+        escape(&s.status),
+        swatch(run),
+        run_link(&s.id, links),
+        badge(&s.status)
+    );
+    if let Some(e) = &s.error {
+        let _ = write!(row, " <span class=\"err\" title=\"{}\">!</span>", escape(e));
+    }
+    row += "</td>";
+    for p in &view.params {
+        let _ = write!(row, "<td>{}</td>", escape(&super::param_text(s, &p.key)));
+    }
+    let _ = write!(
+        row,
+        "<td class=\"num bpd8\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td>\
+         <td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td>{}</td></tr>",
+        fmt_opt(run.bpd8(), 4),
+        fmt_opt(s.best.map(|b| b.bpd), 4),
+        s.best.map_or("-".into(), |b| b.epoch.to_string()),
+        epochs_text(run),
+        fmt_opt(s.images_per_sec, 1),
+        fmt_opt(s.wall_seconds, 1),
+        escape(s.device.as_deref().unwrap_or("-"))
+    );
+    row
+}
+
+/// All runs, best first; past [`TABLE_ROWS`] the rest is folded into a `<details>`.
+fn runs_table(view: &ExperimentView, index: usize, links: bool) -> String {
+    let mut order = view.ranked();
+    order.extend((0..view.runs.len()).filter(|&i| view.runs[i].rank.is_none()));
+    let header = table_header(view);
+    let rows: Vec<String> = order
+        .iter()
+        .map(|&i| table_row(view, &view.runs[i], links))
+        .collect();
+    let mut out = format!("<table class=\"runs\">{header}<tbody>");
+    for r in rows.iter().take(TABLE_ROWS) {
+        out += r;
+    }
+    out += "</tbody></table>";
+    if rows.len() > TABLE_ROWS {
+        let _ = write!(
+            out,
+            "<details id=\"more-{index}\"><summary>{} more runs</summary><table class=\"runs\">{header}<tbody>",
+            rows.len() - TABLE_ROWS
         );
-        if let Some(b) = run.best {
-            html += &format!(
-                "<p>best epoch {}: bpd8 {:.4}, bpd {:.4}</p>",
-                b.epoch, b.bpd8, b.bpd
+        for r in &rows[TABLE_ROWS..] {
+            out += r;
+        }
+        out += "</tbody></table></details>";
+    }
+    out
+}
+
+/// The top runs with their colours: the legend of every chart of the experiment.
+fn legend(view: &ExperimentView, links: bool) -> String {
+    let ranked = view.ranked();
+    if ranked.is_empty() {
+        return String::new();
+    }
+    let mut out = String::from("<ol class=\"legend\">");
+    for &i in ranked.iter().take(TOP_N) {
+        let r = &view.runs[i];
+        let params: Vec<String> = view
+            .params
+            .iter()
+            .map(|p| format!("{}={}", p.key, super::param_text(&r.summary, &p.key)))
+            .collect();
+        let _ = write!(
+            out,
+            "<li>{}{} {} <b>{}</b> <span class=\"muted\">{}</span></li>",
+            swatch(r),
+            run_link(&r.summary.id, links),
+            badge(&r.summary.status),
+            fmt_opt(r.bpd8(), 4),
+            escape(&params.join(" "))
+        );
+    }
+    out += "</ol>";
+    if ranked.len() > TOP_N {
+        let _ = write!(
+            out,
+            "<p class=\"key\">{} more runs in grey.</p>",
+            ranked.len() - TOP_N
+        );
+    }
+    out
+}
+
+fn figure(caption: &str, svg: Option<String>, class: &str) -> String {
+    match svg {
+        Some(svg) => format!("<figure class=\"{class}\"><figcaption>{caption}</figcaption>{svg}</figure>"),
+        None => String::new(),
+    }
+}
+
+fn importance_table(view: &ExperimentView) -> String {
+    let Some(t) = importance::main_effects(view) else {
+        return "<p class=\"key\">Parameter importance needs at least 3 completed runs that differ.</p>"
+            .into();
+    };
+    let mut out = format!(
+        "<table class=\"importance\"><thead><tr><th>parameter</th><th>variance explained</th>\
+         <th>levels</th><th>best level (mean)</th></tr></thead><tbody>"
+    );
+    for r in &t.rows {
+        let _ = write!(
+            out,
+            "<tr><td>{}</td><td class=\"num\">{:.1}%</td><td class=\"num\">{}{}</td><td>{}</td></tr>",
+            escape(&r.key),
+            r.share * 100.0,
+            r.levels,
+            if r.binned { " bins" } else { "" },
+            escape(&r.best_level)
+        );
+    }
+    let _ = write!(
+        out,
+        "<tr class=\"muted\"><td>interactions and noise</td><td class=\"num\">{:.1}%</td><td></td><td></td></tr>\
+         </tbody></table><p class=\"key\">Share of the variance of best test bpd8 over {} completed runs \
+         explained by each parameter's main effect (functional ANOVA of the recorded results; binned \
+         parameters approximately).</p>",
+        t.rest * 100.0,
+        t.runs
+    );
+    out
+}
+
+/// Up to `n` epochs of `all`: the first, the last, `best`, and evenly spaced ones between.
+fn pick_epochs(all: &[u32], best: Option<u32>, n: usize) -> Vec<u32> {
+    if all.len() <= n {
+        return all.to_vec();
+    }
+    let mut picked: Vec<u32> = (0..n.saturating_sub(1))
+        .map(|k| all[k * (all.len() - 1) / (n - 1).max(1)])
+        .collect();
+    picked.push(all[all.len() - 1]);
+    if let Some(b) = best.filter(|b| all.contains(b) && !picked.contains(b)) {
+        let len = picked.len();
+        picked[len - 2] = b;
+    }
+    picked.sort_unstable();
+    picked.dedup();
+    picked
+}
+
+fn sample_figures(run: &RunView, epochs: &[u32], images: &Images) -> String {
+    let mut out = String::new();
+    let best = run.summary.best.map(|b| b.epoch);
+    for &e in epochs {
+        if let Some(src) = images.src_for(&run.summary.id, e) {
+            let mark = if Some(e) == best { " (best)" } else { "" };
+            let _ = write!(
+                out,
+                "<figure><figcaption>epoch {e}{mark}</figcaption><img alt=\"samples of run {} at epoch {e}\" \
+                 src=\"{}\" loading=\"lazy\"></figure>",
+                escape(&run.summary.id),
+                escape(&src)
             );
         }
-        if let Some(e) = &run.error {
-            html += &format!("<p>error: {}</p>", escape(e));
-        }
-        html += &curves_svg(run).context("drawing curves")?;
-        if let Some(url) = run.samples.as_deref().and_then(png_data_url) {
-            html += &format!("<img alt=\"samples of {}\" src=\"{url}\">", escape(&run.id));
-        }
-        html += "</div>";
     }
-    html += "</div></body></html>\n";
+    out
+}
+
+/// Sample grids of the best runs side by side, per recorded epoch.
+fn samples_section(view: &ExperimentView, images: &Images) -> String {
+    let mut out = String::new();
+    for &i in view.ranked().iter().take(SAMPLE_RUNS) {
+        let r = &view.runs[i];
+        if r.sample_epochs.is_empty() {
+            continue;
+        }
+        let epochs = pick_epochs(&r.sample_epochs, r.summary.best.map(|b| b.epoch), SAMPLE_EPOCHS);
+        let figures = sample_figures(r, &epochs, images);
+        if figures.is_empty() {
+            continue;
+        }
+        let _ = write!(
+            out,
+            "<div class=\"row\"><div class=\"who\">{}{}<br>bpd8 {}</div>{figures}</div>",
+            swatch(r),
+            run_link(&r.summary.id, images.links()),
+            fmt_opt(r.bpd8(), 4)
+        );
+    }
+    if out.is_empty() {
+        return String::new();
+    }
+    format!("<h3>Samples of the best runs</h3><div class=\"samples\">{out}</div>")
+}
+
+fn status_line(view: &ExperimentView) -> String {
+    let parts: Vec<String> = view
+        .status_counts()
+        .iter()
+        .map(|(s, n)| format!("{n} {}", badge(s)))
+        .collect();
+    format!("<p>{} runs: {}</p>", view.runs.len(), parts.join(" "))
+}
+
+/// One experiment: overlaid curves, parameter charts, importance, best samples, all runs.
+pub fn experiment_section(view: &ExperimentView, index: usize, images: &Images) -> Result<String> {
+    let links = images.links();
+    let title = if links {
+        format!(
+            "<a href=\"/experiments/{}\">{}</a>",
+            url_segment(&view.name),
+            escape(&view.name)
+        )
+    } else {
+        escape(&view.name)
+    };
+    let mut out = format!("<section class=\"experiment\" id=\"experiment-{index}\"><h2>{title}</h2>",);
+    if !view.description.is_empty() {
+        let _ = write!(out, "<p class=\"desc\">{}</p>", escape(&view.description));
+    }
+    out += &status_line(view);
+    let curves = [
+        figure(
+            "Test bpd8 per epoch",
+            charts::epoch_chart(view, (600, 330))?,
+            "chart epochs",
+        ),
+        figure(
+            "Training loss per step (smoothed; raw values faint)",
+            charts::loss_chart(view, (600, 330))?,
+            "chart steps",
+        ),
+    ]
+    .concat();
+    if !curves.is_empty() {
+        let _ = write!(
+            out,
+            "<div class=\"charts\">{curves}</div><p class=\"key\">Top {TOP_N} runs in colour, best thickest; \
+             markers where a run ended early: × failed or diverged, ▲ pruned, ○ running or interrupted.</p>"
+        );
+    }
+    out += &legend(view, links);
+    if !view.params.is_empty() {
+        let mut charts_html = String::new();
+        for p in &view.params {
+            let caption = format!("best test bpd8 by {}", escape(&p.key));
+            charts_html += &figure(&caption, charts::param_chart(view, p, (360, 260))?, "chart param");
+        }
+        if let Some(svg) = charts::parallel_chart(view)? {
+            charts_html += &figure("Parameters → best test bpd8", Some(svg), "chart parallel");
+        }
+        if !charts_html.is_empty() {
+            let _ = write!(
+                out,
+                "<h3>Parameters</h3><div class=\"charts\">{charts_html}</div>"
+            );
+        }
+        out += "<h3>Parameter importance</h3>";
+        out += &importance_table(view);
+    }
+    out += &samples_section(view, images);
+    out += "<h3>Runs</h3>";
+    out += &runs_table(view, index, links);
+    out += "</section>";
+    Ok(out)
+}
+
+/// The report page: every experiment's section, images embedded from `runs_dir`.
+pub fn report_page(views: &[ExperimentView], runs_dir: &Path) -> Result<String> {
+    let runs: usize = views.iter().map(|v| v.runs.len()).sum();
+    let mut body = format!(
+        "<h1>pixelx report</h1><p class=\"muted\">{runs} run(s) in {} experiment(s), written {}.</p>",
+        views.len(),
+        chrono::Utc::now().format("%Y-%m-%d %H:%M UTC")
+    );
+    let images = Images::Embedded(runs_dir);
+    for (i, v) in views.iter().enumerate() {
+        body += &experiment_section(v, i, &images)?;
+    }
+    Ok(page("pixelx report", &body, false))
+}
+
+/// Writes the self-contained report of `runs` to `path`.
+pub fn write_html(
+    registry: &crate::registry::Registry,
+    runs: &[crate::registry::RunSummary],
+    runs_dir: &Path,
+    path: &Path,
+) -> Result<()> {
+    let views = super::views::build(registry, runs)?;
+    let html = report_page(&views, runs_dir)?;
     crate::weights::write_atomically(path, html.as_bytes())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escaping_covers_markup_and_quotes() {
+        assert_eq!(
+            escape("<script>alert('x')</script>&\""),
+            "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt;&amp;&quot;"
+        );
+        assert_eq!(url_segment("../a b/<x>"), "..%2Fa%20b%2F%3Cx%3E");
+    }
+
+    #[test]
+    fn sample_epochs_keep_first_last_and_best() {
+        let all: Vec<u32> = (1..=20).collect();
+        let p = pick_epochs(&all, Some(13), 6);
+        assert!(p.contains(&1) && p.contains(&20) && p.contains(&13), "{p:?}");
+        assert!(p.len() <= 6);
+        assert_eq!(pick_epochs(&[1, 2], None, 6), vec![1, 2]);
+    }
+
+    #[test]
+    fn badges_keep_unknown_statuses_as_text_and_classes_clean() {
+        assert_eq!(badge("pruned"), "<span class=\"badge st-pruned\">pruned</span>");
+        assert_eq!(
+            badge("<b>\" x"),
+            "<span class=\"badge st-bx\">&lt;b&gt;&quot; x</span>"
+        );
+    }
 }
