@@ -19,5 +19,6 @@ pub mod report;
 pub mod run_dir;
 pub mod sample;
 pub mod schedule;
+pub mod serve;
 pub mod train;
 pub mod weights;

@@ -3,6 +3,7 @@
 
 mod args;
 mod model_cmds;
+mod serve_cmd;
 mod sweep_cmds;
 mod train_cmd;
 
@@ -61,6 +62,8 @@ pub enum Command {
     Eval(model_cmds::EvalArgs),
     /// Write a run's weights in the reference layout as safetensors, config in the metadata.
     Export(model_cmds::ExportArgs),
+    /// A local web dashboard over the registry, updating live while sweeps run (read-only).
+    Serve(serve_cmd::ServeArgs),
     /// Read reference-layout safetensors weights (e.g. from the PyTorch original) into a new run.
     Import(model_cmds::ImportArgs),
     /// Train one registered run (started by `pixelx run`, one process per run).
@@ -121,6 +124,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::Eval(args) => model_cmds::eval(&cli, args),
         Command::Export(args) => model_cmds::export(&cli, args),
         Command::Import(args) => model_cmds::import(&cli, args),
+        Command::Serve(args) => serve_cmd::serve(&cli, args),
     }
 }
 
