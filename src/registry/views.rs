@@ -219,6 +219,40 @@ fn downsample(raw: &[(i64, f64)], max_points: usize) -> StepSeries {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::{ExperimentInfo, RunConfig};
+
+    #[test]
+    fn a_view_never_creates_or_writes_the_registry_and_sees_others_writes() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("registry.sqlite");
+        let missing = Registry::open_view(&path).err().unwrap();
+        assert!(format!("{missing:#}").contains("no registry at"), "{missing:#}");
+        assert!(!path.exists(), "a view must not create the file");
+
+        let mut writer = Registry::open(&path).unwrap();
+        let info = ExperimentInfo {
+            name: "e".into(),
+            description: String::new(),
+            dataset: None,
+        };
+        let exp = writer.upsert_experiment(&info, None).unwrap();
+        let view = Registry::open_view(&path).unwrap();
+        let before = view.change_token().unwrap();
+        let write = view
+            .conn()
+            .execute("DELETE FROM experiments", [])
+            .expect_err("read-only connections refuse writes");
+        assert!(
+            write.to_string().contains("readonly") || write.to_string().contains("read-only"),
+            "{write}"
+        );
+        writer
+            .add_run(exp, "r1", &RunConfig::default(), dir.path())
+            .unwrap();
+        assert_ne!(view.change_token().unwrap(), before, "a new run moves the token");
+        assert!(view.run_exists("r1").unwrap() && !view.run_exists("r").unwrap());
+        assert_eq!(view.latest_experiment().unwrap().as_deref(), Some("e"));
+    }
 
     #[test]
     fn downsampling_keeps_short_series_and_buckets_long_ones() {

@@ -79,7 +79,7 @@ pub fn fmt_num(x: f64) -> String {
         return "0".into();
     }
     let a = x.abs();
-    if !(1e-2..1e5).contains(&a) {
+    if !(1e-3..1e5).contains(&a) {
         return format!("{x:.1e}");
     }
     let s = format!("{x:.4}");
@@ -110,18 +110,31 @@ pub fn end_marker(status: &str) -> Option<EndMarker> {
 /// Draws `run`'s end marker at `at`, and for the top runs its status as text.
 type Chart<'a, 'b> = ChartContext<'a, SVGBackend<'b>, Cartesian2d<RangedCoordf64, RangedCoordf64>>;
 
-fn draw_end(chart: &mut Chart, run: &RunView, at: (f64, f64)) -> Result<()> {
+/// Runs whose end markers are labelled with their status: the top runs, or every run of a small
+/// experiment.
+fn labelled(view: &ExperimentView, run: &RunView) -> bool {
+    run.is_top() || view.runs.len() <= 20
+}
+
+/// Failed or diverged runs without a test result have no palette colour; their marker is red
+/// rather than the grey of the crowd.
+const STOPPED: (u8, u8, u8) = (176, 0, 0);
+
+fn draw_end(chart: &mut Chart, run: &RunView, at: (f64, f64), label: bool) -> Result<()> {
     let Some(marker) = end_marker(&run.summary.status) else {
         return Ok(());
     };
-    let c = rgb(run.colour);
+    let c = match marker {
+        EndMarker::Stopped if run.rank.is_none() => rgb(STOPPED),
+        _ => rgb(run.colour),
+    };
     let size = if run.is_top() { 6 } else { 4 };
     match marker {
         EndMarker::Stopped => chart.draw_series(std::iter::once(Cross::new(at, size, c.stroke_width(2))))?,
         EndMarker::Pruned => chart.draw_series(std::iter::once(TriangleMarker::new(at, size, c.filled())))?,
         EndMarker::Open => chart.draw_series(std::iter::once(Circle::new(at, size, c.stroke_width(2))))?,
     };
-    if run.is_top() {
+    if label {
         let style = TextStyle::from((FONT, 12).into_font()).color(&c);
         let label = EmptyElement::at(at) + Text::new(run.summary.status.clone(), (7, -16), style);
         chart.draw_series(std::iter::once(label))?;
@@ -188,7 +201,7 @@ pub fn epoch_chart(view: &ExperimentView, size: (u32, u32)) -> Result<Option<Str
                 chart.draw_series(pts.iter().map(|&p| Circle::new(p, r, c.filled())))?;
             }
             if let Some(&last) = pts.last() {
-                draw_end(&mut chart, run, last)?;
+                draw_end(&mut chart, run, last, labelled(view, run))?;
             }
         }
         Ok(())
@@ -253,21 +266,29 @@ pub fn loss_chart(view: &ExperimentView, size: (u32, u32)) -> Result<Option<Stri
             .draw()?;
         for (run, _) in &series {
             if run.is_top() && run.loss.points.len() > 2 {
-                let faint = rgb(run.colour).mix(0.22).stroke_width(1);
+                let faint = rgb(run.colour).mix(0.3).stroke_width(1);
                 chart.draw_series(LineSeries::new(clamp_y(&run.loss.points, y), faint))?;
             }
         }
         for (run, points) in &series {
-            if points.is_empty() {
-                continue;
-            }
             let pts = clamp_y(points, y);
-            chart.draw_series(LineSeries::new(pts.clone(), line_style(run)))?;
+            if !pts.is_empty() {
+                chart.draw_series(LineSeries::new(pts.clone(), line_style(run)))?;
+            }
             if pts.len() == 1 {
                 chart.draw_series(std::iter::once(Circle::new(pts[0], 3, rgb(run.colour).filled())))?;
             }
-            if let Some(&last) = pts.last() {
-                draw_end(&mut chart, run, last)?;
+            // A run whose loss went infinite or NaN ends at its last step, on the top edge.
+            let last_finite = pts.last().map_or(f64::NEG_INFINITY, |p| p.0);
+            match run.loss.last_step.map(|s| s as f64) {
+                Some(stop) if stop > last_finite => {
+                    draw_end(&mut chart, run, (stop, y.1), labelled(view, run))?;
+                }
+                _ => {
+                    if let Some(&last) = pts.last() {
+                        draw_end(&mut chart, run, last, labelled(view, run))?;
+                    }
+                }
             }
         }
         Ok(())
@@ -404,6 +425,7 @@ pub fn parallel_chart(view: &ExperimentView) -> Result<Option<String>> {
             _ => view
                 .runs
                 .iter()
+                .filter(|r| r.bpd8().is_some())
                 .filter_map(|r| p.position(&r.summary))
                 .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), x| {
                     (a.min(x), b.max(x))
@@ -431,34 +453,38 @@ pub fn parallel_chart(view: &ExperimentView) -> Result<Option<String>> {
     svg((width, 320), |root| {
         let mut chart = ChartBuilder::on(root)
             .margin(12)
-            .margin_left(30)
-            .margin_right(60)
+            .margin_left(70)
+            .margin_right(70)
             .build_cartesian_2d(-0.1..(axes as f64 - 0.9), -0.16..1.08)?;
         let small = TextStyle::from((FONT, 11).into_font()).color(&RGBColor(90, 90, 90));
         let name_style = TextStyle::from((FONT, 13).into_font()).pos(Pos::new(HPos::Center, VPos::Top));
-        for i in 0..axes {
+        // (axis name, ticks at normalised heights) for each parameter, then for bpd8.
+        let mut axis_list: Vec<(String, Vec<(f64, String)>)> = view
+            .params
+            .iter()
+            .zip(&spans)
+            .map(|(p, span)| {
+                let ticks = match &p.kind {
+                    ParamKind::Categorical(values) => values
+                        .iter()
+                        .enumerate()
+                        .map(|(k, v)| (norm(*span, k as f64), v.clone()))
+                        .collect(),
+                    _ => vec![(0.0, tick(p, span.0)), (1.0, tick(p, span.1))],
+                };
+                (axis_label(p), ticks)
+            })
+            .collect();
+        axis_list.push((
+            "best test bpd8".into(),
+            vec![(0.0, fmt_num(y.0)), (1.0, fmt_num(y.1))],
+        ));
+        for (i, (name, ticks)) in axis_list.into_iter().enumerate() {
             let x = i as f64;
             chart.draw_series(std::iter::once(PathElement::new(
                 vec![(x, 0.0), (x, 1.0)],
                 BLACK.stroke_width(1),
             )))?;
-            let (name, ticks): (String, Vec<(f64, String)>) = if i < view.params.len() {
-                let p = &view.params[i];
-                let ticks = match &p.kind {
-                    ParamKind::Categorical(values) => values
-                        .iter()
-                        .enumerate()
-                        .map(|(k, v)| (norm(spans[i], k as f64), v.clone()))
-                        .collect(),
-                    _ => vec![(0.0, tick(p, spans[i].0)), (1.0, tick(p, spans[i].1))],
-                };
-                (axis_label(p), ticks)
-            } else {
-                (
-                    "best test bpd8".into(),
-                    vec![(0.0, fmt_num(y.0)), (1.0, fmt_num(y.1))],
-                )
-            };
             chart.draw_series(std::iter::once(Text::new(name, (x, -0.07), name_style.clone())))?;
             for (at, text) in ticks {
                 chart.draw_series(std::iter::once(Text::new(
@@ -499,6 +525,7 @@ mod tests {
         assert_eq!(fmt_num(0.002), "0.002");
         assert_eq!(fmt_num(1.2500), "1.25");
         assert_eq!(fmt_num(0.0005), "5.0e-4");
+        assert_eq!(fmt_num(0.0025), "0.0025");
         assert_eq!(fmt_num(30.0), "30");
     }
 }

@@ -276,9 +276,9 @@ fn importance_table(view: &ExperimentView) -> String {
         return "<p class=\"key\">Parameter importance needs at least 3 completed runs that differ.</p>"
             .into();
     };
-    let mut out = format!(
+    let mut out = String::from(
         "<table class=\"importance\"><thead><tr><th>parameter</th><th>variance explained</th>\
-         <th>levels</th><th>best level (mean)</th></tr></thead><tbody>"
+         <th>levels</th><th>best level (mean)</th></tr></thead><tbody>",
     );
     for r in &t.rows {
         let _ = write!(
@@ -330,7 +330,7 @@ fn sample_figures(run: &RunView, epochs: &[u32], images: &Images) -> String {
             let _ = write!(
                 out,
                 "<figure><figcaption>epoch {e}{mark}</figcaption><img alt=\"samples of run {} at epoch {e}\" \
-                 src=\"{}\" loading=\"lazy\"></figure>",
+                 src=\"{}\"></figure>",
                 escape(&run.summary.id),
                 escape(&src)
             );
@@ -485,6 +485,51 @@ mod tests {
         assert!(p.contains(&1) && p.contains(&20) && p.contains(&13), "{p:?}");
         assert!(p.len() <= 6);
         assert_eq!(pick_epochs(&[1, 2], None, 6), vec![1, 2]);
+    }
+
+    #[test]
+    fn a_pruned_run_is_labelled_in_the_table_and_where_its_curve_ends() {
+        use crate::report::views::{tests::summary, ExperimentView, RunView};
+        let mut runs = Vec::new();
+        for (i, (status, epochs)) in [("completed", 4u32), ("pruned", 2), ("failed", 1)]
+            .into_iter()
+            .enumerate()
+        {
+            let mut s = summary(
+                &format!("run{i}"),
+                Some(2.0 + i as f64),
+                serde_json::json!({"seed": i}),
+            );
+            s.status = status.into();
+            s.curves.epochs = (1..=epochs).collect();
+            s.curves.test_bpd8 = (1..=epochs).map(|e| 3.0 - 0.1 * e as f64 + i as f64).collect();
+            runs.push(RunView {
+                summary: s,
+                rank: Some(i),
+                colour: (10, 20, 30),
+                loss: Default::default(),
+                sample_epochs: vec![],
+            });
+        }
+        let view = ExperimentView {
+            name: "e".into(),
+            description: String::new(),
+            runs,
+            params: vec![],
+        };
+        let html = experiment_section(&view, 0, &Images::Linked).unwrap();
+        assert!(html.contains("data-status=\"pruned\"") && html.contains("st-pruned\">pruned</span>"));
+        let chart = &html[html.find("chart epochs").unwrap()..];
+        let chart = &chart[..chart.find("</figure>").unwrap()];
+        assert!(chart.contains("\npruned\n</text>") && chart.contains("\nfailed\n</text>"));
+        assert!(
+            !chart.contains("\ncompleted\n</text>"),
+            "only early ends are marked"
+        );
+        assert!(
+            chart.contains("<polygon"),
+            "a triangle where the pruned run stopped"
+        );
     }
 
     #[test]

@@ -99,8 +99,8 @@ pub fn render(page: &RunPage) -> Result<String> {
     out += "</dl>";
 
     let charts = [
-        super::charts::epoch_chart(view, (560, 300))?.map(|svg| ("Test bpd8 per epoch", svg)),
-        super::charts::loss_chart(view, (560, 300))?
+        super::charts::epoch_chart(view, (540, 300))?.map(|svg| ("Test bpd8 per epoch", svg)),
+        super::charts::loss_chart(view, (540, 300))?
             .map(|svg| ("Training loss per step (smoothed; raw faint)", svg)),
     ];
     out += "<div class=\"charts\">";
