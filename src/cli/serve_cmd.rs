@@ -24,6 +24,12 @@ pub struct ServeArgs {
 }
 
 pub fn serve(cli: &Cli, args: &ServeArgs) -> Result<()> {
+    // Drawing a page of hundreds of runs takes a fraction of a second of CPU; at a lower
+    // priority it takes it from idle time, not from workers training on the same cores.
+    // SAFETY: nice(2) only changes this process's scheduling priority.
+    unsafe {
+        libc::nice(10);
+    }
     let server = Server::start(ServeOptions {
         registry: cli.registry_path(),
         runs_dir: cli.runs_dir.clone(),

@@ -183,6 +183,12 @@ async fn experiment_page(st: Arc<AppState>, name: Option<String>) -> Reply {
                 ..RunFilter::default()
             };
             let mut runs = registry.summaries(&filter)?;
+            if runs.is_empty() {
+                body += &format!(
+                    "<p>No runs recorded for experiment <b>{}</b> yet; this page updates when they are.</p>",
+                    escape(exp)
+                );
+            }
             sort_runs(&mut runs, "bpd8")?;
             for (i, view) in views::build(&registry, &runs)?.iter().enumerate() {
                 body += &experiment_section(view, i, &Images::Linked)?;
