@@ -34,7 +34,7 @@ fn write_png(path: &Path, seed: u64) {
             x = x
                 .wrapping_mul(6364136223846793005)
                 .wrapping_add(1442695040888963407);
-            if (x >> 33) % 5 == 0 {
+            if (x >> 33).is_multiple_of(5) {
                 255
             } else {
                 0
@@ -97,7 +97,7 @@ fn synthetic_registry(runs_dir: &Path) -> Registry {
         }
         for epoch in 1..=stop {
             let bpd8 = 1.05 + quality + 0.4 / epoch as f64;
-            let samples = (epoch % 5 == 0).then(|| {
+            let samples = epoch.is_multiple_of(5).then(|| {
                 let p = dir.epoch_samples(epoch);
                 write_png(&p, i * 100 + epoch as u64);
                 p
