@@ -62,9 +62,14 @@ pub fn value_range(values: impl Iterator<Item = f64>) -> Option<(f64, f64)> {
     }
     v.sort_by(f64::total_cmp);
     let (lo, hi) = (v[0], v[v.len() - 1]);
+    // Only with enough values for a 90th percentile to mean something, and only far outliers.
     let q90 = v[(v.len() - 1) * 9 / 10];
-    let cap = q90 + (q90 - lo) * 1.5;
-    let hi = if cap > lo { hi.min(cap) } else { hi };
+    let cap = q90 + (q90 - lo) * 3.0;
+    let hi = if v.len() >= 10 && cap > lo {
+        hi.min(cap)
+    } else {
+        hi
+    };
     let pad = ((hi - lo) * 0.06).max(hi.abs() * 1e-3).max(1e-6);
     Some((lo - pad, hi + pad))
 }

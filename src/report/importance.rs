@@ -3,8 +3,9 @@
 //!
 //! Why by hand and not a random-forest crate: on a full grid, fANOVA of the tabulated results
 //! *is* the classical ANOVA decomposition, so the main effects are exact group means, with no
-//! model to fit, nothing random, and no compile cost. A random forest (e.g. smartcore's) fitted
-//! on a few dozen runs would only approximate the same numbers, with seed-dependent noise.
+//! model to fit and nothing random. smartcore's forest importances (impurity-based) add up to 1
+//! whatever the noise, favour parameters with many values (seeds), and change with the forest's
+//! seed; see docs/dashboard.md.
 //! Random-search parameters with many distinct values are grouped into quantile bins first,
 //! which makes their figure an approximation (marked as such).
 
