@@ -11,16 +11,9 @@ use anyhow::Result;
 use base64::Engine;
 
 use super::charts;
-use super::importance;
+use super::sections::{importance_table, legend, runs_table, samples_section, status_line};
 use super::views::{ExperimentView, RunView, TOP_N};
 use crate::run_dir::RunDir;
-
-/// Rows of the runs table shown before the rest is folded away.
-const TABLE_ROWS: usize = 50;
-/// Best runs whose sample grids are shown side by side.
-const SAMPLE_RUNS: usize = 3;
-/// Epochs per run in the sample comparison (first, last, best and evenly between).
-const SAMPLE_EPOCHS: usize = 6;
 
 pub fn escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
@@ -76,7 +69,7 @@ impl Images<'_> {
         }
     }
 
-    fn links(&self) -> bool {
+    pub(super) fn links(&self) -> bool {
         matches!(self, Images::Linked)
     }
 }
@@ -120,7 +113,7 @@ fn hex(c: (u8, u8, u8)) -> String {
     format!("#{:02x}{:02x}{:02x}", c.0, c.1, c.2)
 }
 
-fn swatch(run: &RunView) -> String {
+pub(super) fn swatch(run: &RunView) -> String {
     format!(
         "<span class=\"sw\" style=\"background:{}\"></span>",
         hex(run.colour)
@@ -134,7 +127,7 @@ pub fn badge(status: &str) -> String {
 }
 
 /// The run id, linked to its page on the dashboard.
-fn run_link(id: &str, links: bool) -> String {
+pub(super) fn run_link(id: &str, links: bool) -> String {
     if links && super::safe_run_id(id) {
         format!("<a href=\"/runs/{}\">{}</a>", url_segment(id), escape(id))
     } else {
@@ -142,126 +135,9 @@ fn run_link(id: &str, links: bool) -> String {
     }
 }
 
-fn fmt_opt(v: Option<f64>, digits: usize) -> String {
+pub(super) fn fmt_opt(v: Option<f64>, digits: usize) -> String {
     v.filter(|x| x.is_finite())
         .map_or("-".into(), |v| format!("{v:.digits$}"))
-}
-
-/// `done/planned` epochs of a run.
-fn epochs_text(run: &RunView) -> String {
-    let done = run.summary.curves.epochs.last().copied().unwrap_or(0);
-    let planned = run.summary.params.get("epochs").and_then(|v| v.as_u64());
-    match planned {
-        Some(p) => format!("{done}/{p}"),
-        None => done.to_string(),
-    }
-}
-
-fn table_header(view: &ExperimentView) -> String {
-    let mut h = String::from("<thead><tr><th>run</th><th>status</th>");
-    for p in &view.params {
-        let _ = write!(h, "<th>{}</th>", escape(&p.key));
-    }
-    h += "<th>best bpd8</th><th>bpd</th><th>best epoch</th><th>epochs</th><th>img/s</th><th>wall s</th>\
-          <th>device</th></tr></thead>";
-    h
-}
-
-fn table_row(view: &ExperimentView, run: &RunView, links: bool) -> String {
-    let s = &run.summary;
-    let status_class: String = s.status.chars().filter(|c| c.is_ascii_lowercase()).collect();
-    let best = if run.is_best() { " best" } else { "" };
-    let mut row = format!(
-        "<tr class=\"run-row st-row-{status_class}{best}\" data-run=\"{}\" data-status=\"{}\"><td>{}{}</td><td>{}",
-        escape(&s.id),
-        escape(&s.status),
-        swatch(run),
-        run_link(&s.id, links),
-        badge(&s.status)
-    );
-    if let Some(e) = &s.error {
-        let _ = write!(row, " <span class=\"err\" title=\"{}\">!</span>", escape(e));
-    }
-    row += "</td>";
-    for p in &view.params {
-        let _ = write!(row, "<td>{}</td>", escape(&super::param_text(s, &p.key)));
-    }
-    let _ = write!(
-        row,
-        "<td class=\"num bpd8\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td>\
-         <td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td>{}</td></tr>",
-        fmt_opt(run.bpd8(), 4),
-        fmt_opt(s.best.map(|b| b.bpd), 4),
-        s.best.map_or("-".into(), |b| b.epoch.to_string()),
-        epochs_text(run),
-        fmt_opt(s.images_per_sec, 1),
-        fmt_opt(s.wall_seconds, 1),
-        escape(s.device.as_deref().unwrap_or("-"))
-    );
-    row
-}
-
-/// All runs, best first; past [`TABLE_ROWS`] the rest is folded into a `<details>`.
-fn runs_table(view: &ExperimentView, index: usize, links: bool) -> String {
-    let mut order = view.ranked();
-    order.extend((0..view.runs.len()).filter(|&i| view.runs[i].rank.is_none()));
-    let header = table_header(view);
-    let rows: Vec<String> = order
-        .iter()
-        .map(|&i| table_row(view, &view.runs[i], links))
-        .collect();
-    let mut out = format!("<table class=\"runs\">{header}<tbody>");
-    for r in rows.iter().take(TABLE_ROWS) {
-        out += r;
-    }
-    out += "</tbody></table>";
-    if rows.len() > TABLE_ROWS {
-        let _ = write!(
-            out,
-            "<details id=\"more-{index}\"><summary>{} more runs</summary><table class=\"runs\">{header}<tbody>",
-            rows.len() - TABLE_ROWS
-        );
-        for r in &rows[TABLE_ROWS..] {
-            out += r;
-        }
-        out += "</tbody></table></details>";
-    }
-    out
-}
-
-/// The top runs with their colours: the legend of every chart of the experiment.
-fn legend(view: &ExperimentView, links: bool) -> String {
-    let ranked = view.ranked();
-    if ranked.is_empty() {
-        return String::new();
-    }
-    let mut out = String::from("<ol class=\"legend\">");
-    for &i in ranked.iter().take(TOP_N) {
-        let r = &view.runs[i];
-        let params: Vec<String> = view
-            .params
-            .iter()
-            .map(|p| format!("{}={}", p.key, super::param_text(&r.summary, &p.key)))
-            .collect();
-        let _ = write!(
-            out,
-            "<li>{}{} {} <b>{}</b> <span class=\"muted\">{}</span></li>",
-            swatch(r),
-            run_link(&r.summary.id, links),
-            badge(&r.summary.status),
-            fmt_opt(r.bpd8(), 4),
-            escape(&params.join(" "))
-        );
-    }
-    out += "</ol>";
-    if ranked.len() > TOP_N {
-        let _ = write!(
-            out,
-            "<p class=\"key\">{} more runs in grey.</p>",
-            ranked.len() - TOP_N
-        );
-    }
-    out
 }
 
 fn figure(caption: &str, svg: Option<String>, class: &str) -> String {
@@ -269,110 +145,6 @@ fn figure(caption: &str, svg: Option<String>, class: &str) -> String {
         Some(svg) => format!("<figure class=\"{class}\"><figcaption>{caption}</figcaption>{svg}</figure>"),
         None => String::new(),
     }
-}
-
-fn importance_table(view: &ExperimentView) -> String {
-    let Some(t) = importance::main_effects(view) else {
-        return "<p class=\"key\">Parameter importance needs at least 3 completed runs that differ.</p>"
-            .into();
-    };
-    let mut out = String::from(
-        "<table class=\"importance\"><thead><tr><th>parameter</th><th>variance explained</th>\
-         <th>levels</th><th>best level (mean)</th></tr></thead><tbody>",
-    );
-    for r in &t.rows {
-        let _ = write!(
-            out,
-            "<tr><td>{}</td><td class=\"num\">{:.1}%</td><td class=\"num\">{}{}</td><td>{}</td></tr>",
-            escape(&r.key),
-            r.share * 100.0,
-            r.levels,
-            if r.binned { " bins" } else { "" },
-            escape(&r.best_level)
-        );
-    }
-    let _ = write!(
-        out,
-        "<tr class=\"muted\"><td>interactions and noise</td><td class=\"num\">{:.1}%</td><td></td><td></td></tr>\
-         </tbody></table><p class=\"key\">Share of the variance of best test bpd8 over {} completed runs \
-         explained by each parameter's main effect (functional ANOVA of the recorded results; binned \
-         parameters approximately).</p>",
-        t.rest * 100.0,
-        t.runs
-    );
-    out
-}
-
-/// Up to `n` epochs of `all`: the first, the last, `best`, and evenly spaced ones between.
-fn pick_epochs(all: &[u32], best: Option<u32>, n: usize) -> Vec<u32> {
-    if all.len() <= n {
-        return all.to_vec();
-    }
-    let mut picked: Vec<u32> = (0..n.saturating_sub(1))
-        .map(|k| all[k * (all.len() - 1) / (n - 1).max(1)])
-        .collect();
-    picked.push(all[all.len() - 1]);
-    if let Some(b) = best.filter(|b| all.contains(b) && !picked.contains(b)) {
-        let len = picked.len();
-        picked[len - 2] = b;
-    }
-    picked.sort_unstable();
-    picked.dedup();
-    picked
-}
-
-fn sample_figures(run: &RunView, epochs: &[u32], images: &Images) -> String {
-    let mut out = String::new();
-    let best = run.summary.best.map(|b| b.epoch);
-    for &e in epochs {
-        if let Some(src) = images.src_for(&run.summary.id, e) {
-            let mark = if Some(e) == best { " (best)" } else { "" };
-            let _ = write!(
-                out,
-                "<figure><figcaption>epoch {e}{mark}</figcaption><img alt=\"samples of run {} at epoch {e}\" \
-                 src=\"{}\"></figure>",
-                escape(&run.summary.id),
-                escape(&src)
-            );
-        }
-    }
-    out
-}
-
-/// Sample grids of the best runs side by side, per recorded epoch.
-fn samples_section(view: &ExperimentView, images: &Images) -> String {
-    let mut out = String::new();
-    for &i in view.ranked().iter().take(SAMPLE_RUNS) {
-        let r = &view.runs[i];
-        if r.sample_epochs.is_empty() {
-            continue;
-        }
-        let epochs = pick_epochs(&r.sample_epochs, r.summary.best.map(|b| b.epoch), SAMPLE_EPOCHS);
-        let figures = sample_figures(r, &epochs, images);
-        if figures.is_empty() {
-            continue;
-        }
-        let _ = write!(
-            out,
-            "<div class=\"row\"><div class=\"who\">{}{}<br>bpd8 {}</div>{figures}</div>",
-            swatch(r),
-            run_link(&r.summary.id, images.links()),
-            fmt_opt(r.bpd8(), 4)
-        );
-    }
-    if out.is_empty() {
-        return String::new();
-    }
-    format!("<h3>Samples of the best runs</h3><div class=\"samples\">{out}</div>")
-}
-
-fn status_line(view: &ExperimentView) -> String {
-    let parts: Vec<String> = view
-        .status_counts()
-        .iter()
-        .map(|(s, n)| format!("{n} {}", badge(s)))
-        .collect();
-    format!("<p>{} runs: {}</p>", view.runs.len(), parts.join(" "))
 }
 
 /// One experiment: overlaid curves, parameter charts, importance, best samples, all runs.
@@ -417,9 +189,13 @@ pub fn experiment_section(view: &ExperimentView, index: usize, images: &Images) 
         let mut charts_html = String::new();
         for p in &view.params {
             let caption = format!("best test bpd8 by {}", escape(&p.key));
-            charts_html += &figure(&caption, charts::param_chart(view, p, (360, 260))?, "chart param");
+            charts_html += &figure(
+                &caption,
+                super::param_charts::param_chart(view, p, (360, 260))?,
+                "chart param",
+            );
         }
-        if let Some(svg) = charts::parallel_chart(view)? {
+        if let Some(svg) = super::param_charts::parallel_chart(view)? {
             charts_html += &figure("Parameters → best test bpd8", Some(svg), "chart parallel");
         }
         if !charts_html.is_empty() {
@@ -476,15 +252,6 @@ mod tests {
             "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt;&amp;&quot;"
         );
         assert_eq!(url_segment("../a b/<x>"), "..%2Fa%20b%2F%3Cx%3E");
-    }
-
-    #[test]
-    fn sample_epochs_keep_first_last_and_best() {
-        let all: Vec<u32> = (1..=20).collect();
-        let p = pick_epochs(&all, Some(13), 6);
-        assert!(p.contains(&1) && p.contains(&20) && p.contains(&13), "{p:?}");
-        assert!(p.len() <= 6);
-        assert_eq!(pick_epochs(&[1, 2], None, 6), vec![1, 2]);
     }
 
     #[test]

@@ -118,6 +118,9 @@ fn levels(runs: &[&RunView], p: &super::views::ParamInfo) -> (Vec<String>, bool)
         .map(|r| p.position(&r.summary).unwrap_or(f64::NAN))
         .collect();
     let mut sorted: Vec<f64> = positions.iter().copied().filter(|x| x.is_finite()).collect();
+    if sorted.is_empty() {
+        return (text, false);
+    }
     sorted.sort_by(f64::total_cmp);
     let bins = ((runs.len() as f64).sqrt().round() as usize).clamp(2, 10);
     // Bin edges at quantiles; a run falls in the first bin whose upper edge it does not exceed.

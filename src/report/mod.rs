@@ -5,7 +5,9 @@
 pub mod charts;
 pub mod html;
 pub mod importance;
+pub mod param_charts;
 pub mod run_page;
+mod sections;
 pub mod views;
 
 pub use html::{escape, write_html};
