@@ -33,8 +33,9 @@ report *args: setup
     {{bin}} report "$@"
 
 # Every test: unit and integration tests on real MNIST, a real SQLite file and real worker
-# processes, and the PyTorch parity check.
+# processes, the PyTorch parity check, and the dashboard in Debian's headless Chromium.
 test: setup
+    scripts/setup-chromium.sh
     cargo test --no-fail-fast -- --test-threads 2
 
 # Train one model with the original train.py flags.
@@ -46,9 +47,13 @@ resume run_id: setup
     {{bin}} resume "{{run_id}}"
 
 # Benchmarks (ratios against baselines measured in the same invocation); name parts to run only
-# those: training, sampling, registry, packing.
+# those: training, sampling, registry, packing, report.
 bench *parts: setup
-    cargo bench --quiet --bench speed -- "$@"
+    cargo bench --quiet --bench speed --bench report -- "$@"
+
+# The live dashboard over the registry on http://127.0.0.1:8080 (any `pixelx serve` flags).
+serve *args: setup
+    {{bin}} serve "$@"
 
 # Pack release binaries and MNIST into .gpu/ for scripts/gpu-check.sh on a GPU machine.
 gpu-bundle: setup

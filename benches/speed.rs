@@ -10,6 +10,8 @@
 //!
 //! `cargo bench --bench speed -- training` (or `sampling`) runs one part.
 
+mod common;
+
 use std::path::Path;
 use std::process::Command;
 use std::time::Instant;
@@ -198,62 +200,6 @@ fn sampling() {
     );
 }
 
-/// A worker's journal of `steps` steps in batches of 500 (as workers write them), `epochs`
-/// epochs spread over them.
-fn write_journal(run_dir: &Path, steps: i64, epochs: u32, bpd8: impl Fn(u32) -> f64) {
-    use pixelx::journal::{append, CheckpointRecord, EpochRecord, Event, StepRecord};
-    std::fs::create_dir_all(run_dir).unwrap();
-    let per_epoch = (steps / epochs as i64).max(1);
-    for epoch in 1..=epochs {
-        let first = (epoch as i64 - 1) * per_epoch + 1;
-        let mut step = first;
-        while step < first + per_epoch {
-            let end = (step + 500).min(first + per_epoch);
-            let rows = (step..end).map(|s| StepRecord(s, 1.0 / s as f64, 1e-3)).collect();
-            append(
-                run_dir,
-                Event::Steps {
-                    epoch,
-                    step_in_epoch: end - first,
-                    steps_per_epoch: per_epoch,
-                    images_per_sec: 100.0,
-                    steps: rows,
-                },
-            )
-            .unwrap();
-            step = end;
-        }
-        let test = pixelx::metrics::EvalMetrics {
-            nll: 0.1,
-            bpd: bpd8(epoch) - 7.0,
-            bpd8: bpd8(epoch),
-        };
-        let record = EpochRecord {
-            epoch,
-            train_loss: 0.2,
-            test,
-            learning_rate: 1e-3,
-            images_per_sec: 100.0,
-            seconds: 10.0,
-        };
-        let checkpoint = CheckpointRecord {
-            file: format!("epoch-{epoch:04}.safetensors"),
-            sha256: "00".into(),
-            size: 1,
-        };
-        append(
-            run_dir,
-            Event::Epoch {
-                record,
-                checkpoint,
-                best: true,
-                peak_rss_mb: None,
-            },
-        )
-        .unwrap();
-    }
-}
-
 fn registry() {
     use pixelx::config::{ExperimentInfo, RunConfig};
     use pixelx::registry::{Registry, RunFilter};
@@ -284,7 +230,11 @@ fn registry() {
     // pixelx: the worker's journal (two values per step: loss and lr), ingested by the
     // coordinator in one transaction per read.
     let run_dir = dir.path().join("batched");
-    write_journal(&run_dir, values / 2, 1, |_| 7.2);
+    let one = [common::SyntheticEpoch {
+        bpd8: 7.2,
+        samples: false,
+    }];
+    common::write_journal(&run_dir, values / 2, &one, |s| 1.0 / s as f64, None);
     let mut reg = Registry::open(&dir.path().join("r.sqlite")).unwrap();
     let start = Instant::now();
     reg.ingest("batched", &run_dir).unwrap();
@@ -305,9 +255,13 @@ fn registry() {
         };
         reg.add_run(exp, &id, &config, dir.path(), None).unwrap();
         let run_dir = dir.path().join("runs").join(&id);
-        write_journal(&run_dir, 10, 10, |epoch| {
-            7.14 - epoch as f64 * 1e-3 + (i % 13) as f64 * 1e-4
-        });
+        let epochs: Vec<common::SyntheticEpoch> = (1..=10)
+            .map(|epoch| common::SyntheticEpoch {
+                bpd8: 7.14 - epoch as f64 * 1e-3 + (i % 13) as f64 * 1e-4,
+                samples: false,
+            })
+            .collect();
+        common::write_journal(&run_dir, 10, &epochs, |s| 1.0 / s as f64, None);
         reg.ingest(&id, &run_dir).unwrap();
         reg.set_status(&id, pixelx::registry::RunStatus::Completed, None)
             .unwrap();
@@ -319,13 +273,7 @@ fn registry() {
     let table = pixelx::report::render(&runs, &params, pixelx::report::Format::Table).unwrap();
     let t_table = start.elapsed().as_secs_f64();
     let start = Instant::now();
-    pixelx::report::write_html(
-        &runs,
-        &params,
-        &dir.path().join("r.html"),
-        &dir.path().join("runs"),
-    )
-    .unwrap();
+    pixelx::report::write_html(&reg, &runs, &dir.path().join("runs"), &dir.path().join("r.html")).unwrap();
     let t_html = start.elapsed().as_secs_f64();
     println!(
         "  report table, {} runs      {t_table:8.3} s  ({} lines)",

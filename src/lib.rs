@@ -28,6 +28,7 @@ pub mod run_dir;
 pub mod sample;
 pub mod schedule;
 pub mod search;
+pub mod serve;
 pub mod signals;
 pub mod train;
 pub mod weights;

@@ -6,9 +6,11 @@ mod common;
 use std::path::Path;
 
 use pixelx::config::{Experiment, ExperimentInfo, RunConfig};
-use pixelx::journal::{self, CheckpointRecord, EpochRecord, Event, FinalStatus, StepRecord};
-use pixelx::metrics::EvalMetrics;
+use pixelx::journal::{self, Event, FinalStatus};
+#[path = "../benches/common/mod.rs"]
+mod synthetic;
 use pixelx::registry::{Registry, RunFilter, RunStatus};
+use synthetic::SyntheticEpoch;
 
 const STEPS: i64 = 3000;
 const EPOCHS: u32 = 5;
@@ -16,7 +18,6 @@ const EPOCHS: u32 = 5;
 /// Writes the journal a worker leaves after training a run of `EPOCHS` epochs to the end.
 fn write_finished_journal(run_dir: &Path) {
     std::fs::create_dir_all(run_dir).unwrap();
-    let per_epoch = STEPS / EPOCHS as i64;
     journal::append(
         run_dir,
         Event::Started {
@@ -27,64 +28,19 @@ fn write_finished_journal(run_dir: &Path) {
             checkpoint: None,
             epochs_done: 0,
             global_step: 0,
-            steps_per_epoch: per_epoch,
+            steps_per_epoch: STEPS / EPOCHS as i64,
             history: Vec::new(),
         },
     )
     .unwrap();
-    let test = EvalMetrics::from_totals(0.1, 7.0, 1.0);
-    for epoch in 1..=EPOCHS {
-        for chunk in 0..4 {
-            let steps: Vec<StepRecord> = (0..per_epoch / 4)
-                .map(|s| {
-                    let step = (epoch as i64 - 1) * per_epoch + chunk * (per_epoch / 4) + s + 1;
-                    StepRecord(step, 1.0 / step as f64, 1e-3)
-                })
-                .collect();
-            journal::append(
-                run_dir,
-                Event::Steps {
-                    epoch,
-                    step_in_epoch: (chunk + 1) * (per_epoch / 4),
-                    steps_per_epoch: per_epoch,
-                    images_per_sec: 100.0,
-                    steps,
-                },
-            )
-            .unwrap();
-        }
-        let record = EpochRecord {
-            epoch,
-            train_loss: 0.5,
-            test,
-            learning_rate: 1e-3,
-            images_per_sec: 1.0,
-            seconds: 1.0,
-        };
-        let checkpoint = CheckpointRecord {
-            file: format!("epoch-{epoch:04}.safetensors"),
-            sha256: "00".into(),
-            size: 1,
-        };
-        journal::append(
-            run_dir,
-            Event::Epoch {
-                record,
-                checkpoint,
-                best: epoch == 1,
-                peak_rss_mb: None,
-            },
-        )
-        .unwrap();
-    }
-    journal::append(
-        run_dir,
-        Event::Finished {
-            status: FinalStatus::Completed,
-            detail: None,
-        },
-    )
-    .unwrap();
+    let epochs: Vec<SyntheticEpoch> = (0..EPOCHS)
+        .map(|e| SyntheticEpoch {
+            bpd8: 7.1 + e as f64 * 0.01,
+            samples: false,
+        })
+        .collect();
+    let completed = Some((FinalStatus::Completed, None));
+    synthetic::write_journal(run_dir, STEPS, &epochs, |s| 1.0 / s as f64, completed);
 }
 
 /// Eight experiments whose runs' workers finished while no coordinator watched: eight

@@ -5,6 +5,7 @@ mod args;
 mod model_cmds;
 mod report_cmds;
 mod run_cmd;
+mod serve_cmd;
 mod train_cmd;
 
 use std::path::PathBuf;
@@ -71,6 +72,8 @@ pub enum Command {
     Eval(model_cmds::EvalArgs),
     /// Write a run's weights in the reference layout as safetensors, config in the metadata.
     Export(model_cmds::ExportArgs),
+    /// A local web dashboard over the registry, updating live while sweeps run (read-only).
+    Serve(serve_cmd::ServeArgs),
     /// Read reference-layout safetensors weights (e.g. from the PyTorch original) into a new run.
     Import(model_cmds::ImportArgs),
     /// Train one run in its folder (started by `pixelx run`, one process or Slurm job per run).
@@ -157,6 +160,7 @@ fn dispatch(cli: &Cli) -> Result<ExitCode> {
         Command::Eval(args) => model_cmds::eval(cli, args)?,
         Command::Export(args) => model_cmds::export(cli, args)?,
         Command::Import(args) => model_cmds::import(cli, args)?,
+        Command::Serve(args) => serve_cmd::serve(cli, args)?,
     }
     Ok(ExitCode::SUCCESS)
 }

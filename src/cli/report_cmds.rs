@@ -94,7 +94,7 @@ pub fn report(cli: &Cli, args: &ReportArgs) -> Result<()> {
     }
     let params = report::varying_params(&runs);
     if let Some(path) = &html {
-        report::write_html(&runs, &params, path, &cli.runs_dir)?;
+        report::write_html(&registry, &runs, &cli.runs_dir, path)?;
         eprintln!("wrote {}", args.html.as_ref().unwrap_or(path).display());
     }
     match args.best {

@@ -12,6 +12,7 @@ mod errors;
 mod ingest;
 mod query;
 mod schema;
+pub mod views;
 
 pub use errors::explain;
 pub use ingest::Ingested;
@@ -175,6 +176,9 @@ impl Registry {
         let conn = Connection::open_with_flags(path, flags).map_err(|e| explain(e.into(), path))?;
         let reg = Self::configure_read_only(conn, path)?;
         let version = reg.schema_version().map_err(|e| explain(e, path))?;
+        if version == 0 {
+            bail!("{} is not a pixelx registry (it has no schema)", path.display());
+        }
         if version < schema::MIGRATIONS.len() as i64 {
             drop(reg);
             Self::open(path)?;
@@ -199,8 +203,12 @@ impl Registry {
     }
 
     fn configure_read_only(conn: Connection, path: &Path) -> Result<Self> {
-        conn.busy_timeout(Duration::from_secs(60))
-            .map_err(|e| explain(e.into(), path))?;
+        // Readers never wait for a write to finish (WAL); only, briefly, for a checkpoint.
+        let setup = || -> rusqlite::Result<()> {
+            conn.busy_timeout(Duration::from_secs(5))?;
+            conn.pragma_update(None, "query_only", "ON")
+        };
+        setup().map_err(|e| explain(e.into(), path))?;
         Ok(Self {
             conn,
             path: path.to_owned(),

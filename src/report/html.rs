@@ -1,164 +1,310 @@
-//! `pixelx report --html`: one self-contained page (no external files or scripts) with the
-//! comparison table, per-run curves as inline SVG drawn by plotters, and the sample grids
-//! embedded as data URLs. Every string that came from a user or a file is escaped.
+//! HTML of the comparison views, shared by `pixelx report --html` (one self-contained file, no
+//! scripts, images embedded as data URLs) and `pixelx serve` (images linked from `/img/...`).
+//!
+//! Every string that came from a user, a file or the registry goes through [`escape`]; run ids
+//! are additionally checked by [`super::safe_run_id`] before they name a file or a link.
 
+use std::fmt::Write as _;
 use std::path::Path;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use base64::Engine;
-use plotters::prelude::*;
 
-use super::{best_runs, table_rows};
-use crate::registry::RunSummary;
+use super::charts;
+use super::sections::{importance_table, legend, runs_table, samples_section, status_line};
+use super::views::{ExperimentView, RunView, TOP_N};
+use crate::run_dir::RunDir;
 
 pub fn escape(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-        .replace('\'', "&#39;")
-}
-
-/// Test bpd8 and train loss per epoch, as an SVG string.
-fn curves_svg(run: &RunSummary) -> Result<String> {
-    let c = &run.curves;
-    let mut svg = String::new();
-    if c.epochs.is_empty() {
-        return Ok(svg);
-    }
-    {
-        let root = SVGBackend::with_string(&mut svg, (420, 240)).into_drawing_area();
-        root.fill(&WHITE)?;
-        let x_max = (*c.epochs.last().unwrap_or(&1)).max(2) as f64;
-        let values: Vec<f64> = c
-            .test_bpd
-            .iter()
-            .chain(&c.train_loss)
-            .copied()
-            .filter(|v| v.is_finite())
-            .collect();
-        let (lo, hi) = values
-            .iter()
-            .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &v| {
-                (a.min(v), b.max(v))
-            });
-        let pad = ((hi - lo) * 0.1).max(1e-3);
-        let mut chart = ChartBuilder::on(&root)
-            .margin(8)
-            .x_label_area_size(28)
-            .y_label_area_size(44)
-            .build_cartesian_2d(1f64..x_max, (lo - pad)..(hi + pad))?;
-        chart
-            .configure_mesh()
-            .x_desc("epoch")
-            .light_line_style(WHITE)
-            .draw()?;
-        let series = |v: &[f64]| -> Vec<(f64, f64)> {
-            c.epochs
-                .iter()
-                .zip(v)
-                .filter(|(_, y)| y.is_finite())
-                .map(|(&e, &y)| (e as f64, y))
-                .collect()
-        };
-        // Markers too, so a one-epoch run still shows its values.
-        chart.draw_series(
-            series(&c.test_bpd)
-                .into_iter()
-                .map(|p| Circle::new(p, 3, BLUE.filled())),
-        )?;
-        chart.draw_series(
-            series(&c.train_loss)
-                .into_iter()
-                .map(|p| Circle::new(p, 3, RED.filled())),
-        )?;
-        chart
-            .draw_series(LineSeries::new(series(&c.test_bpd), &BLUE))?
-            .label("test bpd")
-            .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 14, y)], BLUE));
-        chart
-            .draw_series(LineSeries::new(series(&c.train_loss), &RED))?
-            .label("train loss (nats)")
-            .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 14, y)], RED));
-        chart
-            .configure_series_labels()
-            .background_style(WHITE.mix(0.8))
-            .border_style(BLACK)
-            .draw()?;
-        root.present()?;
-    }
-    Ok(svg)
-}
-
-fn png_data_url(path: &Path) -> Option<String> {
-    let bytes = std::fs::read(path).ok()?;
-    Some(format!(
-        "data:image/png;base64,{}",
-        base64::engine::general_purpose::STANDARD.encode(bytes)
-    ))
-}
-
-/// Writes the report page for `runs` to `path`.
-pub fn write_html(runs: &[RunSummary], params: &[String], path: &Path, runs_dir: &Path) -> Result<()> {
-    let best_ids: Vec<String> = best_runs(runs, 1).into_iter().map(|r| r.id).collect();
-    let rows = table_rows(runs, params);
-    let mut html = String::from(
-        "<!doctype html><html><head><meta charset=\"utf-8\"><title>pixelx report</title><style>\
-         body{font-family:system-ui,sans-serif;margin:24px;color:#222}table{border-collapse:collapse;font-size:13px}\
-         th,td{border:1px solid #ccc;padding:4px 8px;text-align:left}th{background:#f0f0f0}\
-         tr.best{background:#e6f4e6;font-weight:600}.runs{display:flex;flex-wrap:wrap;gap:16px}\
-         .run{border:1px solid #ddd;padding:12px;border-radius:6px}.run.best{border:2px solid #2a2}\
-         .run img{image-rendering:pixelated;width:280px;display:block}h2{margin-top:32px}</style></head><body>",
-    );
-    html += &format!(
-        "<h1>pixelx report</h1><p>{} run(s); best per experiment by test bpd8 highlighted.</p>",
-        runs.len()
-    );
-    html += "<table><thead><tr>";
-    for h in &rows[0] {
-        html += &format!("<th>{}</th>", escape(h));
-    }
-    html += "</tr></thead><tbody>";
-    for (run, row) in runs.iter().zip(&rows[1..]) {
-        let class = if best_ids.contains(&run.id) {
-            " class=\"best\""
-        } else {
-            ""
-        };
-        html += &format!("<tr{class}>");
-        for f in row {
-            html += &format!("<td>{}</td>", escape(f));
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
         }
-        html += "</tr>";
     }
-    html += "</tbody></table><h2>Runs</h2><div class=\"runs\">";
-    for run in runs {
-        let class = if best_ids.contains(&run.id) {
-            "run best"
+    out
+}
+
+/// Percent-encodes `s` for one URL path segment (everything but unreserved characters).
+pub fn url_segment(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+            out.push(b as char);
         } else {
-            "run"
-        };
-        html += &format!(
-            "<div class=\"{class}\"><h3>{} <small>{}</small></h3>",
-            escape(&run.id),
-            escape(&run.experiment)
+            let _ = write!(out, "%{b:02X}");
+        }
+    }
+    out
+}
+
+/// Where sample images come from.
+pub enum Images<'a> {
+    /// Read from the run folders under this directory and embedded (the report).
+    Embedded(&'a Path),
+    /// Linked as `/img/<run>/<epoch>` (the dashboard).
+    Linked,
+}
+
+impl Images<'_> {
+    /// The `src` of a run's sample grid at `epoch`, or `None` if it cannot be shown.
+    pub fn src_for(&self, run_id: &str, epoch: u32) -> Option<String> {
+        if !super::safe_run_id(run_id) {
+            return None;
+        }
+        match self {
+            Images::Linked => Some(format!("/img/{run_id}/{epoch}")),
+            Images::Embedded(runs_dir) => {
+                let bytes = std::fs::read(RunDir::new(runs_dir, run_id).epoch_samples(epoch)).ok()?;
+                Some(format!(
+                    "data:image/png;base64,{}",
+                    base64::engine::general_purpose::STANDARD.encode(bytes)
+                ))
+            }
+        }
+    }
+
+    pub(super) fn links(&self) -> bool {
+        matches!(self, Images::Linked)
+    }
+}
+
+pub const STYLE: &str = "body{font-family:system-ui,sans-serif;margin:20px 28px;color:#222;background:#fafafa}\
+a{color:#1f5fa8}h1{margin:0 0 6px}h2{margin:34px 0 4px;border-bottom:2px solid #ddd;padding-bottom:4px}\
+h3{margin:22px 0 8px;font-size:16px}table{border-collapse:collapse;font-size:13px;background:#fff}\
+th,td{border:1px solid #d8d8d8;padding:3px 8px;text-align:left;white-space:nowrap}th{background:#f0f0f0}\
+td.num{text-align:right;font-variant-numeric:tabular-nums}tr.best{background:#e8f5e8;font-weight:600}\
+.charts{display:flex;flex-wrap:wrap;gap:14px}figure{margin:0;background:#fff;border:1px solid #ddd;\
+border-radius:6px;padding:6px}figcaption{font-size:13px;color:#444;margin:2px 4px 4px}\
+figure svg{display:block;max-width:100%;height:auto}.sw{display:inline-block;width:12px;height:12px;\
+border-radius:2px;vertical-align:middle;margin-right:4px}.legend{font-size:13px;columns:2;max-width:1100px;\
+padding-left:22px}.key{font-size:12px;color:#555}.badge{display:inline-block;padding:0 6px;border-radius:8px;\
+font-size:12px;background:#ddd;color:#222}.st-completed{background:#d4edda}.st-running{background:#cfe2ff}\
+.st-queued{background:#eee}.st-pruned{background:#fff0c2}.st-failed,.st-diverged{background:#f8d0d0;\
+color:#7a0000}.st-interrupted{background:#e6d8f0}.samples{display:flex;flex-direction:column;gap:10px}\
+.samples .row{display:flex;gap:8px;align-items:flex-end;flex-wrap:wrap}.samples img{image-rendering:pixelated;\
+width:150px;display:block;border:1px solid #ccc}.samples .who{width:190px;font-size:13px}\
+.samples figure{padding:3px}.muted{color:#777}.desc{color:#444;margin:2px 0 10px}dl.facts{display:grid;\
+grid-template-columns:max-content auto;gap:2px 14px;font-size:14px}dl.facts dt{color:#555}dl.facts dd{margin:0}\
+nav{font-size:14px;margin-bottom:10px}.err{color:#7a0000}";
+
+/// A whole page around `body`. `live` adds the dashboard's update script (served by the
+/// dashboard itself; the report has no script at all).
+pub fn page(title: &str, body: &str, live: bool) -> String {
+    let script = if live {
+        "<script src=\"/static/live.js\" defer></script>"
+    } else {
+        ""
+    };
+    format!(
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>{}</title>\
+         <meta name=\"viewport\" content=\"width=device-width\"><style>{STYLE}</style>{script}</head>\
+         <body>{body}</body></html>\n",
+        escape(title)
+    )
+}
+
+fn hex(c: (u8, u8, u8)) -> String {
+    format!("#{:02x}{:02x}{:02x}", c.0, c.1, c.2)
+}
+
+pub(super) fn swatch(run: &RunView) -> String {
+    format!(
+        "<span class=\"sw\" style=\"background:{}\"></span>",
+        hex(run.colour)
+    )
+}
+
+/// A status label; the class is built from letters only, whatever the status string holds.
+pub fn badge(status: &str) -> String {
+    let class: String = status.chars().filter(|c| c.is_ascii_lowercase()).collect();
+    format!("<span class=\"badge st-{class}\">{}</span>", escape(status))
+}
+
+/// The run id, linked to its page on the dashboard.
+pub(super) fn run_link(id: &str, links: bool) -> String {
+    if links && super::safe_run_id(id) {
+        format!("<a href=\"/runs/{}\">{}</a>", url_segment(id), escape(id))
+    } else {
+        escape(id)
+    }
+}
+
+pub(super) fn fmt_opt(v: Option<f64>, digits: usize) -> String {
+    v.filter(|x| x.is_finite())
+        .map_or("-".into(), |v| format!("{v:.digits$}"))
+}
+
+fn figure(caption: &str, svg: Option<String>, class: &str) -> String {
+    match svg {
+        Some(svg) => format!("<figure class=\"{class}\"><figcaption>{caption}</figcaption>{svg}</figure>"),
+        None => String::new(),
+    }
+}
+
+/// One experiment: overlaid curves, parameter charts, importance, best samples, all runs.
+pub fn experiment_section(view: &ExperimentView, index: usize, images: &Images) -> Result<String> {
+    let links = images.links();
+    let title = if links {
+        format!(
+            "<a href=\"/experiments/{}\">{}</a>",
+            url_segment(&view.name),
+            escape(&view.name)
+        )
+    } else {
+        escape(&view.name)
+    };
+    let mut out = format!("<section class=\"experiment\" id=\"experiment-{index}\"><h2>{title}</h2>",);
+    if !view.description.is_empty() {
+        let _ = write!(out, "<p class=\"desc\">{}</p>", escape(&view.description));
+    }
+    out += &status_line(view);
+    let curves = [
+        figure(
+            "Test bpd8 per epoch",
+            charts::epoch_chart(view, (600, 330))?,
+            "chart epochs",
+        ),
+        figure(
+            "Training loss per step (smoothed; raw values faint)",
+            charts::loss_chart(view, (600, 330))?,
+            "chart steps",
+        ),
+    ]
+    .concat();
+    if !curves.is_empty() {
+        let _ = write!(
+            out,
+            "<div class=\"charts\">{curves}</div><p class=\"key\">Top {TOP_N} runs in colour, best thickest; \
+             markers where a run ended early: × failed or diverged, ▲ pruned, ○ running or interrupted.</p>"
         );
-        if let Some(b) = run.best {
-            html += &format!(
-                "<p>best epoch {}: bpd8 {:.4}, bpd {:.4}</p>",
-                b.epoch, b.bpd8, b.bpd
+    }
+    out += &legend(view, links);
+    if !view.params.is_empty() {
+        let mut charts_html = String::new();
+        for p in &view.params {
+            let caption = format!("best test bpd8 by {}", escape(&p.key));
+            charts_html += &figure(
+                &caption,
+                super::param_charts::param_chart(view, p, (360, 260))?,
+                "chart param",
             );
         }
-        if let Some(e) = &run.error {
-            html += &format!("<p>error: {}</p>", escape(e));
+        if let Some(svg) = super::param_charts::parallel_chart(view)? {
+            charts_html += &figure("Parameters → best test bpd8", Some(svg), "chart parallel");
         }
-        html += &curves_svg(run).context("drawing curves")?;
-        let samples = run.samples.as_deref().map(|rel| runs_dir.join(&run.id).join(rel));
-        if let Some(url) = samples.as_deref().and_then(png_data_url) {
-            html += &format!("<img alt=\"samples of {}\" src=\"{url}\">", escape(&run.id));
+        if !charts_html.is_empty() {
+            let _ = write!(
+                out,
+                "<h3>Parameters</h3><div class=\"charts\">{charts_html}</div>"
+            );
         }
-        html += "</div>";
+        out += "<h3>Parameter importance</h3>";
+        out += &importance_table(view);
     }
-    html += "</div></body></html>\n";
+    out += &samples_section(view, images);
+    out += "<h3>Runs</h3>";
+    out += &runs_table(view, index, links);
+    out += "</section>";
+    Ok(out)
+}
+
+/// The report page: every experiment's section, images embedded from `runs_dir`.
+pub fn report_page(views: &[ExperimentView], runs_dir: &Path) -> Result<String> {
+    let runs: usize = views.iter().map(|v| v.runs.len()).sum();
+    let mut body = format!(
+        "<h1>pixelx report</h1><p class=\"muted\">{runs} run(s) in {} experiment(s), written {}.</p>",
+        views.len(),
+        chrono::Utc::now().format("%Y-%m-%d %H:%M UTC")
+    );
+    let images = Images::Embedded(runs_dir);
+    for (i, v) in views.iter().enumerate() {
+        body += &experiment_section(v, i, &images)?;
+    }
+    Ok(page("pixelx report", &body, false))
+}
+
+/// Writes the self-contained report of `runs` to `path`.
+pub fn write_html(
+    registry: &crate::registry::Registry,
+    runs: &[crate::registry::RunSummary],
+    runs_dir: &Path,
+    path: &Path,
+) -> Result<()> {
+    let views = super::views::build(registry, runs)?;
+    let html = report_page(&views, runs_dir)?;
     crate::fsio::write_atomically(path, html.as_bytes())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escaping_covers_markup_and_quotes() {
+        assert_eq!(
+            escape("<script>alert('x')</script>&\""),
+            "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt;&amp;&quot;"
+        );
+        assert_eq!(url_segment("../a b/<x>"), "..%2Fa%20b%2F%3Cx%3E");
+    }
+
+    #[test]
+    fn a_pruned_run_is_labelled_in_the_table_and_where_its_curve_ends() {
+        use crate::report::views::{tests::summary, ExperimentView, RunView};
+        let mut runs = Vec::new();
+        for (i, (status, epochs)) in [("completed", 4u32), ("pruned", 2), ("failed", 1)]
+            .into_iter()
+            .enumerate()
+        {
+            let mut s = summary(
+                &format!("run{i}"),
+                Some(2.0 + i as f64),
+                serde_json::json!({"seed": i}),
+            );
+            s.status = status.into();
+            s.curves.epochs = (1..=epochs).collect();
+            s.curves.test_bpd8 = (1..=epochs).map(|e| 3.0 - 0.1 * e as f64 + i as f64).collect();
+            runs.push(RunView {
+                summary: s,
+                rank: Some(i),
+                colour: (10, 20, 30),
+                loss: Default::default(),
+                sample_epochs: vec![],
+            });
+        }
+        let view = ExperimentView {
+            name: "e".into(),
+            description: String::new(),
+            runs,
+            params: vec![],
+        };
+        let html = experiment_section(&view, 0, &Images::Linked).unwrap();
+        assert!(html.contains("data-status=\"pruned\"") && html.contains("st-pruned\">pruned</span>"));
+        let chart = &html[html.find("chart epochs").unwrap()..];
+        let chart = &chart[..chart.find("</figure>").unwrap()];
+        assert!(chart.contains("\npruned\n</text>") && chart.contains("\nfailed\n</text>"));
+        assert!(
+            !chart.contains("\ncompleted\n</text>"),
+            "only early ends are marked"
+        );
+        assert!(
+            chart.contains("<polygon"),
+            "a triangle where the pruned run stopped"
+        );
+    }
+
+    #[test]
+    fn badges_keep_unknown_statuses_as_text_and_classes_clean() {
+        assert_eq!(badge("pruned"), "<span class=\"badge st-pruned\">pruned</span>");
+        assert_eq!(
+            badge("<b>\" x"),
+            "<span class=\"badge st-bx\">&lt;b&gt;&quot; x</span>"
+        );
+    }
 }

@@ -1,8 +1,16 @@
-//! Comparing runs: tables (plain, markdown, CSV, JSON), the best runs, and an HTML page.
+//! Comparing runs: tables (plain, markdown, CSV, JSON), the best runs, and the comparison views
+//! (overlaid curves, parameter charts, importance, best samples) rendered as a self-contained
+//! HTML report or served live by `pixelx serve`.
 
-mod html;
+pub mod charts;
+pub mod html;
+pub mod importance;
+pub mod param_charts;
+pub mod run_page;
+mod sections;
+pub mod views;
 
-pub use html::write_html;
+pub use html::{escape, write_html};
 
 use anyhow::{bail, Result};
 use serde::Serialize;
@@ -62,7 +70,18 @@ pub fn status_text(run: &RunSummary) -> String {
     }
 }
 
-fn param_text(run: &RunSummary, key: &str) -> String {
+/// Whether `id` can name a run folder and a URL segment: letters, digits, `-` and `_` only.
+/// Ids pixelx makes are 12 hex digits; anything else read from a registry is refused rather than
+/// joined to a path.
+pub fn safe_run_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= 64
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+pub(crate) fn param_text(run: &RunSummary, key: &str) -> String {
     match run.params.get(key) {
         Some(serde_json::Value::String(s)) => s.clone(),
         Some(v) => v.to_string(),

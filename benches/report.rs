@@ -1,0 +1,188 @@
+//! `just bench report` (`cargo bench --bench report`): the comparison views over 1,000 recorded
+//! runs. A synthetic registry is written through the registry's own API, as a worker records
+//! (10 epochs and 500 steps per run, sample grids on disk at epochs 5 and 10, a few diverged
+//! and failed runs), then:
+//!
+//! - the HTML report: time to read and write it, and its size;
+//! - the dashboard (in-process, on a free loopback port): time to first byte and page size of
+//!   `/` and of one `/runs/<id>`, first (rendered) and again (cached, same registry state), and
+//!   of one sample image.
+//!
+//! Figures are printed; nothing is asserted about time.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+mod common;
+
+use common::SyntheticEpoch;
+use pixelx::config::{ExperimentInfo, LrSchedule, RunConfig};
+use pixelx::data::DatasetKind;
+use pixelx::journal::FinalStatus;
+use pixelx::registry::{Registry, RunFilter};
+use pixelx::run_dir::RunDir;
+use pixelx::serve::{ServeOptions, Server};
+
+const RUNS: u64 = 1000;
+const EPOCHS: u32 = 10;
+const STEPS: i64 = 500;
+
+/// A small grayscale PNG like a sample grid (noise, so it does not compress away).
+fn write_png(path: &Path, seed: u64) {
+    let (w, h) = (140u32, 56u32);
+    let mut x = seed.wrapping_mul(6364136223846793005).wrapping_add(1);
+    let pixels: Vec<u8> = (0..w * h)
+        .map(|_| {
+            x = x
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            if (x >> 33).is_multiple_of(5) {
+                255
+            } else {
+                0
+            }
+        })
+        .collect();
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    image::GrayImage::from_raw(w, h, pixels)
+        .unwrap()
+        .save(path)
+        .unwrap();
+}
+
+fn synthetic_registry(runs_dir: &Path) -> Registry {
+    let path = runs_dir.join("registry.sqlite");
+    let mut reg = Registry::open(&path).unwrap();
+    let info = ExperimentInfo {
+        dataset: Some(DatasetKind::Mnist),
+        ..ExperimentInfo::named("bench_sweep", "1,000 synthetic runs")
+    };
+    let exp = reg.upsert_experiment(&info, None, Default::default()).unwrap();
+    for i in 0..RUNS {
+        let id = format!("{i:012x}");
+        let lr = [1e-4, 2e-4, 5e-4, 1e-3, 2e-3, 5e-3, 1e-2][(i % 7) as usize];
+        let fmaps = [16, 30, 60][(i / 7 % 3) as usize];
+        let config = RunConfig {
+            seed: i,
+            learning_rate: lr,
+            hidden_fmaps: fmaps,
+            lr_schedule: if i % 2 == 0 {
+                LrSchedule::Cosine
+            } else {
+                LrSchedule::Constant
+            },
+            epochs: EPOCHS,
+            ..RunConfig::default()
+        };
+        let dir = RunDir::new(runs_dir, &id);
+        reg.add_run(exp, &id, &config, &dir.root, None).unwrap();
+        // Every 50th run diverges after 3 epochs, every 77th fails after 6.
+        let (stop, status) = if i % 50 == 49 {
+            (3, FinalStatus::Diverged)
+        } else if i % 77 == 76 {
+            (6, FinalStatus::Failed)
+        } else {
+            (EPOCHS, FinalStatus::Completed)
+        };
+        let quality = (lr.log10() + 2.7).abs() * 0.08 + (60 - fmaps) as f64 * 1e-3 + (i % 13) as f64 * 2e-3;
+        let epochs: Vec<SyntheticEpoch> = (1..=stop)
+            .map(|epoch| SyntheticEpoch {
+                bpd8: 1.05 + quality + 0.4 / epoch as f64,
+                samples: epoch % 5 == 0,
+            })
+            .collect();
+        for epoch in (1..=stop).filter(|e| e % 5 == 0) {
+            write_png(&dir.epoch_samples(epoch), i * 100 + epoch as u64);
+        }
+        let loss = |step: i64| {
+            let t = step as f64 / STEPS as f64;
+            let noise = ((step * 7919 + i as i64 * 104729) % 1000) as f64 / 1000.0 - 0.5;
+            0.12 + quality * 0.3 + 0.6 * (-6.0 * t).exp() + 0.02 * noise
+        };
+        let detail = (stop < EPOCHS).then(|| "synthetic".to_owned());
+        common::write_journal(
+            &dir.root,
+            STEPS * stop as i64 / EPOCHS as i64,
+            &epochs,
+            loss,
+            Some((status, detail)),
+        );
+        reg.ingest(&id, &dir.root).unwrap();
+    }
+    reg
+}
+
+/// Time to first byte and the whole response of `GET path`.
+fn fetch(addr: &str, path: &str) -> (Duration, u16, usize) {
+    let mut s = TcpStream::connect(addr).unwrap();
+    let start = Instant::now();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut first = [0u8; 1];
+    s.read_exact(&mut first).unwrap();
+    let ttfb = start.elapsed();
+    let mut rest = Vec::new();
+    s.read_to_end(&mut rest).unwrap();
+    let raw = [&first[..], &rest].concat();
+    let split = raw.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
+    let head = String::from_utf8_lossy(&raw[..split]);
+    let status = head.split_whitespace().nth(1).unwrap().parse().unwrap();
+    (ttfb, status, raw.len() - split - 4)
+}
+
+fn main() {
+    let wanted: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with('-')).collect();
+    if !(wanted.is_empty() || wanted.iter().any(|w| "report".contains(w.as_str()))) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let runs_dir = dir.path().join("runs");
+    let start = Instant::now();
+    let reg = synthetic_registry(&runs_dir);
+    println!(
+        "report: {RUNS} runs x {EPOCHS} epochs x {STEPS} steps, synthetic registry written in {:.1} s",
+        start.elapsed().as_secs_f64()
+    );
+
+    let html = dir.path().join("report.html");
+    let start = Instant::now();
+    let runs = reg.summaries(&RunFilter::default()).unwrap();
+    pixelx::report::write_html(&reg, &runs, &runs_dir, &html).unwrap();
+    let t = start.elapsed().as_secs_f64();
+    let size = std::fs::metadata(&html).unwrap().len();
+    println!(
+        "  pixelx report --html     {t:8.3} s   {:8.0} KiB  (read registry, draw, write)",
+        size as f64 / 1024.0
+    );
+
+    let server = Server::start(ServeOptions {
+        registry: runs_dir.join("registry.sqlite"),
+        runs_dir: runs_dir.clone(),
+        addr: "127.0.0.1:0".parse().unwrap(),
+        experiment: None,
+    })
+    .unwrap();
+    let addr = server.addr.to_string();
+    let id = format!("{:012x}", RUNS / 2);
+    for (what, path) in [
+        ("GET /", "/".to_owned()),
+        ("GET /runs/<id>", format!("/runs/{id}")),
+        ("GET /img/<id>/10", format!("/img/{id}/10")),
+    ] {
+        let (cold, status, bytes) = fetch(&addr, &path);
+        assert_eq!(status, 200, "{path}");
+        let (warm, _, _) = fetch(&addr, &path);
+        println!(
+            "  dashboard {what:<16} TTFB {:8.3} s first, {:6.3} s again   {:8.0} KiB",
+            cold.as_secs_f64(),
+            warm.as_secs_f64(),
+            bytes as f64 / 1024.0
+        );
+    }
+    server.stop().unwrap();
+}

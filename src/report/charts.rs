@@ -1,0 +1,329 @@
+//! The comparison charts, as inline SVG drawn by plotters: every run of an experiment on shared
+//! axes (the curves here, the parameter charts in `param_charts`). The top runs get their palette colour (the same in every chart) and the best run a
+//! thick line; all other runs are thin and grey, so hundreds of runs stay readable. Runs that
+//! stopped early end where they stopped, with a marker for why (see [`end_marker`]).
+
+use anyhow::Result;
+use plotters::coord::types::RangedCoordf64;
+use plotters::coord::Shift;
+use plotters::prelude::*;
+
+use super::views::{ExperimentView, RunView, TOP_N};
+
+type Area<'a> = DrawingArea<SVGBackend<'a>, Shift>;
+
+pub(super) const FONT: &str = "sans-serif";
+
+/// Draws with `draw` on a white `size` canvas and returns the SVG text.
+pub(super) fn svg(size: (u32, u32), draw: impl FnOnce(&Area) -> Result<()>) -> Result<String> {
+    let mut out = String::new();
+    {
+        let root = SVGBackend::with_string(&mut out, size).into_drawing_area();
+        root.fill(&WHITE)?;
+        draw(&root)?;
+        root.present()?;
+    }
+    Ok(out)
+}
+
+pub(super) fn rgb(c: (u8, u8, u8)) -> RGBColor {
+    RGBColor(c.0, c.1, c.2)
+}
+
+/// The line style of a run: the best thick, the top runs solid, the rest thin and faint.
+pub(super) fn line_style(run: &RunView) -> ShapeStyle {
+    let c = rgb(run.colour);
+    if run.is_best() {
+        c.stroke_width(3)
+    } else if run.is_top() {
+        c.stroke_width(2)
+    } else {
+        c.mix(0.45).stroke_width(1)
+    }
+}
+
+/// Top runs last (best on top), so they are not hidden under the grey mass.
+pub(super) fn draw_order(view: &ExperimentView) -> Vec<&RunView> {
+    let mut runs: Vec<&RunView> = view.runs.iter().collect();
+    runs.sort_by_key(|r| match r.rank {
+        Some(k) if k < TOP_N => (1, TOP_N - k),
+        _ => (0, 0),
+    });
+    runs
+}
+
+/// The axis range of `values`, capped above so that a few outliers (first steps, a diverging
+/// run) do not flatten the runs being compared; values beyond it are drawn on the edge.
+pub fn value_range(values: impl Iterator<Item = f64>) -> Option<(f64, f64)> {
+    let mut v: Vec<f64> = values.filter(|x| x.is_finite()).collect();
+    if v.is_empty() {
+        return None;
+    }
+    v.sort_by(f64::total_cmp);
+    let (lo, hi) = (v[0], v[v.len() - 1]);
+    // Only with enough values for a 90th percentile to mean something, and only far outliers.
+    let q90 = v[(v.len() - 1) * 9 / 10];
+    let cap = q90 + (q90 - lo) * 3.0;
+    let hi = if v.len() >= 10 && cap > lo {
+        hi.min(cap)
+    } else {
+        hi
+    };
+    let pad = ((hi - lo) * 0.06).max(hi.abs() * 1e-3).max(1e-6);
+    Some((lo - pad, hi + pad))
+}
+
+fn clamp_y(points: &[(f64, f64)], (lo, hi): (f64, f64)) -> Vec<(f64, f64)> {
+    points.iter().map(|&(x, y)| (x, y.clamp(lo, hi))).collect()
+}
+
+/// Short, readable numbers for tick labels.
+pub fn fmt_num(x: f64) -> String {
+    if x == 0.0 {
+        return "0".into();
+    }
+    let a = x.abs();
+    if !(1e-3..1e5).contains(&a) {
+        return format!("{x:.1e}");
+    }
+    let s = format!("{x:.4}");
+    let s = s.trim_end_matches('0').trim_end_matches('.');
+    s.to_owned()
+}
+
+/// What a run's curve ends with, when it did not end as planned (or has not ended yet).
+pub enum EndMarker {
+    /// failed or diverged: a cross.
+    Stopped,
+    /// pruned by early stopping: a triangle.
+    Pruned,
+    /// still running (or interrupted, to be resumed): a hollow circle.
+    Open,
+}
+
+/// The marker for a run's status; statuses are strings so that new ones still render.
+pub fn end_marker(status: &str) -> Option<EndMarker> {
+    match status {
+        "failed" | "diverged" => Some(EndMarker::Stopped),
+        "pruned" => Some(EndMarker::Pruned),
+        "running" | "interrupted" => Some(EndMarker::Open),
+        _ => None,
+    }
+}
+
+type Chart<'a, 'b> = ChartContext<'a, SVGBackend<'b>, Cartesian2d<RangedCoordf64, RangedCoordf64>>;
+
+/// Runs whose end markers are labelled with their status: the top runs, or every run of a small
+/// experiment.
+fn labelled(view: &ExperimentView, run: &RunView) -> bool {
+    run.is_top() || view.runs.len() <= 20
+}
+
+/// Failed or diverged runs without a test result have no palette colour; their marker is red
+/// rather than the grey of the crowd.
+const STOPPED: (u8, u8, u8) = (176, 0, 0);
+
+/// Draws `run`'s end marker at `at`, with its status as text if `label`.
+fn draw_end(chart: &mut Chart, run: &RunView, at: (f64, f64), label: bool) -> Result<()> {
+    let Some(marker) = end_marker(&run.summary.status) else {
+        return Ok(());
+    };
+    let c = match marker {
+        EndMarker::Stopped if run.rank.is_none() => rgb(STOPPED),
+        _ => rgb(run.colour),
+    };
+    let size = if run.is_top() { 6 } else { 4 };
+    match marker {
+        EndMarker::Stopped => chart.draw_series(std::iter::once(Cross::new(at, size, c.stroke_width(2))))?,
+        EndMarker::Pruned => chart.draw_series(std::iter::once(TriangleMarker::new(at, size, c.filled())))?,
+        EndMarker::Open => chart.draw_series(std::iter::once(Circle::new(at, size, c.stroke_width(2))))?,
+    };
+    if label {
+        let style = TextStyle::from((FONT, 12).into_font()).color(&c);
+        let label = EmptyElement::at(at) + Text::new(run.summary.status.clone(), (7, -16), style);
+        chart.draw_series(std::iter::once(label))?;
+    }
+    Ok(())
+}
+
+fn epoch_points(run: &RunView) -> Vec<(f64, f64)> {
+    let c = &run.summary.curves;
+    c.epochs
+        .iter()
+        .zip(&c.test_bpd8)
+        .filter(|(_, y)| y.is_finite())
+        .map(|(&e, &y)| (e as f64, y))
+        .collect()
+}
+
+/// Test bpd8 per epoch of every run; `None` when no run has a test result yet.
+pub fn epoch_chart(view: &ExperimentView, size: (u32, u32)) -> Result<Option<String>> {
+    let series: Vec<(&RunView, Vec<(f64, f64)>)> = draw_order(view)
+        .into_iter()
+        .map(|r| (r, epoch_points(r)))
+        .collect();
+    let Some(y) = value_range(series.iter().flat_map(|(_, p)| p.iter().map(|q| q.1))) else {
+        return Ok(None);
+    };
+    let max_epoch = series
+        .iter()
+        .flat_map(|(_, p)| p.last().map(|q| q.0))
+        .fold(1.0, f64::max);
+    let pad = ((max_epoch - 1.0) * 0.04).max(0.5);
+    let few_epochs = max_epoch <= 30.0;
+    svg(size, |root| {
+        let mut chart = ChartBuilder::on(root)
+            .margin(10)
+            .x_label_area_size(34)
+            .y_label_area_size(52)
+            .build_cartesian_2d((1.0 - pad)..(max_epoch + pad), y.0..y.1)?;
+        chart
+            .configure_mesh()
+            .x_desc("epoch")
+            .y_desc("test bpd8")
+            .x_labels((max_epoch as usize + 1).min(12))
+            .x_label_formatter(&|x| {
+                if (x - x.round()).abs() < 1e-6 {
+                    format!("{}", x.round())
+                } else {
+                    String::new()
+                }
+            })
+            .y_label_formatter(&|v| fmt_num(*v))
+            .light_line_style(RGBColor(238, 238, 238))
+            .draw()?;
+        for (run, points) in &series {
+            if points.is_empty() {
+                continue;
+            }
+            let pts = clamp_y(points, y);
+            chart.draw_series(LineSeries::new(pts.clone(), line_style(run)))?;
+            // Dots too where there are few epochs, so that a one-epoch run still shows.
+            if few_epochs && (run.is_top() || pts.len() == 1) {
+                let r = if run.is_top() { 3 } else { 2 };
+                let c = rgb(run.colour);
+                chart.draw_series(pts.iter().map(|&p| Circle::new(p, r, c.filled())))?;
+            }
+            if let Some(&last) = pts.last() {
+                draw_end(&mut chart, run, last, labelled(view, run))?;
+            }
+        }
+        Ok(())
+    })
+    .map(Some)
+}
+
+/// Exponential moving average with TensorBoard's bias correction; its time constant is 5% of
+/// the series, so that runs of any length smooth alike.
+pub fn smooth(points: &[(f64, f64)]) -> Vec<(f64, f64)> {
+    if points.len() < 3 {
+        return points.to_vec();
+    }
+    let tau = (points.len() as f64 * 0.05).max(1.0);
+    let keep = (-1.0 / tau).exp();
+    let (mut acc, mut norm) = (0.0, 0.0);
+    points
+        .iter()
+        .map(|&(x, y)| {
+            acc = acc * keep + (1.0 - keep) * y;
+            norm = norm * keep + (1.0 - keep);
+            (x, acc / norm)
+        })
+        .collect()
+}
+
+/// Training loss per step of every run: smoothed, with the raw values faint behind the top runs.
+pub fn loss_chart(view: &ExperimentView, size: (u32, u32)) -> Result<Option<String>> {
+    let series: Vec<(&RunView, Vec<(f64, f64)>)> = draw_order(view)
+        .into_iter()
+        .map(|r| (r, smooth(&r.loss.points)))
+        .collect();
+    let raw_values = view
+        .runs
+        .iter()
+        .filter(|r| r.is_top())
+        .flat_map(|r| r.loss.points.iter().map(|p| p.1));
+    let smooth_values = series.iter().flat_map(|(_, p)| p.iter().map(|q| q.1));
+    let Some(y) = value_range(raw_values.chain(smooth_values)) else {
+        return Ok(None);
+    };
+    let max_step = view
+        .runs
+        .iter()
+        .filter_map(|r| r.loss.last_step)
+        .max()
+        .unwrap_or(1)
+        .max(1) as f64;
+    svg(size, |root| {
+        let mut chart = ChartBuilder::on(root)
+            .margin(10)
+            .x_label_area_size(34)
+            .y_label_area_size(52)
+            .build_cartesian_2d(0.0..max_step * 1.02, y.0..y.1)?;
+        chart
+            .configure_mesh()
+            .x_desc("step")
+            .y_desc("train loss (nats)")
+            .x_label_formatter(&|v| fmt_num(*v))
+            .y_label_formatter(&|v| fmt_num(*v))
+            .light_line_style(RGBColor(238, 238, 238))
+            .draw()?;
+        for (run, _) in &series {
+            if run.is_top() && run.loss.points.len() > 2 {
+                let faint = rgb(run.colour).mix(0.3).stroke_width(1);
+                chart.draw_series(LineSeries::new(clamp_y(&run.loss.points, y), faint))?;
+            }
+        }
+        for (run, points) in &series {
+            let pts = clamp_y(points, y);
+            if !pts.is_empty() {
+                chart.draw_series(LineSeries::new(pts.clone(), line_style(run)))?;
+            }
+            if pts.len() == 1 {
+                chart.draw_series(std::iter::once(Circle::new(pts[0], 3, rgb(run.colour).filled())))?;
+            }
+            // A run whose loss went infinite or NaN ends at its last step, on the top edge.
+            let last_finite = pts.last().map_or(f64::NEG_INFINITY, |p| p.0);
+            match run.loss.last_step.map(|s| s as f64) {
+                Some(stop) if stop > last_finite => {
+                    draw_end(&mut chart, run, (stop, y.1), labelled(view, run))?;
+                }
+                _ => {
+                    if let Some(&last) = pts.last() {
+                        draw_end(&mut chart, run, last, labelled(view, run))?;
+                    }
+                }
+            }
+        }
+        Ok(())
+    })
+    .map(Some)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_range_ignores_a_far_outlier_but_keeps_the_spread() {
+        let mut v: Vec<f64> = (0..50).map(|i| 1.0 + i as f64 * 0.01).collect();
+        v.push(100.0);
+        let (lo, hi) = value_range(v.into_iter()).unwrap();
+        assert!(lo < 1.0 && hi > 1.49 && hi < 3.0, "{lo} {hi}");
+    }
+
+    #[test]
+    fn smoothing_is_unbiased_at_the_start_and_follows_a_constant() {
+        let pts: Vec<(f64, f64)> = (0..100).map(|i| (i as f64, 2.0)).collect();
+        assert!(smooth(&pts).iter().all(|p| (p.1 - 2.0).abs() < 1e-12));
+    }
+
+    #[test]
+    fn numbers_read_well() {
+        assert_eq!(fmt_num(0.002), "0.002");
+        assert_eq!(fmt_num(1.2500), "1.25");
+        assert_eq!(fmt_num(0.0005), "5.0e-4");
+        assert_eq!(fmt_num(0.0025), "0.0025");
+        assert_eq!(fmt_num(30.0), "30");
+    }
+}

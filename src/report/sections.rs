@@ -1,0 +1,253 @@
+//! The parts of an experiment's section besides the charts: status counts, the legend of the top
+//! runs, the importance table, the best runs' samples and the (folded) table of all runs.
+
+use std::fmt::Write as _;
+
+use super::html::{badge, escape, fmt_opt, run_link, swatch, Images};
+use super::importance;
+use super::views::{ExperimentView, RunView, TOP_N};
+
+/// Rows of the runs table shown before the rest is folded away.
+const TABLE_ROWS: usize = 50;
+/// Best runs whose sample grids are shown side by side.
+const SAMPLE_RUNS: usize = 3;
+/// Epochs per run in the sample comparison (first, last, best and evenly between).
+const SAMPLE_EPOCHS: usize = 6;
+
+/// `done/planned` epochs of a run.
+fn epochs_text(run: &RunView) -> String {
+    let done = run.summary.curves.epochs.last().copied().unwrap_or(0);
+    let planned = run.summary.params.get("epochs").and_then(|v| v.as_u64());
+    match planned {
+        Some(p) => format!("{done}/{p}"),
+        None => done.to_string(),
+    }
+}
+
+fn table_header(view: &ExperimentView) -> String {
+    let mut h = String::from("<thead><tr><th>run</th><th>status</th>");
+    for p in &view.params {
+        let _ = write!(h, "<th>{}</th>", escape(&p.key));
+    }
+    h += "<th>best bpd8</th><th>bpd</th><th>best epoch</th><th>epochs</th><th>img/s</th><th>wall s</th>\
+          <th>device</th></tr></thead>";
+    h
+}
+
+fn table_row(view: &ExperimentView, run: &RunView, links: bool) -> String {
+    let s = &run.summary;
+    let status_class: String = s.status.chars().filter(|c| c.is_ascii_lowercase()).collect();
+    let best = if run.is_best() { " best" } else { "" };
+    let mut row = format!(
+        "<tr class=\"run-row st-row-{status_class}{best}\" data-run=\"{}\" data-status=\"{}\"><td>{}{}</td><td>{}",
+        escape(&s.id),
+        escape(&s.status),
+        swatch(run),
+        run_link(&s.id, links),
+        badge(&s.status)
+    );
+    if let Some(e) = &s.error {
+        let _ = write!(row, " <span class=\"err\" title=\"{}\">!</span>", escape(e));
+    }
+    row += "</td>";
+    for p in &view.params {
+        let _ = write!(row, "<td>{}</td>", escape(&super::param_text(s, &p.key)));
+    }
+    let _ = write!(
+        row,
+        "<td class=\"num bpd8\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td>\
+         <td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td>{}</td></tr>",
+        fmt_opt(run.bpd8(), 4),
+        fmt_opt(s.best.map(|b| b.bpd), 4),
+        s.best.map_or("-".into(), |b| b.epoch.to_string()),
+        epochs_text(run),
+        fmt_opt(s.images_per_sec, 1),
+        fmt_opt(s.wall_seconds, 1),
+        escape(s.device.as_deref().unwrap_or("-"))
+    );
+    row
+}
+
+/// All runs, best first; past [`TABLE_ROWS`] the rest is folded into a `<details>`.
+pub(super) fn runs_table(view: &ExperimentView, index: usize, links: bool) -> String {
+    let mut order = view.ranked();
+    order.extend((0..view.runs.len()).filter(|&i| view.runs[i].rank.is_none()));
+    let header = table_header(view);
+    let rows: Vec<String> = order
+        .iter()
+        .map(|&i| table_row(view, &view.runs[i], links))
+        .collect();
+    let mut out = format!("<table class=\"runs\">{header}<tbody>");
+    for r in rows.iter().take(TABLE_ROWS) {
+        out += r;
+    }
+    out += "</tbody></table>";
+    if rows.len() > TABLE_ROWS {
+        let _ = write!(
+            out,
+            "<details id=\"more-{index}\"><summary>{} more runs</summary><table class=\"runs\">{header}<tbody>",
+            rows.len() - TABLE_ROWS
+        );
+        for r in &rows[TABLE_ROWS..] {
+            out += r;
+        }
+        out += "</tbody></table></details>";
+    }
+    out
+}
+
+/// The top runs with their colours: the legend of every chart of the experiment.
+pub(super) fn legend(view: &ExperimentView, links: bool) -> String {
+    let ranked = view.ranked();
+    if ranked.is_empty() {
+        return String::new();
+    }
+    let mut out = String::from("<ol class=\"legend\">");
+    for &i in ranked.iter().take(TOP_N) {
+        let r = &view.runs[i];
+        let params: Vec<String> = view
+            .params
+            .iter()
+            .map(|p| format!("{}={}", p.key, super::param_text(&r.summary, &p.key)))
+            .collect();
+        let _ = write!(
+            out,
+            "<li>{}{} {} <b>{}</b> <span class=\"muted\">{}</span></li>",
+            swatch(r),
+            run_link(&r.summary.id, links),
+            badge(&r.summary.status),
+            fmt_opt(r.bpd8(), 4),
+            escape(&params.join(" "))
+        );
+    }
+    out += "</ol>";
+    if ranked.len() > TOP_N {
+        let _ = write!(
+            out,
+            "<p class=\"key\">{} more runs in grey.</p>",
+            ranked.len() - TOP_N
+        );
+    }
+    out
+}
+
+pub(super) fn importance_table(view: &ExperimentView) -> String {
+    let Some(t) = importance::main_effects(view) else {
+        return "<p class=\"key\">Parameter importance needs at least 3 completed runs that differ.</p>"
+            .into();
+    };
+    let mut out = String::from(
+        "<table class=\"importance\"><thead><tr><th>parameter</th><th>variance explained</th>\
+         <th>levels</th><th>best level (mean)</th></tr></thead><tbody>",
+    );
+    for r in &t.rows {
+        let _ = write!(
+            out,
+            "<tr><td>{}</td><td class=\"num\">{:.1}%</td><td class=\"num\">{}{}</td><td>{}</td></tr>",
+            escape(&r.key),
+            r.share * 100.0,
+            r.levels,
+            if r.binned { " bins" } else { "" },
+            escape(&r.best_level)
+        );
+    }
+    let _ = write!(
+        out,
+        "<tr class=\"muted\"><td>interactions and noise</td><td class=\"num\">{:.1}%</td><td></td><td></td></tr>\
+         </tbody></table><p class=\"key\">Share of the variance of best test bpd8 over {} completed runs \
+         explained by each parameter's main effect (functional ANOVA of the recorded results; binned \
+         parameters approximately).</p>",
+        t.rest * 100.0,
+        t.runs
+    );
+    out
+}
+
+/// Up to `n` epochs of `all`: the first, the last, `best`, and evenly spaced ones between.
+fn pick_epochs(all: &[u32], best: Option<u32>, n: usize) -> Vec<u32> {
+    if all.len() <= n {
+        return all.to_vec();
+    }
+    let mut picked: Vec<u32> = (0..n.saturating_sub(1))
+        .map(|k| all[k * (all.len() - 1) / (n - 1).max(1)])
+        .collect();
+    picked.push(all[all.len() - 1]);
+    // The best epoch replaces the last of the evenly spaced ones (never the final epoch).
+    if let Some(b) = best.filter(|b| all.contains(b) && !picked.contains(b)) {
+        match picked.len() {
+            0 | 1 => picked.push(b),
+            len => picked[len - 2] = b,
+        }
+    }
+    picked.sort_unstable();
+    picked.dedup();
+    picked
+}
+
+fn sample_figures(run: &RunView, epochs: &[u32], images: &Images) -> String {
+    let mut out = String::new();
+    let best = run.summary.best.map(|b| b.epoch);
+    for &e in epochs {
+        if let Some(src) = images.src_for(&run.summary.id, e) {
+            let mark = if Some(e) == best { " (best)" } else { "" };
+            let _ = write!(
+                out,
+                "<figure><figcaption>epoch {e}{mark}</figcaption><img alt=\"samples of run {} at epoch {e}\" \
+                 src=\"{}\"></figure>",
+                escape(&run.summary.id),
+                escape(&src)
+            );
+        }
+    }
+    out
+}
+
+/// Sample grids of the best runs side by side, per recorded epoch.
+pub(super) fn samples_section(view: &ExperimentView, images: &Images) -> String {
+    let mut out = String::new();
+    for &i in view.ranked().iter().take(SAMPLE_RUNS) {
+        let r = &view.runs[i];
+        if r.sample_epochs.is_empty() {
+            continue;
+        }
+        let epochs = pick_epochs(&r.sample_epochs, r.summary.best.map(|b| b.epoch), SAMPLE_EPOCHS);
+        let figures = sample_figures(r, &epochs, images);
+        if figures.is_empty() {
+            continue;
+        }
+        let _ = write!(
+            out,
+            "<div class=\"row\"><div class=\"who\">{}{}<br>bpd8 {}</div>{figures}</div>",
+            swatch(r),
+            run_link(&r.summary.id, images.links()),
+            fmt_opt(r.bpd8(), 4)
+        );
+    }
+    if out.is_empty() {
+        return String::new();
+    }
+    format!("<h3>Samples of the best runs</h3><div class=\"samples\">{out}</div>")
+}
+
+pub(super) fn status_line(view: &ExperimentView) -> String {
+    let parts: Vec<String> = view
+        .status_counts()
+        .iter()
+        .map(|(s, n)| format!("{n} {}", badge(s)))
+        .collect();
+    format!("<p>{} runs: {}</p>", view.runs.len(), parts.join(" "))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sample_epochs_keep_first_last_and_best() {
+        let all: Vec<u32> = (1..=20).collect();
+        let p = pick_epochs(&all, Some(13), 6);
+        assert!(p.contains(&1) && p.contains(&20) && p.contains(&13), "{p:?}");
+        assert!(p.len() <= 6);
+        assert_eq!(pick_epochs(&[1, 2], None, 6), vec![1, 2]);
+    }
+}

@@ -1,0 +1,329 @@
+//! What the comparison views show, gathered once: runs grouped by experiment, ranked by test
+//! bpd8, each with its colour, its downsampled training loss and its recorded sample epochs, and
+//! the experiment's swept parameters. The HTML report and the dashboard render the same views.
+
+use std::collections::HashMap;
+
+use anyhow::Result;
+
+use crate::registry::views::StepSeries;
+use crate::registry::{Registry, RunSummary};
+
+/// Runs that get their own colour and a legend entry; the rest are drawn thin and grey so that
+/// charts of hundreds of runs stay readable.
+pub const TOP_N: usize = 10;
+
+/// Colours of the top runs, best first (Tableau 10, with its grey swapped for cyan so that no
+/// top run looks like the grey of the others).
+const PALETTE: [(u8, u8, u8); TOP_N] = [
+    (31, 119, 180),
+    (255, 127, 14),
+    (44, 160, 44),
+    (214, 39, 40),
+    (148, 103, 189),
+    (140, 86, 75),
+    (227, 119, 194),
+    (188, 189, 34),
+    (23, 190, 207),
+    (64, 64, 64),
+];
+
+/// The colour of runs outside the top N.
+pub const OTHER: (u8, u8, u8) = (175, 175, 175);
+
+/// Parameters that are searched on a log scale whatever their recorded values.
+const LOG_KEYS: [&str; 2] = ["learning_rate", "weight_decay"];
+
+/// How a swept parameter is laid out on an axis.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ParamKind {
+    Numeric {
+        log: bool,
+    },
+    /// Distinct values, in order.
+    Categorical(Vec<String>),
+}
+
+#[derive(Debug, Clone)]
+pub struct ParamInfo {
+    pub key: String,
+    pub kind: ParamKind,
+}
+
+impl ParamInfo {
+    /// A run's value on this parameter's axis: the number (log10 on a log axis) or the index of
+    /// its category.
+    pub fn position(&self, run: &RunSummary) -> Option<f64> {
+        let v = run.params.get(&self.key)?;
+        match &self.kind {
+            ParamKind::Numeric { log } => {
+                let x = v.as_f64()?;
+                if *log {
+                    (x > 0.0).then(|| x.log10())
+                } else {
+                    Some(x)
+                }
+            }
+            ParamKind::Categorical(values) => {
+                let text = super::param_text(run, &self.key);
+                values.iter().position(|c| *c == text).map(|i| i as f64)
+            }
+        }
+    }
+}
+
+/// One run as the views show it.
+#[derive(Debug, Clone)]
+pub struct RunView {
+    pub summary: RunSummary,
+    /// 0 for the best run by test bpd8; `None` for runs without a test result yet.
+    pub rank: Option<usize>,
+    pub colour: (u8, u8, u8),
+    pub loss: StepSeries,
+    pub sample_epochs: Vec<u32>,
+}
+
+impl RunView {
+    pub fn is_top(&self) -> bool {
+        self.rank.is_some_and(|r| r < TOP_N)
+    }
+    pub fn is_best(&self) -> bool {
+        self.rank == Some(0)
+    }
+    pub fn bpd8(&self) -> Option<f64> {
+        self.summary.best.map(|b| b.bpd8).filter(|v| v.is_finite())
+    }
+}
+
+/// All runs of one experiment, in the order they were given (the table's order).
+#[derive(Debug, Clone)]
+pub struct ExperimentView {
+    pub name: String,
+    pub description: String,
+    pub runs: Vec<RunView>,
+    pub params: Vec<ParamInfo>,
+}
+
+impl ExperimentView {
+    /// Indices of the runs in rank order, best first; runs without a result are left out.
+    pub fn ranked(&self) -> Vec<usize> {
+        let mut idx: Vec<usize> = (0..self.runs.len())
+            .filter(|&i| self.runs[i].rank.is_some())
+            .collect();
+        idx.sort_by_key(|&i| self.runs[i].rank);
+        idx
+    }
+
+    /// How many runs are in each state, in a fixed order of states.
+    pub fn status_counts(&self) -> Vec<(String, usize)> {
+        let mut counts: Vec<(String, usize)> = Vec::new();
+        for r in &self.runs {
+            match counts.iter_mut().find(|(s, _)| *s == r.summary.status) {
+                Some((_, n)) => *n += 1,
+                None => counts.push((r.summary.status.clone(), 1)),
+            }
+        }
+        counts.sort_by_key(|(s, _)| status_order(s));
+        counts
+    }
+}
+
+fn status_order(status: &str) -> usize {
+    const ORDER: [&str; 7] = [
+        "running",
+        "queued",
+        "completed",
+        "pruned",
+        "diverged",
+        "failed",
+        "interrupted",
+    ];
+    ORDER.iter().position(|s| *s == status).unwrap_or(ORDER.len())
+}
+
+/// How many loss points a run's curve gets: the top runs full detail, the others fewer as the
+/// experiment grows, so a chart of 1,000 runs stays a few hundred KiB.
+pub fn loss_points(run_count: usize, top: bool) -> usize {
+    if top {
+        400
+    } else {
+        (40_000 / run_count.max(1)).clamp(30, 400)
+    }
+}
+
+/// Builds the views of `runs` (any order, any mix of experiments), reading loss series and
+/// sample epochs from `registry`. Experiments come in name order.
+pub fn build(registry: &Registry, runs: &[RunSummary]) -> Result<Vec<ExperimentView>> {
+    build_with(registry, runs, loss_points)
+}
+
+/// [`build`], with `points(runs in the experiment, is a top run)` loss points per run.
+pub fn build_with(
+    registry: &Registry,
+    runs: &[RunSummary],
+    points: impl Fn(usize, bool) -> usize,
+) -> Result<Vec<ExperimentView>> {
+    let descriptions: HashMap<String, String> = registry
+        .experiments()?
+        .into_iter()
+        .map(|e| (e.name, e.description))
+        .collect();
+    let only = (runs.len() == 1).then(|| runs[0].id.as_str());
+    let mut samples = registry.sample_epochs(only)?;
+    let mut names: Vec<&str> = runs.iter().map(|r| r.experiment.as_str()).collect();
+    names.sort();
+    names.dedup();
+    let mut out = Vec::with_capacity(names.len());
+    for name in names {
+        let mine: Vec<&RunSummary> = runs.iter().filter(|r| r.experiment == name).collect();
+        let ranks = rank(&mine);
+        let ids: Vec<&str> = mine.iter().map(|r| r.id.as_str()).collect();
+        let top: Vec<bool> = ranks.iter().map(|r| r.is_some_and(|r| r < TOP_N)).collect();
+        let by_id: HashMap<&str, bool> = ids.iter().copied().zip(top.iter().copied()).collect();
+        let n = mine.len();
+        let mut loss =
+            registry.train_loss_series(&ids, |id| points(n, by_id.get(id).copied().unwrap_or(false)))?;
+        let run_views = mine
+            .iter()
+            .zip(ranks)
+            .map(|(r, rank)| RunView {
+                colour: rank.and_then(|k| PALETTE.get(k).copied()).unwrap_or(OTHER),
+                rank,
+                loss: loss.remove(&r.id).unwrap_or_default(),
+                sample_epochs: samples.remove(&r.id).unwrap_or_default(),
+                summary: (*r).clone(),
+            })
+            .collect::<Vec<_>>();
+        let params = swept_params(&mine);
+        out.push(ExperimentView {
+            name: name.to_owned(),
+            description: descriptions.get(name).cloned().unwrap_or_default(),
+            runs: run_views,
+            params,
+        });
+    }
+    Ok(out)
+}
+
+/// Rank of each run by test bpd8 (ties by bpd, then by id so the order is stable).
+fn rank(runs: &[&RunSummary]) -> Vec<Option<usize>> {
+    let mut scored: Vec<(usize, f64, f64)> = runs
+        .iter()
+        .enumerate()
+        .filter_map(|(i, r)| {
+            let b = r.best?;
+            b.bpd8.is_finite().then_some((i, b.bpd8, b.bpd))
+        })
+        .collect();
+    scored.sort_by(|a, b| {
+        a.1.total_cmp(&b.1)
+            .then(a.2.total_cmp(&b.2))
+            .then_with(|| runs[a.0].id.cmp(&runs[b.0].id))
+    });
+    let mut out = vec![None; runs.len()];
+    for (k, (i, ..)) in scored.into_iter().enumerate() {
+        out[i] = Some(k);
+    }
+    out
+}
+
+/// The parameters whose values differ among `runs`, with how to lay each out.
+fn swept_params(runs: &[&RunSummary]) -> Vec<ParamInfo> {
+    crate::config::RUN_KEYS
+        .iter()
+        .filter(|k| {
+            runs.windows(2)
+                .any(|w| w[0].params.get(**k) != w[1].params.get(**k))
+        })
+        .map(|k| {
+            let values: Vec<&serde_json::Value> = runs.iter().filter_map(|r| r.params.get(*k)).collect();
+            let numbers: Option<Vec<f64>> = values.iter().map(|v| v.as_f64()).collect();
+            let kind = match numbers {
+                Some(xs) if !xs.is_empty() => {
+                    let positive = xs.iter().all(|&x| x > 0.0);
+                    let (lo, hi) = xs.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &x| {
+                        (a.min(x), b.max(x))
+                    });
+                    // A recorded spread over 1.5 decades reads better on a log axis.
+                    let log = positive && (LOG_KEYS.contains(k) || hi / lo >= 30.0);
+                    ParamKind::Numeric { log }
+                }
+                _ => {
+                    let mut cats: Vec<String> = runs.iter().map(|r| super::param_text(r, k)).collect();
+                    cats.sort();
+                    cats.dedup();
+                    ParamKind::Categorical(cats)
+                }
+            };
+            ParamInfo {
+                key: k.to_string(),
+                kind,
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::registry::views::{BestEpoch, Curves};
+
+    pub(crate) fn summary(id: &str, bpd8: Option<f64>, params: serde_json::Value) -> RunSummary {
+        RunSummary {
+            id: id.into(),
+            experiment: "e".into(),
+            status: "completed".into(),
+            method: "grid".into(),
+            trial: None,
+            device: None,
+            params: params.as_object().cloned().unwrap_or_default(),
+            best: bpd8.map(|v| BestEpoch {
+                epoch: 1,
+                bpd8: v,
+                bpd: v,
+                nll: v,
+            }),
+            images_per_sec: None,
+            wall_seconds: None,
+            checkpoint: None,
+            samples: None,
+            error: None,
+            started_at: None,
+            finished_at: None,
+            progress: None,
+            process_gone: false,
+            journal_offset: 0,
+            curves: Curves::default(),
+        }
+    }
+
+    #[test]
+    fn ranks_by_bpd8_and_leaves_runs_without_results_unranked() {
+        let a = summary("a", Some(2.0), serde_json::json!({}));
+        let b = summary("b", None, serde_json::json!({}));
+        let c = summary("c", Some(1.0), serde_json::json!({}));
+        assert_eq!(rank(&[&a, &b, &c]), vec![Some(1), None, Some(0)]);
+    }
+
+    #[test]
+    fn learning_rates_are_log_scaled_and_strings_are_categories() {
+        let a = summary(
+            "a",
+            None,
+            serde_json::json!({"learning_rate": 1e-3, "lr_schedule": "cosine"}),
+        );
+        let b = summary(
+            "b",
+            None,
+            serde_json::json!({"learning_rate": 2e-3, "lr_schedule": "constant"}),
+        );
+        let p = swept_params(&[&a, &b]);
+        assert_eq!(p[0].key, "learning_rate");
+        assert_eq!(p[0].kind, ParamKind::Numeric { log: true });
+        assert_eq!(
+            p[1].kind,
+            ParamKind::Categorical(vec!["constant".into(), "cosine".into()])
+        );
+        assert_eq!(p[1].position(&a), Some(1.0));
+    }
+}

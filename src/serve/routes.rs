@@ -1,0 +1,294 @@
+//! The dashboard's routes. Pages are the report's views (crate::report) linked instead of
+//! embedded; every handler reads the registry on tokio's blocking pool through a fresh
+//! read-only connection, and rendered pages are cached per registry change token, so any number
+//! of open pages refreshing at once costs one render.
+//!
+//! | route | answers |
+//! |---|---|
+//! | `/` | experiments, and the chosen (or newest) experiment's views |
+//! | `/experiments/<name>` | one experiment's views (404 for names the registry lacks) |
+//! | `/runs/<id>` | one run in full (400 for a malformed id, 404 for an unknown one) |
+//! | `/img/<id>/<epoch>` | a sample grid the registry records for that run and epoch |
+//! | `/events` | server-sent change tokens |
+//! | `/static/live.js` | the page's update script |
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use axum::extract::{Path, State};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::get;
+use axum::{middleware, Router};
+use tokio::sync::watch;
+
+use super::{guard, live, ServeOptions};
+use crate::registry::views::ExperimentRow;
+use crate::registry::{Registry, RunFilter};
+use crate::report::html::{escape, experiment_section, page, url_segment, Images};
+use crate::report::{run_page, safe_run_id, sort_runs, views};
+use crate::run_dir::RunDir;
+
+const LIVE_JS: &str = include_str!("live.js");
+
+/// Cached pages kept at most; past it the cache starts over.
+const CACHE_PAGES: usize = 64;
+
+pub struct AppState {
+    registry: PathBuf,
+    runs_dir: PathBuf,
+    experiment: Option<String>,
+    pub hosts: Option<Vec<String>>,
+    token: watch::Receiver<String>,
+    /// Rendered pages by route, with the change token they were rendered at.
+    cache: Mutex<HashMap<String, (String, Arc<String>)>>,
+}
+
+impl AppState {
+    pub fn new(opts: ServeOptions, addr: SocketAddr, token: watch::Receiver<String>) -> Self {
+        Self {
+            registry: opts.registry,
+            runs_dir: opts.runs_dir,
+            experiment: opts.experiment,
+            hosts: guard::allowed_hosts(addr),
+            token,
+            cache: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn cached(&self, key: &str, token: &str) -> Option<Arc<String>> {
+        let cache = self.cache.lock().ok()?;
+        cache
+            .get(key)
+            .filter(|(t, _)| t == token)
+            .map(|(_, page)| page.clone())
+    }
+
+    fn store(&self, key: String, token: String, page: Arc<String>) {
+        if let Ok(mut cache) = self.cache.lock() {
+            if cache.len() >= CACHE_PAGES {
+                cache.clear();
+            }
+            cache.insert(key, (token, page));
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    #[error("not found")]
+    NotFound,
+    #[error("bad request: {0}")]
+    BadRequest(&'static str),
+    #[error(transparent)]
+    Internal(#[from] anyhow::Error),
+}
+
+impl IntoResponse for AppError {
+    fn into_response(self) -> Response {
+        match self {
+            AppError::NotFound => guard::error(StatusCode::NOT_FOUND, "not found"),
+            AppError::BadRequest(why) => guard::error(StatusCode::BAD_REQUEST, why),
+            AppError::Internal(e) => {
+                tracing::error!("dashboard: {e:#}");
+                guard::error(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal error (see the server's log)",
+                )
+            }
+        }
+    }
+}
+
+type Reply = Result<Response, AppError>;
+
+pub fn router(state: Arc<AppState>) -> Router {
+    Router::new()
+        .route("/", get(index))
+        .route("/experiments/{name}", get(experiment))
+        .route("/runs/{id}", get(run))
+        .route("/img/{id}/{epoch}", get(image))
+        .route("/events", get(events))
+        .route("/static/live.js", get(script))
+        .fallback(|| async { AppError::NotFound })
+        .layer(middleware::from_fn_with_state(state.clone(), guard::check))
+        .with_state(state)
+}
+
+/// Runs `f` on the blocking pool: SQLite reads and file reads must not stall the event loop.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, AppError> + Send + 'static,
+) -> Result<T, AppError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| AppError::Internal(anyhow::anyhow!("dashboard task: {e}")))?
+}
+
+fn html(page: Arc<String>) -> Response {
+    Html(page.as_str().to_owned()).into_response()
+}
+
+/// The page shell: header, and the `#live` part that live.js swaps when the token moves.
+fn shell(title: &str, token: &str, live_body: &str) -> String {
+    let body = format!(
+        "<header><h1><a href=\"/\">pixelx</a> dashboard</h1><p class=\"key\"><span id=\"live-state\">\
+         connecting…</span> · read-only view of the run registry</p></header>\
+         <main id=\"live\" data-token=\"{}\">{live_body}</main>",
+        escape(token)
+    );
+    page(title, &body, true)
+}
+
+async fn index(State(st): State<Arc<AppState>>) -> Reply {
+    experiment_page(st, None).await
+}
+
+async fn experiment(State(st): State<Arc<AppState>>, Path(name): Path<String>) -> Reply {
+    experiment_page(st, Some(name)).await
+}
+
+async fn experiment_page(st: Arc<AppState>, name: Option<String>) -> Reply {
+    let page = blocking(move || {
+        let registry = match Registry::open_read_only(&st.registry) {
+            Ok(r) => r,
+            Err(e) if !st.registry.exists() => {
+                let body = format!(
+                    "<p>{}</p>",
+                    escape(&format!("{e:#}. This page updates when it appears."))
+                );
+                return Ok(Arc::new(shell("pixelx dashboard", live::NO_REGISTRY, &body)));
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let token = live::current_token(&registry);
+        let key = format!("experiment:{}", name.as_deref().unwrap_or(""));
+        if let Some(page) = st.cached(&key, &token) {
+            return Ok(page);
+        }
+        let experiments = registry.experiments()?;
+        let chosen = match &name {
+            Some(n) if experiments.iter().any(|e| e.name == *n) => Some(n.clone()),
+            Some(_) => return Err(AppError::NotFound),
+            None => match &st.experiment {
+                Some(e) => Some(e.clone()),
+                None => registry.latest_experiment()?,
+            },
+        };
+        let mut body = experiments_table(&experiments, chosen.as_deref());
+        if let Some(exp) = &chosen {
+            let filter = RunFilter {
+                experiment: Some(exp.clone()),
+                ..RunFilter::default()
+            };
+            let mut runs = registry.summaries(&filter)?;
+            if runs.is_empty() {
+                body += &format!(
+                    "<p>No runs recorded for experiment <b>{}</b> yet; this page updates when they are.</p>",
+                    escape(exp)
+                );
+            }
+            sort_runs(&mut runs, "bpd8")?;
+            for (i, view) in views::build(&registry, &runs)?.iter().enumerate() {
+                body += &experiment_section(view, i, &Images::Linked)?;
+            }
+        }
+        let title = chosen.map_or("pixelx dashboard".into(), |e| format!("{e} · pixelx"));
+        let page = Arc::new(shell(&title, &token, &body));
+        st.store(key, token, page.clone());
+        Ok(page)
+    })
+    .await?;
+    Ok(html(page))
+}
+
+fn experiments_table(experiments: &[ExperimentRow], chosen: Option<&str>) -> String {
+    if experiments.is_empty() {
+        return "<p>No experiments yet: start one with <code>pixelx run FILE</code>.</p>".into();
+    }
+    let mut out = String::from(
+        "<table class=\"experiments\"><thead><tr><th>experiment</th><th>runs</th><th>dataset</th>\
+         <th>description</th></tr></thead><tbody>",
+    );
+    for e in experiments {
+        let class = if Some(e.name.as_str()) == chosen {
+            " class=\"best\""
+        } else {
+            ""
+        };
+        out += &format!(
+            "<tr{class}><td><a href=\"/experiments/{}\">{}</a></td><td class=\"num\">{}</td><td>{}</td><td>{}</td></tr>",
+            url_segment(&e.name),
+            escape(&e.name),
+            e.runs,
+            escape(e.dataset.as_deref().unwrap_or("")),
+            escape(&e.description)
+        );
+    }
+    out += "</tbody></table>";
+    out
+}
+
+async fn run(State(st): State<Arc<AppState>>, Path(id): Path<String>) -> Reply {
+    if !safe_run_id(&id) {
+        return Err(AppError::BadRequest("malformed run id"));
+    }
+    let page = blocking(move || {
+        let registry = Registry::open_read_only(&st.registry).map_err(|_| AppError::NotFound)?;
+        let token = live::current_token(&registry);
+        let key = format!("run:{id}");
+        if let Some(page) = st.cached(&key, &token) {
+            return Ok(page);
+        }
+        let data = run_page::build(&registry, &id, &st.runs_dir)?.ok_or(AppError::NotFound)?;
+        let page = Arc::new(shell(
+            &format!("run {id} · pixelx"),
+            &token,
+            &run_page::render(&data)?,
+        ));
+        st.store(key, token, page.clone());
+        Ok(page)
+    })
+    .await?;
+    Ok(html(page))
+}
+
+async fn image(State(st): State<Arc<AppState>>, Path((id, epoch)): Path<(String, String)>) -> Reply {
+    if !safe_run_id(&id) {
+        return Err(AppError::BadRequest("malformed run id"));
+    }
+    let epoch: u32 = epoch
+        .parse()
+        .map_err(|_| AppError::BadRequest("epoch must be a number"))?;
+    let bytes = blocking(move || {
+        let registry = Registry::open_read_only(&st.registry).map_err(|_| AppError::NotFound)?;
+        // Only what the registry names: a known run, an epoch it recorded samples for.
+        if !registry.run_exists(&id)? || !registry.has_samples(&id, epoch)? {
+            return Err(AppError::NotFound);
+        }
+        let path = RunDir::new(&st.runs_dir, &id).epoch_samples(epoch);
+        std::fs::read(&path).map_err(|_| AppError::NotFound)
+    })
+    .await?;
+    let mut res = bytes.into_response();
+    res.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static("image/png"));
+    // A forced re-run rewrites an epoch's grid, so browsers revalidate rather than keep it.
+    res.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    Ok(res)
+}
+
+async fn events(State(st): State<Arc<AppState>>) -> impl IntoResponse {
+    live::events(st.token.clone())
+}
+
+async fn script() -> Response {
+    let mut res = LIVE_JS.into_response();
+    res.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/javascript; charset=utf-8"),
+    );
+    res
+}

@@ -1,0 +1,330 @@
+//! `pixelx serve` against real sweeps: a headless Chromium (Debian's, installed by
+//! scripts/setup-chromium.sh) renders the dashboard and must see a run that finishes during the
+//! test appear without a reload; every route escapes hostile names and refuses traversal.
+
+#[path = "dashboard/browser.rs"]
+mod browser;
+mod common;
+#[path = "dashboard/http.rs"]
+mod http;
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use browser::{Browser, Killed};
+use http::{get, get_with_host};
+use pixelx::registry::{Registry, RunFilter};
+use pixelx::report::escape;
+use pixelx::run_dir::RunDir;
+
+fn sweep_file(dir: &Path, name: &str, description: &str, grid: &str) -> PathBuf {
+    let file = dir.join("sweep.toml");
+    let text = format!(
+        "[experiment]\nname = {}\ndescription = {}\ndataset = \"mnist\"\n\n[defaults]\nepochs = 2\n\
+         batch_size = 32\nhidden_fmaps = 8\nout_hidden_fmaps = 8\nhidden_layers = 1\ncausal_ksize = 5\n\
+         hidden_ksize = 3\nepoch_samples = 2\ntrain_subset = 512\ntest_subset = 128\n\
+         lr_schedule = \"cosine\"\n\n[grid]\n{grid}\n\n[scheduler]\ndevices = [\"cpu\", \"cpu\"]\n",
+        toml::Value::String(name.into()),
+        toml::Value::String(description.into()),
+    );
+    std::fs::write(&file, text).unwrap();
+    file
+}
+
+fn run_sweep(dir: &Path, file: &Path, extra: &[&str]) {
+    let out = common::pixelx()
+        .arg("--runs-dir")
+        .arg(dir.join("runs"))
+        .args(["-q", "run"])
+        .arg(file)
+        .args(extra)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+/// `pixelx serve --port 0` on `dir/runs`; returns the process and its `127.0.0.1:PORT`.
+fn serve(dir: &Path) -> (Killed, String) {
+    let mut child = common::pixelx()
+        .arg("--runs-dir")
+        .arg(dir.join("runs"))
+        .args(["serve", "--port", "0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let addr = line
+        .trim()
+        .strip_prefix("pixelx dashboard on http://")
+        .and_then(|a| a.strip_suffix('/'))
+        .unwrap_or_else(|| panic!("unexpected first line: {line:?}"))
+        .to_owned();
+    (Killed(child), addr)
+}
+
+fn registry(dir: &Path) -> Registry {
+    Registry::open_read_only(&dir.join("runs/registry.sqlite")).unwrap()
+}
+
+const ROWS: &str =
+    "Array.from(document.querySelectorAll('tr.run-row'), r => [r.dataset.run, r.dataset.status])";
+
+#[test]
+fn in_a_real_browser_the_dashboard_shows_runs_charts_and_samples_and_a_finishing_run_appears_live() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = sweep_file(
+        dir.path(),
+        "live",
+        "two runs, then a third",
+        "learning_rate = [2e-3, 5e-3]",
+    );
+    run_sweep(dir.path(), &file, &[]);
+    let first: Vec<String> = registry(dir.path())
+        .summaries(&RunFilter::default())
+        .unwrap()
+        .into_iter()
+        .map(|r| r.id)
+        .collect();
+    assert_eq!(first.len(), 2);
+
+    let (_server, addr) = serve(dir.path());
+    let mut browser = Browser::launch();
+    browser.open(&format!("http://{addr}/"));
+
+    // The rendered DOM: both runs, the comparison charts, the sample grids loaded.
+    let rows = browser.eval(ROWS);
+    let rows = rows.as_array().unwrap();
+    assert_eq!(rows.len(), 2, "{rows:?}");
+    for r in rows {
+        assert!(first.contains(&r[0].as_str().unwrap().to_owned()), "{r}");
+        assert_eq!(r[1], "completed");
+    }
+    let charts = browser.eval(
+        "({epochs: document.querySelectorAll('figure.epochs svg polyline').length,
+           steps: document.querySelectorAll('figure.steps svg polyline').length,
+           params: document.querySelectorAll('figure.param svg').length,
+           parallel: document.querySelectorAll('figure.parallel svg').length,
+           legend: document.querySelectorAll('ol.legend li').length})",
+    );
+    assert!(charts["epochs"].as_u64().unwrap() >= 2, "{charts}");
+    assert!(charts["steps"].as_u64().unwrap() >= 4, "{charts}");
+    assert_eq!(charts["params"], 1, "{charts}");
+    assert_eq!(charts["parallel"], 1, "{charts}");
+    assert_eq!(charts["legend"], 2, "{charts}");
+    browser.wait_for(
+        "document.images.length >= 4 && Array.from(document.images).every(i => i.complete && i.naturalWidth > 0)",
+        Duration::from_secs(10),
+    );
+    let images = browser.statuses("/img/");
+    assert!(images.len() >= 4, "{images:?}");
+    assert!(images.iter().all(|(_, s)| *s == 200), "{images:?}");
+
+    // A third run trains and finishes while the page stays open: it must appear, completed,
+    // in the same document (the marker set now would not survive a reload).
+    browser.eval("window.__marker = 'same page'; true");
+    run_sweep(
+        dir.path(),
+        &file,
+        &["--set", "grid.learning_rate=[2e-3, 5e-3, 1e-2]"],
+    );
+    let all: Vec<String> = registry(dir.path())
+        .summaries(&RunFilter::default())
+        .unwrap()
+        .into_iter()
+        .map(|r| r.id)
+        .collect();
+    let new = all.iter().find(|id| !first.contains(id)).unwrap().clone();
+    browser.wait_for(
+        &format!("{ROWS}.some(([id, s]) => id === '{new}' && s === 'completed')"),
+        Duration::from_secs(30),
+    );
+    assert_eq!(
+        browser.eval("window.__marker"),
+        "same page",
+        "updated without a reload"
+    );
+    assert_eq!(
+        browser.eval("performance.getEntriesByType('navigation').length"),
+        1
+    );
+    assert!(
+        browser
+            .eval("Number(document.body.dataset.updates)")
+            .as_u64()
+            .unwrap()
+            >= 1
+    );
+    assert!(
+        browser
+            .eval("document.querySelectorAll('figure.epochs svg polyline').length")
+            .as_u64()
+            .unwrap()
+            >= 3
+    );
+
+    // The new run's own page: config, history, curves, samples, checkpoint paths.
+    browser.open(&format!("http://{addr}/runs/{new}"));
+    let page = browser.eval(
+        "({title: document.querySelector('main h1').textContent,
+           config: Array.from(document.querySelectorAll('table.config tr'), r => r.textContent),
+           events: Array.from(document.querySelectorAll('table.events tbody tr'), r => r.children[1].textContent),
+           charts: document.querySelectorAll('figure.chart svg').length,
+           text: document.body.textContent})",
+    );
+    assert_eq!(page["title"], format!("run {new}"));
+    assert!(
+        page["config"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r == "learning_rate0.01"),
+        "{page}"
+    );
+    let events: Vec<&str> = page["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|e| e.as_str())
+        .collect();
+    assert_eq!(events, ["queued", "running", "completed"]);
+    assert_eq!(page["charts"], 2);
+    assert!(page["text"]
+        .as_str()
+        .unwrap()
+        .contains("checkpoints/epoch-0002.safetensors"));
+    browser.wait_for(
+        "document.images.length == 2 && Array.from(document.images).every(i => i.complete && i.naturalWidth > 0)",
+        Duration::from_secs(10),
+    );
+    let mine = browser.statuses(&format!("/img/{new}/"));
+    assert!(mine.len() >= 2 && mine.iter().all(|(_, s)| *s == 200), "{mine:?}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Escaping and traversal, over HTTP, on a real sweep with a hostile experiment name.
+
+const HOSTILE_NAME: &str = "<script>alert(1)</script> ../../x \"q\" 'q'";
+const HOSTILE_DESCRIPTION: &str = "<img src=x onerror=alert(2)> & ../../etc/passwd";
+
+fn hostile_sweep(dir: &Path) -> Vec<String> {
+    let file = sweep_file(
+        dir,
+        HOSTILE_NAME,
+        HOSTILE_DESCRIPTION,
+        "learning_rate = [2e-3, 5e-3]",
+    );
+    run_sweep(dir, &file, &[]);
+    registry(dir)
+        .summaries(&RunFilter::default())
+        .unwrap()
+        .into_iter()
+        .map(|r| r.id)
+        .collect()
+}
+
+fn assert_escaped(what: &str, page: &str) {
+    assert!(!page.contains(HOSTILE_NAME), "{what}: raw experiment name");
+    assert!(!page.contains("<img src=x"), "{what}: raw description");
+    assert!(!page.contains("<script>"), "{what}: a script element");
+    assert!(!page.contains("alert(1)</script>"), "{what}: the hostile script");
+}
+
+#[test]
+fn hostile_names_are_escaped_and_traversal_or_unknown_ids_get_404_or_400_on_every_route() {
+    let dir = tempfile::tempdir().unwrap();
+    let ids = hostile_sweep(dir.path());
+    let (_server, addr) = serve(dir.path());
+    let id = &ids[0];
+    let encoded = pixelx::report::html::url_segment(HOSTILE_NAME);
+
+    // Every page shows the hostile strings escaped, never raw.
+    for path in [
+        "/".to_owned(),
+        format!("/experiments/{encoded}"),
+        format!("/runs/{id}"),
+    ] {
+        let r = get(&addr, &path);
+        assert_eq!(r.status, 200, "{path}");
+        let page = r.text();
+        assert_escaped(&path, &page);
+        assert!(
+            page.contains(&escape(HOSTILE_NAME)),
+            "{path} shows the name, escaped"
+        );
+        let csp = r.header("content-security-policy").unwrap_or_default();
+        assert!(
+            csp.contains("script-src 'self'") && !csp.contains("unsafe-inline'; script"),
+            "{csp}"
+        );
+        assert_eq!(r.header("x-content-type-options").as_deref(), Some("nosniff"));
+    }
+    assert!(get(&addr, "/").text().contains(&escape(HOSTILE_DESCRIPTION)));
+
+    // The one file a run page links to is served, as a PNG.
+    let img = get(&addr, &format!("/img/{id}/2"));
+    assert_eq!(img.status, 200);
+    assert_eq!(img.header("content-type").as_deref(), Some("image/png"));
+    assert_eq!(&img.body[..8], b"\x89PNG\r\n\x1a\n");
+
+    // A file on disk that the registry does not name is not served, though its path is valid.
+    let unrecorded = RunDir::new(&dir.path().join("runs"), id).epoch_samples(7);
+    std::fs::copy(
+        RunDir::new(&dir.path().join("runs"), id).epoch_samples(2),
+        &unrecorded,
+    )
+    .unwrap();
+    assert_eq!(get(&addr, &format!("/img/{id}/7")).status, 404);
+
+    let attempts = [
+        ("/runs/../../etc/passwd", 404),
+        ("/runs/..%2f..%2fetc%2fpasswd", 400),
+        ("/runs/%2e%2e/%2e%2e/etc/passwd", 404),
+        ("/runs/%2e%2e%2f%2e%2e%2fetc%2fpasswd", 400),
+        ("/runs/%2E%2E", 400),
+        ("/runs/..", 400),
+        ("/runs/ffffffffffff", 404),
+        ("/runs/%3Cscript%3E", 400),
+        ("/experiments/..%2f..%2fetc%2fpasswd", 404),
+        ("/experiments/%3Cscript%3Ealert(1)%3C%2Fscript%3E", 404),
+        ("/experiments/no-such-experiment", 404),
+        ("/img/ffffffffffff/1", 404),
+        ("/img/..%2f..%2fetc/1", 400),
+        ("/img/%2e%2e/1", 400),
+        ("/img/ID/../../x", 404),
+        ("/img/ID/..%2f..%2fx", 400),
+        ("/img/ID/1%2f..%2f..%2fconfig.toml", 400),
+        ("/img/ID/-1", 400),
+        ("/img/ID/99", 404),
+        ("/img/ID/2/../../../../etc/passwd", 404),
+        ("/static/../../etc/passwd", 404),
+        ("/static/live.js/..%2f..%2fCargo.toml", 404),
+        ("/etc/passwd", 404),
+        ("/registry.sqlite", 404),
+        ("/runs/registry.sqlite", 400),
+        ("//etc/passwd", 404),
+    ];
+    for (path, want) in attempts {
+        let path = path.replace("ID", id);
+        let r = get(&addr, &path);
+        assert_eq!(r.status, want, "{path}");
+        let body = r.text();
+        assert!(
+            !body.contains("root:") && !body.contains("SQLite format"),
+            "{path} leaked a file"
+        );
+        assert_escaped(&path, &body);
+    }
+
+    // Another web site's page (DNS rebinding) cannot read a loopback dashboard.
+    assert_eq!(get_with_host(&addr, "/", "evil.example:80").status, 400);
+    assert_eq!(
+        get_with_host(&addr, "/", &addr.replace("127.0.0.1", "localhost")).status,
+        200
+    );
+}
