@@ -47,13 +47,26 @@ resume run_id: setup
     {{bin}} resume "{{run_id}}"
 
 # Benchmarks (ratios against baselines measured in the same invocation); name parts to run only
-# those: training, sampling, registry, packing, report.
+# those: training, sampling, registry, packing, slurm, report.
 bench *parts: setup
     cargo bench --quiet --bench speed --bench report -- "$@"
 
 # The live dashboard over the registry on http://127.0.0.1:8080 (any `pixelx serve` flags).
 serve *args: setup
     {{bin}} serve "$@"
+
+# A real single-node Slurm cluster on this machine (Debian's slurm packages; root). Then
+# `eval "$(scripts/slurm-local.sh env)"` points pixelx and Slurm's tools at it.
+slurm-up:
+    scripts/slurm-local.sh up
+
+# Stop what `just slurm-up` started.
+slurm-down:
+    scripts/slurm-local.sh down
+
+# The Slurm backend's tests; they start and stop a cluster of their own.
+slurm-test: setup
+    cargo test --test slurm -- --nocapture
 
 # Pack release binaries and MNIST into .gpu/ for scripts/gpu-check.sh on a GPU machine.
 gpu-bundle: setup

@@ -6,7 +6,9 @@
 //! - sampling: the cached sampler against the naive one (a full forward pass per sub-pixel);
 //! - registry: 100,000 step metrics recorded in batches against one transaction per value, and
 //!   a report (table and HTML) over 1,000 runs;
-//! - packing: a 4-run sweep on 2 CPU slots of 1 thread against 1 slot of 2 threads.
+//! - packing: a 4-run sweep on 2 CPU slots of 1 thread against 1 slot of 2 threads;
+//! - slurm: the same kind of sweep through a local Slurm cluster against the local backend, and
+//!   the submission of 200 runs.
 //!
 //! `cargo bench --bench speed -- training` (or `sampling`) runs one part.
 
@@ -304,24 +306,32 @@ fn registry() {
 }
 
 /// Wall time of `pixelx run` over a 4-run experiment with the given scheduler settings.
-fn sweep_seconds(dir: &Path, name: &str, scheduler: &str) -> f64 {
+/// A 4-run experiment of small MNIST models (`grid` lists the seeds) with these scheduler lines.
+fn small_sweep(dir: &Path, name: &str, seeds: &str, scheduler: &str) -> std::path::PathBuf {
     let file = dir.join(format!("{name}.toml"));
     let text = format!(
         "[experiment]\nname = \"{name}\"\ndataset = \"mnist\"\n[defaults]\nepochs = 1\nhidden_fmaps = 16\n\
          out_hidden_fmaps = 16\nhidden_layers = 2\ncausal_ksize = 5\nhidden_ksize = 3\ntrain_subset = 3000\n\
-         test_subset = 500\nepoch_samples = 0\n[grid]\nseed = [1, 2, 3, 4]\n[scheduler]\n{scheduler}\n"
+         test_subset = 500\nepoch_samples = 0\n[grid]\nseed = [{seeds}]\n[scheduler]\n{scheduler}\n"
     );
     std::fs::write(&file, text).unwrap();
+    file
+}
+
+/// Wall time of `pixelx run` over a 4-run experiment with the given scheduler settings.
+fn sweep_seconds(dir: &Path, name: &str, scheduler: &str) -> f64 {
     let data = std::env::var("PIXELX_DATA_DIR")
         .unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/data").into());
-    let start = Instant::now();
-    let out = Command::new(env!("CARGO_BIN_EXE_pixelx"))
-        .arg("--runs-dir")
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_pixelx"));
+    cmd.arg("--runs-dir")
         .arg(dir.join(name))
-        .args(["--data-dir", &data, "-q", "run"])
-        .arg(&file)
-        .output()
-        .unwrap();
+        .args(["--data-dir", &data]);
+    timed_sweep(cmd, &small_sweep(dir, name, "1, 2, 3, 4", scheduler))
+}
+
+fn timed_sweep(mut cmd: Command, file: &Path) -> f64 {
+    let start = Instant::now();
+    let out = cmd.args(["-q", "run"]).arg(file).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     start.elapsed().as_secs_f64()
 }
@@ -340,6 +350,102 @@ fn packing() {
     println!("  ratio                {:8.2}x", sequential / packed);
 }
 
+/// Seconds from each run's launch (process started, job submitted) to its worker's start.
+fn launch_latencies(runs: &Path) -> Vec<f64> {
+    let reg = pixelx::registry::Registry::open_read_only(&runs.join("registry.sqlite")).unwrap();
+    let at = |s: &str| chrono::DateTime::parse_from_rfc3339(s).unwrap();
+    reg.summaries(&Default::default())
+        .unwrap()
+        .iter()
+        .filter_map(|r| {
+            let events = reg.events(&r.id).ok()?;
+            let launched = events.iter().find(|e| e.0 == "launched")?;
+            let running = events.iter().find(|e| e.0 == "running")?;
+            Some((at(&running.1) - at(&launched.1)).num_milliseconds() as f64 / 1000.0)
+        })
+        .collect()
+}
+
+/// The Slurm backend on a real local cluster: its scheduling overhead over the local backend on
+/// the same 4-run sweep, and how fast 200 runs are submitted.
+fn slurm() {
+    let cluster = common::cluster::Cluster::up(6937);
+    let dir = tempfile::tempdir().unwrap();
+    let rounds = 3;
+    println!(
+        "slurm: 4 small MNIST runs (as packing), 2 at a time, local backend vs a local Slurm cluster, \
+         median of {rounds} alternating rounds"
+    );
+    let (mut local_launch, mut slurm_launch) = (Vec::new(), Vec::new());
+    let (mut local_round, mut slurm_round) = (0, 0);
+    let (local, on_slurm) = alternating_medians(
+        rounds,
+        || {
+            local_round += 1;
+            let name = format!("local{local_round}");
+            let t = sweep_seconds(dir.path(), &name, "devices = [\"cpu\", \"cpu\"]");
+            local_launch.extend(launch_latencies(&dir.path().join(&name)));
+            t
+        },
+        || {
+            slurm_round += 1;
+            let name = format!("slurm{slurm_round}");
+            let scheduler = "backend = \"slurm\"\n[scheduler.slurm]\ncpus_per_run = 1\nmax_jobs = 2";
+            let file = small_sweep(dir.path(), &name, "1, 2, 3, 4", scheduler);
+            let t = timed_sweep(cluster.pixelx(&dir.path().join(&name)), &file);
+            slurm_launch.extend(launch_latencies(&dir.path().join(&name)));
+            t
+        },
+    );
+    let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len().max(1) as f64;
+    println!("  local backend        {local:8.1} s  (baseline)");
+    println!(
+        "  Slurm backend        {on_slurm:8.1} s  ({:+.2} s per run)",
+        (on_slurm - local) / 4.0
+    );
+    println!(
+        "  launch to start      {:8.2} s per run on Slurm vs {:.2} s locally: {:+.2} s of scheduling per run",
+        mean(&slurm_launch),
+        mean(&local_launch),
+        mean(&slurm_launch) - mean(&local_launch)
+    );
+
+    // 200 runs submitted held (`--hold`), so nothing trains: the time is the coordinator's.
+    let seeds: Vec<String> = (1..=200).map(|s| s.to_string()).collect();
+    let file = small_sweep(
+        dir.path(),
+        "queued200",
+        &seeds.join(", "),
+        "backend = \"slurm\"\n[scheduler.slurm]\nmax_jobs = 200\nextra = [\"--hold\"]",
+    );
+    let start = Instant::now();
+    let mut coordinator = cluster
+        .pixelx(&dir.path().join("queued200"))
+        .args(["-q", "run"])
+        .arg(&file)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    while cluster.pixelx_jobs().len() < 200 {
+        assert!(
+            start.elapsed().as_secs() < 300,
+            "200 jobs were not submitted in 5 minutes"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let submitted = start.elapsed().as_secs_f64();
+    // SAFETY: signalling the coordinator this function started.
+    unsafe {
+        libc::kill(coordinator.id() as i32, libc::SIGINT);
+    }
+    let _ = coordinator.wait();
+    println!(
+        "  200 runs submitted   {submitted:8.2} s  ({:.1} ms per job, sbatch and registry included)",
+        submitted * 1000.0 / 200.0
+    );
+}
+
 fn main() {
     tch::set_num_threads(THREADS);
     let wanted: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with('-')).collect();
@@ -355,5 +461,8 @@ fn main() {
     }
     if run("packing") {
         packing();
+    }
+    if run("slurm") {
+        slurm();
     }
 }

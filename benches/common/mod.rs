@@ -1,6 +1,8 @@
 //! Synthetic run records for the benchmarks: what a worker journals, written directly.
 #![allow(dead_code)]
 
+pub mod cluster;
+
 use std::path::Path;
 
 use pixelx::journal::{append, CheckpointRecord, EpochRecord, Event, FinalStatus, StepRecord};

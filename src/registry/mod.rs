@@ -407,12 +407,21 @@ impl Registry {
         Ok(changed == 1)
     }
 
-    /// Records the process or Slurm job that trains a claimed run.
-    pub fn set_worker(&mut self, id: &str, pid: Option<u32>, job: Option<&str>) -> Result<()> {
+    /// Records the process or Slurm job that trains a claimed run, with a `launched` event.
+    pub fn set_worker(&mut self, id: &str, pid: Option<u32>, job: Option<&str>, place: &str) -> Result<()> {
         let tx = self.write()?;
         tx.execute(
             "UPDATE runs SET pid = ?2, job_id = ?3 WHERE id = ?1",
             params![id, pid, job],
+        )?;
+        let who = match (job, pid) {
+            (Some(job), _) => format!("Slurm job {job}"),
+            (None, Some(pid)) => format!("worker pid {pid} on {place}"),
+            (None, None) => place.to_owned(),
+        };
+        tx.execute(
+            "INSERT INTO run_events (run_id, status, at, detail) VALUES (?1, 'launched', ?2, ?3)",
+            params![id, now(), who],
         )?;
         tx.commit()?;
         Ok(())

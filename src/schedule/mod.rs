@@ -421,9 +421,9 @@ impl<'a> Coordinator<'a> {
                     format!("stopped before it finished ({})", ended.cause)
                 } else {
                     format!(
-                        "worker ended without finishing ({}); see {}",
+                        "worker ended without finishing ({}); its log is in {}",
                         ended.cause,
-                        dir.worker_log_path().display()
+                        dir.root.display()
                     )
                 };
                 status = if resumable {
@@ -532,7 +532,7 @@ impl<'a> Coordinator<'a> {
                 }
             };
             self.registry
-                .set_worker(&id, started.pid, started.job.as_deref())?;
+                .set_worker(&id, started.pid, started.job.as_deref(), &started.device)?;
             self.progress
                 .started(&id, &started.device, config.epochs, config.images_per_epoch());
             self.active.insert(
