@@ -243,3 +243,101 @@ fn kill_dash_nine_at_random_moments_loses_and_duplicates_nothing() {
         );
     }
 }
+
+const TPE_ASHA: &str = r#"
+[experiment]
+name = "tpe_asha"
+dataset = "mnist"
+
+[defaults]
+epochs = 3
+batch_size = 32
+hidden_fmaps = 8
+out_hidden_fmaps = 8
+hidden_layers = 1
+causal_ksize = 5
+epoch_samples = 0
+train_subset = 512
+test_subset = 128
+lr_schedule = "constant"
+
+[search]
+method = "tpe"
+trials = 6
+startup_trials = 3
+seed = 11
+parallel = 1
+
+[search.space]
+learning_rate = { log_uniform = [1e-4, 3e-2] }
+hidden_ksize = { choice = [3, 5] }
+
+[pruner]
+kind = "asha"
+grace_epochs = 1
+reduction_factor = 2
+
+[scheduler]
+devices = "cpu"
+"#;
+
+/// Each run's status and trial number, as a study that was run to the end left them.
+fn study(reg: &Registry) -> BTreeMap<String, (String, Option<i64>)> {
+    reg.summaries(&RunFilter::default())
+        .unwrap()
+        .into_iter()
+        .map(|s| (s.id, (s.status, s.trial)))
+        .collect()
+}
+
+/// A TPE study with ASHA, one run at a time, killed with -9 at random moments and run again:
+/// it proposes the same trials, prunes the same runs, and records the same metrics as a study
+/// that was never disturbed.
+#[test]
+fn a_killed_tpe_asha_study_proposes_and_prunes_the_same_runs_when_run_again() {
+    let write = |dir: &Path| {
+        let file = dir.join("tpe.toml");
+        std::fs::write(&file, TPE_ASHA).unwrap();
+        file
+    };
+    let base = tempfile::tempdir().unwrap();
+    let out = sweep(base.path(), &write(base.path()), &[]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let reg = registry(base.path());
+    let undisturbed = (study(&reg), results(&reg));
+    assert_eq!(undisturbed.0.len(), 6);
+    assert!(
+        undisturbed.0.values().any(|(s, _)| s == "pruned"),
+        "the study prunes something: {:?}",
+        undisturbed.0
+    );
+
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
+    for trial in 0..4 {
+        let dir = tempfile::tempdir().unwrap();
+        let file = write(dir.path());
+        let mut scheduler = common::pixelx()
+            .arg("--runs-dir")
+            .arg(dir.path().join("runs"))
+            .args(["-q", "run", file.to_str().unwrap()])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let delay = rng.gen_range(1000..12000);
+        std::thread::sleep(Duration::from_millis(delay));
+        kill_all(&mut scheduler, dir.path());
+        let out = sweep(dir.path(), &file, &[]);
+        assert!(
+            out.status.success(),
+            "trial {trial} (kill after {delay} ms): {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let reg = registry(dir.path());
+        assert_eq!(
+            (study(&reg), results(&reg)),
+            undisturbed,
+            "trial {trial} (kill after {delay} ms): the study differs"
+        );
+    }
+}

@@ -71,7 +71,7 @@ const SLURM_KEYS: [&str; 8] = [
     "signal_grace",
 ];
 const RANDOM_KEYS: [&str; 3] = ["samples", "seed", "space"];
-const SEARCH_KEYS: [&str; 5] = ["method", "trials", "seed", "parallel", "space"];
+const SEARCH_KEYS: [&str; 6] = ["method", "trials", "seed", "parallel", "startup_trials", "space"];
 const PRUNER_KEYS: [&str; 6] = [
     "kind",
     "metric",

@@ -124,6 +124,8 @@ pub struct SearchSettings {
     pub seed: u64,
     /// Runs in flight at once; the scheduler's slots when absent.
     pub parallel: Option<usize>,
+    /// TPE: trials drawn at random before the model takes over (Optuna's `n_startup_trials`).
+    pub startup_trials: Option<usize>,
     pub space: Space,
 }
 

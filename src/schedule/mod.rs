@@ -343,6 +343,11 @@ impl<'a> Coordinator<'a> {
                 continue;
             }
             if let Some(p) = self.registry.progress(&id)? {
+                // A worker that resumed at an epoch boundary asks about that epoch again: a
+                // coordinator that died before answering left it unanswered.
+                if news.started && p.epoch > 1 {
+                    self.answer(&id, p.epoch - 1)?;
+                }
                 self.progress.progress(&id, p);
             }
             if let Some(place) = self.backend.whereabouts(&id) {

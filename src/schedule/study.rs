@@ -44,6 +44,10 @@ impl<'a> Study<'a> {
             // Repeats waste the budget: a repeated configuration is the same run, already done.
             tpe: TpeSettings {
                 avoid_repeats: true,
+                n_startup_trials: experiment
+                    .search
+                    .startup_trials
+                    .unwrap_or(TpeSettings::default().n_startup_trials),
                 ..TpeSettings::default()
             },
         }

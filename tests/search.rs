@@ -1,0 +1,138 @@
+//! Adaptive search and early stopping on real MNIST (tiny models): an ASHA sweep prunes some runs
+//! and completes the rest, a TPE study proposes its trials and stops at its budget, and running
+//! either file again trains nothing.
+
+mod common;
+
+use std::path::Path;
+
+use common::{run_in, tiny_experiment};
+use pixelx::registry::{Registry, RunFilter, RunStatus};
+
+fn registry(runs: &Path) -> Registry {
+    Registry::open_read_only(&runs.join("registry.sqlite")).unwrap()
+}
+
+#[test]
+fn an_asha_sweep_prunes_the_laggards_and_a_rerun_trains_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let runs = dir.path().join("runs");
+    // Best learning rates first, so the later runs meet a rung where better values are recorded.
+    let grid = "learning_rate = [3e-2, 1e-2, 3e-3, 1e-3, 3e-4, 1e-4]";
+    let text = tiny_experiment("asha", 4, 512, grid, "devices = [\"cpu\", \"cpu\"]")
+        + "\n[pruner]\nkind = \"asha\"\ngrace_epochs = 1\nreduction_factor = 3\n";
+    let text = text.replace("lr_schedule = \"cosine\"", "lr_schedule = \"constant\"");
+    let file = dir.path().join("asha.toml");
+    std::fs::write(&file, text).unwrap();
+    let (ok, stdout, stderr) = run_in(&runs, &["-q", "run", file.to_str().unwrap()]);
+    assert!(ok, "{stdout}{stderr}");
+
+    let reg = registry(&runs);
+    let all = reg.summaries(&RunFilter::default()).unwrap();
+    assert_eq!(all.len(), 6);
+    let pruned: Vec<_> = all.iter().filter(|r| r.status == "pruned").collect();
+    let completed = all.iter().filter(|r| r.status == "completed").count();
+    assert!(!pruned.is_empty(), "some runs are pruned: {stdout}");
+    assert!(completed >= 1, "the rest complete: {stdout}");
+    assert_eq!(pruned.len() + completed, 6, "{stdout}");
+    assert!(stdout.contains(&format!("{} pruned", pruned.len())), "{stdout}");
+    for r in &pruned {
+        let epochs = r.curves.epochs.len();
+        assert!((1..4).contains(&epochs), "{}: stopped early, after {epochs} epochs", r.id);
+        let events = reg.events(&r.id).unwrap();
+        let decision = events
+            .iter()
+            .find(|(s, _, d)| s == "decision" && d.as_deref().is_some_and(|d| d.starts_with("prune")))
+            .unwrap_or_else(|| panic!("{}: no pruning decision in {events:?}", r.id));
+        let detail = decision.2.as_deref().unwrap();
+        assert!(detail.contains("asha rung") && detail.contains("test_bpd8"), "{detail}");
+        assert!(
+            runs.join(&r.id).join("checkpoints/best.safetensors").exists(),
+            "a pruned run keeps its checkpoints"
+        );
+    }
+
+    // Again: finished and pruned runs count as done.
+    let (ok, stdout, stderr) = run_in(&runs, &["run", file.to_str().unwrap()]);
+    assert!(ok && stdout.contains("0 completed, 6 already done"), "{stdout}{stderr}");
+
+    // The reports carry the status, and a pruned run can be continued by hand.
+    let (ok, json, _) = run_in(&runs, &["report", "--format", "json", "--status", "pruned"]);
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert!(ok && v["runs"].as_array().unwrap().len() == pruned.len(), "{json}");
+    assert_eq!(v["runs"][0]["method"], "grid");
+    let id = pruned[0].id.clone();
+    let (ok, _, stderr) = run_in(&runs, &["resume", &id]);
+    assert!(!ok && stderr.contains("--force"), "{stderr}");
+    let (ok, stdout, stderr) = run_in(&runs, &["-q", "resume", "--force", &id]);
+    assert!(ok && stdout.contains("completed"), "{stdout}{stderr}");
+    assert_eq!(registry(&runs).run(&id).unwrap().unwrap().status, RunStatus::Completed);
+}
+
+#[test]
+fn a_tpe_study_proposes_its_budget_of_distinct_trials_and_stops() {
+    let dir = tempfile::tempdir().unwrap();
+    let runs = dir.path().join("runs");
+    let text = r#"
+[experiment]
+name = "tpe"
+dataset = "mnist"
+[defaults]
+epochs = 2
+batch_size = 32
+hidden_fmaps = 8
+out_hidden_fmaps = 8
+hidden_layers = 1
+causal_ksize = 5
+epoch_samples = 0
+train_subset = 256
+test_subset = 128
+lr_schedule = "constant"
+[search]
+method = "tpe"
+trials = 6
+startup_trials = 3
+seed = 4
+parallel = 2
+[search.space]
+learning_rate = { log_uniform = [1e-4, 3e-2] }
+hidden_ksize = { choice = [3, 5] }
+[scheduler]
+devices = ["cpu", "cpu"]
+"#;
+    let file = dir.path().join("tpe.toml");
+    std::fs::write(&file, text).unwrap();
+    let (ok, stdout, stderr) = run_in(&runs, &["run", file.to_str().unwrap()]);
+    assert!(ok, "{stdout}{stderr}");
+    assert!(stdout.contains("6 completed"), "{stdout}");
+    for n in 0..6 {
+        assert!(stderr.contains(&format!("trial {n}: run ")), "trial {n} announced: {stderr}");
+    }
+    let reg = registry(&runs);
+    let all = reg.summaries(&RunFilter::default()).unwrap();
+    let mut trials: Vec<i64> = all.iter().filter_map(|r| r.trial).collect();
+    trials.sort();
+    assert_eq!(trials, (0..6).collect::<Vec<_>>(), "six numbered trials");
+    assert!(all.iter().all(|r| r.method == "tpe" && r.status == "completed"));
+    let mut configs: Vec<String> = all
+        .iter()
+        .map(|r| format!("{} {}", r.params["learning_rate"], r.params["hidden_ksize"]))
+        .collect();
+    configs.sort();
+    configs.dedup();
+    assert_eq!(configs.len(), 6, "distinct configurations");
+    assert!(
+        all.iter().all(|r| {
+            let lr = r.params["learning_rate"].as_f64().unwrap();
+            (1e-4..=3e-2).contains(&lr)
+        }),
+        "every proposal lies in the space"
+    );
+
+    // The budget is spent: running the file again proposes and trains nothing.
+    let (ok, stdout, stderr) = run_in(&runs, &["-q", "run", file.to_str().unwrap()]);
+    assert!(ok && stdout.contains("0 completed, 6 already done"), "{stdout}{stderr}");
+    // The table shows the trial numbers.
+    let (ok, table, _) = run_in(&runs, &["report", "--sort", "trial"]);
+    assert!(ok && table.contains("0 (tpe)") && table.contains("5 (tpe)"), "{table}");
+}
