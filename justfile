@@ -47,9 +47,9 @@ resume run_id: setup
     {{bin}} resume "{{run_id}}"
 
 # Benchmarks (ratios against baselines measured in the same invocation); name parts to run only
-# those: training, sampling, registry, packing, slurm, report.
+# those: training, sampling, registry, packing, slurm, report, search.
 bench *parts: setup
-    cargo bench --quiet --bench speed --bench report -- "$@"
+    cargo bench --quiet --bench speed --bench report --bench search -- "$@"
 
 # The live dashboard over the registry on http://127.0.0.1:8080 (any `pixelx serve` flags).
 serve *args: setup

@@ -38,14 +38,21 @@ fn an_asha_sweep_prunes_the_laggards_and_a_rerun_trains_nothing() {
     assert!(stdout.contains(&format!("{} pruned", pruned.len())), "{stdout}");
     for r in &pruned {
         let epochs = r.curves.epochs.len();
-        assert!((1..4).contains(&epochs), "{}: stopped early, after {epochs} epochs", r.id);
+        assert!(
+            (1..4).contains(&epochs),
+            "{}: stopped early, after {epochs} epochs",
+            r.id
+        );
         let events = reg.events(&r.id).unwrap();
         let decision = events
             .iter()
             .find(|(s, _, d)| s == "decision" && d.as_deref().is_some_and(|d| d.starts_with("prune")))
             .unwrap_or_else(|| panic!("{}: no pruning decision in {events:?}", r.id));
         let detail = decision.2.as_deref().unwrap();
-        assert!(detail.contains("asha rung") && detail.contains("test_bpd8"), "{detail}");
+        assert!(
+            detail.contains("asha rung") && detail.contains("test_bpd8"),
+            "{detail}"
+        );
         assert!(
             runs.join(&r.id).join("checkpoints/best.safetensors").exists(),
             "a pruned run keeps its checkpoints"
@@ -54,19 +61,28 @@ fn an_asha_sweep_prunes_the_laggards_and_a_rerun_trains_nothing() {
 
     // Again: finished and pruned runs count as done.
     let (ok, stdout, stderr) = run_in(&runs, &["run", file.to_str().unwrap()]);
-    assert!(ok && stdout.contains("0 completed, 6 already done"), "{stdout}{stderr}");
+    assert!(
+        ok && stdout.contains("0 completed, 6 already done"),
+        "{stdout}{stderr}"
+    );
 
     // The reports carry the status, and a pruned run can be continued by hand.
     let (ok, json, _) = run_in(&runs, &["report", "--format", "json", "--status", "pruned"]);
     let v: serde_json::Value = serde_json::from_str(&json).unwrap();
-    assert!(ok && v["runs"].as_array().unwrap().len() == pruned.len(), "{json}");
+    assert!(
+        ok && v["runs"].as_array().unwrap().len() == pruned.len(),
+        "{json}"
+    );
     assert_eq!(v["runs"][0]["method"], "grid");
     let id = pruned[0].id.clone();
     let (ok, _, stderr) = run_in(&runs, &["resume", &id]);
     assert!(!ok && stderr.contains("--force"), "{stderr}");
     let (ok, stdout, stderr) = run_in(&runs, &["-q", "resume", "--force", &id]);
     assert!(ok && stdout.contains("completed"), "{stdout}{stderr}");
-    assert_eq!(registry(&runs).run(&id).unwrap().unwrap().status, RunStatus::Completed);
+    assert_eq!(
+        registry(&runs).run(&id).unwrap().unwrap().status,
+        RunStatus::Completed
+    );
 }
 
 #[test]
@@ -106,7 +122,10 @@ devices = ["cpu", "cpu"]
     assert!(ok, "{stdout}{stderr}");
     assert!(stdout.contains("6 completed"), "{stdout}");
     for n in 0..6 {
-        assert!(stderr.contains(&format!("trial {n}: run ")), "trial {n} announced: {stderr}");
+        assert!(
+            stderr.contains(&format!("trial {n}: run ")),
+            "trial {n} announced: {stderr}"
+        );
     }
     let reg = registry(&runs);
     let all = reg.summaries(&RunFilter::default()).unwrap();
@@ -131,8 +150,14 @@ devices = ["cpu", "cpu"]
 
     // The budget is spent: running the file again proposes and trains nothing.
     let (ok, stdout, stderr) = run_in(&runs, &["-q", "run", file.to_str().unwrap()]);
-    assert!(ok && stdout.contains("0 completed, 6 already done"), "{stdout}{stderr}");
+    assert!(
+        ok && stdout.contains("0 completed, 6 already done"),
+        "{stdout}{stderr}"
+    );
     // The table shows the trial numbers.
     let (ok, table, _) = run_in(&runs, &["report", "--sort", "trial"]);
-    assert!(ok && table.contains("0 (tpe)") && table.contains("5 (tpe)"), "{table}");
+    assert!(
+        ok && table.contains("0 (tpe)") && table.contains("5 (tpe)"),
+        "{table}"
+    );
 }

@@ -7,7 +7,7 @@ use anyhow::Result;
 use crate::config::{run_id, Experiment, RunConfig, SearchMethod};
 use crate::journal::Decision;
 use crate::registry::{Registry, RunStatus, TrialRow};
-use crate::search::{self, Params, TpeSettings, Trial, TrialState};
+use crate::search::{self, Params, Proposer, TpeSettings, Trial, TrialState};
 
 /// A new trial of an adaptive search.
 #[derive(Debug, Clone)]
@@ -16,9 +16,6 @@ pub struct Proposal {
     pub id: String,
     pub config: RunConfig,
 }
-
-/// Redraws allowed when a suggestion repeats a configuration already tried.
-const REDRAWS: u64 = 64;
 
 pub struct Study<'a> {
     experiment: &'a Experiment,
@@ -110,26 +107,30 @@ impl<'a> Study<'a> {
             return Ok(None);
         }
         let trials: Vec<Trial> = self.trials(&rows).into_iter().map(|(_, t)| t).collect();
-        for redraw in 0..REDRAWS {
-            let seed = search.seed ^ redraw.wrapping_mul(0x9E37_79B9_7F4A_7C15);
-            let params = match search.method {
-                SearchMethod::Tpe => search::suggest_tpe(&search.space, &trials, &self.tpe, seed, number),
-                _ => search::suggest_random(&search.space, seed, number),
-            };
-            let config = self
-                .experiment
-                .trial_config(&params)
-                .map_err(|e| anyhow::anyhow!("trial {number}: {e}"))?;
-            let id = run_id(&self.experiment.info.name, &config);
-            if !rows.iter().any(|r| r.id == id) {
-                return Ok(Some(Proposal { number, id, config }));
-            }
-        }
-        tracing::warn!(
-            "the search space of {} holds no configuration not tried yet; stopping at {number} trials",
-            self.experiment.info.name
-        );
-        Ok(None)
+        let proposer = match search.method {
+            SearchMethod::Tpe => Proposer::Tpe(self.tpe.clone()),
+            _ => Proposer::Random,
+        };
+        let name = &self.experiment.info.name;
+        // A configuration tried already would be the same run (its id hashes the config).
+        let tried = |p: &Params| {
+            self.experiment
+                .trial_config(p)
+                .is_ok_and(|c| rows.iter().any(|r| r.id == run_id(name, &c)))
+        };
+        let Some(params) = search::propose(&proposer, &search.space, &trials, search.seed, number, tried)
+        else {
+            tracing::warn!(
+                "the search space of {name} holds no configuration not tried yet; stopping at {number} trials"
+            );
+            return Ok(None);
+        };
+        let config = self
+            .experiment
+            .trial_config(&params)
+            .map_err(|e| anyhow::anyhow!("trial {number}: {e}"))?;
+        let id = run_id(name, &config);
+        Ok(Some(Proposal { number, id, config }))
     }
 
     /// The pruner's decision for `run_id`, which has just finished `epoch` of `epochs`; None when

@@ -12,13 +12,18 @@
 //! Conventions: lower values are better; trial numbers are 0-based; epochs are 1-based.
 
 pub mod parzen;
+pub mod propose;
 pub mod pruner;
 pub mod replay;
 pub mod space;
 pub mod tpe;
 mod truncnorm;
 
+pub use propose::{propose, Proposer};
 pub use pruner::{decide, rungs, Decision, Pruner};
-pub use replay::{replay, replay_seeds, Method, ReplayResult, ReplaySummary, Table};
+pub use replay::{
+    replay, replay_seeds, replay_seeds_with_startup, replay_with_startup, Method, ReplayResult,
+    ReplaySummary, Table,
+};
 pub use space::{sample_params, values_equal, Distribution, Params, Space};
 pub use tpe::{gamma, suggest_random, suggest_tpe, TpeSettings, Trial, TrialState};

@@ -21,9 +21,10 @@
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap};
 
+use super::propose::{propose, Proposer};
 use super::pruner::{decide, Pruner};
 use super::space::{values_equal, Distribution, Params, Space};
-use super::tpe::{suggest_random, suggest_tpe, TpeSettings, Trial, TrialState};
+use super::tpe::{suggest_tpe, TpeSettings, Trial, TrialState};
 
 /// Recorded curves of a grid: per configuration, the test metric at epochs 1, 2, ...
 #[derive(Debug, Clone, PartialEq)]
@@ -40,7 +41,8 @@ pub struct Table {
 pub enum Method {
     /// Every row once, in order (the trial budget is the table size).
     Grid,
-    /// [`suggest_random`] over the axes as choices.
+    /// Random draws over the axes as choices, a configuration tried already drawn again (as
+    /// pixelx's study proposes).
     Random,
     /// [`suggest_tpe`] with Optuna's default settings over the axes as choices.
     Tpe,
@@ -133,6 +135,21 @@ pub fn replay(
     parallel: usize,
     seed: u64,
 ) -> ReplayResult {
+    let startup = TpeSettings::default().n_startup_trials;
+    replay_with_startup(table, method, pruner, trials, parallel, seed, startup)
+}
+
+/// [`replay`] with TPE's random start-up trials set (Optuna's `n_startup_trials`; `startup_trials`
+/// in an experiment file).
+pub fn replay_with_startup(
+    table: &Table,
+    method: Method,
+    pruner: &Pruner,
+    trials: usize,
+    parallel: usize,
+    seed: u64,
+    startup_trials: usize,
+) -> ReplayResult {
     if let Err(e) = table.validate() {
         panic!("replay: invalid table: {e}");
     }
@@ -151,6 +168,7 @@ pub fn replay(
     };
     let settings = TpeSettings {
         avoid_repeats: method == Method::TpeDistinct,
+        n_startup_trials: startup_trials,
         ..TpeSettings::default()
     };
 
@@ -165,10 +183,30 @@ pub fn replay(
     loop {
         while free > 0 && study.len() < budget {
             let number = study.len();
+            // Random and distinct TPE propose as pixelx's study does: a configuration already
+            // tried is drawn again. Plain TPE (Optuna's) may repeat one, which then costs a trial.
+            let tried = |p: &Params| {
+                table
+                    .key(p)
+                    .and_then(|k| index.get(&k))
+                    .is_some_and(|row| runs.iter().any(|(r, _)| r == row))
+            };
             let params = match method {
-                Method::Grid => table.rows[number].0.clone(),
-                Method::Random => suggest_random(&space, seed, number),
-                Method::Tpe | Method::TpeDistinct => suggest_tpe(&space, &study, &settings, seed, number),
+                Method::Grid => Some(table.rows[number].0.clone()),
+                Method::Random => propose(&Proposer::Random, &space, &study, seed, number, tried),
+                Method::TpeDistinct => propose(
+                    &Proposer::Tpe(settings.clone()),
+                    &space,
+                    &study,
+                    seed,
+                    number,
+                    tried,
+                ),
+                Method::Tpe => Some(suggest_tpe(&space, &study, &settings, seed, number)),
+            };
+            let Some(params) = params else {
+                // Every configuration tried: the study ends here.
+                break;
             };
             let row = table.key(&params).and_then(|k| index.get(&k).copied());
             let mut trial = Trial::running(number, params);
@@ -253,8 +291,22 @@ pub fn replay_seeds(
     parallel: usize,
     seeds: u64,
 ) -> ReplaySummary {
+    let startup = TpeSettings::default().n_startup_trials;
+    replay_seeds_with_startup(table, method, pruner, trials, parallel, seeds, startup)
+}
+
+/// [`replay_seeds`] with TPE's random start-up trials set.
+pub fn replay_seeds_with_startup(
+    table: &Table,
+    method: Method,
+    pruner: &Pruner,
+    trials: usize,
+    parallel: usize,
+    seeds: u64,
+    startup_trials: usize,
+) -> ReplaySummary {
     let results: Vec<ReplayResult> = (0..seeds)
-        .map(|s| replay(table, method, pruner, trials, parallel, s))
+        .map(|s| replay_with_startup(table, method, pruner, trials, parallel, s, startup_trials))
         .collect();
     ReplaySummary {
         median_best: median(results.iter().map(|r| r.best).collect()),

@@ -186,6 +186,36 @@ pub fn values_equal(a: &toml::Value, b: &toml::Value) -> bool {
     }
 }
 
+impl fmt::Display for Distribution {
+    /// In words, for plans and reports: `log-uniform in [0.0001, 0.01]`, `integer in [16, 64] step 8`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Distribution::Float { low, high, log } => {
+                write!(
+                    f,
+                    "{} in [{low}, {high}]",
+                    if *log { "log-uniform" } else { "uniform" }
+                )
+            }
+            Distribution::Int { low, high, step, log } => {
+                write!(
+                    f,
+                    "{}integer in [{low}, {high}]",
+                    if *log { "log-scaled " } else { "" }
+                )?;
+                if *step != 1 {
+                    write!(f, " step {step}")?;
+                }
+                Ok(())
+            }
+            Distribution::Choice(values) => {
+                let v: Vec<String> = values.iter().map(|v| v.to_string()).collect();
+                write!(f, "one of [{}]", v.join(", "))
+            }
+        }
+    }
+}
+
 impl Distribution {
     /// Checks the numbers; the message names no key (the caller prefixes it).
     pub fn validate(&self) -> Result<(), String> {
