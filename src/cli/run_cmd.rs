@@ -115,10 +115,7 @@ fn print_plan(experiment: &Experiment) -> Result<()> {
             }
         );
         for (key, dist) in &e.search.space {
-            println!(
-                "  {key} ~ {}",
-                toml::to_string(&toml::Value::try_from(dist)?)?.trim()
-            );
+            println!("  {key}: {dist}");
         }
         return Ok(());
     }
