@@ -1,4 +1,4 @@
-"""The reference Gated PixelCNN of DESIGN.md section 2, written independently of pixelx in PyTorch.
+"""The reference Gated PixelCNN (pixelx's docs/architecture.md), written independently of pixelx in PyTorch.
 
 Used by pixelx's test suite (logit parity with an export) and benchmarks (training speed of
 the PyTorch baseline). It follows the original project's structure: the vertical convolution is

@@ -4,7 +4,7 @@ use tch::{nn, Tensor};
 
 use super::init::Initialiser;
 
-/// Which taps of the centre position a masked convolution keeps (see DESIGN.md section 2).
+/// Which taps of the centre position a masked convolution keeps (see docs/architecture.md).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MaskType {
     /// Input colour group must come strictly before the output group: excludes the current sub-pixel.

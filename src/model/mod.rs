@@ -1,4 +1,4 @@
-//! The Gated PixelCNN of DESIGN.md section 2, with the parameter names of the reference layout.
+//! The Gated PixelCNN (docs/architecture.md), with the parameter names of the reference layout.
 
 mod blocks;
 mod conv;
