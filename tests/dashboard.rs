@@ -192,7 +192,7 @@ fn in_a_real_browser_the_dashboard_shows_runs_charts_and_samples_and_a_finishing
         .iter()
         .filter_map(|e| e.as_str())
         .collect();
-    assert_eq!(events, ["queued", "running", "completed"]);
+    assert_eq!(events, ["queued", "launched", "running", "completed"]);
     assert_eq!(page["charts"], 2);
     assert!(page["text"]
         .as_str()

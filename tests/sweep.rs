@@ -313,7 +313,7 @@ fn a_killed_tpe_asha_study_proposes_and_prunes_the_same_runs_when_run_again() {
     );
 
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
-    for trial in 0..4 {
+    for trial in 0..3 {
         let dir = tempfile::tempdir().unwrap();
         let file = write(dir.path());
         let mut scheduler = common::pixelx()
