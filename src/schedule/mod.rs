@@ -380,25 +380,23 @@ impl<'a> Coordinator<'a> {
         if epoch >= epochs || !active.decided.insert(epoch) {
             return Ok(());
         }
-        let decision = self
-            .study
-            .decide(&self.registry, id, epoch, epochs)?
-            .unwrap_or_else(|| journal::Decision {
-                epoch,
-                prune: false,
-                rule: "no rung".into(),
-                detail: format!("no rule applies at epoch {epoch}"),
-            });
+        let judged = self.study.decide(&self.registry, id, epoch, epochs)?;
+        let decision = judged.clone().unwrap_or_else(|| journal::Decision {
+            epoch,
+            prune: false,
+            rule: "no rung".into(),
+            detail: format!("no rule applies at epoch {epoch}"),
+        });
         journal::write_decision(&self.run_dir(id).root, &decision)?;
-        let verdict = if decision.prune { "prune" } else { "continue" };
-        self.registry.add_event(
-            id,
-            "decision",
-            &format!(
-                "{verdict} after epoch {epoch}: {} ({})",
-                decision.rule, decision.detail
-            ),
-        )?;
+        // Only the epochs a rule judged go into the run's history.
+        if judged.is_some() {
+            let verdict = if decision.prune { "prune" } else { "continue" };
+            self.registry.add_event(
+                id,
+                "decision",
+                &format!("{verdict} after epoch {epoch}: {} ({})", decision.rule, decision.detail),
+            )?;
+        }
         Ok(())
     }
 
