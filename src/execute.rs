@@ -282,19 +282,22 @@ pub fn execute_recorded(opts: &ExecuteOptions, registry_path: &Path, run_id: &st
     let run_root = RunDir::new(opts.runs_dir, run_id).root;
     {
         let (registry_path, run_id, root) = (registry_path.to_owned(), run_id.to_owned(), run_root.clone());
-        signals::install(move || {
-            // The second signal: whatever the trainer was doing, the run ends interrupted.
-            let _ = journal::append(
-                &root,
-                Event::Finished {
-                    status: FinalStatus::Interrupted,
-                    detail: Some("stopped at once (second signal)".into()),
-                },
-            );
-            if let Ok(mut reg) = Registry::open(&registry_path) {
-                let _ = reg.ingest(&run_id, &root);
-            }
-        });
+        signals::install(
+            Some("interrupt: checkpointing and stopping (again to stop at once)"),
+            move || {
+                // The second signal: whatever the trainer was doing, the run ends interrupted.
+                let _ = journal::append(
+                    &root,
+                    Event::Finished {
+                        status: FinalStatus::Interrupted,
+                        detail: Some("stopped at once (second signal)".into()),
+                    },
+                );
+                if let Ok(mut reg) = Registry::open(&registry_path) {
+                    let _ = reg.ingest(&run_id, &root);
+                }
+            },
+        );
     }
     let done = AtomicBool::new(false);
     let status = std::thread::scope(|scope| {

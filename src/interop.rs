@@ -44,7 +44,8 @@ pub fn infer_spec(t: &NamedTensors, source: &Path) -> Result<ModelSpec> {
 
 /// Imports a reference-layout file into a new run folder and returns it. Weights are multiplied by
 /// the file's own masks (where it has them), and pixelx's masks are used from then on.
-pub fn import_reference(file: &Path, dataset: DatasetKind, runs_dir: &Path) -> Result<RunDir> {
+/// `dataset` (when given) overrides what the file's metadata says, with a warning if they differ.
+pub fn import_reference(file: &Path, dataset: Option<DatasetKind>, runs_dir: &Path) -> Result<RunDir> {
     let wf = weights::load(file)?;
     weights::check_finite(&wf.tensors, file)?;
     let spec = infer_spec(&wf.tensors, file)?;
@@ -52,11 +53,18 @@ pub fn import_reference(file: &Path, dataset: DatasetKind, runs_dir: &Path) -> R
         Some(text) => {
             toml::from_str(text).with_context(|| format!("{}: bad pixelx.config metadata", file.display()))?
         }
-        None => RunConfig {
-            dataset,
-            ..RunConfig::default()
-        },
+        None => RunConfig::default(),
     };
+    if let Some(given) = dataset {
+        if given != config.dataset && wf.metadata.contains_key("pixelx.config") {
+            tracing::warn!(
+                "{} says it was trained on {}; importing it as {given}, as --dataset asks",
+                file.display(),
+                config.dataset
+            );
+        }
+        config.dataset = given;
+    }
     config.data_channels = spec.channels;
     config.color_levels = spec.levels;
     config.hidden_fmaps = spec.hidden_fmaps;

@@ -20,16 +20,19 @@ extern "C" fn on_usr2(_: libc::c_int) {
     STOP.store(true, Ordering::SeqCst);
 }
 
-/// Installs the handlers. `on_force` runs on the second stop signal, just before the process
-/// exits with [`INTERRUPTED_EXIT`].
-pub fn install(on_force: impl Fn() + Send + 'static) {
+/// Installs the handlers. `first` is printed on the first stop signal (None: nothing, when
+/// the caller reports it itself); `on_force` runs on the second, just before the process exits
+/// with [`INTERRUPTED_EXIT`].
+pub fn install(first: Option<&'static str>, on_force: impl Fn() + Send + 'static) {
     let _ = ctrlc::set_handler(move || {
         if STOP.swap(true, Ordering::SeqCst) {
             eprintln!("second interrupt: stopping now");
             on_force();
             std::process::exit(INTERRUPTED_EXIT.into());
         }
-        eprintln!("interrupt: checkpointing and stopping (again to stop at once)");
+        if let Some(text) = first {
+            eprintln!("{text}");
+        }
     });
     // SAFETY: installs a handler that only stores to atomics, which is async-signal-safe.
     unsafe {

@@ -44,6 +44,11 @@ pub struct WeightFile {
 
 /// Reads a safetensors file; any float dtype is converted to f32.
 pub fn load(path: &Path) -> Result<WeightFile> {
+    // A FIFO or device would block or never end: only regular files are weight files.
+    let meta = std::fs::metadata(path).with_context(|| format!("reading {}", path.display()))?;
+    if !meta.is_file() {
+        bail!("{} is not a regular file", path.display());
+    }
     let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
     let (_, header) = safetensors::SafeTensors::read_metadata(&bytes)
         .with_context(|| format!("{} is not a readable safetensors file", path.display()))?;

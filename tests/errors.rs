@@ -113,6 +113,13 @@ const CASES: &[Case] = &[
         expect: &["PIXELX_EPOCHS", "expected an integer"],
     },
     Case {
+        name: "a learning rate that would overflow is refused",
+        file: GOOD,
+        args: &["train", "--epochs", "1", "--lr", "1e308", "--lr-schedule", "cyclic"],
+        env: &[],
+        expect: &["invalid `learning_rate`", "at most"],
+    },
+    Case {
         name: "an impossible batch is refused before training",
         file: GOOD,
         args: &["train", "--epochs", "1", "--batch-size", "60000", "--hidden-fmaps", "2400", "--cuda", "false"],

@@ -250,3 +250,31 @@ fn runs_recorded_before_a_parameter_existed_show_its_default() {
     );
     assert_eq!(registry.summaries(&RunFilter::default()).unwrap().len(), 2);
 }
+
+/// A journal holding undefined values (a learning rate or test loss that overflowed, written as
+/// JSON `null`) is ingested with those values left out: it never wedges the registry.
+#[test]
+fn undefined_values_in_a_journal_do_not_block_ingestion() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut registry = Registry::open(&dir.path().join("r.sqlite")).unwrap();
+    let exp = registry
+        .upsert_experiment(&info("e", ""), None, Default::default())
+        .unwrap();
+    registry
+        .add_run(exp, "nan", &RunConfig::default(), dir.path(), None)
+        .unwrap();
+    let run_dir = dir.path().join("nan");
+    let epochs = [SyntheticEpoch {
+        bpd8: f64::NAN,
+        samples: false,
+    }];
+    synthetic::write_journal(&run_dir, 3, &epochs, |_| f64::INFINITY * 0.0, None);
+    let read = registry.ingest("nan", &run_dir).unwrap();
+    assert!(read.events > 0);
+    let history = registry.metric_history("nan").unwrap();
+    assert!(history.iter().all(|(_, _, _, v)| !v.is_nan()));
+    assert!(
+        history.iter().any(|(n, ..)| n == "lr"),
+        "the defined values are kept"
+    );
+}

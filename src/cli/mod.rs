@@ -144,6 +144,11 @@ fn dispatch(cli: &Cli) -> Result<ExitCode> {
     ) {
         init_logging(cli.quiet, None);
     }
+    if matches!(cli.command, Command::Run(_) | Command::Train(_)) {
+        for (var, likely) in crate::config::misspelt_env_vars() {
+            eprintln!("warning: {var} is not a pixelx setting and is ignored; did you mean {likely}?");
+        }
+    }
     match &cli.command {
         Command::Train(args) => train_cmd::train(cli, args)?,
         Command::Resume { run_id, force } => train_cmd::resume(cli, run_id, *force)?,
@@ -188,8 +193,10 @@ pub fn resolve_in(registry: &Registry, given: &str) -> Result<String> {
 pub fn init_logging(quiet: bool, file: Option<&std::path::Path>) {
     let level = if quiet { "warn" } else { "info" };
     let filter = || EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));
+    // Colours only for a terminal: logs redirected to a file stay plain text.
     let stderr = fmt::layer()
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_target(false)
         .with_filter(filter());
     let file_layer = file

@@ -40,7 +40,7 @@ pub struct SampleArgs {
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
     /// Softmax temperature; below 1 sharpens, above 1 flattens.
-    #[arg(long, default_value_t = 1.0)]
+    #[arg(long, default_value_t = 1.0, allow_negative_numbers = true)]
     pub temperature: f64,
     #[arg(long, value_enum, default_value = "cached")]
     pub sampler: Sampler,
@@ -177,6 +177,9 @@ pub fn export(cli: &Cli, args: &ExportArgs) -> Result<()> {
     let path = args.source.resolve(cli)?;
     let (vs, model, ckpt) = checkpoint::load_model(&path, Device::Cpu)?;
     let meta = checkpoint::metadata(&ckpt.config, &model.spec)?;
+    if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
     crate::weights::save(&out, &crate::weights::model_tensors(&vs), meta)?;
     println!("exported {} -> {}", path.display(), args.out.display());
     Ok(())
@@ -186,9 +189,9 @@ pub fn export(cli: &Cli, args: &ExportArgs) -> Result<()> {
 pub struct ImportArgs {
     /// A safetensors file in the reference layout.
     pub file: PathBuf,
-    /// Dataset the weights were trained on (when the file does not say).
-    #[arg(long, value_enum, default_value = "mnist")]
-    pub dataset: DatasetKind,
+    /// Dataset the weights were trained on (default: what the file's metadata says, else mnist).
+    #[arg(long, value_enum)]
+    pub dataset: Option<DatasetKind>,
 }
 
 /// The experiment imported runs belong to.

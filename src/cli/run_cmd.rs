@@ -36,9 +36,10 @@ fn configs(experiment: &Experiment) -> Vec<&RunConfig> {
 }
 
 /// Checks what can be checked before anything is registered: the devices or the cluster, the
-/// datasets, and that every run fits in memory.
-fn preflight(experiment: &Experiment) -> Result<()> {
-    if experiment.scheduler.backend == BackendKind::Local {
+/// datasets, and that every run fits in memory. Returns the runs in flight at once. A dry run
+/// only warns when the Slurm cluster cannot be reached (it may be planned from elsewhere).
+fn preflight(experiment: &Experiment, dry_run: bool) -> Result<usize> {
+    let slots = if experiment.scheduler.backend == BackendKind::Local {
         let slots = crate::schedule::plan_slots(
             &experiment.scheduler,
             crate::device::cuda_device_count(),
@@ -49,17 +50,25 @@ fn preflight(experiment: &Experiment) -> Result<()> {
                 crate::train::memory::check_fits(config, tch::Device::Cpu)?;
             }
         }
+        slots.len()
     } else {
-        crate::schedule::slurm::preflight(&experiment.scheduler.slurm)?;
-    }
-    Ok(())
+        match crate::schedule::slurm::preflight(&experiment.scheduler.slurm) {
+            Err(e) if dry_run => eprintln!("warning: the Slurm cluster was not checked: {e:#}"),
+            other => other?,
+        }
+        experiment.scheduler.slurm.max_jobs
+    };
+    Ok(match experiment.search.parallel {
+        Some(p) if experiment.search.method.is_adaptive() => p.min(slots),
+        _ => slots,
+    })
 }
 
 pub fn run(cli: &Cli, args: &RunArgs) -> Result<()> {
     let experiment = Experiment::load(&args.file, &args.overrides)?;
-    preflight(&experiment)?;
+    let in_flight = preflight(&experiment, args.dry_run)?;
     if args.dry_run {
-        print_plan(&experiment)?;
+        print_plan(&experiment, in_flight)?;
         return Ok(());
     }
     let datasets: BTreeSet<DatasetKind> = configs(&experiment).iter().map(|c| c.dataset).collect();
@@ -72,6 +81,7 @@ pub fn run(cli: &Cli, args: &RunArgs) -> Result<()> {
         registry: cli.registry_path(),
         force: args.force,
         quiet: cli.quiet,
+        threads: (cli.threads > 0).then_some(cli.threads as usize),
     };
     let s = run_experiment(&experiment, &opts)?;
     let pruned = if s.pruned > 0 || experiment.pruner.is_active() {
@@ -99,7 +109,7 @@ pub fn run(cli: &Cli, args: &RunArgs) -> Result<()> {
     Ok(())
 }
 
-fn print_plan(experiment: &Experiment) -> Result<()> {
+fn print_plan(experiment: &Experiment, in_flight: usize) -> Result<()> {
     let e = experiment;
     if e.search.method.is_adaptive() {
         println!(
@@ -107,7 +117,11 @@ fn print_plan(experiment: &Experiment) -> Result<()> {
             e.info.name,
             e.search.method.as_str(),
             e.search.trials.unwrap_or(0),
-            e.search.parallel.map_or("one per slot".into(), |p| p.to_string()),
+            match e.search.parallel {
+                Some(p) if p > in_flight =>
+                    format!("{in_flight} (of `parallel` = {p}: the scheduler has {in_flight} slot(s))"),
+                _ => in_flight.to_string(),
+            },
             if e.pruner.is_active() {
                 format!(", pruner {:?} on {}", e.pruner.kind, e.pruner.metric).to_lowercase()
             } else {

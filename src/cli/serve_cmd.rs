@@ -30,6 +30,17 @@ pub fn serve(cli: &Cli, args: &ServeArgs) -> Result<()> {
     unsafe {
         libc::nice(10);
     }
+    if let Some(name) = &args.experiment {
+        let known = crate::registry::Registry::open_read_only(&cli.registry_path())
+            .and_then(|r| r.experiments())
+            .map(|all| all.iter().any(|e| &e.name == name));
+        if let Ok(false) = known {
+            tracing::warn!(
+                "no experiment `{name}` in {} (yet); the front page shows it once it has runs",
+                cli.registry_path().display()
+            );
+        }
+    }
     let server = Server::start(ServeOptions {
         registry: cli.registry_path(),
         runs_dir: cli.runs_dir.clone(),

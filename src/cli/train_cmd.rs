@@ -62,11 +62,9 @@ pub fn resume(cli: &Cli, given: &str, force: bool) -> Result<()> {
         }
         RunStatus::Queued | RunStatus::Interrupted | RunStatus::Failed => {}
     }
-    let run = RunDir::new(&cli.runs_dir, &id);
-    if !run.config_path().is_file() {
-        // An interrupted run whose folder was never written (or was removed): write it again.
-        RunDir::create(&cli.runs_dir, &id, &row.config)?;
-    }
+    // The registry's config is the run's: the folder's copy is written again from it, so a
+    // hand-edited or lost config.toml cannot make the run train something else.
+    let run = RunDir::create(&cli.runs_dir, &id, &row.config)?;
     drop(registry);
     init_logging(cli.quiet, Some(&run.log_path()));
     println!("run {id} resumes from its last checkpoint");
@@ -76,7 +74,7 @@ pub fn resume(cli: &Cli, given: &str, force: bool) -> Result<()> {
 /// The hidden subcommand the scheduler starts, one per run. It writes only the run's folder.
 pub fn worker(cli: &Cli, run_id: &str, device: Option<&str>, ask_before_epoch: bool) -> Result<ExitCode> {
     init_logging(true, Some(&RunDir::new(&cli.runs_dir, run_id).log_path()));
-    crate::signals::install(|| {});
+    crate::signals::install(None, || {});
     let opts = ExecuteOptions {
         runs_dir: &cli.runs_dir,
         data_dir: &cli.data_dir,

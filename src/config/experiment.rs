@@ -247,6 +247,10 @@ fn check_structure(doc: &toml::Table) -> Result<(), String> {
         check_keys(table, valid, &at)?;
         for (key, value) in table {
             let child = format!("{at}{key}");
+            if path == "random.space" || path == "search.space" {
+                check_axis(value, &child)?;
+                continue;
+            }
             match value {
                 toml::Value::Table(t) => walk(t, &child)?,
                 toml::Value::Array(items) if path.is_empty() && (key == "points" || key == "exclude") => {
@@ -265,6 +269,30 @@ fn check_structure(doc: &toml::Table) -> Result<(), String> {
         return Err("missing `[experiment]` table with at least `name`".into());
     }
     walk(doc, "")
+}
+
+/// The keys an axis of a search space may have.
+const AXIS_KEYS: [&str; 7] = [
+    "uniform",
+    "log_uniform",
+    "int",
+    "int_uniform",
+    "choice",
+    "step",
+    "log",
+];
+
+/// Checks that an axis of a search space is written as a table of known keys.
+fn check_axis(value: &toml::Value, at: &str) -> Result<(), String> {
+    match value {
+        toml::Value::Table(t) => check_keys(t, &AXIS_KEYS, &format!("{at}.")),
+        toml::Value::Array(_) => Err(format!(
+            "`{at}` is a list; a search axis is a table, e.g. `{{ choice = [...] }}` or `{{ uniform = [lo, hi] }}`"
+        )),
+        _ => Err(format!(
+            "`{at}` must be a table such as `{{ log_uniform = [1e-4, 1e-2] }}` or `{{ choice = [...] }}`"
+        )),
+    }
 }
 
 /// Checks the path of a `--set` key against the file's structure.
@@ -399,7 +427,27 @@ impl Experiment {
             .chain(std::iter::once(base.epochs))
             .max()
             .unwrap_or(base.epochs);
-        file.pruner.validate(max_epochs)?;
+        let planned = if search.method.is_adaptive() {
+            search.trials.unwrap_or(0)
+        } else {
+            runs.len()
+        };
+        if file.pruner.kind == super::PrunerKind::Median && file.pruner.min_trials > planned {
+            return Err(format!(
+                "`pruner.min_trials` = {} is more than the {planned} run(s) of the sweep: the median rule could never stop a run",
+                file.pruner.min_trials
+            ));
+        }
+        file.pruner.validate(max_epochs).map_err(|e| {
+            // Say where the runs' epochs came from when it was not the file.
+            format!(
+                "{e}{}",
+                sources
+                    .of("defaults.epochs")
+                    .note()
+                    .replace(" (from", " (epochs from")
+            )
+        })?;
         Ok(Self {
             file: path.to_owned(),
             info: file.experiment,
@@ -471,6 +519,28 @@ fn check_slurm(s: &SlurmSettings) -> Result<(), String> {
     if s.cpus_per_run == Some(0) {
         return Err("`scheduler.slurm.cpus_per_run` must be at least 1".into());
     }
+    if let Some(m) = &s.mem {
+        let digits = m.trim_end_matches(['K', 'M', 'G', 'T', 'k', 'm', 'g', 't']);
+        if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) || m.len() - digits.len() > 1 {
+            return Err(format!(
+                "`scheduler.slurm.mem`: `{m}` is not a memory size; use a number with an optional unit, e.g. \"32G\" or \"4000M\""
+            ));
+        }
+    }
+    // Slurm stores the signal's lead time in 16 bits.
+    if s.signal_grace > 65_535 {
+        return Err(format!(
+            "`scheduler.slurm.signal_grace` must be at most 65535 seconds, got {}",
+            s.signal_grace
+        ));
+    }
+    for (key, value) in [("partition", &s.partition), ("time", &s.time)] {
+        if value.as_ref().is_some_and(|v| v.contains(char::is_whitespace)) {
+            return Err(format!(
+                "`scheduler.slurm.{key}` must not contain spaces or newlines"
+            ));
+        }
+    }
     for line in &s.extra {
         if line.contains('\n') || !line.trim_start().starts_with('-') {
             return Err(format!(
@@ -521,25 +591,61 @@ fn check_adaptive(
         ));
     }
     for (key, dist) in &search.space {
-        let at = format!("search.space.{key}");
-        dist.validate().map_err(|e| format!("`{at}`: {e}"))?;
-        for corner in corners(dist) {
-            let table = Table::from([(key.clone(), corner)]);
-            let config = overlay(base, &table, "search.space", "search.space", sources)?;
-            config
-                .validate()
-                .map_err(|e| format!("`{at}`: {}", e.from_source(sources.of(&at))))?;
+        dist.validate()
+            .map_err(|e| format!("`search.space.{key}`: {e}"))?;
+    }
+    // Every axis at its first value, then each value of each axis in turn with the others held
+    // there: a value that makes an invalid run is found now, not hours into the study.
+    let reference: Table = search
+        .space
+        .iter()
+        .map(|(k, d)| (k.clone(), axis_values(d)[0].clone()))
+        .collect();
+    let check = |table: &Table, axis: &str| -> Result<(), String> {
+        let config = overlay(base, table, "search.space", "search.space", sources)?;
+        config.validate().map_err(|e| {
+            if search.space.contains_key(&e.key) {
+                let hint = if e.key == axis {
+                    ""
+                } else {
+                    " (with the other axes at their first value)"
+                };
+                format!("`search.space.{}`{hint}: {e}", e.key)
+            } else {
+                // The space is fine; the value comes from the defaults (or their overrides).
+                let origin = sources.of(&format!("defaults.{}", e.key));
+                e.from_source(origin).to_string()
+            }
+        })
+    };
+    check(&reference, "")?;
+    for (key, dist) in &search.space {
+        for value in axis_values(dist) {
+            let mut table = reference.clone();
+            table.insert(key.clone(), value);
+            check(&table, key)?;
         }
     }
     Ok(())
 }
 
-/// The extreme values of an axis (and every value of a choice).
-fn corners(d: &crate::search::Distribution) -> Vec<toml::Value> {
+/// The values checked for an axis: both ends of a float range, every value of an integer range
+/// (or its ends, past ten thousand values) and every choice.
+fn axis_values(d: &crate::search::Distribution) -> Vec<toml::Value> {
     use crate::search::Distribution;
     match d {
         Distribution::Float { low, high, .. } => vec![toml::Value::Float(*low), toml::Value::Float(*high)],
-        Distribution::Int { low, high, .. } => vec![toml::Value::Integer(*low), toml::Value::Integer(*high)],
+        Distribution::Int { low, high, step, .. } => {
+            let step = (*step).max(1);
+            if (high - low) / step < 10_000 {
+                (*low..=*high)
+                    .step_by(step as usize)
+                    .map(toml::Value::Integer)
+                    .collect()
+            } else {
+                vec![toml::Value::Integer(*low), toml::Value::Integer(*high)]
+            }
+        }
         Distribution::Choice(values) => values.clone(),
     }
 }

@@ -16,7 +16,7 @@ pub use experiment::{
     RunSpec, DEFAULT_MAX_RUNS, RUN_KEYS,
 };
 pub use run_config::{ConfigError, LrSchedule, RunConfig, MAX_BATCH_SIZE, MAX_EPOCH_SAMPLES};
-pub use sources::{env_run_values, humanize, suggest, Source, Sources};
+pub use sources::{env_run_values, humanize, misspelt_env_vars, suggest, Source, Sources};
 pub use sweep::{
     BackendKind, Devices, PrunerKind, PrunerSettings, SchedulerSettings, SearchMethod, SearchSettings,
     SlurmSettings, PRUNER_METRICS,

@@ -11,6 +11,8 @@ pub const MAX_KSIZE: i64 = 31;
 pub const MAX_FMAPS: i64 = 8_192;
 pub const MAX_LAYERS: i64 = 128;
 pub const MAX_EPOCH_SAMPLES: i64 = 1_024;
+/// Beyond this no model learns (the cyclic schedule goes to ten times it, which must stay finite).
+pub const MAX_LEARNING_RATE: f64 = 1e6;
 
 /// A configuration value that cannot be used, named by its key (and, once known, where the
 /// value came from) so the user can find it.
@@ -200,10 +202,16 @@ impl RunConfig {
                 format!("must be in 0..={MAX_LAYERS}, got {}", self.hidden_layers),
             );
         }
-        if !(self.learning_rate.is_finite() && self.learning_rate > 0.0) {
+        if !(self.learning_rate.is_finite()
+            && self.learning_rate > 0.0
+            && self.learning_rate <= MAX_LEARNING_RATE)
+        {
             return err(
                 "learning_rate",
-                format!("must be positive, got {}", self.learning_rate),
+                format!(
+                    "must be positive and at most {MAX_LEARNING_RATE:e}, got {}",
+                    self.learning_rate
+                ),
             );
         }
         if !(self.weight_decay.is_finite() && self.weight_decay >= 0.0) {
@@ -298,6 +306,7 @@ mod tests {
         assert_eq!(key(with(|c| c.batch_size = i64::MAX)), "batch_size");
         assert_eq!(key(with(|c| c.epoch_samples = 1_000_000_000)), "epoch_samples");
         assert_eq!(key(with(|c| c.hidden_layers = -1)), "hidden_layers");
+        assert_eq!(key(with(|c| c.learning_rate = 1e308)), "learning_rate");
     }
 
     #[test]

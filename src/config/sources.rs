@@ -96,6 +96,34 @@ pub fn env_run_values() -> Vec<(String, toml::Value, String)> {
     out
 }
 
+/// Other `PIXELX_*` variables pixelx reads (not run parameters).
+const KNOWN_VARS: [&str; 6] = [
+    "RUNS_DIR",
+    "REGISTRY",
+    "DATA_DIR",
+    "THREADS",
+    "CIFAR_DIR",
+    "PYTHON",
+];
+
+/// `PIXELX_*` variables that look like a misspelt run parameter, with the likely one: they
+/// would otherwise be ignored without a word.
+pub fn misspelt_env_vars() -> Vec<(String, String)> {
+    std::env::vars()
+        .filter_map(|(var, _)| {
+            let key = var.strip_prefix("PIXELX_")?.to_lowercase();
+            if RUN_KEYS.contains(&key.as_str()) || KNOWN_VARS.contains(&key.to_uppercase().as_str()) {
+                return None;
+            }
+            let (distance, near) = RUN_KEYS
+                .iter()
+                .map(|k| (strsim::levenshtein(&key, k), *k))
+                .min()?;
+            (distance <= 2).then(|| (var.clone(), format!("PIXELX_{}", near.to_uppercase())))
+        })
+        .collect()
+}
+
 /// A value as TOML when it parses as one, else the text as a string.
 pub fn parse_value(text: &str) -> toml::Value {
     toml::from_str::<toml::Table>(&format!("v = {text}"))

@@ -50,6 +50,7 @@ impl Registry {
     }
 }
 
+/// Inserts an epoch's metrics (NaN values, which SQLite would store as NULL, are left out).
 fn insert_epoch(tx: &Transaction<'_>, run_id: &str, r: &EpochRecord, peak_rss_mb: Option<f64>) -> Result<()> {
     tx.execute(
         "DELETE FROM metrics WHERE run_id = ?1 AND epoch = ?2",
@@ -68,7 +69,6 @@ fn insert_epoch(tx: &Transaction<'_>, run_id: &str, r: &EpochRecord, peak_rss_mb
         "INSERT INTO metrics (run_id, name, step, epoch, value) VALUES (?1, ?2, ?3, ?4, ?5)",
     )?;
     for (name, value) in values {
-        // SQLite stores NaN as NULL, which the column refuses: an undefined value is left out.
         if let Some(v) = value.filter(|v| !v.is_nan()) {
             stmt.execute(params![run_id, name, r.epoch as i64, r.epoch, v])?;
         }
@@ -136,9 +136,14 @@ fn apply(tx: &Transaction<'_>, run_id: &str, at: &str, event: Event, out: &mut I
         } => {
             let mut stmt =
                 tx.prepare_cached("INSERT INTO metrics (run_id, name, step, value) VALUES (?1, ?2, ?3, ?4)")?;
+            // SQLite stores NaN as NULL, which the column refuses: an undefined value (the
+            // journal's `null`) is left out rather than wedging ingestion.
             for s in &steps {
-                stmt.execute(params![run_id, "train_loss", s.0, s.1])?;
-                stmt.execute(params![run_id, "lr", s.0, s.2])?;
+                for (name, value) in [("train_loss", s.1), ("lr", s.2)] {
+                    if !value.is_nan() {
+                        stmt.execute(params![run_id, name, s.0, value])?;
+                    }
+                }
             }
             tx.execute(
                 "UPDATE runs SET heartbeat_at = ?2, epoch = ?3, step_in_epoch = ?4, steps_per_epoch = ?5,

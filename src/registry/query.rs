@@ -86,6 +86,8 @@ pub struct RunSummary {
     pub progress: Option<Progress>,
     /// Recorded as running on this host, but its process is gone.
     pub process_gone: bool,
+    /// The Slurm job training it, if any.
+    pub job: Option<String>,
     /// Bytes of the run's journal ingested (to tell whether it holds newer results).
     #[serde(skip)]
     pub journal_offset: u64,
@@ -179,7 +181,7 @@ impl Registry {
                     r.get::<_, String>(8)?,
                     r.get::<_, Option<i64>>(9)?,
                 ),
-                (progress, process_gone, r.get::<_, i64>(18)?),
+                (progress, process_gone, r.get::<_, i64>(18)?, job),
             ))
         })?;
         let mut out = Vec::new();
@@ -187,7 +189,7 @@ impl Registry {
             let (
                 (id, experiment, status, device, json),
                 (error, started_at, finished_at, method, trial),
-                (progress, process_gone, offset),
+                (progress, process_gone, offset, job),
             ) = row?;
             let params = stored_params(&json)?;
             if !filter
@@ -216,6 +218,7 @@ impl Registry {
                 finished_at,
                 progress: progress.filter(|_| running),
                 process_gone,
+                job,
                 journal_offset: offset.max(0) as u64,
                 curves: Curves::default(),
             });

@@ -66,6 +66,10 @@ pub fn status_text(run: &RunSummary) -> String {
             });
             format!("running (epoch {}/{epochs}{eta})", p.epoch)
         }
+        (None, "running") => match &run.job {
+            Some(job) => format!("running (Slurm job {job}, not started yet)"),
+            None => "running (starting)".into(),
+        },
         (_, status) => status.to_owned(),
     }
 }
@@ -125,16 +129,19 @@ pub fn sort_runs(runs: &mut [RunSummary], key: &str) -> Result<()> {
     Ok(())
 }
 
-/// The best `n` runs by test `bpd8` (ties by `bpd`) of each experiment, best first.
+/// The best `n` runs by test `bpd8` (ties by `bpd`) of each experiment, best first. Completed
+/// runs compete; a run stopped early (pruned, interrupted, still running) only when its
+/// experiment has no completed run yet, as Optuna's best trial is a complete one.
 pub fn best_runs(runs: &[RunSummary], n: usize) -> Vec<RunSummary> {
     let mut experiments: Vec<&str> = runs.iter().map(|r| r.experiment.as_str()).collect();
     experiments.sort();
     experiments.dedup();
     let mut out = Vec::new();
     for e in experiments {
-        let mut mine: Vec<RunSummary> = runs
-            .iter()
-            .filter(|r| r.experiment == e && r.best.is_some())
+        let with_results = || runs.iter().filter(|r| r.experiment == e && r.best.is_some());
+        let completed = with_results().any(|r| r.status == "completed");
+        let mut mine: Vec<RunSummary> = with_results()
+            .filter(|r| !completed || r.status == "completed")
             .cloned()
             .collect();
         let _ = sort_runs(&mut mine, "bpd8");

@@ -292,6 +292,7 @@ pub(crate) mod tests {
             finished_at: None,
             progress: None,
             process_gone: false,
+            job: None,
             journal_offset: 0,
             curves: Curves::default(),
         }

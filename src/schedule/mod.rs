@@ -41,6 +41,8 @@ pub struct SweepOptions {
     pub registry: PathBuf,
     pub force: bool,
     pub quiet: bool,
+    /// `--threads`: at most this many torch threads per worker.
+    pub threads: Option<usize>,
 }
 
 /// Counts of how a sweep's runs ended.
@@ -125,7 +127,8 @@ pub fn run_experiment(experiment: &Experiment, opts: &SweepOptions) -> Result<Sw
     };
     let backend = make_backend(experiment, opts)?;
     let registry = Registry::open(&opts.registry)?;
-    signals::install(|| {});
+    // The loop reports the first interrupt itself (it forwards it to the workers).
+    signals::install(None, || {});
     let mut c = Coordinator::new(experiment, opts, registry, backend)?;
     c.prepare()?;
     c.run()?;
@@ -275,6 +278,15 @@ impl<'a> Coordinator<'a> {
             }
         }
         if e.search.method.is_adaptive() {
+            let foreign = self.study.foreign_trials(&rows);
+            if foreign > 0 {
+                tracing::warn!(
+                    "{foreign} trial(s) of `{}` were proposed from a different search space (the file \
+                     changed since); they count toward `search.trials` and inform the search. Rename the \
+                     experiment (or use --force) for a fresh study.",
+                    e.info.name
+                );
+            }
             // Proposals to come: the budget left, at the base config's size.
             let left = e
                 .search
@@ -328,7 +340,7 @@ impl<'a> Coordinator<'a> {
             std::thread::sleep(Duration::from_millis(200));
         }
         self.summary.interrupted += self.queue.len();
-        self.progress.done();
+        self.progress.done(self.interrupted);
         Ok(())
     }
 
@@ -394,7 +406,10 @@ impl<'a> Coordinator<'a> {
             self.registry.add_event(
                 id,
                 "decision",
-                &format!("{verdict} after epoch {epoch}: {} ({})", decision.rule, decision.detail),
+                &format!(
+                    "{verdict} after epoch {epoch}: {} ({})",
+                    decision.rule, decision.detail
+                ),
             )?;
         }
         Ok(())

@@ -250,10 +250,11 @@ impl SweepProgress {
         self.line(&format!("{run_id} {}{detail}", status.as_str()));
     }
 
-    pub fn done(&self) {
+    pub fn done(&self, interrupted: bool) {
         self.overall.finish();
         if self.mode == Mode::Lines {
-            println_plain(&format!("sweep finished in {}", duration(self.started.elapsed())));
+            let how = if interrupted { "stopped" } else { "finished" };
+            println_plain(&format!("sweep {how} after {}", duration(self.started.elapsed())));
         }
     }
 }

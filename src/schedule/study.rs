@@ -96,6 +96,24 @@ impl<'a> Study<'a> {
             .collect()
     }
 
+    /// Trials recorded for this experiment whose parameters lie outside its current space (the
+    /// file's space was edited since they were proposed): they still count toward the budget and
+    /// inform the search, which the user should know.
+    pub fn foreign_trials(&self, rows: &[TrialRow]) -> usize {
+        let space = &self.experiment.search.space;
+        rows.iter()
+            .filter(|r| r.trial.is_some())
+            .filter(|r| {
+                !space.iter().all(|(k, d)| {
+                    r.params
+                        .get(k)
+                        .and_then(toml_value)
+                        .is_some_and(|v| d.contains(&v))
+                })
+            })
+            .count()
+    }
+
     /// The next trial of an adaptive search, or None when its budget is spent (or its space holds
     /// no configuration not tried yet). Trial `n` is a pure function of the seed, `n` and the
     /// trials recorded so far, so a sweep run again proposes the same runs.
@@ -121,7 +139,7 @@ impl<'a> Study<'a> {
         let Some(params) = search::propose(&proposer, &search.space, &trials, search.seed, number, tried)
         else {
             tracing::warn!(
-                "the search space of {name} holds no configuration not tried yet; stopping at {number} trials"
+                "the search space of {name} holds no configuration not tried yet; the study ends after {number} trial(s)"
             );
             return Ok(None);
         };

@@ -53,7 +53,8 @@ pub enum Method {
 /// The outcome of one replayed study.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct ReplayResult {
-    /// The lowest metric value at any trained epoch of any trial (what `report --best` shows).
+    /// The lowest metric value of a complete trial (of any trial while none is complete): what
+    /// `report --best` shows.
     pub best: f64,
     /// Epochs trained, all trials together.
     pub epochs_spent: u64,
@@ -257,13 +258,22 @@ pub fn replay_with_startup(
             }
         }
     }
-    ReplayResult {
-        best: study
-            .iter()
+    // What `pixelx report --best` shows: the best complete trial, or any trial's best epoch
+    // while none is complete.
+    let lowest = |trials: &mut dyn Iterator<Item = &Trial>| {
+        trials
             .flat_map(|t| t.intermediate.values())
             .copied()
             .filter(|v| !v.is_nan())
-            .fold(f64::INFINITY, f64::min),
+            .fold(f64::INFINITY, f64::min)
+    };
+    let complete = lowest(&mut study.iter().filter(|t| t.state == TrialState::Complete));
+    ReplayResult {
+        best: if complete.is_finite() {
+            complete
+        } else {
+            lowest(&mut study.iter())
+        },
         epochs_spent,
         trials: study.len(),
         pruned: study.iter().filter(|t| t.state == TrialState::Pruned).count(),

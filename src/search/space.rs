@@ -261,6 +261,11 @@ impl Distribution {
                 if values.is_empty() {
                     return Err("choice is empty".into());
                 }
+                for (i, v) in values.iter().enumerate() {
+                    if values[..i].iter().any(|w| values_equal(v, w)) {
+                        return Err(format!("choice lists {v} twice"));
+                    }
+                }
             }
         }
         Ok(())
