@@ -5,31 +5,7 @@ mod common;
 
 use std::path::Path;
 
-use common::pixelx;
-
-/// Runs pixelx with `args` in `runs`, returning (success, stdout, stderr).
-fn run(runs: &Path, args: &[&str]) -> (bool, String, String) {
-    let out = pixelx().arg("--runs-dir").arg(runs).args(args).output().unwrap();
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into(),
-        String::from_utf8_lossy(&out.stderr).into(),
-    )
-}
-
-/// A model small enough to train in seconds.
-const TINY_MODEL: [&str; 10] = [
-    "--hidden-fmaps",
-    "8",
-    "--out-hidden-fmaps",
-    "8",
-    "--hidden-layers",
-    "1",
-    "--causal-ksize",
-    "5",
-    "--hidden-ksize",
-    "3",
-];
+use common::{pixelx, run_in as run, TINY_MODEL};
 
 fn entries(dir: &Path) -> usize {
     std::fs::read_dir(dir).map(|d| d.count()).unwrap_or(0)

@@ -15,7 +15,7 @@ use synthetic::SyntheticEpoch;
 const HOSTILE_NAME: &str = "<script>alert(1)</script> ../../x \"q\" 'q'";
 const HOSTILE_DESCRIPTION: &str = "<img src=x onerror=alert(2)> & ../../etc/passwd";
 
-/// Three learning rates that train and one so large that the first step overflows: a real
+/// Three learning rates that train and one so large (the largest pixelx accepts) that it blows up: a real
 /// `diverged` run next to completed ones.
 const SWEEP: &str = r#"
 [experiment]
@@ -37,7 +37,7 @@ test_subset = 128
 lr_schedule = "cosine"
 
 [grid]
-learning_rate = [2e-3, 5e-3, 1e-2, 1e37]
+learning_rate = [2e-3, 5e-3, 1e-2, 1e6]
 
 [scheduler]
 devices = ["cpu", "cpu"]

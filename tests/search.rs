@@ -95,12 +95,7 @@ name = "tpe"
 dataset = "mnist"
 [defaults]
 epochs = 2
-batch_size = 32
-hidden_fmaps = 8
-out_hidden_fmaps = 8
-hidden_layers = 1
-causal_ksize = 5
-epoch_samples = 0
+{TINY}epoch_samples = 0
 train_subset = 256
 test_subset = 128
 lr_schedule = "constant"
@@ -117,7 +112,7 @@ hidden_ksize = { choice = [3, 5] }
 devices = ["cpu", "cpu"]
 "#;
     let file = dir.path().join("tpe.toml");
-    std::fs::write(&file, text).unwrap();
+    std::fs::write(&file, text.replace("{TINY}", common::TINY_MODEL_TOML)).unwrap();
     let (ok, stdout, stderr) = run_in(&runs, &["run", file.to_str().unwrap()]);
     assert!(ok, "{stdout}{stderr}");
     assert!(stdout.contains("6 completed"), "{stdout}");

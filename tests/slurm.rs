@@ -7,12 +7,11 @@ mod common;
 #[path = "../benches/common/mod.rs"]
 mod synthetic;
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 use std::time::Duration;
 
-use common::{pixelx, tiny_experiment, wait_for};
+use common::{pixelx, tiny_experiment, wait_for, Results};
 use pixelx::registry::{Registry, RunFilter, RunStatus};
 use synthetic::cluster::Cluster;
 
@@ -53,33 +52,27 @@ fn output(cmd: &mut Command) -> (bool, String) {
     )
 }
 
-/// Every run's status and deterministic results (epoch metrics and step losses, as bits).
-type Results = BTreeMap<String, (String, Vec<(String, i64, u64)>)>;
-
 fn results(runs: &Path) -> Results {
-    let reg = Registry::open_read_only(&runs.join("registry.sqlite")).unwrap();
-    let kept = [
-        "train_loss",
-        "lr",
-        "epoch_train_loss",
-        "test_nll",
-        "test_bpd",
-        "test_bpd8",
-    ];
-    reg.summaries(&RunFilter::default())
+    common::results(&Registry::open_read_only(&runs.join("registry.sqlite")).unwrap())
+}
+
+/// Starts `pixelx run` of `file` in the background.
+fn start_sweep(cluster: &Cluster, runs: &Path, file: &Path) -> Child {
+    cluster
+        .pixelx(runs)
+        .args(["-q", "run"])
+        .arg(file)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
         .unwrap()
-        .into_iter()
-        .map(|s| {
-            let rows = reg
-                .metric_history(&s.id)
-                .unwrap()
-                .into_iter()
-                .filter(|(n, ..)| kept.contains(&n.as_str()))
-                .map(|(n, step, _, v)| (n, step, v.to_bits()))
-                .collect();
-            (s.id, (s.status, rows))
-        })
-        .collect()
+}
+
+/// Waits for a background sweep: (success, stdout and stderr).
+fn finished(sweep: Child) -> (bool, String) {
+    let out = sweep.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    (out.status.success(), text)
 }
 
 /// The Slurm job ids each run was submitted as (one `job-<id>.out` per job).
@@ -198,20 +191,12 @@ fn preemption_and_requeue_resume_exactly(cluster: &Cluster, base: &Path) {
         ("scontrol requeue", &["scontrol", "requeue"][..]),
     ] {
         let runs = base.join(format!("requeue-{}", action[0]));
-        let coordinator = cluster
-            .pixelx(&runs)
-            .args(["-q", "run"])
-            .arg(&file)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
+        let coordinator = start_sweep(cluster, &runs, &file);
         let (id, job) = first_training_run(&runs);
         let (ok, text) = output(cluster.tool(action[0]).args(&action[1..]).arg(&job));
         assert!(ok, "{how}: {text}");
-        let out = coordinator.wait_with_output().unwrap();
-        let text = String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
-        assert!(out.status.success(), "{how}: {text}");
+        let (ok, text) = finished(coordinator);
+        assert!(ok, "{how}: {text}");
         assert_eq!(
             results(&runs),
             undisturbed,
@@ -262,21 +247,13 @@ fn dead_workers_fail_with_slurms_reason_and_cancelled_jobs_resume(cluster: &Clus
     // kill -9 of a worker on the node: failed with Slurm's account, then retried once.
     let runs = base.join("dies");
     let file = experiment(base, "dies", 4096, "slurm", "");
-    let coordinator = cluster
-        .pixelx(&runs)
-        .args(["-q", "run"])
-        .arg(&file)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let coordinator = start_sweep(cluster, &runs, &file);
     let (id, _) = first_training_run(&runs);
     let journal = std::fs::read_to_string(runs.join(&id).join("journal.jsonl")).unwrap();
     let started: serde_json::Value = serde_json::from_str(journal.lines().next().unwrap()).unwrap();
     common::signal(started["pid"].as_u64().unwrap() as u32, SIGKILL);
-    let out = coordinator.wait_with_output().unwrap();
-    let text = String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "the retry completed it: {text}");
+    let (ok, text) = finished(coordinator);
+    assert!(ok, "the retry completed it: {text}");
     let reg = Registry::open_read_only(&runs.join("registry.sqlite")).unwrap();
     let events: Vec<String> = reg
         .events(&id)
@@ -300,14 +277,7 @@ fn dead_workers_fail_with_slurms_reason_and_cancelled_jobs_resume(cluster: &Clus
     // scancel of a job: its run is interrupted, and running the file again finishes it.
     let runs = base.join("cancelled");
     let file = experiment(base, "cancelled", 4096, "slurm", "");
-    let coordinator = cluster
-        .pixelx(&runs)
-        .args(["-q", "run"])
-        .arg(&file)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let coordinator = start_sweep(cluster, &runs, &file);
     let (id, job) = first_training_run(&runs);
     let (ok, text) = output(cluster.tool("scancel").arg(&job));
     assert!(ok, "{text}");
@@ -316,8 +286,7 @@ fn dead_workers_fail_with_slurms_reason_and_cancelled_jobs_resume(cluster: &Clus
             == Some(RunStatus::Interrupted)),
         "a cancelled job leaves its run interrupted"
     );
-    let out = coordinator.wait_with_output().unwrap();
-    let text = String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    let (_, text) = finished(coordinator);
     assert!(text.contains("1 interrupted"), "{text}");
     let (ok, text) = output(cluster.pixelx(&runs).args(["-q", "run"]).arg(&file));
     assert!(ok && text.contains("1 completed, 3 already done"), "{text}");

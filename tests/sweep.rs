@@ -58,28 +58,8 @@ fn registry(dir: &Path) -> Registry {
     Registry::open(&dir.join("runs/registry.sqlite")).unwrap()
 }
 
-/// Every run's deterministic results: epoch metrics and the per-step training losses.
-fn results(reg: &Registry) -> BTreeMap<String, Vec<(String, i64, u64)>> {
-    let mut out = BTreeMap::new();
-    for s in reg.summaries(&RunFilter::default()).unwrap() {
-        let kept = [
-            "train_loss",
-            "lr",
-            "epoch_train_loss",
-            "test_nll",
-            "test_bpd",
-            "test_bpd8",
-        ];
-        let rows = reg
-            .metric_history(&s.id)
-            .unwrap()
-            .into_iter()
-            .filter(|(n, ..)| kept.contains(&n.as_str()))
-            .map(|(n, step, _, v)| (n, step, v.to_bits()))
-            .collect();
-        out.insert(s.id, rows);
-    }
-    out
+fn results(reg: &Registry) -> common::Results {
+    common::results(reg)
 }
 
 /// Largest number of runs that were `running` at the same moment, from the recorded events.
@@ -201,19 +181,20 @@ extern "C" {
     fn libc_kill(pid: i32, sig: i32) -> i32;
 }
 
-#[test]
-fn kill_dash_nine_at_random_moments_loses_and_duplicates_nothing() {
-    let base = tempfile::tempdir().unwrap();
-    let file = setup(base.path());
-    let out = sweep(base.path(), &file, &[]);
-    assert!(out.status.success());
-    let undisturbed = results(&registry(base.path()));
-    assert_eq!(undisturbed.len(), 4);
-
-    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(2024);
-    for trial in 0..10 {
+/// Runs the experiment `write` writes, kills it and all its workers with SIGKILL after a random
+/// delay in `delays` (ms), runs it again to the end, and hands the registry to `check`; `trials`
+/// times, each in a fresh folder.
+fn kill_and_rerun(
+    trials: usize,
+    seed: u64,
+    delays: std::ops::Range<u64>,
+    write: impl Fn(&Path) -> std::path::PathBuf,
+    check: impl Fn(&Registry, &str),
+) {
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+    for trial in 0..trials {
         let dir = tempfile::tempdir().unwrap();
-        let file = setup(dir.path());
+        let file = write(dir.path());
         let mut scheduler = common::pixelx()
             .arg("--runs-dir")
             .arg(dir.path().join("runs"))
@@ -222,26 +203,35 @@ fn kill_dash_nine_at_random_moments_loses_and_duplicates_nothing() {
             .stderr(std::process::Stdio::null())
             .spawn()
             .unwrap();
-        let delay = rng.gen_range(300..9000);
+        let delay = rng.gen_range(delays.clone());
         std::thread::sleep(Duration::from_millis(delay));
         kill_all(&mut scheduler, dir.path());
+        let what = format!("trial {trial} (kill after {delay} ms)");
         let out = sweep(dir.path(), &file, &[]);
         assert!(
             out.status.success(),
-            "trial {trial} (kill after {delay} ms): {}",
+            "{what}: {}",
             String::from_utf8_lossy(&out.stderr)
         );
-        let reg = registry(dir.path());
+        check(&registry(dir.path()), &what);
+    }
+}
+
+#[test]
+fn kill_dash_nine_at_random_moments_loses_and_duplicates_nothing() {
+    let base = tempfile::tempdir().unwrap();
+    let file = setup(base.path());
+    let out = sweep(base.path(), &file, &[]);
+    assert!(out.status.success());
+    let undisturbed = results(&registry(base.path()));
+    assert_eq!(undisturbed.len(), 4);
+    kill_and_rerun(10, 2024, 300..9000, setup, |reg, what| {
         for s in reg.summaries(&RunFilter::default()).unwrap() {
-            assert_eq!(s.status, "completed", "trial {trial}: run {}", s.id);
+            assert_eq!(s.status, "completed", "{what}: run {}", s.id);
             assert_eq!(reg.run(&s.id).unwrap().unwrap().status, RunStatus::Completed);
         }
-        assert_eq!(
-            results(&reg),
-            undisturbed,
-            "trial {trial} (kill after {delay} ms): metrics differ"
-        );
-    }
+        assert_eq!(results(reg), undisturbed, "{what}: metrics differ");
+    });
 }
 
 const TPE_ASHA: &str = r#"
@@ -251,12 +241,7 @@ dataset = "mnist"
 
 [defaults]
 epochs = 3
-batch_size = 32
-hidden_fmaps = 8
-out_hidden_fmaps = 8
-hidden_layers = 1
-causal_ksize = 5
-epoch_samples = 0
+{TINY}epoch_samples = 0
 train_subset = 512
 test_subset = 128
 lr_schedule = "constant"
@@ -281,6 +266,10 @@ reduction_factor = 2
 devices = "cpu"
 "#;
 
+fn tpe_asha() -> String {
+    TPE_ASHA.replace("{TINY}", common::TINY_MODEL_TOML)
+}
+
 /// Each run's status and trial number, as a study that was run to the end left them.
 fn study(reg: &Registry) -> BTreeMap<String, (String, Option<i64>)> {
     reg.summaries(&RunFilter::default())
@@ -297,7 +286,7 @@ fn study(reg: &Registry) -> BTreeMap<String, (String, Option<i64>)> {
 fn a_killed_tpe_asha_study_proposes_and_prunes_the_same_runs_when_run_again() {
     let write = |dir: &Path| {
         let file = dir.join("tpe.toml");
-        std::fs::write(&file, TPE_ASHA).unwrap();
+        std::fs::write(&file, tpe_asha()).unwrap();
         file
     };
     let base = tempfile::tempdir().unwrap();
@@ -312,32 +301,11 @@ fn a_killed_tpe_asha_study_proposes_and_prunes_the_same_runs_when_run_again() {
         undisturbed.0
     );
 
-    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
-    for trial in 0..3 {
-        let dir = tempfile::tempdir().unwrap();
-        let file = write(dir.path());
-        let mut scheduler = common::pixelx()
-            .arg("--runs-dir")
-            .arg(dir.path().join("runs"))
-            .args(["-q", "run", file.to_str().unwrap()])
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap();
-        let delay = rng.gen_range(1000..12000);
-        std::thread::sleep(Duration::from_millis(delay));
-        kill_all(&mut scheduler, dir.path());
-        let out = sweep(dir.path(), &file, &[]);
-        assert!(
-            out.status.success(),
-            "trial {trial} (kill after {delay} ms): {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let reg = registry(dir.path());
+    kill_and_rerun(3, 7, 1000..12000, write, |reg, what| {
         assert_eq!(
-            (study(&reg), results(&reg)),
+            (study(reg), results(reg)),
             undisturbed,
-            "trial {trial} (kill after {delay} ms): the study differs"
+            "{what}: the study differs"
         );
-    }
+    });
 }

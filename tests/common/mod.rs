@@ -69,6 +69,14 @@ pub fn run_in(runs: &std::path::Path, args: &[&str]) -> (bool, String, String) {
     )
 }
 
+/// The `[defaults]` lines of a model small enough to train in seconds (experiment files).
+pub const TINY_MODEL_TOML: &str = "batch_size = 32
+hidden_fmaps = 8
+out_hidden_fmaps = 8
+hidden_layers = 1
+causal_ksize = 5
+";
+
 /// An experiment file of tiny models (`grid` holds the TOML lines of its grid table).
 pub fn tiny_experiment(name: &str, epochs: u32, train_subset: u32, grid: &str, scheduler: &str) -> String {
     format!(
@@ -79,12 +87,7 @@ dataset = "mnist"
 
 [defaults]
 epochs = {epochs}
-batch_size = 32
-hidden_fmaps = 8
-out_hidden_fmaps = 8
-hidden_layers = 1
-causal_ksize = 5
-hidden_ksize = 3
+{TINY_MODEL_TOML}hidden_ksize = 3
 epoch_samples = 2
 train_subset = {train_subset}
 test_subset = 128
@@ -121,4 +124,33 @@ pub fn wait_for(limit: std::time::Duration, mut cond: impl FnMut() -> bool) -> b
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
     false
+}
+
+/// Every run's status and deterministic results (epoch metrics and step losses, as exact bits):
+/// what two sweeps that must agree are compared by.
+pub type Results = std::collections::BTreeMap<String, (String, Vec<(String, i64, u64)>)>;
+
+pub fn results(reg: &pixelx::registry::Registry) -> Results {
+    let kept = [
+        "train_loss",
+        "lr",
+        "epoch_train_loss",
+        "test_nll",
+        "test_bpd",
+        "test_bpd8",
+    ];
+    reg.summaries(&Default::default())
+        .unwrap()
+        .into_iter()
+        .map(|s| {
+            let rows = reg
+                .metric_history(&s.id)
+                .unwrap()
+                .into_iter()
+                .filter(|(n, ..)| kept.contains(&n.as_str()))
+                .map(|(n, step, _, v)| (n, step, v.to_bits()))
+                .collect();
+            (s.id, (s.status, rows))
+        })
+        .collect()
 }
