@@ -19,7 +19,7 @@ use std::time::Instant;
 use pixelx::model::{ModelSpec, PixelCnn};
 use pixelx::precision::Precision;
 use pixelx::sample::{sample, Sampler};
-use pixelx::train::{training_loss, Adam};
+use pixelx::train::speed::StepTimer;
 use tch::{nn, Device, Kind, Tensor};
 
 const THREADS: i32 = 2;
@@ -38,42 +38,13 @@ const CPU_FP32: Setup = Setup {
     channels_last: false,
 };
 
-/// pixelx training images/s: forward, loss, backward, clipping and Adam, as the trainer does.
+/// pixelx training images/s: forward, loss, backward, clipping and Adam, as the trainer does
+/// (the step the estimator's calibration times too).
 fn pixelx_train_speed(spec: ModelSpec, batch: i64, steps: usize, setup: Setup) -> f64 {
-    let Setup {
-        device, precision, ..
-    } = setup;
-    let vs = nn::VarStore::new(device);
-    let mut model = PixelCnn::new(&vs.root(), spec, 0);
-    model.channels_last = setup.channels_last;
-    let mut adam = Adam::new(&vs, 1e-4);
-    let levels = Tensor::randint(spec.levels, [batch, spec.channels, 28, 28], (Kind::Int64, device));
-    let x = levels.to_kind(Kind::Float) / (spec.levels - 1) as f64;
-    let labels = Tensor::randint(10, [batch], (Kind::Int64, device));
-    let mut step = || {
-        let loss = training_loss(&model, &x, &labels, &levels, precision).expect("autocast");
-        adam.zero_grad();
-        loss.backward();
-        adam.clip_grad_norm(1.0);
-        adam.step(1e-4);
-    };
-    for _ in 0..2 {
-        step();
-    }
-    // CUDA runs asynchronously: a loss read (as the trainer does each step) or a sync bounds
-    // the timing.
-    let sync = || {
-        if let Device::Cuda(n) = device {
-            tch::Cuda::synchronize(n as i64);
-        }
-    };
-    sync();
-    let start = Instant::now();
-    for _ in 0..steps {
-        step();
-    }
-    sync();
-    (steps as i64 * batch) as f64 / start.elapsed().as_secs_f64()
+    StepTimer::new(spec, 28, batch, setup.device, setup.precision)
+        .channels_last(setup.channels_last)
+        .images_per_sec(2, steps)
+        .expect("autocast")
 }
 
 fn pytorch_train_speed(spec: ModelSpec, batch: i64, steps: usize, channels_last: bool) -> f64 {
