@@ -61,15 +61,13 @@ fn preflight(experiment: &Experiment) -> Result<()> {
 
 /// What the sweep will cost on the slots it would use (see [`crate::estimate`]).
 fn estimate(cli: &Cli, args: &RunArgs, experiment: &Experiment) -> Result<SweepEstimate> {
-    if !args.no_calibrate && !cli.quiet {
-        eprintln!("estimating: timing the architectures the registry has no history of...");
-    }
     crate::estimate::estimate(
         experiment,
         &EstimateOptions {
             registry: cli.registry_path(),
             calibrate: !args.no_calibrate,
             force: args.force,
+            announce: !cli.quiet,
         },
     )
 }

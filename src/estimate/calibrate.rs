@@ -1,4 +1,4 @@
-//! Calibration: a few timed training steps, a forward pass and one row of samples of each
+//! Calibration: a few timed training steps, a forward pass and a few samples of each
 //! architecture, on random images of the run's shape, with the threads each slot will have.
 //!
 //! It must stay short (seconds for a whole sweep: the 10 architectures of `mnist_sweep.toml`,
@@ -7,7 +7,9 @@
 //! images on the 2-core machine), while a GPU's does, so GPUs are timed at the run's batch. The
 //! batch is picked so that one step takes about a quarter of the architecture's share of the
 //! budget, from its parameter count (a stride-1 network does about one multiply-add per
-//! parameter per pixel) and the speed the previous architecture showed.
+//! parameter per pixel) and the speed the previous architecture showed. Past a deadline (a busy
+//! machine can make every step slow), architectures not timed yet are scaled from the last one
+//! timed by their work per image, and the estimate says so.
 
 use std::collections::VecDeque;
 use std::sync::Mutex;
@@ -30,7 +32,7 @@ const MAX_SHARE_SECONDS: f64 = 2.0;
 const MAX_CPU_BATCH: i64 = 16;
 /// Timed steps at most per architecture.
 const MAX_STEPS: usize = 64;
-/// Sample rows timed are scaled to the image; at most this many images are sampled.
+/// At most this many images are sampled (the time is scaled to the grid's count).
 const MAX_SAMPLED: i64 = 64;
 /// First guess of a training step's seconds per parameter, pixel and image on one CPU thread
 /// (about 1e-10 on the 2-core machine), refined after each architecture.
@@ -234,12 +236,16 @@ fn time_job(job: &Job, device: Device, share: f64, per_param_pixel: &mut f64) ->
     };
     timer.time_forward(eval_batch, arch.side);
     let eval = timer.time_forward(eval_batch, arch.side) / eval_batch as f64;
+    // A quarter of one row, scaled to the image: the cached sampler's work is about the same
+    // for every sub-pixel (many small operations, so the image count matters little).
     let sample_per_image = if job.epoch_samples > 0 {
         let n = job.epoch_samples.min(MAX_SAMPLED);
+        let width = (arch.side / 4).max(1);
         let labels = sample_labels(n, None, arch.spec.classes, device);
         let start = Instant::now();
-        let _ = sample(timer.model(), &labels, 1, arch.side, 1.0, Sampler::Cached, 0);
-        start.elapsed().as_secs_f64() * arch.side as f64 / n as f64
+        let _ = sample(timer.model(), &labels, 1, width, 1.0, Sampler::Cached, 0);
+        let pixels = (arch.side * arch.side) as f64 / width as f64;
+        start.elapsed().as_secs_f64() * pixels / n as f64
     } else {
         0.0
     };

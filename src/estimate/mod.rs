@@ -7,7 +7,7 @@
 //! how Slurm fills `max_jobs`). Speeds are measured per architecture and kind of slot: from the
 //! registry's history of completed runs of the same architecture, batch, precision, device kind
 //! and threads ([`history`]) when there is one, else by timing a few real training steps, a
-//! forward pass and a row of samples of each distinct architecture ([`calibrate`]).
+//! forward pass and a few sampled pixels of each distinct architecture ([`calibrate`]).
 
 pub mod calibrate;
 pub mod history;
@@ -335,6 +335,46 @@ impl SweepEstimate {
             })
             .1,
         )
+    }
+}
+
+/// Estimates made up for tests of what reads them.
+#[cfg(test)]
+pub(crate) mod testing {
+    use super::*;
+
+    /// `n` runs of `config` at `speed` on `slots` CPU slots of one thread, nothing measured yet.
+    pub fn estimate(n: usize, slots: usize, config: &RunConfig, speed: Speed) -> SweepEstimate {
+        let runs: Vec<RunEstimate> = (0..n)
+            .map(|i| {
+                let work = RunWork::of(Some(format!("r{i}")), config, 0);
+                RunEstimate {
+                    seconds: Some(speed.run_seconds(&work)),
+                    speed: Some(speed),
+                    work,
+                }
+            })
+            .collect();
+        let slot = SlotSpec {
+            device: "cpu".into(),
+            kind: SlotKind::Cpu { threads: 1 },
+        };
+        let (_, total) = schedule(&vec![0.0; slots], n, |i, _| runs[i].seconds.unwrap_or(0.0));
+        SweepEstimate {
+            experiment: "e".into(),
+            runs,
+            slots: vec![slot; slots],
+            backend_slurm: false,
+            trials: None,
+            upper_bound: false,
+            total_seconds: Some(total),
+            speeds: SpeedReport {
+                calibrated: 1,
+                calibration_seconds: 2.6,
+                calibration_batches: Some((8, 8)),
+                ..SpeedReport::default()
+            },
+        }
     }
 }
 

@@ -28,6 +28,8 @@ pub struct EstimateOptions {
     pub calibrate: bool,
     /// `--force`: finished runs train again.
     pub force: bool,
+    /// Say on stderr what is being timed, before the seconds it takes.
+    pub announce: bool,
 }
 
 /// The slots the scheduler would use, in its order.
@@ -80,11 +82,18 @@ fn slots(experiment: &Experiment) -> Result<Vec<SlotSpec>> {
     Ok(slots)
 }
 
-/// Where each run of the experiment stands in the registry: status and epochs trained.
-fn states(
-    registry: Option<&Registry>,
-    experiment: &str,
-) -> Result<HashMap<String, (RunStatus, u32, RunConfig, bool)>> {
+/// Where a run of the experiment stands in the registry.
+#[derive(Debug, Clone)]
+struct RunState {
+    status: RunStatus,
+    /// Epochs with recorded results.
+    trained: u32,
+    config: RunConfig,
+    /// A trial of an adaptive search.
+    trial: bool,
+}
+
+fn states(registry: Option<&Registry>, experiment: &str) -> Result<HashMap<String, RunState>> {
     let Some(registry) = registry else {
         return Ok(HashMap::new());
     };
@@ -94,28 +103,31 @@ fn states(
     };
     let mut out = HashMap::new();
     for s in registry.summaries(&filter)? {
-        let status = RunStatus::parse(&s.status)?;
         let Ok(config) = serde_json::from_value::<RunConfig>(serde_json::Value::Object(s.params.clone()))
         else {
             continue;
         };
-        out.insert(
-            s.id.clone(),
-            (status, s.curves.epochs.len() as u32, config, s.trial.is_some()),
-        );
+        let state = RunState {
+            status: RunStatus::parse(&s.status)?,
+            trained: s.curves.epochs.len() as u32,
+            config,
+            trial: s.trial.is_some(),
+        };
+        out.insert(s.id, state);
     }
     Ok(out)
 }
 
-/// Epochs of a run already trained, as the coordinator will count them.
-fn epochs_done(state: Option<&(RunStatus, u32, RunConfig, bool)>, epochs: u32, force: bool) -> u32 {
-    match state {
-        None => 0,
-        Some((RunStatus::Running, trained, ..)) => *trained,
-        Some(_) if force => 0,
-        Some((RunStatus::Queued, ..)) => 0,
-        Some((status, trained, ..)) if status.is_unfinished() => *trained,
-        Some(_) => epochs,
+/// Epochs of a run already trained, as the coordinator will count them: finished runs are done
+/// (unless forced), unfinished ones continue where they stopped.
+fn epochs_done(state: Option<&RunState>, epochs: u32, force: bool) -> u32 {
+    let Some(s) = state else { return 0 };
+    match s.status {
+        RunStatus::Running => s.trained,
+        _ if force => 0,
+        RunStatus::Queued => 0,
+        status if status.is_unfinished() => s.trained,
+        _ => epochs,
     }
 }
 
@@ -136,8 +148,14 @@ fn work(experiment: &Experiment, registry: Option<&Registry>, force: bool) -> Re
     // Trials proposed so far, then the rest of the budget at the base configuration.
     let mut out: Vec<RunWork> = states
         .iter()
-        .filter(|(_, s)| s.3)
-        .map(|(id, s)| RunWork::of(Some(id.clone()), &s.2, epochs_done(Some(s), s.2.epochs, force)))
+        .filter(|(_, s)| s.trial)
+        .map(|(id, s)| {
+            RunWork::of(
+                Some(id.clone()),
+                &s.config,
+                epochs_done(Some(s), s.config.epochs, force),
+            )
+        })
         .collect();
     out.sort_by(|a, b| a.id.cmp(&b.id));
     let left = e.search.trials.unwrap_or(0).saturating_sub(out.len());
@@ -159,83 +177,118 @@ fn open_registry(opts: &EstimateOptions) -> Option<Registry> {
     }
 }
 
+/// An architecture to measure on a kind of slot, and the largest sample grid its runs draw.
+type Wanted = (Arch, SlotKind, i64);
+
+/// Speeds the registry's completed runs give for what is wanted.
+fn from_history(
+    registry: &Registry,
+    wanted: &[Wanted],
+    slurm: bool,
+    speeds: &mut Speeds,
+    report: &mut SpeedReport,
+) -> Result<()> {
+    // A CPU's speed is this machine's; GPUs of a cluster are taken as alike.
+    let host = (!slurm).then(crate::host::hostname);
+    let records = registry.speed_records()?;
+    let pairs: Vec<(Arch, SlotKind)> = wanted.iter().map(|(a, k, _)| (*a, *k)).collect();
+    for m in history::speeds(&records, &pairs, host.as_deref()) {
+        if let Source::History { runs } = m.source {
+            report.from_history += 1;
+            report.history_runs += runs;
+        }
+        speeds.insert(m);
+    }
+    Ok(())
+}
+
+/// Times what history did not cover, kind of slot by kind of slot.
+fn from_calibration(
+    missing: &[Wanted],
+    slots: &[SlotSpec],
+    slurm: bool,
+    announce: bool,
+    speeds: &mut Speeds,
+    report: &mut SpeedReport,
+) {
+    if announce {
+        let n = missing.len();
+        eprintln!(
+            "estimating: timing {n} architecture{} without history (a few seconds each at most; \
+             --no-calibrate skips it)",
+            if n == 1 { "" } else { "s" }
+        );
+    }
+    let started = Instant::now();
+    let deadline = started + CALIBRATION_LIMIT;
+    let mut kinds: Vec<SlotKind> = Vec::new();
+    for m in missing {
+        if !kinds.contains(&m.1) {
+            kinds.push(m.1);
+        }
+    }
+    for kind in kinds {
+        let jobs: Vec<Job> = missing
+            .iter()
+            .filter(|(_, k, _)| *k == kind)
+            .map(|&(arch, _, epoch_samples)| Job { arch, epoch_samples })
+            .collect();
+        match calibrate_kind(&jobs, kind, slots, slurm, deadline) {
+            Ok(timed) => {
+                for t in timed {
+                    report.calibrated += 1;
+                    report.extrapolated += usize::from(t.extrapolated);
+                    if !t.extrapolated {
+                        let (lo, hi) = report.calibration_batches.unwrap_or((t.batch, t.batch));
+                        report.calibration_batches = Some((lo.min(t.batch), hi.max(t.batch)));
+                    }
+                    speeds.insert(Measured {
+                        arch: t.arch,
+                        kind,
+                        speed: t.speed,
+                        source: Source::Calibrated {
+                            batch: t.batch,
+                            steps: t.steps,
+                        },
+                    });
+                }
+            }
+            Err(e) => report.notes.push(format!("{e:#}")),
+        }
+    }
+    report.calibration_seconds = started.elapsed().as_secs_f64();
+}
+
 /// Estimates what `experiment` costs on the slots its scheduler would use.
 pub fn estimate(experiment: &Experiment, opts: &EstimateOptions) -> Result<SweepEstimate> {
     let slots = slots(experiment)?;
     let slurm = experiment.scheduler.backend == BackendKind::Slurm;
     let registry = open_registry(opts);
     let runs = work(experiment, registry.as_ref(), opts.force)?;
-    let mut kinds: Vec<SlotKind> = Vec::new();
-    for s in &slots {
-        if !kinds.contains(&s.kind) {
-            kinds.push(s.kind);
-        }
-    }
-    let mut wanted: Vec<(Arch, SlotKind, i64)> = Vec::new();
+    let mut wanted: Vec<Wanted> = Vec::new();
     for w in runs.iter().filter(|w| w.epochs_left > 0) {
-        for &kind in &kinds {
-            match wanted.iter_mut().find(|(a, k, _)| *a == w.arch && *k == kind) {
+        for slot in &slots {
+            match wanted
+                .iter_mut()
+                .find(|(a, k, _)| *a == w.arch && *k == slot.kind)
+            {
                 Some(entry) => entry.2 = entry.2.max(w.epoch_samples),
-                None => wanted.push((w.arch, kind, w.epoch_samples)),
+                None => wanted.push((w.arch, slot.kind, w.epoch_samples)),
             }
         }
     }
     let mut speeds = Speeds::default();
     let mut report = SpeedReport::default();
     if let Some(registry) = &registry {
-        // A CPU's speed is this machine's; GPUs of a cluster are taken as alike.
-        let host = (!slurm).then(crate::host::hostname);
-        let records = registry.speed_records()?;
-        let pairs: Vec<(Arch, SlotKind)> = wanted.iter().map(|(a, k, _)| (*a, *k)).collect();
-        for m in history::speeds(&records, &pairs, host.as_deref()) {
-            if let Source::History { runs } = m.source {
-                report.from_history += 1;
-                report.history_runs += runs;
-            }
-            speeds.insert(m);
-        }
+        from_history(registry, &wanted, slurm, &mut speeds, &mut report)?;
     }
-    let missing: Vec<(Arch, SlotKind, i64)> = wanted
+    let missing: Vec<Wanted> = wanted
         .iter()
         .copied()
         .filter(|(a, k, _)| speeds.get(a, *k).is_none())
         .collect();
     if !missing.is_empty() && opts.calibrate {
-        let started = Instant::now();
-        let deadline = started + CALIBRATION_LIMIT;
-        for &kind in &kinds {
-            let jobs: Vec<Job> = missing
-                .iter()
-                .filter(|(_, k, _)| *k == kind)
-                .map(|&(arch, _, epoch_samples)| Job { arch, epoch_samples })
-                .collect();
-            if jobs.is_empty() {
-                continue;
-            }
-            match calibrate_kind(&jobs, kind, &slots, slurm, deadline) {
-                Ok(timed) => {
-                    for t in timed {
-                        report.calibrated += 1;
-                        report.extrapolated += usize::from(t.extrapolated);
-                        if !t.extrapolated {
-                            let (lo, hi) = report.calibration_batches.unwrap_or((t.batch, t.batch));
-                            report.calibration_batches = Some((lo.min(t.batch), hi.max(t.batch)));
-                        }
-                        speeds.insert(Measured {
-                            arch: t.arch,
-                            kind,
-                            speed: t.speed,
-                            source: Source::Calibrated {
-                                batch: t.batch,
-                                steps: t.steps,
-                            },
-                        });
-                    }
-                }
-                Err(e) => report.notes.push(format!("{e:#}")),
-            }
-        }
-        report.calibration_seconds = started.elapsed().as_secs_f64();
+        from_calibration(&missing, &slots, slurm, opts.announce, &mut speeds, &mut report);
     }
     report.skipped = !opts.calibrate && !missing.is_empty();
     report.missing = wanted
@@ -335,8 +388,14 @@ mod tests {
 
     #[test]
     fn finished_runs_have_nothing_left_unless_forced() {
-        let config = RunConfig::default();
-        let st = |status, trained| Some((status, trained, config.clone(), false));
+        let st = |status, trained| {
+            Some(RunState {
+                status,
+                trained,
+                config: RunConfig::default(),
+                trial: false,
+            })
+        };
         assert_eq!(epochs_done(None, 25, false), 0);
         assert_eq!(epochs_done(st(RunStatus::Completed, 25).as_ref(), 25, false), 25);
         assert_eq!(epochs_done(st(RunStatus::Completed, 25).as_ref(), 25, true), 0);

@@ -1,14 +1,18 @@
 //! An estimate in words: the one-line total, how the speeds were measured, and what to cut when
 //! a sweep is long for a CPU.
 
+#[cfg(test)]
+use super::SpeedReport;
 use super::{SlotKind, SweepEstimate, CPU_WARNING_SECONDS};
 
-/// A rounded duration for estimates, which should not pretend to precision: `45 s`, `38 min`,
-/// `3.5 h`, `31 h`, `12.9 days`.
+/// A rounded duration for estimates, which should not pretend to precision: `45 s`, `2.5 min`,
+/// `38 min`, `3.5 h`, `31 h`, `12.9 days`.
 pub fn about(seconds: f64) -> String {
     let s = seconds.max(0.0);
     if s < 90.0 {
         format!("{:.0} s", s.max(1.0))
+    } else if s < 600.0 {
+        format!("{:.1} min", s / 60.0)
     } else if s < 90.0 * 60.0 {
         format!("{:.0} min", s / 60.0)
     } else if s < 10.0 * 3600.0 {
@@ -163,7 +167,7 @@ impl SweepEstimate {
             };
             out.push(format!(
                 "speeds: {} timed here in {:.1} s (a few training steps each on {batches} images, \
-                 scaled per image to the runs' batches; evaluation and one row of samples timed too)",
+                 scaled per image to the runs' batches; evaluation and a quarter row of samples timed too)",
                 plural(s.calibrated, "architecture", "architectures"),
                 s.calibration_seconds
             ));
@@ -249,11 +253,90 @@ impl SweepEstimate {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::RunConfig;
+    use crate::estimate::{testing, Speed};
+
+    const SPEED: Speed = Speed {
+        train_images_per_sec: 100.0,
+        eval_images_per_sec: 1000.0,
+        sample_seconds_per_image: 0.0,
+        epoch_fixed_seconds: 0.0,
+        startup_seconds: 0.0,
+    };
+
+    fn config(epochs: u32, train_subset: i64) -> RunConfig {
+        RunConfig {
+            epochs,
+            train_subset,
+            test_subset: 1000,
+            epoch_samples: 0,
+            ..RunConfig::default()
+        }
+    }
+
+    #[test]
+    fn the_total_line_says_runs_work_time_slots_and_source() {
+        // 4 runs of 2 epochs of 1,000 images: 22 s each, two at a time.
+        let e = testing::estimate(4, 2, &config(2, 1000), SPEED);
+        assert_eq!(
+            e.total_line(),
+            "4 runs, 8.0 k images·epochs, about 44 s on 2 CPU slots (1 thread each) \
+             (calibrated: 1 architecture in 3 s)"
+        );
+        assert!(e.cpu_warning().is_none());
+        let mut skipped = e.clone();
+        skipped.total_seconds = None;
+        skipped.speeds = SpeedReport {
+            skipped: true,
+            missing: 1,
+            ..SpeedReport::default()
+        };
+        assert_eq!(
+            skipped.total_line(),
+            "4 runs, 8.0 k images·epochs; time estimate skipped (--no-calibrate)"
+        );
+        let mut done = e.clone();
+        for r in &mut done.runs[..3] {
+            r.work.epochs_left = 0;
+        }
+        assert!(done
+            .total_line()
+            .starts_with("1 run to train (3 done), 2.0 k images·epochs"));
+        let mut pruned = e;
+        pruned.upper_bound = true;
+        pruned.trials = Some(4);
+        assert!(pruned
+            .total_line()
+            .starts_with("4 trials of the base configuration, 8.0 k images·epochs, at most about 44 s"));
+    }
+
+    #[test]
+    fn a_long_cpu_sweep_is_warned_about_with_cuts_and_what_they_save() {
+        // 26 runs of 25 epochs of 60,000 images at 100 images/s (and 1 s of evaluation): 4.2 h
+        // each, one at a time.
+        let e = testing::estimate(26, 1, &config(25, 60_000), SPEED);
+        let w = e.cpu_warning().expect("a warning");
+        assert!(
+            w.starts_with("warning: this sweep needs about 4.5 days on CPU"),
+            "{w}"
+        );
+        assert!(
+            w.contains("--set train_subset=10000") && w.contains("about 18 h"),
+            "{w}"
+        );
+        assert!(w.contains("--set epochs=3") && w.contains("about 13 h"), "{w}");
+        assert!(w.contains("GPU") && w.contains("[pruner] kind = \"asha\""), "{w}");
+        // Already small runs get no cut they would not feel.
+        let small = testing::estimate(100, 1, &config(2, 5_000), SPEED);
+        let w = small.cpu_warning().expect("a warning");
+        assert!(!w.contains("train_subset") && !w.contains("epochs=3"), "{w}");
+    }
 
     #[test]
     fn durations_and_counts_are_rounded_for_reading() {
         assert_eq!(about(42.4), "42 s");
         assert_eq!(about(0.2), "1 s");
+        assert_eq!(about(150.0), "2.5 min");
         assert_eq!(about(38.0 * 60.0), "38 min");
         assert_eq!(about(3.46 * 3600.0), "3.5 h");
         assert_eq!(about(31.2 * 3600.0), "31 h");

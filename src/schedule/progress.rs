@@ -409,7 +409,6 @@ impl SweepProgress {
 mod tests {
     use super::*;
     use crate::config::RunConfig;
-    use crate::estimate::{RunEstimate, SlotKind, SlotSpec, SpeedReport};
 
     #[test]
     fn durations_read_like_a_clock() {
@@ -435,28 +434,7 @@ mod tests {
             epoch_samples: 0,
             ..RunConfig::default()
         };
-        SweepEstimate {
-            experiment: "e".into(),
-            runs: (0..n)
-                .map(|i| RunEstimate {
-                    work: RunWork::of(Some(format!("r{i}")), &config, 0),
-                    speed: Some(SPEED),
-                    seconds: Some(20.0),
-                })
-                .collect(),
-            slots: vec![
-                SlotSpec {
-                    device: "cpu".into(),
-                    kind: SlotKind::Cpu { threads: 1 }
-                };
-                slots
-            ],
-            backend_slurm: false,
-            trials: None,
-            upper_bound: false,
-            total_seconds: Some(20.0 * n as f64 / slots as f64),
-            speeds: SpeedReport::default(),
-        }
+        crate::estimate::testing::estimate(n, slots, &config, SPEED)
     }
 
     fn progress(epoch: u32, step: i64, rate: f64) -> Progress {
