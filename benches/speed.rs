@@ -6,7 +6,9 @@
 //! - sampling: the cached sampler against the naive one (a full forward pass per sub-pixel);
 //! - registry: 100,000 step metrics recorded in batches against one transaction per value, and
 //!   a report (table and HTML) over 1,000 runs;
-//! - packing: a 4-run sweep on 2 CPU slots of 1 thread against 1 slot of 2 threads.
+//! - packing: a 4-run sweep on 2 CPU slots of 1 thread against 1 slot of 2 threads;
+//! - estimate: `pixelx run experiments/mnist_sweep.toml --dry-run` end to end, calibration of its
+//!   10 architectures included (target: under 30 s on the 2-core machine).
 //!
 //! `cargo bench --bench speed -- training` (or `sampling`) runs one part.
 
@@ -311,6 +313,31 @@ fn packing() {
     println!("  ratio                {:8.2}x", sequential / packed);
 }
 
+/// The shipped sweep's dry run, timed end to end: expansion, calibration of every architecture,
+/// the plan and its total.
+fn estimate() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = concat!(env!("CARGO_MANIFEST_DIR"), "/experiments/mnist_sweep.toml");
+    println!("estimate: `pixelx run experiments/mnist_sweep.toml --dry-run`, calibration included");
+    let start = Instant::now();
+    let out = Command::new(env!("CARGO_BIN_EXE_pixelx"))
+        .arg("--runs-dir")
+        .arg(dir.path().join("runs"))
+        .args(["run", file, "--dry-run"])
+        .output()
+        .unwrap();
+    let seconds = start.elapsed().as_secs_f64();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    for line in stdout
+        .lines()
+        .filter(|l| l.starts_with("speeds:") || l.contains("images·epochs"))
+    {
+        println!("  {line}");
+    }
+    println!("  dry run            {seconds:8.1} s  (target < 30 s)");
+}
+
 fn main() {
     tch::set_num_threads(THREADS);
     let wanted: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with('-')).collect();
@@ -326,5 +353,8 @@ fn main() {
     }
     if run("packing") {
         packing();
+    }
+    if run("estimate") {
+        estimate();
     }
 }
