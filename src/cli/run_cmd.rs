@@ -179,7 +179,7 @@ fn print_plan(experiment: &Experiment, estimate: &SweepEstimate) -> Result<()> {
                 None => "-".into(),
             };
             let epochs = if w.epochs_left < w.epochs && w.epochs_left > 0 {
-                format!("{}/{}", w.epochs_left, w.epochs)
+                format!("{} ({} left)", w.epochs, w.epochs_left)
             } else {
                 w.epochs.to_string()
             };

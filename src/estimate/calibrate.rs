@@ -2,14 +2,17 @@
 //! architecture, on random images of the run's shape, with the threads each slot will have.
 //!
 //! It must stay short (seconds for a whole sweep: the 10 architectures of `mnist_sweep.toml`,
-//! up to F = 120, in well under 30 s on two cores), so on CPU it times small batches and scales
-//! per image: a CPU's time per image hardly depends on the batch (measured flat from 4 to 32
-//! images on the 2-core machine), while a GPU's does, so GPUs are timed at the run's batch. The
-//! batch is picked so that one step takes about a quarter of the architecture's share of the
-//! budget, from its parameter count (a stride-1 network does about one multiply-add per
-//! parameter per pixel) and the speed the previous architecture showed. Past a deadline (a busy
-//! machine can make every step slow), architectures not timed yet are scaled from the last one
-//! timed by their work per image, and the estimate says so.
+//! up to F = 120, in well under 30 s on two cores), so on CPU big models are timed on small
+//! batches and scaled per image. On one thread a CPU's time per image hardly depends on the
+//! batch (measured flat from 2 to 32 images on the 2-core machine); on two, small models need
+//! batches of 16 or more to keep both busy (F = 30: 42 images/s at 4, 60 at 32), while big ones
+//! are flat (F = 120: about 4.5 at 1 to 8). So each architecture's step is sized to take about
+//! a fifth of its share of the budget but at least 0.2 s, which gives small models large batches
+//! and big ones small. GPUs are timed at the run's batch. The budget is shared in proportion to
+//! each architecture's work per image (a stride-1 network does about one multiply-add per
+//! parameter per pixel), so the big models that dominate a sweep's time get the most timing.
+//! Past a deadline (a busy machine can make every step slow), architectures not timed yet are
+//! scaled from the last one timed by their work per image, and the estimate says so.
 
 use std::collections::VecDeque;
 use std::sync::Mutex;
@@ -27,9 +30,12 @@ const BUDGET_SECONDS: f64 = 10.0;
 /// Bounds of one architecture's share: enough for a warm-up and a timed step, not more than
 /// a small sweep needs.
 const MIN_SHARE_SECONDS: f64 = 0.4;
-const MAX_SHARE_SECONDS: f64 = 2.0;
+const MAX_SHARE_SECONDS: f64 = 3.0;
 /// The largest batch timed on CPU.
-const MAX_CPU_BATCH: i64 = 16;
+const MAX_CPU_BATCH: i64 = 32;
+/// A CPU step is sized to take at least this long, so that small models get batches that keep
+/// every thread busy.
+const MIN_STEP_SECONDS: f64 = 0.2;
 /// Timed steps at most per architecture.
 const MAX_STEPS: usize = 64;
 /// At most this many images are sampled (the time is scaled to the grid's count).
@@ -103,9 +109,16 @@ pub fn calibrate(
         return Ok(Vec::new());
     }
     let lanes = lanes.max(1);
-    let tasks = jobs.len().max(lanes);
-    let share = (BUDGET_SECONDS * lanes as f64 / tasks as f64).clamp(MIN_SHARE_SECONDS, MAX_SHARE_SECONDS);
-    let queue: Mutex<VecDeque<usize>> = Mutex::new((0..tasks).map(|t| t % jobs.len()).collect());
+    // Biggest first: what dominates the sweep is timed before any deadline, and what may be
+    // scaled after it is small and cheap.
+    let mut tasks: Vec<usize> = (0..jobs.len().max(lanes)).map(|t| t % jobs.len()).collect();
+    tasks.sort_by(|&a, &b| work(&jobs[b].arch).total_cmp(&work(&jobs[a].arch)));
+    let total_work: f64 = tasks.iter().map(|&i| work(&jobs[i].arch)).sum();
+    let share = |i: usize| {
+        (BUDGET_SECONDS * lanes as f64 * work(&jobs[i].arch) / total_work.max(1.0))
+            .clamp(MIN_SHARE_SECONDS, MAX_SHARE_SECONDS)
+    };
+    let queue: Mutex<VecDeque<usize>> = Mutex::new(tasks.iter().copied().collect());
     let results: Mutex<Vec<(usize, Result<Sample>)>> = Mutex::new(Vec::new());
     let threads = match kind {
         SlotKind::Cpu { threads } => Some(threads.max(1) as i32),
@@ -130,7 +143,7 @@ pub fn calibrate(
                     let r = match &last {
                         Some(prev) if Instant::now() > deadline => Ok(extrapolate(prev, &jobs[i].arch)),
                         _ => crate::panics::catch("calibrating", || {
-                            time_job(&jobs[i], device, share, &mut per_param_pixel)
+                            time_job(&jobs[i], device, share(i), &mut per_param_pixel)
                         }),
                     };
                     if let Ok(s) = &r {
@@ -209,20 +222,26 @@ fn time_job(job: &Job, device: Device, share: f64, per_param_pixel: &mut f64) ->
     let arch = &job.arch;
     let started = Instant::now();
     let batch = if device == Device::Cpu {
-        cpu_batch(arch, *per_param_pixel, share / 4.0)
+        cpu_batch(arch, *per_param_pixel, (share / 5.0).max(MIN_STEP_SECONDS))
     } else {
         arch.batch
     };
     let mut timer = StepTimer::new(arch.spec, arch.side, batch, device, arch.precision);
     // The first step allocates and picks kernels, so it is not what the run's steps cost; but a
-    // step slower than half the share is mostly arithmetic, and timing another would overrun.
+    // step slower than half the share is mostly arithmetic, and counts.
     let warm = timer.time_steps(1)?;
     let mut times = Vec::new();
     if warm > 0.5 * share && device == Device::Cpu {
         times.push(warm);
     }
-    while times.is_empty() || (started.elapsed().as_secs_f64() < 0.7 * share && times.len() < MAX_STEPS) {
+    // Three steps at least, unless that would take far past the share.
+    loop {
         times.push(timer.time_steps(1)?);
+        let elapsed = started.elapsed().as_secs_f64();
+        let enough = times.len() >= 3 && elapsed >= 0.7 * share;
+        if enough || elapsed >= 1.5 * share || times.len() >= MAX_STEPS {
+            break;
+        }
     }
     // The median step: a step that another process's burst slowed down does not count.
     let train = median(times.clone()) / batch as f64;
@@ -288,9 +307,9 @@ mod tests {
             ..RunConfig::default()
         });
         let guess = GUESS_SECONDS_PER_PARAM_PIXEL;
-        assert_eq!(cpu_batch(&small, guess, 0.3), 16);
+        assert_eq!(cpu_batch(&small, guess, 0.3), 32);
         assert_eq!(cpu_batch(&big, guess, 0.3), 1);
-        assert!(cpu_batch(&Arch::of(&RunConfig::default()), guess, 0.3) < 16);
+        assert!(cpu_batch(&Arch::of(&RunConfig::default()), guess, 0.3) < 32);
     }
 
     #[test]

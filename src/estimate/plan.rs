@@ -17,7 +17,7 @@ use crate::registry::{Registry, RunFilter, RunStatus};
 
 /// After this long, architectures still untimed are scaled from those timed (a loaded machine
 /// would otherwise stretch the calibration; a sweep's own should take well under it).
-const CALIBRATION_LIMIT: Duration = Duration::from_secs(18);
+const CALIBRATION_LIMIT: Duration = Duration::from_secs(15);
 
 /// How to estimate.
 #[derive(Debug, Clone)]
