@@ -386,6 +386,47 @@ fn assemble(
 mod tests {
     use super::*;
 
+    fn experiment(extra: &str) -> Experiment {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("e.toml");
+        let text = format!(
+            "[experiment]\nname = \"e\"\n[defaults]\nepochs = 2\nhidden_fmaps = 8\n[grid]\nseed = [1, 2, 3]\n{extra}"
+        );
+        std::fs::write(&path, text).unwrap();
+        Experiment::load(&path, &[]).unwrap()
+    }
+
+    #[test]
+    fn slurm_jobs_are_slots_like_this_machine() {
+        let e = experiment(
+            "[scheduler]\nbackend = \"slurm\"\n[scheduler.slurm]\nmax_jobs = 4\ncpus_per_run = 3\n",
+        );
+        let jobs = slots(&e).unwrap();
+        assert_eq!(jobs.len(), 4);
+        assert!(jobs.iter().all(|s| s.kind == SlotKind::Cpu { threads: 3 }));
+        let gpu = experiment("[scheduler]\nbackend = \"slurm\"\n[scheduler.slurm]\ngpus_per_run = 1\n");
+        assert_eq!(slots(&gpu).unwrap()[0].kind, SlotKind::Cuda);
+        let local = experiment("[scheduler]\ndevices = [\"cpu\", \"cpu\"]\n");
+        assert_eq!(slots(&local).unwrap().len(), 2);
+    }
+
+    #[test]
+    fn without_calibration_or_history_there_is_work_but_no_time() {
+        let e = experiment("");
+        let dir = tempfile::tempdir().unwrap();
+        let opts = EstimateOptions {
+            registry: dir.path().join("none.sqlite"),
+            calibrate: false,
+            force: false,
+            announce: false,
+        };
+        let est = estimate(&e, &opts).unwrap();
+        assert_eq!(est.pending().count(), 3);
+        assert_eq!(est.image_epochs(), 3 * 2 * 60_000);
+        assert!(est.total_seconds.is_none() && est.speeds.skipped);
+        assert!(!dir.path().join("none.sqlite").exists(), "nothing is created");
+    }
+
     #[test]
     fn finished_runs_have_nothing_left_unless_forced() {
         let st = |status, trained| {
