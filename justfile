@@ -47,7 +47,7 @@ resume run_id: setup
     {{bin}} resume "{{run_id}}"
 
 # Benchmarks (ratios against baselines measured in the same invocation); name parts to run only
-# those: training, sampling, registry, packing, slurm, report, search.
+# those: training, sampling, registry, packing, slurm, estimate, report, search.
 bench *parts: setup
     cargo bench --quiet --bench speed --bench report --bench search -- "$@"
 

@@ -9,6 +9,8 @@
 //! - packing: a 4-run sweep on 2 CPU slots of 1 thread against 1 slot of 2 threads;
 //! - slurm: the same kind of sweep through a local Slurm cluster against the local backend, and
 //!   the submission of 200 runs.
+//! - estimate: `pixelx run experiments/mnist_sweep.toml --dry-run` end to end, calibration of its
+//!   10 architectures included (target: under 30 s on the 2-core machine).
 //!
 //! `cargo bench --bench speed -- training` (or `sampling`) runs one part.
 
@@ -21,7 +23,7 @@ use std::time::Instant;
 use pixelx::model::{ModelSpec, PixelCnn};
 use pixelx::precision::Precision;
 use pixelx::sample::{sample, Sampler};
-use pixelx::train::{training_loss, Adam};
+use pixelx::train::speed::StepTimer;
 use tch::{nn, Device, Kind, Tensor};
 
 const THREADS: i32 = 2;
@@ -40,42 +42,13 @@ const CPU_FP32: Setup = Setup {
     channels_last: false,
 };
 
-/// pixelx training images/s: forward, loss, backward, clipping and Adam, as the trainer does.
+/// pixelx training images/s: forward, loss, backward, clipping and Adam, as the trainer does
+/// (the step the estimator's calibration times too).
 fn pixelx_train_speed(spec: ModelSpec, batch: i64, steps: usize, setup: Setup) -> f64 {
-    let Setup {
-        device, precision, ..
-    } = setup;
-    let vs = nn::VarStore::new(device);
-    let mut model = PixelCnn::new(&vs.root(), spec, 0);
-    model.channels_last = setup.channels_last;
-    let mut adam = Adam::new(&vs, 1e-4);
-    let levels = Tensor::randint(spec.levels, [batch, spec.channels, 28, 28], (Kind::Int64, device));
-    let x = levels.to_kind(Kind::Float) / (spec.levels - 1) as f64;
-    let labels = Tensor::randint(10, [batch], (Kind::Int64, device));
-    let mut step = || {
-        let loss = training_loss(&model, &x, &labels, &levels, precision).expect("autocast");
-        adam.zero_grad();
-        loss.backward();
-        adam.clip_grad_norm(1.0);
-        adam.step(1e-4);
-    };
-    for _ in 0..2 {
-        step();
-    }
-    // CUDA runs asynchronously: a loss read (as the trainer does each step) or a sync bounds
-    // the timing.
-    let sync = || {
-        if let Device::Cuda(n) = device {
-            tch::Cuda::synchronize(n as i64);
-        }
-    };
-    sync();
-    let start = Instant::now();
-    for _ in 0..steps {
-        step();
-    }
-    sync();
-    (steps as i64 * batch) as f64 / start.elapsed().as_secs_f64()
+    StepTimer::new(spec, 28, batch, setup.device, setup.precision)
+        .channels_last(setup.channels_last)
+        .images_per_sec(2, steps)
+        .expect("autocast")
 }
 
 fn pytorch_train_speed(spec: ModelSpec, batch: i64, steps: usize, channels_last: bool) -> f64 {
@@ -446,6 +419,31 @@ fn slurm() {
     );
 }
 
+/// The shipped sweep's dry run, timed end to end: expansion, calibration of every architecture,
+/// the plan and its total.
+fn estimate() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = concat!(env!("CARGO_MANIFEST_DIR"), "/experiments/mnist_sweep.toml");
+    println!("estimate: `pixelx run experiments/mnist_sweep.toml --dry-run`, calibration included");
+    let start = Instant::now();
+    let out = Command::new(env!("CARGO_BIN_EXE_pixelx"))
+        .arg("--runs-dir")
+        .arg(dir.path().join("runs"))
+        .args(["run", file, "--dry-run"])
+        .output()
+        .unwrap();
+    let seconds = start.elapsed().as_secs_f64();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    for line in stdout
+        .lines()
+        .filter(|l| l.starts_with("speeds:") || l.contains("images·epochs"))
+    {
+        println!("  {line}");
+    }
+    println!("  dry run            {seconds:8.1} s  (target < 30 s)");
+}
+
 fn main() {
     tch::set_num_threads(THREADS);
     let wanted: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with('-')).collect();
@@ -464,5 +462,8 @@ fn main() {
     }
     if run("slurm") {
         slurm();
+    }
+    if run("estimate") {
+        estimate();
     }
 }

@@ -207,6 +207,7 @@ impl Observer for JournalObserver<'_> {
             checkpoint: checkpoint.clone(),
             best: is_best,
             peak_rss_mb: Some(crate::host::peak_rss_mb()),
+            threads: u32::try_from(tch::get_num_threads()).ok(),
         });
     }
 

@@ -102,6 +102,10 @@ pub enum Event {
         /// The worker's peak resident memory so far, in MiB.
         #[serde(default)]
         peak_rss_mb: Option<f64>,
+        /// The worker's torch threads: what its images/s were measured with, so that estimates
+        /// from history compare like with like.
+        #[serde(default)]
+        threads: Option<u32>,
     },
     /// The sample grid of an epoch (written after the epoch's checkpoint).
     Samples { epoch: u32, file: String },
@@ -287,6 +291,7 @@ mod tests {
                 checkpoint: ckpt.clone(),
                 best: true,
                 peak_rss_mb: None,
+                threads: None,
             },
         )
         .unwrap();

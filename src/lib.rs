@@ -13,6 +13,7 @@ pub mod cli;
 pub mod config;
 pub mod data;
 pub mod device;
+pub mod estimate;
 pub mod execute;
 pub mod fsio;
 pub mod host;

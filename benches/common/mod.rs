@@ -70,6 +70,7 @@ pub fn write_journal(
                 checkpoint,
                 best,
                 peak_rss_mb: None,
+                threads: None,
             },
         )
         .unwrap();

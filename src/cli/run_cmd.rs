@@ -9,6 +9,7 @@ use clap::Args;
 use super::{Cli, Interrupted};
 use crate::config::{BackendKind, Experiment, RunConfig};
 use crate::data::DatasetKind;
+use crate::estimate::{about, EstimateOptions, SweepEstimate};
 use crate::schedule::{run_experiment, SweepOptions};
 
 #[derive(Args, Debug)]
@@ -18,6 +19,9 @@ pub struct RunArgs {
     /// Print the plan (runs, the parameters that vary, sizes and estimated time) without training.
     #[arg(long)]
     pub dry_run: bool,
+    /// Estimate from the registry's history only; do not time architectures it lacks.
+    #[arg(long)]
+    pub no_calibrate: bool,
     /// Train again runs that are already complete.
     #[arg(long)]
     pub force: bool,
@@ -64,17 +68,42 @@ fn preflight(experiment: &Experiment, dry_run: bool) -> Result<usize> {
     })
 }
 
+/// What the sweep will cost on the slots it would use (see [`crate::estimate`]).
+fn estimate(cli: &Cli, args: &RunArgs, experiment: &Experiment) -> Result<SweepEstimate> {
+    crate::estimate::estimate(
+        experiment,
+        &EstimateOptions {
+            registry: cli.registry_path(),
+            calibrate: !args.no_calibrate,
+            force: args.force,
+            announce: !cli.quiet,
+        },
+    )
+}
+
 pub fn run(cli: &Cli, args: &RunArgs) -> Result<()> {
     let experiment = Experiment::load(&args.file, &args.overrides)?;
     let in_flight = preflight(&experiment, args.dry_run)?;
     if args.dry_run {
-        print_plan(&experiment, in_flight)?;
+        let estimate = estimate(cli, args, &experiment)?;
+        print_plan(&experiment, &estimate, in_flight)?;
         return Ok(());
     }
     let datasets: BTreeSet<DatasetKind> = configs(&experiment).iter().map(|c| c.dataset).collect();
     for d in datasets {
         crate::data::check_available(d, &cli.data_dir)?;
     }
+    // Before it starts, what it will take (quiet runs skip the estimate and its calibration).
+    let estimate = if cli.quiet {
+        None
+    } else {
+        let e = estimate(cli, args, &experiment)?;
+        println!("{}", e.total_line());
+        if let Some(w) = e.cpu_warning() {
+            println!("{w}");
+        }
+        Some(e)
+    };
     let opts = SweepOptions {
         runs_dir: cli.runs_dir.clone(),
         data_dir: cli.data_dir.clone(),
@@ -82,6 +111,7 @@ pub fn run(cli: &Cli, args: &RunArgs) -> Result<()> {
         force: args.force,
         quiet: cli.quiet,
         threads: (cli.threads > 0).then_some(cli.threads as usize),
+        estimate,
     };
     let s = run_experiment(&experiment, &opts)?;
     let pruned = if s.pruned > 0 || experiment.pruner.is_active() {
@@ -109,7 +139,7 @@ pub fn run(cli: &Cli, args: &RunArgs) -> Result<()> {
     Ok(())
 }
 
-fn print_plan(experiment: &Experiment, in_flight: usize) -> Result<()> {
+fn print_plan(experiment: &Experiment, estimate: &SweepEstimate, in_flight: usize) -> Result<()> {
     let e = experiment;
     if e.search.method.is_adaptive() {
         println!(
@@ -131,24 +161,79 @@ fn print_plan(experiment: &Experiment, in_flight: usize) -> Result<()> {
         for (key, dist) in &e.search.space {
             println!("  {key}: {dist}");
         }
-        return Ok(());
+        if let Some(trial) = estimate.next_trial() {
+            let w = &trial.work;
+            println!(
+                "  each trial (base configuration): {} parameters, {} images/epoch, {} epochs, {}",
+                count(w.params),
+                count(w.images_per_epoch),
+                w.epochs,
+                trial
+                    .seconds
+                    .map_or("time unknown".into(), |s| format!("about {}", about(s)))
+            );
+        }
+    } else {
+        println!("experiment {}: {} run(s)", e.info.name, e.runs.len());
+        let varying: Vec<&str> = e.varying_keys().into_iter().filter(|k| *k != "epochs").collect();
+        let mut rows = vec![["run", "params", "images/epoch", "epochs", "est. time"]
+            .iter()
+            .map(|s| s.to_string())
+            .chain(varying.iter().map(|k| k.to_string()))
+            .collect::<Vec<_>>()];
+        for (r, est) in e.runs.iter().zip(&estimate.runs) {
+            let v = serde_json::to_value(&r.config)?;
+            let w = &est.work;
+            let time = match est.seconds {
+                _ if w.epochs_left == 0 => "done".to_owned(),
+                Some(s) => crate::schedule::progress::duration(std::time::Duration::from_secs_f64(s)),
+                None => "-".into(),
+            };
+            let epochs = if w.epochs_left < w.epochs && w.epochs_left > 0 {
+                format!("{} ({} left)", w.epochs, w.epochs_left)
+            } else {
+                w.epochs.to_string()
+            };
+            let mut row = vec![
+                r.id.clone(),
+                count(w.params),
+                count(w.images_per_epoch),
+                epochs,
+                time,
+            ];
+            row.extend(varying.iter().map(|k| match &v[*k] {
+                serde_json::Value::String(s) => s.clone(),
+                other => other.to_string(),
+            }));
+            rows.push(row);
+        }
+        print_aligned(&rows);
     }
-    println!("experiment {}: {} run(s)", e.info.name, e.runs.len());
-    let varying = e.varying_keys();
-    let mut rows = vec![std::iter::once("run".to_owned())
-        .chain(varying.iter().map(|k| k.to_string()))
-        .collect::<Vec<_>>()];
-    for r in &e.runs {
-        let v = serde_json::to_value(&r.config)?;
-        let mut row = vec![r.id.clone()];
-        row.extend(varying.iter().map(|k| match &v[*k] {
-            serde_json::Value::String(s) => s.clone(),
-            other => other.to_string(),
-        }));
-        rows.push(row);
+    for note in estimate.notes() {
+        println!("{note}");
     }
-    print_aligned(&rows);
+    println!("{}", estimate.total_line());
+    if let Some(w) = estimate.cpu_warning() {
+        println!("{w}");
+    }
     Ok(())
+}
+
+/// `434,162`: counts in full, grouped by thousands.
+fn count(n: i64) -> String {
+    let digits = n.unsigned_abs().to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    if n < 0 {
+        format!("-{out}")
+    } else {
+        out
+    }
 }
 
 pub fn print_aligned(rows: &[Vec<String>]) {

@@ -39,6 +39,30 @@ impl ModelSpec {
             classes: 10,
         }
     }
+
+    /// Trainable values of the network this spec builds, counted from the layer shapes (what
+    /// [`trainable_parameters`] counts after building it, without allocating anything). Every
+    /// convolution is stride 1 at full resolution, so this is also about the multiply-adds per
+    /// sub-pixel position of one forward pass, which is what the estimator uses it for.
+    pub fn parameter_count(&self) -> i64 {
+        let conv = |inp: i64, out: i64, kh: i64, kw: i64| out * inp * kh * kw + out;
+        let (c, f, o) = (self.channels, self.hidden_fmaps, self.out_hidden_fmaps);
+        let (two, k) = (2 * f, self.causal_ksize);
+        let causal = conv(c, two, k / 2 + 1, k)
+            + conv(c, two, 1, 1)
+            + conv(two, two, 1, 1)
+            + conv(c, two, 1, k)
+            + conv(f, f, 1, 1);
+        let k = self.hidden_ksize;
+        let gated = conv(f, two, k / 2 + 1, k)
+            + conv(f, two, 1, 1)
+            + conv(two, two, 1, 1)
+            + conv(f, two, 1, k)
+            + 2 * conv(f, f, 1, 1)
+            + self.classes * two;
+        let head = self.classes * f + conv(f, o, 1, 1) + conv(o, c * self.levels, 1, 1);
+        causal + self.hidden_layers * gated + head
+    }
 }
 
 /// A conditional Gated PixelCNN. Its variables live in the `VarStore` it was built in.
@@ -125,6 +149,22 @@ mod tests {
             let vs = nn::VarStore::new(tch::Device::Cpu);
             PixelCnn::new(&vs.root(), ModelSpec::original(c), 0);
             assert_eq!(trainable_parameters(&vs), expected, "C = {c}");
+        }
+    }
+
+    #[test]
+    fn the_counted_parameters_are_the_built_ones() {
+        let mut specs = vec![ModelSpec::original(1), ModelSpec::original(3)];
+        let mut s = ModelSpec::original(1);
+        (s.hidden_fmaps, s.out_hidden_fmaps, s.levels, s.hidden_layers) = (120, 60, 10, 10);
+        (s.causal_ksize, s.hidden_ksize) = (5, 3);
+        specs.push(s);
+        s.hidden_layers = 0;
+        specs.push(s);
+        for spec in specs {
+            let vs = nn::VarStore::new(tch::Device::Cpu);
+            PixelCnn::new(&vs.root(), spec, 0);
+            assert_eq!(spec.parameter_count(), trainable_parameters(&vs), "{spec:?}");
         }
     }
 

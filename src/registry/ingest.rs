@@ -51,7 +51,13 @@ impl Registry {
 }
 
 /// Inserts an epoch's metrics (NaN values, which SQLite would store as NULL, are left out).
-fn insert_epoch(tx: &Transaction<'_>, run_id: &str, r: &EpochRecord, peak_rss_mb: Option<f64>) -> Result<()> {
+fn insert_epoch(
+    tx: &Transaction<'_>,
+    run_id: &str,
+    r: &EpochRecord,
+    peak_rss_mb: Option<f64>,
+    threads: Option<u32>,
+) -> Result<()> {
     tx.execute(
         "DELETE FROM metrics WHERE run_id = ?1 AND epoch = ?2",
         params![run_id, r.epoch],
@@ -64,6 +70,7 @@ fn insert_epoch(tx: &Transaction<'_>, run_id: &str, r: &EpochRecord, peak_rss_mb
         ("images_per_sec", Some(r.images_per_sec)),
         ("epoch_seconds", Some(r.seconds)),
         ("peak_rss_mb", peak_rss_mb),
+        ("torch_threads", threads.map(f64::from)),
     ];
     let mut stmt = tx.prepare_cached(
         "INSERT INTO metrics (run_id, name, step, epoch, value) VALUES (?1, ?2, ?3, ?4, ?5)",
@@ -110,7 +117,7 @@ fn apply(tx: &Transaction<'_>, run_id: &str, at: &str, event: Event, out: &mut I
                     |row| row.get(0),
                 )?;
                 if present == 0 {
-                    insert_epoch(tx, run_id, r, None)?;
+                    insert_epoch(tx, run_id, r, None, None)?;
                 }
             }
             tx.execute(
@@ -157,8 +164,9 @@ fn apply(tx: &Transaction<'_>, run_id: &str, at: &str, event: Event, out: &mut I
             checkpoint,
             best,
             peak_rss_mb,
+            threads,
         } => {
-            insert_epoch(tx, run_id, &record, peak_rss_mb)?;
+            insert_epoch(tx, run_id, &record, peak_rss_mb, threads)?;
             if best {
                 tx.execute("UPDATE checkpoints SET is_best = 0 WHERE run_id = ?1", [run_id])?;
             }

@@ -12,11 +12,13 @@ mod errors;
 mod ingest;
 mod query;
 mod schema;
+mod speeds;
 pub mod views;
 
 pub use errors::explain;
 pub use ingest::Ingested;
 pub use query::{run_relative, BestEpoch, Curves, MetricRow, Progress, RunFilter, RunSummary, TrialRow};
+pub use speeds::{EpochSpeed, SpeedRecord};
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;

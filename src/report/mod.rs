@@ -39,17 +39,23 @@ pub fn varying_params(runs: &[RunSummary]) -> Vec<String> {
         .collect()
 }
 
-/// How long a running run still needs, from its latest speed: the steps left over the images per
-/// step, at the images/s it trains at.
+/// How long a running run still needs: the training images left at the images/s it trains at,
+/// plus, per epoch left, the evaluation time its finished epochs took beyond their training.
 pub fn eta(run: &RunSummary) -> Option<std::time::Duration> {
     let p = run.progress.as_ref()?;
     let rate = p.images_per_sec.filter(|v| *v > 0.0)?;
-    let epochs = run.params.get("epochs")?.as_i64()?;
-    let batch = run.params.get("batch_size")?.as_i64()?;
-    let steps_left = (epochs - p.epoch as i64 + 1).max(0) * p.steps_per_epoch - p.step_in_epoch;
-    Some(std::time::Duration::from_secs_f64(
-        (steps_left.max(0) * batch) as f64 / rate,
-    ))
+    let config: crate::config::RunConfig =
+        serde_json::from_value(serde_json::Value::Object(run.params.clone())).ok()?;
+    let images = config.images_per_epoch() as f64;
+    let epochs_left = (config.epochs as i64 - p.epoch as i64 + 1).max(0) as f64;
+    let fraction = p.step_in_epoch as f64 / p.steps_per_epoch.max(1) as f64;
+    let done = run.curves.epochs.len() as f64;
+    let overhead = match (run.wall_seconds, run.images_per_sec) {
+        (Some(wall), Some(ips)) if done > 0.0 && ips > 0.0 => (wall / done - images / ips).max(0.0),
+        _ => 0.0,
+    };
+    let seconds = (epochs_left - fraction).max(0.0) * images / rate + epochs_left * overhead;
+    Some(std::time::Duration::from_secs_f64(seconds))
 }
 
 /// A run's status as reports show it: running runs with their epoch and ETA, and a running run
@@ -60,7 +66,10 @@ pub fn status_text(run: &RunSummary) -> String {
     }
     match (&run.progress, run.status.as_str()) {
         (Some(p), "running") => {
-            let epochs = run.params.get("epochs").and_then(|e| e.as_i64()).unwrap_or(0);
+            let epochs = run.params.get("epochs").and_then(|e| e.as_u64()).unwrap_or(0);
+            if p.epoch as u64 > epochs {
+                return format!("running (epoch {epochs}/{epochs}, finishing)");
+            }
             let eta = eta(run).map_or(String::new(), |d| {
                 format!(", ETA {}", crate::schedule::progress::duration(d))
             });
@@ -270,4 +279,67 @@ pub fn render_best(best: &[RunSummary], format: Format, runs_dir: &std::path::Pa
         out += "no run has test metrics yet\n";
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::registry::{Curves, Progress};
+
+    /// A run of 3 epochs of 1,000 images, in epoch 2 at step 5 of 10, at 100 images/s; its
+    /// first epoch took 12 s (10 s of training, 2 of evaluation).
+    fn running() -> RunSummary {
+        let config = crate::config::RunConfig {
+            epochs: 3,
+            train_subset: 1000,
+            ..Default::default()
+        };
+        let serde_json::Value::Object(params) = serde_json::to_value(config).unwrap() else {
+            unreachable!()
+        };
+        RunSummary {
+            id: "abc".into(),
+            experiment: "e".into(),
+            status: "running".into(),
+            method: "grid".into(),
+            trial: None,
+            device: Some("cpu".into()),
+            params,
+            best: None,
+            images_per_sec: Some(100.0),
+            wall_seconds: Some(12.0),
+            checkpoint: None,
+            samples: None,
+            error: None,
+            started_at: None,
+            finished_at: None,
+            progress: Some(Progress {
+                epoch: 2,
+                step_in_epoch: 5,
+                steps_per_epoch: 10,
+                images_per_sec: Some(100.0),
+                at: None,
+            }),
+            process_gone: false,
+            job: None,
+            journal_offset: 0,
+            curves: Curves {
+                epochs: vec![1],
+                ..Curves::default()
+            },
+        }
+    }
+
+    #[test]
+    fn a_running_run_shows_its_epoch_and_an_eta_with_evaluation() {
+        let run = running();
+        // 1,500 images at 100/s, and 2 s of evaluation for each of the 2 epochs left.
+        assert_eq!(eta(&run), Some(std::time::Duration::from_secs(19)));
+        assert_eq!(status_text(&run), "running (epoch 2/3, ETA 19s)");
+        let mut last = running();
+        if let Some(p) = &mut last.progress {
+            p.epoch = 4;
+        }
+        assert_eq!(status_text(&last), "running (epoch 3/3, finishing)");
+    }
 }

@@ -43,6 +43,8 @@ pub struct SweepOptions {
     pub quiet: bool,
     /// `--threads`: at most this many torch threads per worker.
     pub threads: Option<usize>,
+    /// What the sweep was estimated to cost: the display's ETAs before runs report speeds.
+    pub estimate: Option<crate::estimate::SweepEstimate>,
 }
 
 /// Counts of how a sweep's runs ended.
@@ -298,6 +300,9 @@ impl<'a> Coordinator<'a> {
             work.images += left as u64 * e.base.epochs as u64 * e.base.images_per_epoch() as u64;
         }
         self.progress = SweepProgress::new(total_epochs, done_epochs, work, self.capacity(), self.opts.quiet);
+        if let Some(estimate) = &self.opts.estimate {
+            self.progress.set_estimate(estimate);
+        }
         let ids: Vec<String> = self.active.keys().cloned().collect();
         for id in ids {
             let place = self

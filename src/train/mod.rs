@@ -8,6 +8,7 @@ mod divergence;
 mod lr_schedule;
 pub mod memory;
 mod optim;
+pub mod speed;
 
 pub use crate::journal::EpochRecord;
 pub use divergence::{Diverged, Divergence};
