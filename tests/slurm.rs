@@ -98,8 +98,9 @@ fn status_of(runs: &Path, id: &str) -> Option<RunStatus> {
         .map(|r| r.status)
 }
 
-/// Waits until the first run of `runs` has journalled training steps; returns its id and job.
-fn first_training_run(runs: &Path) -> (String, String) {
+/// Waits until a run of `runs` has journalled training steps (inside its first epoch when
+/// `mid_epoch`, for a checkpoint there to matter); returns its id and job.
+fn first_training_run(runs: &Path, mid_epoch: bool) -> (String, String) {
     let reg_path = runs.join("registry.sqlite");
     let mut found = None;
     assert!(
@@ -114,7 +115,8 @@ fn first_training_run(runs: &Path) -> (String, String) {
                 let p = s.progress.as_ref()?;
                 let row = reg.run(&s.id).ok()??;
                 let job = row.job?;
-                (p.step_in_epoch > 2 && p.epoch == 1).then(|| (s.id.clone(), job))
+                let training = p.step_in_epoch > 2 || p.epoch > 1;
+                (training && (!mid_epoch || p.epoch == 1)).then(|| (s.id.clone(), job))
             });
             found.is_some()
         }),
@@ -143,8 +145,8 @@ fn the_slurm_backend_keeps_every_guarantee_on_a_real_cluster() {
     assert_eq!(local.len(), 4);
 
     a_sweep_through_slurm_equals_the_local_one(&cluster, base.path(), &local);
-    preemption_and_requeue_resume_exactly(&cluster, base.path());
-    a_killed_coordinator_reattaches_without_submitting_twice(&cluster, base.path(), &local);
+    let longer = preemption_and_requeue_resume_exactly(&cluster, base.path());
+    a_killed_coordinator_reattaches_without_submitting_twice(&cluster, base.path(), &longer);
     dead_workers_fail_with_slurms_reason_and_cancelled_jobs_resume(&cluster, base.path());
     bad_settings_fail_clearly_and_submit_nothing(&cluster, base.path());
     assert!(
@@ -175,7 +177,8 @@ fn a_sweep_through_slurm_equals_the_local_one(cluster: &Cluster, base: &Path, lo
     assert!(ok && text.contains("0 completed, 4 already done"), "{text}");
 }
 
-fn preemption_and_requeue_resume_exactly(cluster: &Cluster, base: &Path) {
+/// Returns the undisturbed results of the longer sweep it uses.
+fn preemption_and_requeue_resume_exactly(cluster: &Cluster, base: &Path) -> Results {
     // Undisturbed reference with the same names (run ids hash the experiment name).
     let reference = base.join("requeue-reference");
     let file = experiment(base, "requeue", 4096, "slurm", "");
@@ -192,7 +195,7 @@ fn preemption_and_requeue_resume_exactly(cluster: &Cluster, base: &Path) {
     ] {
         let runs = base.join(format!("requeue-{}", action[0]));
         let coordinator = start_sweep(cluster, &runs, &file);
-        let (id, job) = first_training_run(&runs);
+        let (id, job) = first_training_run(&runs, true);
         let (ok, text) = output(cluster.tool(action[0]).args(&action[1..]).arg(&job));
         assert!(ok, "{how}: {text}");
         let (ok, text) = finished(coordinator);
@@ -214,11 +217,17 @@ fn preemption_and_requeue_resume_exactly(cluster: &Cluster, base: &Path) {
             "{how}: checkpointed mid-epoch and resumed once"
         );
     }
+    undisturbed
 }
 
-fn a_killed_coordinator_reattaches_without_submitting_twice(cluster: &Cluster, base: &Path, local: &Results) {
+/// (On the longer sweep, so that jobs are still running when the coordinator is killed.)
+fn a_killed_coordinator_reattaches_without_submitting_twice(
+    cluster: &Cluster,
+    base: &Path,
+    undisturbed: &Results,
+) {
     let runs = base.join("killed");
-    let file = experiment(base, "same", 1024, "slurm", "");
+    let file = experiment(base, "requeue", 4096, "slurm", "");
     let mut coordinator = cluster
         .pixelx(&runs)
         .args(["-q", "run"])
@@ -227,7 +236,7 @@ fn a_killed_coordinator_reattaches_without_submitting_twice(cluster: &Cluster, b
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    first_training_run(&runs);
+    first_training_run(&runs, false);
     common::signal(coordinator.id(), SIGKILL);
     let _ = coordinator.wait();
     assert!(
@@ -237,8 +246,8 @@ fn a_killed_coordinator_reattaches_without_submitting_twice(cluster: &Cluster, b
     let (ok, text) = output(cluster.pixelx(&runs).args(["run"]).arg(&file));
     assert!(ok, "{text}");
     assert!(text.contains("re-attached"), "{text}");
-    assert_eq!(&results(&runs), local, "nothing lost, nothing duplicated");
-    for id in local.keys() {
+    assert_eq!(&results(&runs), undisturbed, "nothing lost, nothing duplicated");
+    for id in undisturbed.keys() {
         assert_eq!(job_ids(&runs, id).len(), 1, "{id}: no job submitted twice");
     }
 }
@@ -248,7 +257,7 @@ fn dead_workers_fail_with_slurms_reason_and_cancelled_jobs_resume(cluster: &Clus
     let runs = base.join("dies");
     let file = experiment(base, "dies", 4096, "slurm", "");
     let coordinator = start_sweep(cluster, &runs, &file);
-    let (id, _) = first_training_run(&runs);
+    let (id, _) = first_training_run(&runs, true);
     let journal = std::fs::read_to_string(runs.join(&id).join("journal.jsonl")).unwrap();
     let started: serde_json::Value = serde_json::from_str(journal.lines().next().unwrap()).unwrap();
     common::signal(started["pid"].as_u64().unwrap() as u32, SIGKILL);
@@ -278,7 +287,7 @@ fn dead_workers_fail_with_slurms_reason_and_cancelled_jobs_resume(cluster: &Clus
     let runs = base.join("cancelled");
     let file = experiment(base, "cancelled", 4096, "slurm", "");
     let coordinator = start_sweep(cluster, &runs, &file);
-    let (id, job) = first_training_run(&runs);
+    let (id, job) = first_training_run(&runs, true);
     let (ok, text) = output(cluster.tool("scancel").arg(&job));
     assert!(ok, "{text}");
     assert!(
