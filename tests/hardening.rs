@@ -268,6 +268,117 @@ fn a_damaged_checkpoint_without_its_sidecar_is_caught_and_an_older_one_used() {
     );
 }
 
+/// With no checksum anywhere (sidecar and journal gone) a checkpoint is not trusted while an older
+/// verified one exists; with none verified, the newest readable one is used (with a warning).
+#[test]
+fn a_checkpoint_with_no_checksum_anywhere_yields_to_an_older_verified_one() {
+    use pixelx::run_dir::RunDir;
+    use pixelx::train::checkpoint::{newest_usable, sidecar};
+    let dir = tempfile::tempdir().unwrap();
+    let runs = dir.path().join("runs");
+    let id = trained_run(&runs, 2, 256);
+    let run = RunDir::new(&runs, &id);
+    std::fs::remove_file(run.root.join("journal.jsonl")).unwrap();
+    std::fs::remove_file(sidecar(&run.epoch_checkpoint(2))).unwrap();
+    let (chosen, _) = newest_usable(&run).unwrap().expect("a usable checkpoint");
+    assert_eq!(chosen, run.epoch_checkpoint(1), "the older, verified checkpoint");
+
+    std::fs::remove_file(sidecar(&run.epoch_checkpoint(1))).unwrap();
+    let (chosen, _) = newest_usable(&run).unwrap().expect("a usable checkpoint");
+    assert_eq!(
+        chosen,
+        run.epoch_checkpoint(2),
+        "none verified: the newest readable one"
+    );
+}
+
+/// A worker (what a Slurm job runs on a compute node) never opens the registry: with the registry
+/// moved away, it finishes an interrupted run from its folder alone and creates no registry.
+#[test]
+fn a_worker_trains_from_its_run_folder_alone_and_never_opens_the_registry() {
+    use pixelx::journal::{read_from, Event, FinalStatus};
+    let dir = tempfile::tempdir().unwrap();
+    let runs = dir.path().join("runs");
+    let reg_path = runs.join("registry.sqlite");
+    let (mut child, id) = spawn_train(&runs, &tiny_train(2, 1024));
+    assert!(wait_for(Duration::from_secs(120), || {
+        Registry::open_read_only(&reg_path).is_ok_and(|r| count(&r, &id, "test_bpd8") >= 1)
+    }));
+    signal(child.id(), SIGINT);
+    wait_guarded(&mut child, Duration::from_secs(60), "interrupted train");
+
+    let away = dir.path().join("elsewhere");
+    std::fs::create_dir(&away).unwrap();
+    for entry in std::fs::read_dir(&runs).unwrap().flatten() {
+        let name = entry.file_name();
+        if name.to_string_lossy().starts_with("registry.sqlite") {
+            std::fs::rename(entry.path(), away.join(name)).unwrap();
+        }
+    }
+    let out = pixelx()
+        .arg("--runs-dir")
+        .arg(&runs)
+        .args(["worker", &id, "--device", "cpu"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let created: Vec<_> = std::fs::read_dir(&runs)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|name| name.starts_with("registry"))
+        .collect();
+    assert!(created.is_empty(), "the worker created {created:?}");
+
+    let events = read_from(&runs.join(&id), 0).unwrap().events;
+    let epochs: Vec<u32> = events
+        .iter()
+        .filter_map(|(_, e)| match e {
+            Event::Epoch { record, .. } => Some(record.epoch),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        epochs.last(),
+        Some(&2),
+        "the journal records the second epoch: {epochs:?}"
+    );
+    assert!(
+        matches!(
+            events.last(),
+            Some((
+                _,
+                Event::Finished {
+                    status: FinalStatus::Completed,
+                    ..
+                }
+            ))
+        ),
+        "the journal ends with the run completed"
+    );
+
+    // Back with the registry: `ls` and `report` say what it has not ingested yet, and resume
+    // ingests it without training again.
+    for entry in std::fs::read_dir(&away).unwrap().flatten() {
+        std::fs::rename(entry.path(), runs.join(entry.file_name())).unwrap();
+    }
+    for command in ["ls", "report"] {
+        let (ok, stdout, stderr) = run_in(&runs, &[command]);
+        assert!(ok, "{stdout}{stderr}");
+        assert!(
+            stderr.contains("newer results") && stderr.contains(&id),
+            "{command} notes the unread journal: {stderr}"
+        );
+    }
+    let (ok, stdout, stderr) = run_in(&runs, &["resume", &id]);
+    assert!(ok, "{stdout}{stderr}");
+    let reg = registry(&runs);
+    assert_eq!(reg.run(&id).unwrap().unwrap().status, RunStatus::Completed);
+    assert_eq!(count(&reg, &id, "test_bpd8"), 2, "each epoch recorded once");
+    let (_, _, stderr) = run_in(&runs, &["ls"]);
+    assert!(!stderr.contains("newer results"), "{stderr}");
+}
+
 fn mkfifo(path: &Path) {
     assert!(Command::new("mkfifo").arg(path).status().unwrap().success());
 }
@@ -438,6 +549,29 @@ fn huge_sweeps_are_refused_with_their_size_before_expanding() {
         assert!(!status.success(), "{out}");
         assert!(out.contains(size) && out.contains("max_runs"), "{out}");
     }
+
+    // A sweep at the limit (100 × 100) expands under the same memory limit; the limit is a key
+    // like any other, so `--set` raises or lowers it.
+    let grid = format!("[experiment]\nname = \"big\"\n[grid]\nseed = [{axis}]\nepochs = [{axis}]\n");
+    let file = dir.path().join("big.toml");
+    std::fs::write(&file, grid).unwrap();
+    for (set, ok, expect) in [
+        ("experiment.max_runs=10000", true, "10000 runs, "),
+        ("experiment.max_runs=9999", false, "10000 runs"),
+    ] {
+        let mut cmd = Command::new("bash");
+        cmd.arg("-c")
+            // 10,000 lines of plan: only the end, so the pipe never fills.
+            .arg(r#"set -o pipefail; ulimit -v 4000000; "$0" --runs-dir "$1" run "$2" --dry-run --no-calibrate --set "$3" 2>&1 | tail -n 5"#)
+            .arg(env!("CARGO_BIN_EXE_pixelx"))
+            .arg(dir.path().join("runs"))
+            .arg(&file)
+            .arg(set);
+        let (status, out) = output_guarded(cmd, Duration::from_secs(60), "expanding a 10,000-run sweep");
+        assert_eq!(status.success(), ok, "{set}: {out}");
+        assert!(out.contains(expect), "{set}: {out}");
+    }
+    assert!(!dir.path().join("runs").exists(), "dry runs create nothing");
 }
 
 // 8. and 9. Sizes are bounded before any work starts; nothing panics.

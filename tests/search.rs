@@ -66,6 +66,18 @@ fn an_asha_sweep_prunes_the_laggards_and_a_rerun_trains_nothing() {
         "{stdout}{stderr}"
     );
 
+    // --best names a completed run, never a pruned one.
+    let (ok, best, stderr) = run_in(&runs, &["report", "--best"]);
+    let winner = best
+        .split("run ")
+        .nth(1)
+        .and_then(|s| s.split_whitespace().next())
+        .unwrap_or_default();
+    assert!(
+        ok && all.iter().any(|r| r.id == winner && r.status == "completed"),
+        "{best}{stderr}"
+    );
+
     // The reports carry the status, and a pruned run can be continued by hand.
     let (ok, json, _) = run_in(&runs, &["report", "--format", "json", "--status", "pruned"]);
     let v: serde_json::Value = serde_json::from_str(&json).unwrap();
@@ -149,6 +161,22 @@ devices = ["cpu", "cpu"]
         ok && stdout.contains("0 completed, 6 already done"),
         "{stdout}{stderr}"
     );
+    // The JSON report carries the method and trial numbers; --best works on a study.
+    let (ok, json, _) = run_in(&runs, &["report", "--format", "json"]);
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let mut numbers: Vec<i64> = v["runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            assert_eq!(r["method"], "tpe", "{r}");
+            r["trial"].as_i64().unwrap_or(-1)
+        })
+        .collect();
+    numbers.sort();
+    assert!(ok && numbers == (0..6).collect::<Vec<_>>(), "{json}");
+    let (ok, best, _) = run_in(&runs, &["report", "--best"]);
+    assert!(ok && best.contains("best of tpe: run "), "{best}");
     // The table shows the trial numbers.
     let (ok, table, _) = run_in(&runs, &["report", "--sort", "trial"]);
     assert!(

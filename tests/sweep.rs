@@ -9,36 +9,20 @@ use std::time::Duration;
 use pixelx::registry::{Registry, RunFilter, RunStatus};
 use rand::{Rng, SeedableRng};
 
-const EXPERIMENT: &str = r#"
-[experiment]
-name = "sweep_test"
-dataset = "mnist"
-
-[defaults]
-epochs = 2
-batch_size = 32
-hidden_fmaps = 8
-out_hidden_fmaps = 8
-hidden_layers = 1
-causal_ksize = 5
-hidden_ksize = 3
-epoch_samples = 2
-train_subset = 512
-test_subset = 128
-lr_schedule = "cosine"
-
-[grid]
-learning_rate = [2e-3, 5e-3]
-seed = [1, 2]
-
-[scheduler]
-devices = ["cpu", "cpu"]
-runs_per_device = 1
-"#;
+/// Four tiny runs (two learning rates × two seeds) on two CPU slots.
+fn experiment() -> String {
+    common::tiny_experiment(
+        "sweep_test",
+        2,
+        512,
+        "learning_rate = [2e-3, 5e-3]\nseed = [1, 2]",
+        "devices = [\"cpu\", \"cpu\"]\nruns_per_device = 1",
+    )
+}
 
 fn setup(dir: &Path) -> std::path::PathBuf {
     let file = dir.join("sweep.toml");
-    std::fs::write(&file, EXPERIMENT).unwrap();
+    std::fs::write(&file, experiment()).unwrap();
     file
 }
 
@@ -183,7 +167,8 @@ extern "C" {
 
 /// Runs the experiment `write` writes, kills it and all its workers with SIGKILL after a random
 /// delay in `delays` (ms), runs it again to the end, and hands the registry to `check`; `trials`
-/// times, each in a fresh folder.
+/// times, each in a fresh folder. Callers draw the delays from within an undisturbed run's wall
+/// time ([`within`]), so that the kills land while there is work left.
 fn kill_and_rerun(
     trials: usize,
     seed: u64,
@@ -192,6 +177,7 @@ fn kill_and_rerun(
     check: impl Fn(&Registry, &str),
 ) {
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+    let mut killed_mid_sweep = 0;
     for trial in 0..trials {
         let dir = tempfile::tempdir().unwrap();
         let file = write(dir.path());
@@ -207,25 +193,55 @@ fn kill_and_rerun(
         std::thread::sleep(Duration::from_millis(delay));
         kill_all(&mut scheduler, dir.path());
         let what = format!("trial {trial} (kill after {delay} ms)");
+        let before = run_states(dir.path());
         let out = sweep(dir.path(), &file, &[]);
         assert!(
             out.status.success(),
             "{what}: {}",
             String::from_utf8_lossy(&out.stderr)
         );
+        // A kill that landed after the sweep ended proves nothing; count the ones that did not.
+        if run_states(dir.path()) != before {
+            killed_mid_sweep += 1;
+        }
         check(&registry(dir.path()), &what);
     }
+    eprintln!("{killed_mid_sweep} of {trials} kills landed while there was work left");
+    assert!(
+        killed_mid_sweep * 3 >= trials,
+        "only {killed_mid_sweep} of {trials} kills landed while there was work left: \
+         shorten the delays"
+    );
+}
+
+/// Delays from 300 ms to 75% of `took`, the undisturbed sweep's wall time.
+fn within(took: Duration) -> std::ops::Range<u64> {
+    let ms = took.as_millis() as u64;
+    300..(ms * 3 / 4).max(600)
+}
+
+/// Each recorded run's status, or `None` while the coordinator has not created the registry.
+fn run_states(dir: &Path) -> Option<Vec<(String, String)>> {
+    let path = dir.join("runs/registry.sqlite");
+    if !path.exists() {
+        return None;
+    }
+    let reg = Registry::open_read_only(&path).ok()?;
+    let runs = reg.summaries(&RunFilter::default()).ok()?;
+    Some(runs.into_iter().map(|s| (s.id, s.status)).collect())
 }
 
 #[test]
 fn kill_dash_nine_at_random_moments_loses_and_duplicates_nothing() {
     let base = tempfile::tempdir().unwrap();
     let file = setup(base.path());
+    let start = std::time::Instant::now();
     let out = sweep(base.path(), &file, &[]);
+    let took = start.elapsed();
     assert!(out.status.success());
     let undisturbed = results(&registry(base.path()));
     assert_eq!(undisturbed.len(), 4);
-    kill_and_rerun(10, 2024, 300..9000, setup, |reg, what| {
+    kill_and_rerun(10, 2024, within(took), setup, |reg, what| {
         for s in reg.summaries(&RunFilter::default()).unwrap() {
             assert_eq!(s.status, "completed", "{what}: run {}", s.id);
             assert_eq!(reg.run(&s.id).unwrap().unwrap().status, RunStatus::Completed);
@@ -290,7 +306,9 @@ fn a_killed_tpe_asha_study_proposes_and_prunes_the_same_runs_when_run_again() {
         file
     };
     let base = tempfile::tempdir().unwrap();
+    let start = std::time::Instant::now();
     let out = sweep(base.path(), &write(base.path()), &[]);
+    let took = start.elapsed();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let reg = registry(base.path());
     let undisturbed = (study(&reg), results(&reg));
@@ -301,7 +319,7 @@ fn a_killed_tpe_asha_study_proposes_and_prunes_the_same_runs_when_run_again() {
         undisturbed.0
     );
 
-    kill_and_rerun(3, 7, 1000..12000, write, |reg, what| {
+    kill_and_rerun(3, 7, within(took), write, |reg, what| {
         assert_eq!(
             (study(reg), results(reg)),
             undisturbed,

@@ -117,7 +117,8 @@ pub fn newest_usable(run: &crate::run_dir::RunDir) -> Result<Option<(PathBuf, Ch
             .or_else(|| recorded.get(&name).cloned());
         let Some(expected) = expected else {
             tracing::warn!(
-                "{} has no checksum (its .sha256 file is gone and the journal has none);                  preferring an older verified checkpoint",
+                "{} has no checksum (its .sha256 file is gone and the journal has none); \
+                 preferring an older verified checkpoint",
                 path.display()
             );
             unverified.push(path);
