@@ -17,6 +17,21 @@ epochs = 1
 learning_rate = [1e-3, 2e-3]
 "#;
 
+/// An experiment file with a search over the learning rate; `concat!` the `[search]` table and
+/// any `[pruner]` after it.
+macro_rules! study {
+    ($search:literal, $space:literal, $pruner:literal) => {
+        concat!(
+            "[experiment]\nname = \"s\"\ndataset = \"mnist\"\n[defaults]\nepochs = 2\n[search]\n",
+            $search,
+            "\n[search.space]\n",
+            $space,
+            "\n",
+            $pruner
+        )
+    };
+}
+
 struct Case {
     name: &'static str,
     /// TOML of the experiment file the command gets as `FILE` (written to `exp.toml`).
@@ -27,6 +42,68 @@ struct Case {
 }
 
 const CASES: &[Case] = &[
+    // Searches and pruners: each refused by a real `run` (not a dry run) before anything is written.
+    Case {
+        name: "an unknown search method",
+        file: study!("method = \"bayes\"\ntrials = 4", "learning_rate = { log_uniform = [1e-4, 1e-2] }", ""),
+        args: &["run", "FILE"],
+        env: &[],
+        expect: &["search.method", "bayes", "tpe"],
+    },
+    Case {
+        name: "an inverted range",
+        file: study!("method = \"tpe\"\ntrials = 4", "learning_rate = { log_uniform = [1e-2, 1e-4] }", ""),
+        args: &["run", "FILE"],
+        env: &[],
+        expect: &["search.space.learning_rate", "inverted range"],
+    },
+    Case {
+        name: "an empty space",
+        file: study!("method = \"tpe\"\ntrials = 4", "", ""),
+        args: &["run", "FILE"],
+        env: &[],
+        expect: &["search.space", "empty"],
+    },
+    Case {
+        name: "no trials",
+        file: study!("method = \"tpe\"\ntrials = 0", "learning_rate = { log_uniform = [1e-4, 1e-2] }", ""),
+        args: &["run", "FILE"],
+        env: &[],
+        expect: &["search.trials", "at least 1"],
+    },
+    Case {
+        name: "an unknown pruner",
+        file: study!(
+            "method = \"random\"\ntrials = 4",
+            "learning_rate = { log_uniform = [1e-4, 1e-2] }",
+            "[pruner]\nkind = \"hyperband\"\n"
+        ),
+        args: &["run", "FILE"],
+        env: &[],
+        expect: &["pruner.kind", "hyperband", "asha"],
+    },
+    Case {
+        name: "a grace period as long as the runs",
+        file: study!(
+            "method = \"random\"\ntrials = 4",
+            "learning_rate = { log_uniform = [1e-4, 1e-2] }",
+            "[pruner]\nkind = \"asha\"\ngrace_epochs = 2\n"
+        ),
+        args: &["run", "FILE"],
+        env: &[],
+        expect: &["pruner.grace_epochs", "less than the runs' epochs"],
+    },
+    Case {
+        name: "a pruner metric that is not recorded",
+        file: study!(
+            "method = \"random\"\ntrials = 4",
+            "learning_rate = { log_uniform = [1e-4, 1e-2] }",
+            "[pruner]\nkind = \"median\"\nmetric = \"accuracy\"\n"
+        ),
+        args: &["run", "FILE"],
+        env: &[],
+        expect: &["pruner.metric", "accuracy", "test_bpd8"],
+    },
     Case {
         name: "wrong type in the file names the key and the file",
         file: "[experiment]\nname = \"e\"\n[defaults]\nlearning_rate = \"fast\"\n",
@@ -217,6 +294,42 @@ fn run(runs: &Path, args: &[&str]) -> (bool, String) {
             String::from_utf8_lossy(&out.stderr)
         ),
     )
+}
+
+/// The other half of "train honours or rejects PIXELX_*": a valid variable is used, and a flag
+/// on the command line still wins over it.
+#[test]
+fn train_honours_pixelx_variables_below_its_flags() {
+    let dir = tempfile::tempdir().unwrap();
+    let runs = dir.path().join("runs");
+    let out = pixelx()
+        .arg("--runs-dir")
+        .arg(&runs)
+        .args([
+            "-q",
+            "train",
+            "--epochs",
+            "1",
+            "--train-subset",
+            "64",
+            "--test-subset",
+            "32",
+        ])
+        .args(["--epoch-samples", "0", "--cuda", "false"])
+        .args(common::TINY_MODEL)
+        .env("PIXELX_LEARNING_RATE", "0.004")
+        .env("PIXELX_EPOCHS", "3")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let reg = pixelx::registry::Registry::open_read_only(&runs.join("registry.sqlite")).unwrap();
+    let runs = reg.summaries(&Default::default()).unwrap();
+    assert_eq!(runs.len(), 1);
+    assert_eq!(
+        runs[0].params["learning_rate"], 0.004,
+        "from PIXELX_LEARNING_RATE"
+    );
+    assert_eq!(runs[0].params["epochs"], 1, "--epochs wins over PIXELX_EPOCHS");
 }
 
 #[test]

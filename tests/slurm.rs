@@ -159,10 +159,22 @@ fn the_slurm_backend_keeps_every_guarantee_on_a_real_cluster() {
 fn a_sweep_through_slurm_equals_the_local_one(cluster: &Cluster, base: &Path, local: &Results) {
     let runs = base.join("slurm");
     let file = experiment(base, "same", 1024, "slurm", "");
-    let (ok, text) = output(cluster.pixelx(&runs).args(["-q", "run"]).arg(&file));
+    let (ok, text) = output(cluster.pixelx(&runs).args(["run"]).arg(&file));
     assert!(ok, "{text}");
     assert!(text.contains("4 completed"), "{text}");
     let slurm = results(&runs);
+    // Off a terminal, the display logs each run's job: submitted, then on the node.
+    for id in slurm.keys() {
+        let job = &job_ids(&runs, id)[0];
+        assert!(
+            text.contains(&format!("{id} started on Slurm job {job}")),
+            "{id}: its job in the log: {text}"
+        );
+        assert!(
+            text.contains(&format!("{id} Slurm job {job} on ")),
+            "{id}: its node in the log: {text}"
+        );
+    }
     assert_eq!(
         &slurm, local,
         "the same metrics, value for value, as the local backend"

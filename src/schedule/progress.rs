@@ -183,12 +183,16 @@ impl SweepProgress {
     }
 
     /// Updates where a run stands.
+    /// On a terminal the run's bar shows the place; in a log each move is a line ("queued",
+    /// "on node7"), as a Slurm job's life is worth reading afterwards.
     pub fn place(&mut self, run_id: &str, place: &str) {
-        if let Some(r) = self.runs.get_mut(run_id) {
-            if r.place != place {
-                r.place = place.to_owned();
-                r.bar.set_prefix(format!("{run_id} {place}"));
-            }
+        let Some(r) = self.runs.get_mut(run_id) else {
+            return;
+        };
+        if r.place != place {
+            r.place = place.to_owned();
+            r.bar.set_prefix(format!("{run_id} {place}"));
+            self.line(&format!("{run_id} {place}"));
         }
     }
 
