@@ -190,8 +190,8 @@ fn a_second_run_of_a_live_experiment_says_who_runs_it_and_takes_nothing_over() {
     let (ok, _, stderr) = run_in(&runs, &["-q", "run", file.to_str().unwrap()]);
     assert!(!ok, "the second sweep must not run: {stderr}");
     assert!(
-        stderr.contains(&format!("pid {}", first.id())),
-        "the second sweep names the first one's pid {}: {stderr}",
+        stderr.contains(&format!("pid {}", first.id())) && stderr.contains(&pixelx::host::hostname()),
+        "the second sweep names the first one's pid {} and host: {stderr}",
         first.id()
     );
     let status = wait_guarded(&mut first, Duration::from_secs(300), "the first sweep");

@@ -124,6 +124,30 @@ fn the_report_overlays_every_run_escapes_hostile_names_and_labels_the_diverged_r
     assert!(page.contains("<span class=\"badge st-diverged\">diverged</span>"));
     assert_eq!(page.matches(" best\" data-run=").count(), 1, "one best run");
     assert_eq!(page.matches("<ol class=\"legend\">").count(), 1);
+    // Each run in the legend has its own colour, and that colour draws it in every chart.
+    let legend = &page[page.find("<ol class=\"legend\">").unwrap()..];
+    let legend: Vec<&str> = legend[..legend.find("</ol>").unwrap()]
+        .split("<span class=\"sw\" style=\"background:#")
+        .skip(1)
+        .map(|entry| &entry[..6])
+        .collect();
+    assert!(legend.len() >= 3, "a legend entry per completed run");
+    let mut distinct = legend.clone();
+    distinct.sort();
+    distinct.dedup();
+    assert_eq!(distinct.len(), legend.len(), "colours differ: {legend:?}");
+    let parallel = figure(&page, "<figure class=\"chart parallel\"");
+    for colour in &legend {
+        let hex = colour.to_uppercase();
+        for (chart, svg) in [
+            ("epochs", epochs),
+            ("steps", steps),
+            ("learning_rate", lr),
+            ("parallel", parallel),
+        ] {
+            assert!(svg.contains(&hex), "{chart} chart draws legend colour #{hex}");
+        }
+    }
     // Sample grids of the best runs, per recorded epoch, embedded.
     assert!(page.matches("src=\"data:image/png;base64,iVBORw0KGgo").count() >= 6);
     assert!(page.contains("epoch 2 (best)"));
