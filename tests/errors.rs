@@ -72,6 +72,17 @@ const CASES: &[Case] = &[
         expect: &["search.trials", "at least 1"],
     },
     Case {
+        name: "an int axis wider than an i64 span",
+        file: study!(
+            "method = \"random\"\ntrials = 4",
+            "seed = { int = [-9223372036854775808, 9223372036854775807], step = 3 }",
+            ""
+        ),
+        args: &["run", "FILE", "--dry-run", "--no-calibrate"],
+        env: &[],
+        expect: &["search.space.seed", "within ±9007199254740992"],
+    },
+    Case {
         name: "an unknown pruner",
         file: study!(
             "method = \"random\"\ntrials = 4",

@@ -254,6 +254,7 @@ fn without_calibration_the_plan_says_so_and_a_long_cpu_sweep_is_warned_about_but
         .arg(&runs)
         .arg("run")
         .arg(&file)
+        .args(["--set", "experiment.description=a long one"])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -268,6 +269,13 @@ fn without_calibration_the_plan_says_so_and_a_long_cpu_sweep_is_warned_about_but
     assert!(started, "{}", rest.join("\n"));
     assert!(stdout.contains("warning: this sweep needs about"), "{stdout}");
     assert_eq!(out.status.code(), Some(130), "stopped by the interrupt: {stdout}");
+    // The way to continue is the same command: runs folder, file and overrides, quoted.
+    let hint = format!(
+        "`pixelx --runs-dir {} run {} --set 'experiment.description=a long one'` continues the sweep",
+        runs.display(),
+        file.display()
+    );
+    assert!(stdout.contains(&hint), "{hint}\n{stdout}");
 }
 
 #[test]

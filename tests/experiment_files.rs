@@ -239,3 +239,97 @@ fn precision_is_a_grid_axis_and_fp32_runs_keep_their_ids() {
     assert_eq!(ids(&both, Bf16).len(), 5);
     assert!(ids(&both, Bf16).iter().all(|id| !ids(&fp32, Fp32).contains(id)));
 }
+
+/// `--set` on a search space replaces an axis given as a table, sets one key of an axis, or
+/// replaces the whole space, as it replaces grid lists; it never merges two kinds of axis.
+#[test]
+fn set_reshapes_a_search_space() {
+    use pixelx::search::space::Distribution;
+    let dir = tempfile::tempdir().unwrap();
+    let path = write(
+        dir.path(),
+        "[experiment]\nname = \"s\"\n[defaults]\nepochs = 2\n[search]\nmethod = \"tpe\"\ntrials = 4\n\
+         [search.space]\nlearning_rate = { log_uniform = [1e-4, 1e-2] }\n\
+         hidden_fmaps = { int = [4, 12], step = 4 }\n",
+    );
+    let space = |sets: &[&str]| {
+        let sets: Vec<String> = sets.iter().map(|s| s.to_string()).collect();
+        Experiment::load(&path, &sets).map(|e| e.search.space)
+    };
+    let choice = |v: &[i64]| Distribution::Choice(v.iter().map(|&i| toml::Value::Integer(i)).collect());
+
+    let s = space(&["search.space.hidden_fmaps={ choice = [8, 16] }"]).unwrap();
+    assert_eq!(s["hidden_fmaps"], choice(&[8, 16]));
+    assert!(matches!(
+        s["learning_rate"],
+        Distribution::Float { log: true, .. }
+    ));
+
+    let s = space(&["search.space.hidden_fmaps.step=2"]).unwrap();
+    assert!(matches!(
+        s["hidden_fmaps"],
+        Distribution::Int {
+            low: 4,
+            high: 12,
+            step: 2,
+            ..
+        }
+    ));
+
+    let s = space(&["search.space.learning_rate.log_uniform=[1e-3, 1e-2]"]).unwrap();
+    assert_eq!(
+        s["learning_rate"],
+        Distribution::Float {
+            low: 1e-3,
+            high: 1e-2,
+            log: true
+        }
+    );
+
+    let s = space(&["search.space={ hidden_ksize = { choice = [3, 5] } }"]).unwrap();
+    assert_eq!(
+        s.keys().collect::<Vec<_>>(),
+        ["hidden_ksize"],
+        "the whole space replaced"
+    );
+
+    // Two kinds on one axis only when the user really gives both; typos still caught.
+    let e = space(&["search.space.learning_rate.uniform=[1e-3, 1e-2]"]).unwrap_err();
+    assert!(e.to_string().contains("given together"), "{e}");
+    let e = space(&["search.space.hidden_fmaps={ chioce = [8] }"]).unwrap_err();
+    assert!(e.to_string().contains("did you mean `choice`"), "{e}");
+}
+
+/// Slurm reads a bare number of minutes (`--time=90`) and megabytes (`--mem=8000`); so does the
+/// experiment file, as well as Slurm's text forms.
+#[test]
+fn slurm_time_and_memory_take_numbers_or_text() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write(dir.path(), GOOD);
+    let load = |sets: &[&str]| {
+        let sets: Vec<String> = sets.iter().map(|s| s.to_string()).collect();
+        Experiment::load(&path, &sets).map(|e| e.scheduler.slurm)
+    };
+    let s = load(&["scheduler.slurm.time=90", "scheduler.slurm.mem=8000"]).unwrap();
+    assert_eq!((s.time.as_deref(), s.mem.as_deref()), (Some("90"), Some("8000")));
+    let s = load(&[
+        "scheduler.slurm.time=\"1-12:00:00\"",
+        "scheduler.slurm.mem=\"8G\"",
+    ])
+    .unwrap();
+    assert_eq!(
+        (s.time.as_deref(), s.mem.as_deref()),
+        (Some("1-12:00:00"), Some("8G"))
+    );
+    for bad in [
+        "scheduler.slurm.time=-5",
+        "scheduler.slurm.time=true",
+        "scheduler.slurm.time=\"abc\"",
+    ] {
+        let e = load(&[bad]).unwrap_err().to_string();
+        assert!(
+            e.contains("scheduler.slurm.time") && !e.contains("untagged"),
+            "{bad}: {e}"
+        );
+    }
+}

@@ -184,3 +184,27 @@ devices = ["cpu", "cpu"]
         "{table}"
     );
 }
+
+/// A space with fewer configurations than trials ends the study early, and says so once (the
+/// scheduler asks for the next trial on every pass while a slot is free and runs train).
+#[test]
+fn an_exhausted_space_ends_the_study_with_one_warning() {
+    let dir = tempfile::tempdir().unwrap();
+    let runs = dir.path().join("runs");
+    let text = format!(
+        "[experiment]\nname = \"one\"\ndataset = \"mnist\"\n[defaults]\nepochs = 2\n{}\
+         epoch_samples = 0\ntrain_subset = 1024\ntest_subset = 128\n\
+         [search]\nmethod = \"random\"\ntrials = 3\n[search.space]\nhidden_ksize = {{ choice = [3] }}\n\
+         [scheduler]\ndevices = \"cpu\"\nruns_per_device = 2\n",
+        common::TINY_MODEL_TOML
+    );
+    let file = dir.path().join("one.toml");
+    std::fs::write(&file, text).unwrap();
+    let (ok, stdout, stderr) = run_in(&runs, &["run", file.to_str().unwrap()]);
+    assert!(ok && stdout.contains("1 completed"), "{stdout}{stderr}");
+    assert_eq!(
+        stderr.matches("holds no configuration not tried yet").count(),
+        1,
+        "{stderr}"
+    );
+}

@@ -30,6 +30,27 @@ pub struct RunArgs {
     pub overrides: Vec<String>,
 }
 
+/// The command that continues this sweep: the same file, runs folder and overrides (without
+/// them it would be another experiment, or the same one with other settings), quoted for a shell.
+fn continue_command(cli: &Cli, args: &RunArgs) -> String {
+    let mut words = vec!["pixelx".to_owned()];
+    if cli.runs_dir != std::path::Path::new("runs") {
+        words.push("--runs-dir".into());
+        words.push(cli.runs_dir.display().to_string());
+    }
+    words.push("run".into());
+    words.push(args.file.display().to_string());
+    for o in &args.overrides {
+        words.push("--set".into());
+        words.push(o.clone());
+    }
+    words
+        .iter()
+        .map(|w| shlex::try_quote(w).map_or_else(|_| w.clone(), |q| q.into_owned()))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 /// The configurations a sweep trains (for adaptive search, the base one).
 fn configs(experiment: &Experiment) -> Vec<&RunConfig> {
     if experiment.search.method.is_adaptive() {
@@ -125,8 +146,8 @@ pub fn run(cli: &Cli, args: &RunArgs) -> Result<()> {
     );
     if s.stopped {
         return Err(Interrupted(format!(
-            "interrupted; `pixelx run {}` continues the sweep",
-            args.file.display()
+            "interrupted; `{}` continues the sweep",
+            continue_command(cli, args)
         ))
         .into());
     }

@@ -229,8 +229,41 @@ fn keys_under(path: &str) -> Option<&'static [&'static str]> {
         "random" => &RANDOM_KEYS,
         "search" => &SEARCH_KEYS,
         "pruner" => &PRUNER_KEYS,
+        _ if is_space_axis(path) => &AXIS_KEYS,
         _ => return None,
     })
+}
+
+/// `search.space.<name>` or `random.space.<name>`: one axis of a search space.
+fn is_space_axis(path: &str) -> bool {
+    ["search.space.", "random.space."].iter().any(|p| {
+        path.strip_prefix(p)
+            .is_some_and(|name| !name.is_empty() && !name.contains('.'))
+    })
+}
+
+/// Puts `value` at the dotted `path` of `doc`, replacing what was there (creating tables on the
+/// way). A table given to `--set` replaces the file's table instead of merging into it, so that
+/// `--set 'search.space.x={ choice = [8] }'` reshapes an axis written as `{ int = [...] }`.
+fn replace_at(doc: &mut toml::Table, path: &str, value: toml::Value) {
+    let mut table = doc;
+    let mut parts = path.split('.').peekable();
+    while let Some(part) = parts.next() {
+        if parts.peek().is_none() {
+            table.insert(part.to_owned(), value);
+            return;
+        }
+        let entry = table
+            .entry(part)
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        if !entry.is_table() {
+            *entry = toml::Value::Table(toml::Table::new());
+        }
+        let Some(next) = entry.as_table_mut() else {
+            return;
+        };
+        table = next;
+    }
 }
 
 /// Checks the names used in the file (so typos are caught with a suggestion).
@@ -358,12 +391,25 @@ impl Experiment {
             message,
         };
         let text = std::fs::read_to_string(path).map_err(|e| err(format!("cannot read: {e}")))?;
-        let doc: toml::Table = toml::from_str(&text).map_err(|e| {
+        let mut doc: toml::Table = toml::from_str(&text).map_err(|e| {
             let at = e.span().map(|s| line_col(&text, s.start));
             let (line, col) = at.unwrap_or((0, 0));
             err(format!("{line}:{col}: TOML syntax error: {}", e.message()))
         })?;
         check_structure(&doc).map_err(err)?;
+        let overrides: Vec<(String, toml::Value, &String)> = overrides
+            .iter()
+            .map(|o| parse_override(o).map(|(key, value)| (key, value, o)))
+            .collect::<Result<_, _>>()
+            .map_err(err)?;
+        let mut text = text;
+        if overrides.iter().any(|(_, value, _)| value.is_table()) {
+            for (key, value, _) in overrides.iter().filter(|(_, value, _)| value.is_table()) {
+                replace_at(&mut doc, key, value.clone());
+            }
+            check_structure(&doc).map_err(err)?;
+            text = toml::to_string(&doc).map_err(|e| err(format!("cannot apply --set: {e}")))?;
+        }
 
         let mut sources = Sources::new(Some(name.clone()));
         let mut figment = Figment::from(Toml::string(&text));
@@ -372,8 +418,8 @@ impl Experiment {
             figment = figment.merge(Serialized::global(&path, value));
             sources.set(&path, Source::Env(var));
         }
-        for o in overrides {
-            let (key, value) = parse_override(o).map_err(err)?;
+        // Tables replaced the file's above; merged again here so that they win over PIXELX_*.
+        for (key, value, o) in overrides {
             figment = figment.merge(Serialized::global(&key, value));
             sources.set(&key, Source::Set(o.clone()));
         }
@@ -637,7 +683,7 @@ fn axis_values(d: &crate::search::Distribution) -> Vec<toml::Value> {
         Distribution::Float { low, high, .. } => vec![toml::Value::Float(*low), toml::Value::Float(*high)],
         Distribution::Int { low, high, step, .. } => {
             let step = (*step).max(1);
-            if (high - low) / step < 10_000 {
+            if (*high as i128 - *low as i128) / (step as i128) < 10_000 {
                 (*low..=*high)
                     .step_by(step as usize)
                     .map(toml::Value::Integer)

@@ -32,13 +32,16 @@ pub enum BackendKind {
 pub struct SlurmSettings {
     /// `--partition`; the cluster's default partition when absent.
     pub partition: Option<String>,
-    /// `--time` per run, in Slurm's format (`MM`, `HH:MM:SS`, `D-HH:MM`, ...).
+    /// `--time` per run, in Slurm's format (`MM`, `HH:MM:SS`, `D-HH:MM`, ...); a bare number
+    /// is minutes, as Slurm reads it.
+    #[serde(deserialize_with = "text_or_number")]
     pub time: Option<String>,
     /// `--cpus-per-task`; the run's torch threads follow it.
     pub cpus_per_run: Option<u32>,
     /// `--gres=gpu:N`; 0 trains on CPU.
     pub gpus_per_run: u32,
-    /// `--mem`, e.g. `"8G"`.
+    /// `--mem`, e.g. `"8G"`; a bare number is megabytes, as Slurm reads it.
+    #[serde(deserialize_with = "text_or_number")]
     pub mem: Option<String>,
     /// Jobs queued or running at once.
     pub max_jobs: usize,
@@ -46,6 +49,19 @@ pub struct SlurmSettings {
     pub extra: Vec<String>,
     /// Seconds before the time limit at which Slurm tells the worker to checkpoint and requeue.
     pub signal_grace: u32,
+}
+
+/// Slurm's own syntax is text, but `time = 90` and `mem = 8000` are what users write too.
+fn text_or_number<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    use serde::de::Error;
+    match Option::<toml::Value>::deserialize(d)? {
+        None => Ok(None),
+        Some(toml::Value::String(s)) => Ok(Some(s)),
+        Some(toml::Value::Integer(n)) if n >= 0 => Ok(Some(n.to_string())),
+        Some(other) => Err(D::Error::custom(format!(
+            "expected Slurm's text (e.g. \"1:00:00\", \"8G\") or a whole number, got {other}"
+        ))),
+    }
 }
 
 impl Default for SlurmSettings {

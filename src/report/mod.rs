@@ -139,8 +139,9 @@ pub fn sort_runs(runs: &mut [RunSummary], key: &str) -> Result<()> {
 }
 
 /// The best `n` runs by test `bpd8` (ties by `bpd`) of each experiment, best first. Completed
-/// runs compete; a run stopped early (pruned, interrupted, still running) only when its
-/// experiment has no completed run yet, as Optuna's best trial is a complete one.
+/// runs compete; a run stopped early (pruned, interrupted, failed, diverged, still running) only
+/// when its experiment has no completed run yet, as Optuna's best trial is a complete one, and
+/// [`render_best`] then says how it ended.
 pub fn best_runs(runs: &[RunSummary], n: usize) -> Vec<RunSummary> {
     let mut experiments: Vec<&str> = runs.iter().map(|r| r.experiment.as_str()).collect();
     experiments.sort();
@@ -258,8 +259,13 @@ pub fn render_best(best: &[RunSummary], format: Format, runs_dir: &std::path::Pa
     let mut out = String::new();
     for r in best {
         let Some(b) = r.best else { continue };
+        let how = if r.status == "completed" {
+            String::new()
+        } else {
+            format!("; {}, no run of {} has completed", status_text(r), r.experiment)
+        };
         out += &format!(
-            "best of {}: run {} (epoch {}): test bpd8 {:.4}, bpd {:.4}, nll {:.4}\n",
+            "best of {}: run {} (epoch {}{how}): test bpd8 {:.4}, bpd {:.4}, nll {:.4}\n",
             r.experiment, r.id, b.epoch, b.bpd8, b.bpd, b.nll
         );
         let root = runs_dir.join(&r.id);
@@ -284,7 +290,7 @@ pub fn render_best(best: &[RunSummary], format: Format, runs_dir: &std::path::Pa
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::registry::{Curves, Progress};
+    use crate::registry::{BestEpoch, Curves, Progress};
 
     /// A run of 3 epochs of 1,000 images, in epoch 2 at step 5 of 10, at 100 images/s; its
     /// first epoch took 12 s (10 s of training, 2 of evaluation).
@@ -341,5 +347,45 @@ mod tests {
             p.epoch = 4;
         }
         assert_eq!(status_text(&last), "running (epoch 3/3, finishing)");
+    }
+
+    /// A winner that did not complete (its experiment has no completed run) says how it ended.
+    #[test]
+    fn a_best_run_that_did_not_complete_says_so() {
+        let best = BestEpoch {
+            epoch: 1,
+            bpd8: 7.3,
+            bpd: 0.3,
+            nll: 0.2,
+        };
+        let failed = RunSummary {
+            status: "failed".into(),
+            progress: None,
+            best: Some(best),
+            ..running()
+        };
+        let completed = RunSummary {
+            status: "completed".into(),
+            ..failed.clone()
+        };
+        let text = |r: &RunSummary| {
+            render_best(
+                std::slice::from_ref(r),
+                Format::Table,
+                std::path::Path::new("runs"),
+            )
+            .unwrap()
+        };
+        assert!(
+            text(&failed).starts_with("best of e: run abc (epoch 1; failed, no run of e has completed): "),
+            "{}",
+            text(&failed)
+        );
+        assert!(text(&completed).starts_with("best of e: run abc (epoch 1): "));
+        assert_eq!(
+            best_runs(&[failed.clone()], 1)[0].id,
+            "abc",
+            "still the best there is"
+        );
     }
 }

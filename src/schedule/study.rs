@@ -20,6 +20,8 @@ pub struct Proposal {
 pub struct Study<'a> {
     experiment: &'a Experiment,
     tpe: TpeSettings,
+    /// Whether the user was told the space is exhausted (the scheduler asks on every pass).
+    told_exhausted: std::cell::Cell<bool>,
 }
 
 fn toml_value(v: &serde_json::Value) -> Option<toml::Value> {
@@ -47,6 +49,7 @@ impl<'a> Study<'a> {
                     .unwrap_or(TpeSettings::default().n_startup_trials),
                 ..TpeSettings::default()
             },
+            told_exhausted: std::cell::Cell::new(false),
         }
     }
 
@@ -138,9 +141,12 @@ impl<'a> Study<'a> {
         };
         let Some(params) = search::propose(&proposer, &search.space, &trials, search.seed, number, tried)
         else {
-            tracing::warn!(
-                "the search space of {name} holds no configuration not tried yet; the study ends after {number} trial(s)"
-            );
+            if !self.told_exhausted.replace(true) {
+                tracing::warn!(
+                    "the search space of {name} holds no configuration not tried yet; \
+                     the study ends after {number} trial(s)"
+                );
+            }
             return Ok(None);
         };
         let config = self

@@ -216,6 +216,9 @@ impl fmt::Display for Distribution {
     }
 }
 
+/// The largest magnitude of an integer axis's bounds: 2^53, what an f64 holds exactly.
+pub const MAX_INT_BOUND: u64 = 1 << 53;
+
 impl Distribution {
     /// Checks the numbers; the message names no key (the caller prefixes it).
     pub fn validate(&self) -> Result<(), String> {
@@ -245,6 +248,13 @@ impl Distribution {
                 }
                 if *log && *low <= 0 {
                     return Err("a log-scaled int needs positive bounds".into());
+                }
+                // TPE models integers as floats, which hold every integer only up to 2^53; this
+                // also keeps every span and step count of the axis inside an i64.
+                if low.unsigned_abs() > MAX_INT_BOUND || high.unsigned_abs() > MAX_INT_BOUND {
+                    return Err(format!(
+                        "integer bounds must lie within ±{MAX_INT_BOUND}, got [{low}, {high}]"
+                    ));
                 }
                 let span = (*high as i128) - (*low as i128);
                 let step = *step as i128;
@@ -431,6 +441,12 @@ mod tests {
             "empty or inverted range [5, 1]"
         );
         assert_eq!(v("{ int = [3, 3] }"), Ok(()));
+        assert!(
+            v("{ int = [-9223372036854775808, 9223372036854775807], step = 3 }")
+                .unwrap_err()
+                .contains("within ±9007199254740992"),
+            "a span beyond i64 is refused before anything subtracts"
+        );
         assert_eq!(
             v("{ int = [1, 9], step = 0 }").unwrap_err(),
             "step must be positive, got 0"
