@@ -383,7 +383,7 @@ mod tests {
         );
         assert!(text(&completed).starts_with("best of e: run abc (epoch 1): "));
         assert_eq!(
-            best_runs(&[failed.clone()], 1)[0].id,
+            best_runs(std::slice::from_ref(&failed), 1)[0].id,
             "abc",
             "still the best there is"
         );
