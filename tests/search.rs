@@ -4,6 +4,7 @@
 
 mod common;
 
+use std::collections::BTreeMap;
 use std::path::Path;
 
 use common::{run_in, tiny_experiment};
@@ -207,4 +208,54 @@ fn an_exhausted_space_ends_the_study_with_one_warning() {
         1,
         "{stderr}"
     );
+}
+
+/// A study re-run with another method keeps what proposed each recorded trial, says so, and
+/// proposes the rest with the new method.
+#[test]
+fn recorded_trials_keep_the_method_that_proposed_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let runs = dir.path().join("runs");
+    let text = format!(
+        "[experiment]\nname = \"switch\"\ndataset = \"mnist\"\n[defaults]\nepochs = 1\n{}\
+         epoch_samples = 0\ntrain_subset = 256\ntest_subset = 128\n\
+         [search]\nmethod = \"random\"\ntrials = 2\n\
+         [search.space]\nlearning_rate = {{ log_uniform = [1e-4, 1e-2] }}\n\
+         [scheduler]\ndevices = \"cpu\"\n",
+        common::TINY_MODEL_TOML
+    );
+    let file = dir.path().join("switch.toml");
+    std::fs::write(&file, text).unwrap();
+    let file = file.to_str().unwrap();
+    let (ok, stdout, stderr) = run_in(&runs, &["-q", "run", file]);
+    assert!(ok && stdout.contains("2 completed"), "{stdout}{stderr}");
+    let tpe = [
+        "run",
+        file,
+        "--set",
+        "search.method=tpe",
+        "--set",
+        "search.trials=3",
+    ];
+    let (ok, stdout, stderr) = run_in(&runs, &tpe);
+    assert!(
+        ok && stdout.contains("1 completed, 2 already done"),
+        "{stdout}{stderr}"
+    );
+    assert!(
+        stderr
+            .contains("2 trial(s) of `switch` were proposed by random search and the file now asks for tpe"),
+        "{stderr}"
+    );
+    let methods: BTreeMap<i64, String> = registry(&runs)
+        .summaries(&RunFilter::default())
+        .unwrap()
+        .into_iter()
+        .map(|r| (r.trial.unwrap(), r.method))
+        .collect();
+    let expected: BTreeMap<i64, String> = [(0, "random"), (1, "random"), (2, "tpe")]
+        .into_iter()
+        .map(|(t, m)| (t, m.to_owned()))
+        .collect();
+    assert_eq!(methods, expected);
 }

@@ -296,7 +296,8 @@ impl Registry {
     }
 
     /// Adds a run as `queued` unless it exists; returns its status either way. `trial` numbers
-    /// the runs an adaptive search proposes.
+    /// the runs an adaptive search proposes; the run keeps its experiment's search method as it
+    /// is now (see [`Registry::upsert_experiment`]), whatever the file says later.
     pub fn add_run(
         &mut self,
         experiment_id: i64,
@@ -316,8 +317,9 @@ impl Registry {
         let json = serde_json::to_string(config)?;
         let at = now();
         tx.execute(
-            "INSERT INTO runs (id, experiment_id, config_json, config_hash, status, run_dir, created_at, trial)
-             VALUES (?1, ?2, ?3, ?4, 'queued', ?5, ?6, ?7)",
+            "INSERT INTO runs (id, experiment_id, config_json, config_hash, status, run_dir, created_at, trial, method)
+             VALUES (?1, ?2, ?3, ?4, 'queued', ?5, ?6, ?7,
+                     (SELECT search_method FROM experiments WHERE id = ?2))",
             params![
                 id,
                 experiment_id,

@@ -137,7 +137,7 @@ impl Registry {
         let conn = self.conn();
         let mut stmt = conn.prepare(
             "SELECT r.id, e.name, r.status, r.device, r.config_json, r.error, r.started_at, r.finished_at,
-                    e.search_method, r.trial, r.epoch, r.step_in_epoch, r.steps_per_epoch, r.images_per_sec,
+                    COALESCE(r.method, e.search_method), r.trial, r.epoch, r.step_in_epoch, r.steps_per_epoch, r.images_per_sec,
                     r.progress_at, r.host, r.pid, r.job_id, r.journal_offset
              FROM runs r JOIN experiments e ON e.id = r.experiment_id
              WHERE (?1 IS NULL OR e.name = ?1) AND (?2 IS NULL OR r.status = ?2)
@@ -347,6 +347,8 @@ pub struct TrialRow {
     pub id: String,
     pub status: super::RunStatus,
     pub trial: Option<i64>,
+    /// The search method that proposed it.
+    pub method: Option<String>,
     pub params: serde_json::Map<String, serde_json::Value>,
     pub values: std::collections::BTreeMap<u32, f64>,
 }
@@ -356,7 +358,7 @@ impl Registry {
     pub fn trial_rows(&self, experiment: &str, metric: &str) -> Result<Vec<TrialRow>> {
         let conn = self.conn();
         let mut stmt = conn.prepare(
-            "SELECT r.id, r.status, r.trial, r.config_json FROM runs r JOIN experiments e ON e.id = r.experiment_id
+            "SELECT r.id, r.status, r.trial, r.config_json, r.method FROM runs r JOIN experiments e ON e.id = r.experiment_id
              WHERE e.name = ?1 ORDER BY r.created_at, r.id",
         )?;
         let mut rows = Vec::new();
@@ -367,14 +369,16 @@ impl Registry {
                 r.get::<_, String>(1)?,
                 r.get::<_, Option<i64>>(2)?,
                 r.get::<_, String>(3)?,
+                r.get::<_, Option<String>>(4)?,
             ))
         })? {
-            let (id, status, trial, json) = row?;
+            let (id, status, trial, json, method) = row?;
             index.insert(id.clone(), rows.len());
             rows.push(TrialRow {
                 id,
                 status: super::RunStatus::parse(&status)?,
                 trial,
+                method,
                 params: stored_params(&json)?,
                 values: Default::default(),
             });

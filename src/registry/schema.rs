@@ -115,4 +115,11 @@ CREATE INDEX checkpoints_by_run ON checkpoints(run_id);
 CREATE INDEX samples_by_run ON samples(run_id);
 CREATE INDEX events_by_run ON run_events(run_id);
 "#,
+    // v3: the search method that proposed each run (the experiment's method may change between
+    // re-runs of a file; a trial keeps the one that proposed it). Older runs take their
+    // experiment's current method, the best knowledge there is.
+    r#"
+ALTER TABLE runs ADD COLUMN method TEXT;
+UPDATE runs SET method = (SELECT search_method FROM experiments e WHERE e.id = runs.experiment_id);
+"#,
 ];
