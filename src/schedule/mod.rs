@@ -280,33 +280,7 @@ impl<'a> Coordinator<'a> {
             }
         }
         if e.search.method.is_adaptive() {
-            let foreign = self.study.foreign_trials(&rows);
-            if foreign > 0 {
-                tracing::warn!(
-                    "{foreign} trial(s) of `{}` were proposed from a different search space (the file \
-                     changed since); they count toward `search.trials` and inform the search. Rename the \
-                     experiment (or use --force) for a fresh study.",
-                    e.info.name
-                );
-            }
-            let current = e.search.method.as_str();
-            let mut others: Vec<&str> = rows
-                .iter()
-                .filter(|r| r.trial.is_some())
-                .filter_map(|r| r.method.as_deref().filter(|m| *m != current))
-                .collect();
-            if !others.is_empty() {
-                let n = others.len();
-                others.sort();
-                others.dedup();
-                tracing::warn!(
-                    "{n} trial(s) of `{}` were proposed by {} search and the file now asks for {current}; \
-                     they keep their method, count toward `search.trials` and inform the search. \
-                     Rename the experiment (or use --force) for a fresh study.",
-                    e.info.name,
-                    others.join("/")
-                );
-            }
+            self.study.warn_if_changed(&rows);
             // Proposals to come: the budget left, at the base config's size.
             let left = e
                 .search

@@ -182,9 +182,8 @@ impl SweepProgress {
         );
     }
 
-    /// Updates where a run stands.
-    /// On a terminal the run's bar shows the place; in a log each move is a line ("queued",
-    /// "on node7"), as a Slurm job's life is worth reading afterwards.
+    /// Updates where a run stands: on a terminal in its bar; in a log as a line for each move
+    /// ("queued", "on node7"), as a Slurm job's life is worth reading afterwards.
     pub fn place(&mut self, run_id: &str, place: &str) {
         let Some(r) = self.runs.get_mut(run_id) else {
             return;

@@ -99,10 +99,40 @@ impl<'a> Study<'a> {
             .collect()
     }
 
-    /// Trials recorded for this experiment whose parameters lie outside its current space (the
-    /// file's space was edited since they were proposed): they still count toward the budget and
-    /// inform the search, which the user should know.
-    pub fn foreign_trials(&self, rows: &[TrialRow]) -> usize {
+    /// Warns when the recorded trials came from another study than the file now describes: a
+    /// space edited since (parameters outside it) or another search method. They still count
+    /// toward the budget and inform the search, which the user should know.
+    pub fn warn_if_changed(&self, rows: &[TrialRow]) {
+        let name = &self.experiment.info.name;
+        let fresh = "Rename the experiment (or use --force) for a fresh study.";
+        let foreign = self.foreign_trials(rows);
+        if foreign > 0 {
+            tracing::warn!(
+                "{foreign} trial(s) of `{name}` were proposed from a different search space (the file \
+                 changed since); they count toward `search.trials` and inform the search. {fresh}"
+            );
+        }
+        let current = self.experiment.search.method.as_str();
+        let mut others: Vec<&str> = rows
+            .iter()
+            .filter(|r| r.trial.is_some())
+            .filter_map(|r| r.method.as_deref().filter(|m| *m != current))
+            .collect();
+        if !others.is_empty() {
+            let n = others.len();
+            others.sort();
+            others.dedup();
+            tracing::warn!(
+                "{n} trial(s) of `{name}` were proposed by {} search and the file now asks for \
+                 {current}; they keep their method, count toward `search.trials` and inform the \
+                 search. {fresh}",
+                others.join("/")
+            );
+        }
+    }
+
+    /// Trials recorded for this experiment whose parameters lie outside its current space.
+    fn foreign_trials(&self, rows: &[TrialRow]) -> usize {
         let space = &self.experiment.search.space;
         rows.iter()
             .filter(|r| r.trial.is_some())
