@@ -65,7 +65,13 @@ pub fn import_reference(file: &Path, dataset: Option<DatasetKind>, runs_dir: &Pa
         }
         config.dataset = given;
     }
-    config.data_channels = spec.channels;
+    // 0 ("the dataset's own") as pixelx's runs record it, so `--where data_channels=…` and
+    // `[[exclude]]` treat an imported model like a trained one.
+    config.data_channels = if spec.channels == config.dataset.channels() {
+        0
+    } else {
+        spec.channels
+    };
     config.color_levels = spec.levels;
     config.hidden_fmaps = spec.hidden_fmaps;
     config.out_hidden_fmaps = spec.out_hidden_fmaps;

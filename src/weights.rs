@@ -42,6 +42,33 @@ pub struct WeightFile {
     pub metadata: HashMap<String, String>,
 }
 
+/// What is wrong with a file the safetensors reader refused, in words (its error's `Display`
+/// is the variant's name, e.g. `HeaderTooSmall`).
+fn describe(e: &safetensors::SafeTensorError, len: usize) -> String {
+    use safetensors::SafeTensorError as E;
+    match e {
+        E::HeaderTooSmall if len == 0 => "the file is empty".into(),
+        E::HeaderTooSmall | E::InvalidHeaderLength => {
+            format!("its {len} bytes are too short for the header it announces (truncated?)")
+        }
+        E::HeaderTooLarge => {
+            "the header length it announces is implausibly large (not a safetensors file?)".into()
+        }
+        E::InvalidHeader | E::InvalidHeaderStart | E::InvalidHeaderDeserialization | E::JsonError(_) => {
+            "its header is not the JSON a safetensors file starts with".into()
+        }
+        E::TensorNotFound(name) => format!("tensor {name} is missing"),
+        E::InvalidOffset(name) => format!("the data of tensor {name} lies outside the file (truncated?)"),
+        E::MetadataIncompleteBuffer => {
+            "the tensors do not cover the file's data (truncated or padded?)".into()
+        }
+        E::TensorInvalidInfo | E::InvalidTensorView(..) | E::ValidationOverflow => {
+            "a tensor's shape, type and size disagree".into()
+        }
+        E::IoError(io) => io.to_string(),
+    }
+}
+
 /// Reads a safetensors file; any float dtype is converted to f32.
 pub fn load(path: &Path) -> Result<WeightFile> {
     // A FIFO or device would block or never end: only regular files are weight files.
@@ -50,11 +77,16 @@ pub fn load(path: &Path) -> Result<WeightFile> {
         bail!("{} is not a regular file", path.display());
     }
     let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
-    let (_, header) = safetensors::SafeTensors::read_metadata(&bytes)
-        .with_context(|| format!("{} is not a readable safetensors file", path.display()))?;
+    let unreadable = |e: safetensors::SafeTensorError| {
+        anyhow::anyhow!(
+            "{} is not a readable safetensors file: {}",
+            path.display(),
+            describe(&e, bytes.len())
+        )
+    };
+    let (_, header) = safetensors::SafeTensors::read_metadata(&bytes).map_err(unreadable)?;
     let metadata = header.metadata().clone().unwrap_or_default();
-    let st = safetensors::SafeTensors::deserialize(&bytes)
-        .with_context(|| format!("{} is not a readable safetensors file", path.display()))?;
+    let st = safetensors::SafeTensors::deserialize(&bytes).map_err(unreadable)?;
     let mut tensors = NamedTensors::new();
     for (name, view) in st.tensors() {
         let shape: Vec<i64> = view.shape().iter().map(|&d| d as i64).collect();

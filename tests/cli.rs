@@ -176,6 +176,16 @@ fn train_sample_eval_export_import_round_trip() {
     assert!(ok, "{stderr}");
     let m2: serde_json::Value = serde_json::from_str(json2.trim()).unwrap();
     assert_eq!(m2["nll"], m["nll"], "the imported weights are the same model");
+    // Recorded alike, so filters (`--where data_channels=0`, `[[exclude]]`) treat them alike.
+    let reg = pixelx::registry::Registry::open_read_only(&runs.path().join("registry.sqlite")).unwrap();
+    let channels = |run: &str| {
+        reg.summaries(&Default::default())
+            .unwrap()
+            .into_iter()
+            .find(|r| r.id == run)
+            .map(|r| r.params["data_channels"].clone())
+    };
+    assert_eq!(channels(&imported), channels(&id));
 }
 
 #[test]

@@ -83,6 +83,20 @@ const CASES: &[Case] = &[
         expect: &["search.space.seed", "within ±9007199254740992"],
     },
     Case {
+        name: "importing an empty file",
+        file: "",
+        args: &["import", "FILE"],
+        env: &[],
+        expect: &["exp.toml is not a readable safetensors file: the file is empty"],
+    },
+    Case {
+        name: "importing a file that is not safetensors",
+        file: "[experiment]\nname = \"not weights\"\n",
+        args: &["import", "FILE"],
+        env: &[],
+        expect: &["not a readable safetensors file", "implausibly large"],
+    },
+    Case {
         name: "an unknown pruner",
         file: study!(
             "method = \"random\"\ntrials = 4",
@@ -198,7 +212,7 @@ const CASES: &[Case] = &[
         file: GOOD,
         args: &["train", "--epochs", "1"],
         env: &[("PIXELX_EPOCHS", "abc")],
-        expect: &["PIXELX_EPOCHS", "expected an integer"],
+        expect: &["`epochs` (from PIXELX_EPOCHS): expected an integer"],
     },
     Case {
         name: "a learning rate that would overflow is refused",
@@ -213,6 +227,13 @@ const CASES: &[Case] = &[
         args: &["train", "--epochs", "1", "--batch-size", "60000", "--hidden-fmaps", "2400", "--cuda", "false"],
         env: &[],
         expect: &["memory", "batch_size"],
+    },
+    Case {
+        name: "a negative thread count from the environment is refused",
+        file: GOOD,
+        args: &["run", "FILE", "--dry-run"],
+        env: &[("PIXELX_THREADS", "-1")],
+        expect: &["--threads", "-1 is not in 0..=4096"],
     },
     Case {
         name: "--limit 0 is refused",
@@ -269,6 +290,7 @@ fn every_case_fails_with_its_message_and_no_debug_text() {
             "String(",
             "panicked",
             "LogUniform(",
+            "HeaderToo",
         ]
         .iter()
         .any(|d| text.contains(d));
@@ -307,8 +329,8 @@ fn run(runs: &Path, args: &[&str]) -> (bool, String) {
     )
 }
 
-/// The other half of "train honours or rejects PIXELX_*": a valid variable is used, and a flag
-/// on the command line still wins over it.
+/// The other half of "train honours or rejects PIXELX_*": a valid variable is used (`PIXELX_LR`
+/// too, as `--lr` is), and a flag on the command line still wins over it.
 #[test]
 fn train_honours_pixelx_variables_below_its_flags() {
     let dir = tempfile::tempdir().unwrap();
@@ -328,7 +350,7 @@ fn train_honours_pixelx_variables_below_its_flags() {
         ])
         .args(["--epoch-samples", "0", "--cuda", "false"])
         .args(common::TINY_MODEL)
-        .env("PIXELX_LEARNING_RATE", "0.004")
+        .env("PIXELX_LR", "0.004")
         .env("PIXELX_EPOCHS", "3")
         .output()
         .unwrap();
@@ -341,6 +363,61 @@ fn train_honours_pixelx_variables_below_its_flags() {
         "from PIXELX_LEARNING_RATE"
     );
     assert_eq!(runs[0].params["epochs"], 1, "--epochs wins over PIXELX_EPOCHS");
+}
+
+/// One registry for two runs folders: a command given the wrong folder says the run's folder is
+/// elsewhere, instead of "no checkpoint yet".
+#[test]
+fn a_run_whose_folder_is_in_another_runs_folder_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let registry = dir.path().join("shared.sqlite");
+    let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+    let out = pixelx()
+        .arg("--runs-dir")
+        .arg(&b)
+        .arg("--registry")
+        .arg(&registry)
+        .args([
+            "-q",
+            "train",
+            "--epochs",
+            "1",
+            "--train-subset",
+            "64",
+            "--test-subset",
+            "32",
+        ])
+        .args(["--epoch-samples", "0", "--cuda", "false"])
+        .args(common::TINY_MODEL)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let id = String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .nth(1)
+        .unwrap()
+        .to_owned();
+    for command in ["eval", "export", "sample"] {
+        let mut args = vec![command, id.as_str()];
+        if command == "export" {
+            args.extend(["--out", "w.safetensors"]);
+        }
+        let out = pixelx()
+            .arg("--runs-dir")
+            .arg(&a)
+            .arg("--registry")
+            .arg(&registry)
+            .args(&args)
+            .current_dir(dir.path())
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{command}");
+        assert!(
+            stderr.contains("is in the registry, but its folder") && stderr.contains("--runs-dir"),
+            "{command}: {stderr}"
+        );
+    }
 }
 
 #[test]

@@ -333,3 +333,29 @@ fn slurm_time_and_memory_take_numbers_or_text() {
         );
     }
 }
+
+/// `[[exclude]]` cuts generated points (grid, random samples); a `[[points]]` entry the user
+/// listed by hand is kept even when it matches.
+#[test]
+fn exclusions_cut_the_grid_but_keep_explicit_points() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write(
+        dir.path(),
+        "[experiment]\nname = \"x\"\n[grid]\nlearning_rate = [1e-3, 2e-3]\nhidden_ksize = [3, 5]\n\
+         [[exclude]]\nlearning_rate = 2e-3\nhidden_ksize = 5\n\
+         [[points]]\nlearning_rate = 2e-3\nhidden_ksize = 5\nseed = 9\n",
+    );
+    let e = Experiment::load(&path, &[]).unwrap();
+    let mut points: Vec<(f64, i64, u64)> = e
+        .runs
+        .iter()
+        .map(|r| (r.config.learning_rate, r.config.hidden_ksize, r.config.seed))
+        .collect();
+    points.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    let seed = pixelx::config::RunConfig::default().seed;
+    assert_eq!(
+        points,
+        [(1e-3, 3, seed), (1e-3, 5, seed), (2e-3, 3, seed), (2e-3, 5, 9)],
+        "three grid points and the explicit one"
+    );
+}

@@ -379,6 +379,34 @@ fn a_worker_trains_from_its_run_folder_alone_and_never_opens_the_registry() {
     assert!(!stderr.contains("newer results"), "{stderr}");
 }
 
+/// A run recorded but never started (its coordinator was killed while it was queued) is resumed
+/// from the beginning, and says so instead of claiming a checkpoint.
+#[test]
+fn resuming_a_run_that_never_started_says_it_starts_from_the_beginning() {
+    let dir = tempfile::tempdir().unwrap();
+    let runs = dir.path().join("runs");
+    let config = pixelx::config::RunConfig {
+        epochs: 1,
+        train_subset: 256,
+        ..common::tiny_config()
+    };
+    {
+        let mut reg = registry(&runs);
+        let info = pixelx::config::ExperimentInfo::named("queued", "");
+        let exp = reg.upsert_experiment(&info, None, Default::default()).unwrap();
+        reg.add_run(exp, "0123456789ab", &config, &runs.join("0123456789ab"), None)
+            .unwrap();
+    }
+    let (ok, stdout, stderr) = run_in(&runs, &["resume", "0123"]);
+    assert!(ok, "{stdout}{stderr}");
+    assert!(
+        stdout.contains("run 0123456789ab has no checkpoint yet; it starts from the beginning"),
+        "{stdout}"
+    );
+    let row = registry(&runs).run("0123456789ab").unwrap().unwrap();
+    assert_eq!(row.status, RunStatus::Completed);
+}
+
 fn mkfifo(path: &Path) {
     assert!(Command::new("mkfifo").arg(path).status().unwrap().success());
 }

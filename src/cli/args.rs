@@ -100,7 +100,8 @@ impl TrainArgs {
             sources.set(&format!("env.{key}"), Source::Env(var));
             env.insert(key, value);
         }
-        let base = crate::config::overlay(&RunConfig::default(), &env, "environment", "env", &sources)
+        // Named by key alone: the variable the value came from follows it.
+        let base = crate::config::overlay(&RunConfig::default(), &env, "", "env", &sources)
             .map_err(anyhow::Error::msg)?;
         let config = self.apply(base);
         config.validate().map_err(|e| {
@@ -251,6 +252,14 @@ impl ModelSource {
             (Some(given), None) => {
                 let id = super::resolve_run_id(cli, given)?;
                 let run = crate::run_dir::RunDir::new(&cli.runs_dir, &id);
+                if !run.root.is_dir() {
+                    bail!(
+                        "run {id} is in the registry, but its folder {} does not exist: its runs \
+                         folder is another than {} (pass that one with --runs-dir)",
+                        run.root.display(),
+                        cli.runs_dir.display()
+                    );
+                }
                 let best = run.best_checkpoint();
                 if best.exists() {
                     return Ok(best);

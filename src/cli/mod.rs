@@ -36,7 +36,8 @@ pub struct Cli {
     #[arg(long, global = true, env = "PIXELX_DATA_DIR", default_value = "data")]
     pub data_dir: PathBuf,
     /// Torch threads for this process (0 = torch's default).
-    #[arg(long, global = true, env = "PIXELX_THREADS", default_value_t = 0)]
+    #[arg(long, global = true, env = "PIXELX_THREADS", default_value_t = 0,
+          value_parser = clap::value_parser!(i32).range(0..=4096))]
     pub threads: i32,
     /// Only warnings and errors; no progress bars.
     #[arg(long, short, global = true)]
@@ -121,6 +122,14 @@ pub fn main() -> ExitCode {
     crate::panics::install_hook();
     let cli = Cli::parse();
     if cli.threads > 0 {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        if cli.threads as usize > cores {
+            eprintln!(
+                "warning: --threads {} is more than this machine's {cores} cores; the threads will \
+                 take turns on them, which is slower than {cores}",
+                cli.threads
+            );
+        }
         tch::set_num_threads(cli.threads);
     }
     match dispatch(&cli) {

@@ -67,7 +67,11 @@ pub fn resume(cli: &Cli, given: &str, force: bool) -> Result<()> {
     let run = RunDir::create(&cli.runs_dir, &id, &row.config)?;
     drop(registry);
     init_logging(cli.quiet, Some(&run.log_path()));
-    println!("run {id} resumes from its last checkpoint");
+    if run.epoch_checkpoints().is_empty() {
+        println!("run {id} has no checkpoint yet; it starts from the beginning");
+    } else {
+        println!("run {id} resumes from its last checkpoint");
+    }
     execute_here(cli, &id)
 }
 

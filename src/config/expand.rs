@@ -1,5 +1,6 @@
 //! Expanding a grid experiment into its runs: the cartesian product of `[grid]`, then
-//! `[[points]]` and `[random]` samples, minus `[[exclude]]`, each validated and named by its id.
+//! `[[points]]` and `[random]` samples, minus the grid points and samples `[[exclude]]` matches
+//! (explicit points are kept), each validated and named by its id.
 //!
 //! The size is computed before anything is built, so a typo that makes a grid of a million runs
 //! is refused at once; duplicates are dropped with a hash set, so expansion is linear.
@@ -40,10 +41,20 @@ pub fn overlay(
             for (k, v) in table {
                 if let Err(e) = apply(&mut std::iter::once((k, v))) {
                     let origin = sources.of(&format!("{source_path}.{k}")).note();
-                    return Err(format!("`{at}.{k}`{origin}: {}", humanize(e.message())));
+                    let key = if at.is_empty() {
+                        k.clone()
+                    } else {
+                        format!("{at}.{k}")
+                    };
+                    return Err(format!("`{key}`{origin}: {}", humanize(e.message())));
                 }
             }
-            Err(format!("`{at}`: {}", humanize(whole.message())))
+            let what = humanize(whole.message());
+            Err(if at.is_empty() {
+                what
+            } else {
+                format!("`{at}`: {what}")
+            })
         }
     }
 }
@@ -155,7 +166,8 @@ pub fn expand(file: &ExperimentFile, base: &RunConfig, sources: &Sources) -> Res
         let config = overlay(base, &table, &at, source_path, sources)?;
         let fields = toml::Value::try_from(&config).map_err(|e| e.to_string())?;
         let fields = fields.as_table().ok_or("config is not a table")?;
-        if exclusions.iter().any(|e| matches(fields, e)) {
+        // Exclusions cut the generated points; a point the user listed by hand is meant.
+        if source_path != "points" && exclusions.iter().any(|e| matches(fields, e)) {
             continue;
         }
         config.validate().map_err(|e| {

@@ -89,12 +89,23 @@ pub fn env_run_values() -> Vec<(String, toml::Value, String)> {
     let mut out = Vec::new();
     for key in RUN_KEYS {
         let var = format!("PIXELX_{}", key.to_uppercase());
-        if let Ok(text) = std::env::var(&var) {
+        let alias = ENV_ALIASES
+            .iter()
+            .find(|(_, k)| *k == key)
+            .map(|(a, _)| format!("PIXELX_{a}"));
+        // The full name wins over an alias when both are set.
+        let found = std::iter::once(var)
+            .chain(alias)
+            .find_map(|v| std::env::var(&v).ok().map(|text| (text, v)));
+        if let Some((text, var)) = found {
             out.push((key.to_owned(), parse_value(&text), var));
         }
     }
     out
 }
+
+/// Short names of run parameters, as the original's flags have them (`--lr`): `PIXELX_LR`.
+const ENV_ALIASES: [(&str, &str); 1] = [("LR", "learning_rate")];
 
 /// Other `PIXELX_*` variables pixelx reads (not run parameters).
 const KNOWN_VARS: [&str; 6] = [
@@ -112,7 +123,11 @@ pub fn misspelt_env_vars() -> Vec<(String, String)> {
     std::env::vars()
         .filter_map(|(var, _)| {
             let key = var.strip_prefix("PIXELX_")?.to_lowercase();
-            if RUN_KEYS.contains(&key.as_str()) || KNOWN_VARS.contains(&key.to_uppercase().as_str()) {
+            let upper = key.to_uppercase();
+            if RUN_KEYS.contains(&key.as_str())
+                || KNOWN_VARS.contains(&upper.as_str())
+                || ENV_ALIASES.iter().any(|(a, _)| *a == upper)
+            {
                 return None;
             }
             let (distance, near) = RUN_KEYS
