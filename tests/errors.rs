@@ -32,6 +32,17 @@ macro_rules! study {
     };
 }
 
+/// A random search over the learning rate with the `[pruner]` table given.
+macro_rules! pruned {
+    ($pruner:literal) => {
+        study!(
+            "method = \"random\"\ntrials = 4",
+            "learning_rate = { log_uniform = [1e-4, 1e-2] }",
+            $pruner
+        )
+    };
+}
+
 struct Case {
     name: &'static str,
     /// TOML of the experiment file the command gets as `FILE` (written to `exp.toml`).
@@ -98,33 +109,21 @@ const CASES: &[Case] = &[
     },
     Case {
         name: "an unknown pruner",
-        file: study!(
-            "method = \"random\"\ntrials = 4",
-            "learning_rate = { log_uniform = [1e-4, 1e-2] }",
-            "[pruner]\nkind = \"hyperband\"\n"
-        ),
+        file: pruned!("[pruner]\nkind = \"hyperband\"\n"),
         args: &["run", "FILE"],
         env: &[],
         expect: &["pruner.kind", "hyperband", "asha"],
     },
     Case {
         name: "a grace period as long as the runs",
-        file: study!(
-            "method = \"random\"\ntrials = 4",
-            "learning_rate = { log_uniform = [1e-4, 1e-2] }",
-            "[pruner]\nkind = \"asha\"\ngrace_epochs = 2\n"
-        ),
+        file: pruned!("[pruner]\nkind = \"asha\"\ngrace_epochs = 2\n"),
         args: &["run", "FILE"],
         env: &[],
         expect: &["pruner.grace_epochs", "less than the runs' epochs"],
     },
     Case {
         name: "a pruner metric that is not recorded",
-        file: study!(
-            "method = \"random\"\ntrials = 4",
-            "learning_rate = { log_uniform = [1e-4, 1e-2] }",
-            "[pruner]\nkind = \"median\"\nmetric = \"accuracy\"\n"
-        ),
+        file: pruned!("[pruner]\nkind = \"median\"\nmetric = \"accuracy\"\n"),
         args: &["run", "FILE"],
         env: &[],
         expect: &["pruner.metric", "accuracy", "test_bpd8"],
