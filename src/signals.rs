@@ -28,7 +28,12 @@ pub fn install(first: Option<&'static str>, on_force: impl Fn() + Send + 'static
         if STOP.swap(true, Ordering::SeqCst) {
             eprintln!("second interrupt: stopping now");
             on_force();
-            std::process::exit(INTERRUPTED_EXIT.into());
+            use std::io::Write;
+            let _ = std::io::stdout().flush();
+            // SAFETY: `_exit` ends the process at once. `exit` would run libtorch's static
+            // destructors while the main thread may still be inside a torch call, which can
+            // crash the process (a signal instead of exit code 130).
+            unsafe { libc::_exit(INTERRUPTED_EXIT.into()) }
         }
         if let Some(text) = first {
             eprintln!("{text}");

@@ -532,8 +532,12 @@ fn interrupted_commands_exit_130_and_leave_the_run_interrupted() {
     let dir = tempfile::tempdir().unwrap();
     let runs = dir.path().join("runs");
     let reg_path = runs.join("registry.sqlite");
-    // One SIGTERM (as `timeout` sends), then two SIGINTs in quick succession.
-    for signals in [vec![SIGTERM], vec![SIGINT, SIGINT]] {
+    // One SIGTERM (as `timeout` sends), then two SIGINTs in quick succession, at moments spread
+    // over the training (a second interrupt once crashed the process while torch was busy).
+    let double = || vec![SIGINT, SIGINT];
+    let cases =
+        std::iter::once((vec![SIGTERM], 1500)).chain([0, 100, 200, 300, 600, 1500].map(|ms| (double(), ms)));
+    for (signals, after_ms) in cases {
         let (mut child, id) = spawn_train(&runs, &tiny_train(2, 8192));
         assert!(wait_for(Duration::from_secs(60), || {
             Registry::open(&reg_path).is_ok_and(|r| {
@@ -542,15 +546,23 @@ fn interrupted_commands_exit_130_and_leave_the_run_interrupted() {
                     .is_some_and(|r| r.status == RunStatus::Running)
             })
         }));
-        std::thread::sleep(Duration::from_millis(1500));
+        std::thread::sleep(Duration::from_millis(after_ms));
         for s in &signals {
             signal(child.id(), *s);
             std::thread::sleep(Duration::from_millis(30));
         }
         let status = wait_guarded(&mut child, Duration::from_secs(60), "interrupted train");
-        assert_eq!(status.code(), Some(130), "{signals:?}");
+        assert_eq!(
+            status.code(),
+            Some(130),
+            "{signals:?} after {after_ms} ms: {status}"
+        );
         let row = registry(&runs).run(&id).unwrap().unwrap();
-        assert_eq!(row.status, RunStatus::Interrupted, "{signals:?}");
+        assert_eq!(
+            row.status,
+            RunStatus::Interrupted,
+            "{signals:?} after {after_ms} ms"
+        );
     }
 }
 
