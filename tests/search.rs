@@ -186,21 +186,42 @@ devices = ["cpu", "cpu"]
     );
 }
 
+/// Writes `<name>.toml`: a random search of tiny models over `space` (one axis line), with
+/// `(epochs, train_subset)`, a budget of `trials`, on CPU (`scheduler`: more scheduler lines).
+fn random_study(
+    dir: &Path,
+    name: &str,
+    (epochs, train_subset): (u32, u32),
+    trials: usize,
+    space: &str,
+    scheduler: &str,
+) -> std::path::PathBuf {
+    let text = format!(
+        "[experiment]\nname = \"{name}\"\ndataset = \"mnist\"\n[defaults]\nepochs = {epochs}\n{}\
+         epoch_samples = 0\ntrain_subset = {train_subset}\ntest_subset = 128\n\
+         [search]\nmethod = \"random\"\ntrials = {trials}\n[search.space]\n{space}\n\
+         [scheduler]\ndevices = \"cpu\"\n{scheduler}",
+        common::TINY_MODEL_TOML
+    );
+    let file = dir.join(format!("{name}.toml"));
+    std::fs::write(&file, text).unwrap();
+    file
+}
+
 /// A space with fewer configurations than trials ends the study early, and says so once (the
 /// scheduler asks for the next trial on every pass while a slot is free and runs train).
 #[test]
 fn an_exhausted_space_ends_the_study_with_one_warning() {
     let dir = tempfile::tempdir().unwrap();
     let runs = dir.path().join("runs");
-    let text = format!(
-        "[experiment]\nname = \"one\"\ndataset = \"mnist\"\n[defaults]\nepochs = 2\n{}\
-         epoch_samples = 0\ntrain_subset = 1024\ntest_subset = 128\n\
-         [search]\nmethod = \"random\"\ntrials = 3\n[search.space]\nhidden_ksize = {{ choice = [3] }}\n\
-         [scheduler]\ndevices = \"cpu\"\nruns_per_device = 2\n",
-        common::TINY_MODEL_TOML
+    let file = random_study(
+        dir.path(),
+        "one",
+        (2, 1024),
+        3,
+        "hidden_ksize = { choice = [3] }",
+        "runs_per_device = 2\n",
     );
-    let file = dir.path().join("one.toml");
-    std::fs::write(&file, text).unwrap();
     let (ok, stdout, stderr) = run_in(&runs, &["run", file.to_str().unwrap()]);
     assert!(ok && stdout.contains("1 completed"), "{stdout}{stderr}");
     assert_eq!(
@@ -216,16 +237,14 @@ fn an_exhausted_space_ends_the_study_with_one_warning() {
 fn recorded_trials_keep_the_method_that_proposed_them() {
     let dir = tempfile::tempdir().unwrap();
     let runs = dir.path().join("runs");
-    let text = format!(
-        "[experiment]\nname = \"switch\"\ndataset = \"mnist\"\n[defaults]\nepochs = 1\n{}\
-         epoch_samples = 0\ntrain_subset = 256\ntest_subset = 128\n\
-         [search]\nmethod = \"random\"\ntrials = 2\n\
-         [search.space]\nlearning_rate = {{ log_uniform = [1e-4, 1e-2] }}\n\
-         [scheduler]\ndevices = \"cpu\"\n",
-        common::TINY_MODEL_TOML
+    let file = random_study(
+        dir.path(),
+        "switch",
+        (1, 256),
+        2,
+        "learning_rate = { log_uniform = [1e-4, 1e-2] }",
+        "",
     );
-    let file = dir.path().join("switch.toml");
-    std::fs::write(&file, text).unwrap();
     let file = file.to_str().unwrap();
     let (ok, stdout, stderr) = run_in(&runs, &["-q", "run", file]);
     assert!(ok && stdout.contains("2 completed"), "{stdout}{stderr}");

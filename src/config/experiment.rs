@@ -246,24 +246,18 @@ fn is_space_axis(path: &str) -> bool {
 /// way). A table given to `--set` replaces the file's table instead of merging into it, so that
 /// `--set 'search.space.x={ choice = [8] }'` reshapes an axis written as `{ int = [...] }`.
 fn replace_at(doc: &mut toml::Table, path: &str, value: toml::Value) {
+    let (parents, leaf) = path.rsplit_once('.').unwrap_or(("", path));
     let mut table = doc;
-    let mut parts = path.split('.').peekable();
-    while let Some(part) = parts.next() {
-        if parts.peek().is_none() {
-            table.insert(part.to_owned(), value);
-            return;
-        }
+    for part in parents.split('.').filter(|p| !p.is_empty()) {
         let entry = table
             .entry(part)
             .or_insert_with(|| toml::Value::Table(toml::Table::new()));
         if !entry.is_table() {
             *entry = toml::Value::Table(toml::Table::new());
         }
-        let Some(next) = entry.as_table_mut() else {
-            return;
-        };
-        table = next;
+        table = entry.as_table_mut().expect("made a table just above");
     }
+    table.insert(leaf.to_owned(), value);
 }
 
 /// Checks the names used in the file (so typos are caught with a suggestion).

@@ -20,8 +20,9 @@ pub struct Proposal {
 pub struct Study<'a> {
     experiment: &'a Experiment,
     tpe: TpeSettings,
-    /// Whether the user was told the space is exhausted (the scheduler asks on every pass).
-    told_exhausted: std::cell::Cell<bool>,
+    /// Set once the space holds no configuration not tried yet: the scheduler asks for a trial
+    /// on every pass, and recorded trials only grow, so the answer stays None (said once).
+    exhausted: std::cell::Cell<bool>,
 }
 
 fn toml_value(v: &serde_json::Value) -> Option<toml::Value> {
@@ -49,7 +50,7 @@ impl<'a> Study<'a> {
                     .unwrap_or(TpeSettings::default().n_startup_trials),
                 ..TpeSettings::default()
             },
-            told_exhausted: std::cell::Cell::new(false),
+            exhausted: std::cell::Cell::new(false),
         }
     }
 
@@ -151,6 +152,9 @@ impl<'a> Study<'a> {
     /// no configuration not tried yet). Trial `n` is a pure function of the seed, `n` and the
     /// trials recorded so far, so a sweep run again proposes the same runs.
     pub fn suggest(&self, registry: &Registry) -> Result<Option<Proposal>> {
+        if self.exhausted.get() {
+            return Ok(None);
+        }
         let search = &self.experiment.search;
         let rows = registry.trial_rows(&self.experiment.info.name, self.metric())?;
         let number = rows.iter().filter(|r| r.trial.is_some()).count();
@@ -171,12 +175,11 @@ impl<'a> Study<'a> {
         };
         let Some(params) = search::propose(&proposer, &search.space, &trials, search.seed, number, tried)
         else {
-            if !self.told_exhausted.replace(true) {
-                tracing::warn!(
-                    "the search space of {name} holds no configuration not tried yet; \
-                     the study ends after {number} trial(s)"
-                );
-            }
+            self.exhausted.set(true);
+            tracing::warn!(
+                "the search space of {name} holds no configuration not tried yet; \
+                 the study ends after {number} trial(s)"
+            );
             return Ok(None);
         };
         let config = self
