@@ -14,7 +14,8 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use browser::{Browser, Killed};
-use http::{get, get_with_host};
+use http::{get, get_with_host, Events};
+use pixelx::config::{ExperimentInfo, RunConfig};
 use pixelx::registry::{Registry, RunFilter};
 use pixelx::report::escape;
 use pixelx::run_dir::RunDir;
@@ -47,10 +48,16 @@ fn run_sweep(dir: &Path, file: &Path, extra: &[&str]) {
 
 /// `pixelx serve --port 0` on `dir/runs`; returns the process and its `127.0.0.1:PORT`.
 fn serve(dir: &Path) -> (Killed, String) {
+    serve_with(dir, &[])
+}
+
+/// [`serve`] with more `serve` flags; returns the process and the `HOST:PORT` it printed.
+fn serve_with(dir: &Path, extra: &[&str]) -> (Killed, String) {
     let mut child = common::pixelx()
         .arg("--runs-dir")
         .arg(dir.join("runs"))
         .args(["serve", "--port", "0"])
+        .args(extra)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -327,4 +334,109 @@ fn hostile_names_are_escaped_and_traversal_or_unknown_ids_get_404_or_400_on_ever
         get_with_host(&addr, "/", &addr.replace("127.0.0.1", "localhost")).status,
         200
     );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Issue 17: the registry file replaced under a running server, other loopback addresses, and
+// names that are path segments.
+
+/// A real registry at `path` with one experiment of `runs` queued runs (nothing trained).
+fn registry_with(path: &Path, experiment: &str, runs: usize) {
+    let mut reg = Registry::open(path).unwrap();
+    let exp = reg
+        .upsert_experiment(&ExperimentInfo::named(experiment, ""), None, Default::default())
+        .unwrap();
+    for i in 0..runs {
+        let config = RunConfig {
+            seed: i as u64,
+            ..RunConfig::default()
+        };
+        let id = format!("{:012x}", i + 1);
+        reg.add_run(exp, &id, &config, &path.with_file_name(&id), None)
+            .unwrap();
+    }
+}
+
+/// The change token the front page is rendered with.
+fn page_token(addr: &str) -> String {
+    let page = get(addr, "/").text();
+    let at = page.find("data-token=\"").expect("a live page") + "data-token=\"".len();
+    page[at..][..page[at..].find('"').unwrap()].to_owned()
+}
+
+#[test]
+fn live_updates_follow_a_registry_that_is_replaced_deleted_or_created_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let runs = dir.path().join("runs");
+    std::fs::create_dir_all(&runs).unwrap();
+    let path = runs.join("registry.sqlite");
+    registry_with(&path, "first", 1);
+    let (_server, addr) = serve(dir.path());
+    // A generous wait per event: the watcher polls twice a second.
+    let mut events = Events::open(&addr, Duration::from_secs(30));
+    let first = events.until(|t| t != "none").expect("a token for the registry");
+    assert_eq!(first, page_token(&addr));
+
+    // Replaced, as a restore from a backup does: a new file renamed over the old one.
+    let fresh = runs.join("restored.sqlite");
+    registry_with(&fresh, "second", 2);
+    std::fs::rename(&fresh, &path).unwrap();
+    let replaced = page_token(&addr);
+    assert_ne!(replaced, first, "pages render the new file");
+    assert!(get(&addr, "/").text().contains("second"));
+    assert_eq!(
+        events.until(|t| t == replaced).as_deref(),
+        Some(replaced.as_str()),
+        "/events moves to the replaced file's token"
+    );
+
+    // Deleted: pages say there is none, and so does the stream.
+    std::fs::remove_file(&path).unwrap();
+    assert_eq!(page_token(&addr), "none");
+    assert!(get(&addr, "/").text().contains("This page updates when it appears"));
+    assert_eq!(events.until(|t| t == "none").as_deref(), Some("none"));
+
+    // Created again: the promise "this page updates when it appears" is kept.
+    registry_with(&fresh, "third", 3);
+    std::fs::rename(&fresh, &path).unwrap();
+    let recreated = page_token(&addr);
+    assert!(recreated != "none" && recreated != replaced, "{recreated}");
+    assert_eq!(
+        events.until(|t| t == recreated).as_deref(),
+        Some(recreated.as_str()),
+        "/events follows the re-created file"
+    );
+}
+
+#[test]
+fn a_server_bound_to_another_loopback_address_answers_at_the_url_it_prints() {
+    let dir = tempfile::tempdir().unwrap();
+    let runs = dir.path().join("runs");
+    std::fs::create_dir_all(&runs).unwrap();
+    registry_with(&runs.join("registry.sqlite"), "e", 1);
+    let (_server, addr) = serve_with(dir.path(), &["--bind", "127.0.0.2"]);
+    assert!(addr.starts_with("127.0.0.2:"), "{addr}");
+    let r = get(&addr, "/");
+    assert_eq!(r.status, 200, "{}", r.text());
+    let port = addr.rsplit(':').next().unwrap();
+    assert_eq!(get_with_host(&addr, "/", &format!("localhost:{port}")).status, 200);
+    // Still no answer to another site's name (DNS rebinding).
+    assert_eq!(get_with_host(&addr, "/", "evil.example:80").status, 400);
+    assert_eq!(get_with_host(&addr, "/", &format!("127.0.0.3:{port}")).status, 400);
+}
+
+#[test]
+fn an_experiment_named_dot_dot_is_linked_with_its_dots_encoded() {
+    let dir = tempfile::tempdir().unwrap();
+    let runs = dir.path().join("runs");
+    std::fs::create_dir_all(&runs).unwrap();
+    // Recorded by an older pixelx: experiment files may no longer name one so.
+    registry_with(&runs.join("registry.sqlite"), "..", 1);
+    let (_server, addr) = serve(dir.path());
+    let page = get(&addr, "/").text();
+    assert!(page.contains("href=\"/experiments/%2E%2E\""), "{page}");
+    assert!(!page.contains("href=\"/experiments/..\""), "{page}");
+    let r = get(&addr, "/experiments/%2E%2E");
+    assert_eq!(r.status, 200);
+    assert!(r.text().contains(".. · pixelx"), "{}", r.text());
 }

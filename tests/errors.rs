@@ -248,6 +248,56 @@ const CASES: &[Case] = &[
         env: &[],
         expect: &["--best", "at least 1"],
     },
+    // Issue 17: names, --set parsing and the data folder.
+    Case {
+        name: "the name `adhoc` is reserved for `pixelx train` runs",
+        file: "[experiment]\nname = \"adhoc\"\n[grid]\nlearning_rate = [1e-3]\n",
+        args: &["run", "FILE", "--dry-run", "--no-calibrate"],
+        env: &[],
+        expect: &["experiment.name", "`adhoc` is reserved"],
+    },
+    Case {
+        name: "a bidi override in a name is refused",
+        file: "[experiment]\nname = \"abc\\u202Exyz\"\n",
+        args: &["run", "FILE", "--dry-run", "--no-calibrate"],
+        env: &[],
+        expect: &["experiment.name", "U+202E"],
+    },
+    Case {
+        name: "a zero-width character in a name is refused",
+        file: "[experiment]\nname = \"a\\u200Bb\"\n",
+        args: &["run", "FILE", "--dry-run", "--no-calibrate"],
+        env: &[],
+        expect: &["experiment.name", "U+200B"],
+    },
+    Case {
+        name: "a name that is a path's dot segment is refused",
+        file: "[experiment]\nname = \"..\"\n",
+        args: &["run", "FILE", "--dry-run", "--no-calibrate"],
+        env: &[],
+        expect: &["experiment.name", "`..`"],
+    },
+    Case {
+        name: "an integer too large for --set says so",
+        file: GOOD,
+        args: &["run", "FILE", "--dry-run", "--no-calibrate", "--set", "search.trials=18446744073709551615"],
+        env: &[],
+        expect: &["--set search.trials", "too large"],
+    },
+    Case {
+        name: "a typo inside --set points gets the file's suggestion",
+        file: GOOD,
+        args: &["run", "FILE", "--dry-run", "--no-calibrate", "--set", "points=[{learning_rat=1e-3}]"],
+        env: &[],
+        expect: &["points[0].learning_rat", "did you mean `learning_rate`"],
+    },
+    Case {
+        name: "a missing dataset names --data-dir and PIXELX_DATA_DIR",
+        file: GOOD,
+        args: &["run", "FILE"],
+        env: &[("PIXELX_DATA_DIR", "/nonexistent-pixelx-data")],
+        expect: &["--data-dir", "PIXELX_DATA_DIR"],
+    },
     Case {
         name: "an unknown status is refused with the choices",
         file: GOOD,
@@ -480,4 +530,226 @@ fn ls_marks_running_runs_whose_process_is_gone_and_markdown_escapes_pipes() {
     assert!(text.contains("process gone"), "{text}");
     let (ok, text) = run(&runs, &["report", "--format", "markdown"]);
     assert!(ok && text.contains("a\\|b"), "{text}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Issue 17: registries that are not what they should be, under every command that reads one.
+
+/// What stands at the `--registry` path before the command runs.
+#[derive(Clone, Copy, Debug)]
+enum Standing {
+    /// A zero-byte file.
+    Empty,
+    /// A text file.
+    NotSqlite,
+    /// A folder.
+    Folder,
+    /// A real registry whose `user_version` a newer pixelx would write.
+    Newer,
+    /// A real registry with the experiments `alpha` and `beta`, one run each.
+    Known,
+}
+
+struct RegistryCase {
+    name: &'static str,
+    registry: Standing,
+    args: &'static [&'static str],
+    expect: &'static [&'static str],
+}
+
+const REGISTRY_CASES: &[RegistryCase] = &[
+    RegistryCase {
+        name: "serve refuses a zero-byte registry at start",
+        registry: Standing::Empty,
+        args: &["serve", "--port", "0"],
+        expect: &["reg.sqlite", "not a pixelx registry"],
+    },
+    RegistryCase {
+        name: "serve refuses a file that is not a registry at start",
+        registry: Standing::NotSqlite,
+        args: &["serve", "--port", "0"],
+        expect: &["reg.sqlite", "not a pixelx registry"],
+    },
+    RegistryCase {
+        name: "ls says the registry is a folder",
+        registry: Standing::Folder,
+        args: &["ls"],
+        expect: &["reg.sqlite", "is a directory"],
+    },
+    RegistryCase {
+        name: "report says the registry is a folder",
+        registry: Standing::Folder,
+        args: &["report"],
+        expect: &["reg.sqlite", "is a directory"],
+    },
+    RegistryCase {
+        name: "serve says the registry is a folder",
+        registry: Standing::Folder,
+        args: &["serve", "--port", "0"],
+        expect: &["reg.sqlite", "is a directory"],
+    },
+    RegistryCase {
+        name: "a dry run says the registry is a folder",
+        registry: Standing::Folder,
+        args: &["run", "FILE", "--dry-run", "--no-calibrate"],
+        expect: &["reg.sqlite", "is a directory"],
+    },
+    RegistryCase {
+        name: "run says the registry is a folder",
+        registry: Standing::Folder,
+        args: &["-q", "run", "FILE"],
+        expect: &["reg.sqlite", "is a directory"],
+    },
+    RegistryCase {
+        name: "train says the registry is a folder",
+        registry: Standing::Folder,
+        args: &["train", "--epochs", "1", "--train-subset", "64", "--test-subset", "32", "--cuda", "false"],
+        expect: &["reg.sqlite", "is a directory"],
+    },
+    RegistryCase {
+        name: "ls refuses a registry of a newer schema",
+        registry: Standing::Newer,
+        args: &["ls"],
+        expect: &["reg.sqlite", "schema version 999", "upgrade pixelx"],
+    },
+    RegistryCase {
+        name: "report refuses a registry of a newer schema",
+        registry: Standing::Newer,
+        args: &["report"],
+        expect: &["reg.sqlite", "schema version 999", "upgrade pixelx"],
+    },
+    RegistryCase {
+        name: "serve refuses a registry of a newer schema",
+        registry: Standing::Newer,
+        args: &["serve", "--port", "0"],
+        expect: &["reg.sqlite", "schema version 999", "upgrade pixelx"],
+    },
+    RegistryCase {
+        name: "report names an unknown experiment and the known ones",
+        registry: Standing::Known,
+        args: &["report", "--experiment", "nosuch"],
+        expect: &["no experiment `nosuch`", "alpha, beta"],
+    },
+];
+
+/// Puts `standing` at `path`.
+fn make_registry(path: &Path, standing: Standing) {
+    match standing {
+        Standing::Empty => std::fs::write(path, b"").unwrap(),
+        Standing::NotSqlite => std::fs::write(path, "name,bpd\nrun1,1.2\n".repeat(200)).unwrap(),
+        Standing::Folder => std::fs::create_dir(path).unwrap(),
+        Standing::Newer | Standing::Known => {
+            {
+                let mut reg = pixelx::registry::Registry::open(path).unwrap();
+                for name in ["alpha", "beta"] {
+                    let exp = reg
+                        .upsert_experiment(&pixelx::config::ExperimentInfo::named(name, ""), None, Default::default())
+                        .unwrap();
+                    let config = pixelx::config::RunConfig {
+                        seed: name.len() as u64,
+                        ..Default::default()
+                    };
+                    let id = format!("{:0>12}", name.len());
+                    reg.add_run(exp, &id, &config, &path.with_file_name(&id), None).unwrap();
+                }
+            }
+            if matches!(standing, Standing::Newer) {
+                let conn = rusqlite::Connection::open(path).unwrap();
+                conn.pragma_update(None, "user_version", 999).unwrap();
+            }
+        }
+    }
+}
+
+/// Runs `cmd` to its end, or kills it after `limit` (a server that should have refused to start).
+fn output_within(mut cmd: std::process::Command, limit: std::time::Duration) -> (Option<i32>, String) {
+    use std::io::Read as _;
+    let mut child = cmd
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let ended = common::wait_for(limit, || child.try_wait().unwrap().is_some());
+    if !ended {
+        child.kill().unwrap();
+    }
+    let status = child.wait().unwrap();
+    let mut text = String::new();
+    child.stdout.take().unwrap().read_to_string(&mut text).unwrap();
+    child.stderr.take().unwrap().read_to_string(&mut text).unwrap();
+    if !ended {
+        text += "\n[still running: killed]";
+    }
+    (status.code(), text)
+}
+
+#[test]
+fn every_registry_case_fails_with_its_message() {
+    let mut failures = Vec::new();
+    for case in REGISTRY_CASES {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("exp.toml");
+        std::fs::write(&file, GOOD).unwrap();
+        let registry = dir.path().join("reg.sqlite");
+        make_registry(&registry, case.registry);
+        let runs = dir.path().join("runs");
+        let args: Vec<&str> = case
+            .args
+            .iter()
+            .map(|a| if *a == "FILE" { file.to_str().unwrap() } else { a })
+            .collect();
+        let mut cmd = pixelx();
+        cmd.arg("--runs-dir")
+            .arg(&runs)
+            .arg("--registry")
+            .arg(&registry)
+            .args(&args)
+            .current_dir(dir.path());
+        let (code, text) = output_within(cmd, std::time::Duration::from_secs(60));
+        let missing: Vec<&&str> = case.expect.iter().filter(|e| !text.contains(**e)).collect();
+        if code != Some(1) || !missing.is_empty() || text.contains("panicked") {
+            failures.push(format!("{} (exit {code:?}, missing {missing:?}):\n{text}", case.name));
+        }
+        if runs.exists() {
+            failures.push(format!("{}: a rejected command wrote {}", case.name, runs.display()));
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} of {} cases:\n\n{}",
+        failures.len(),
+        REGISTRY_CASES.len(),
+        failures.join("\n\n")
+    );
+}
+
+/// A dry run only estimates, so a newer registry is a warning there (the real run refuses).
+#[test]
+fn a_dry_run_warns_about_a_registry_of_a_newer_schema_and_run_refuses_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("exp.toml");
+    std::fs::write(&file, GOOD).unwrap();
+    let registry = dir.path().join("reg.sqlite");
+    make_registry(&registry, Standing::Newer);
+    let with = |args: &[&str]| {
+        let out = pixelx()
+            .arg("--runs-dir")
+            .arg(dir.path().join("runs"))
+            .arg("--registry")
+            .arg(&registry)
+            .args(args)
+            .arg(&file)
+            .output()
+            .unwrap();
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (out.status.success(), text)
+    };
+    let (ok, text) = with(&["run", "--dry-run", "--no-calibrate"]);
+    assert!(ok && text.contains("schema version 999"), "{text}");
+    let (ok, text) = with(&["run"]);
+    assert!(!ok && text.contains("schema version 999"), "{text}");
 }

@@ -57,6 +57,24 @@ fn note_unread(cli: &Cli, runs: &[RunSummary]) {
     }
 }
 
+/// An `--experiment` the registry does not know is a typo to name, not an empty table.
+fn check_experiment(registry: &Registry, name: &str) -> Result<()> {
+    let known: Vec<String> = registry.experiments()?.into_iter().map(|e| e.name).collect();
+    if known.iter().any(|k| k == name) {
+        return Ok(());
+    }
+    let listed = if known.is_empty() {
+        "it records none yet".to_owned()
+    } else {
+        format!("it knows {}", known.join(", "))
+    };
+    bail!(
+        "no experiment `{name}` in {} ({listed}){}",
+        registry.path.display(),
+        suggest(name, &known.iter().map(String::as_str).collect::<Vec<_>>())
+    )
+}
+
 pub fn report(cli: &Cli, args: &ReportArgs) -> Result<()> {
     let mut conditions = Vec::new();
     for c in &args.conditions {
@@ -74,6 +92,9 @@ pub fn report(cli: &Cli, args: &ReportArgs) -> Result<()> {
         .map(|p| crate::fsio::check_output(p, &cli.protected()))
         .transpose()?;
     let registry = Registry::open_read_only(&cli.registry_path())?;
+    if let Some(name) = &args.experiment {
+        check_experiment(&registry, name)?;
+    }
     let filter = RunFilter {
         experiment: args.experiment.clone(),
         conditions,

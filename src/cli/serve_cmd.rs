@@ -7,6 +7,7 @@ use anyhow::Result;
 use clap::Args;
 
 use super::Cli;
+use crate::registry::Registry;
 use crate::serve::{ServeOptions, Server};
 
 #[derive(Args, Debug)]
@@ -30,19 +31,22 @@ pub fn serve(cli: &Cli, args: &ServeArgs) -> Result<()> {
     unsafe {
         libc::nice(10);
     }
-    if let Some(name) = &args.experiment {
-        let known = crate::registry::Registry::open_read_only(&cli.registry_path())
-            .and_then(|r| r.experiments())
-            .map(|all| all.iter().any(|e| &e.name == name));
-        if let Ok(false) = known {
-            tracing::warn!(
-                "no experiment `{name}` in {} (yet); the front page shows it once it has runs",
-                cli.registry_path().display()
-            );
+    let path = cli.registry_path();
+    // A missing registry is fine (a sweep may create it; the pages say so and update), but a
+    // file that is there must be one this pixelx reads: otherwise every page would answer 500.
+    if path.exists() {
+        let registry = Registry::open_read_only(&path)?;
+        if let Some(name) = &args.experiment {
+            if !registry.experiments()?.iter().any(|e| &e.name == name) {
+                tracing::warn!(
+                    "no experiment `{name}` in {} (yet); the front page shows it once it has runs",
+                    path.display()
+                );
+            }
         }
     }
     let server = Server::start(ServeOptions {
-        registry: cli.registry_path(),
+        registry: path,
         runs_dir: cli.runs_dir.clone(),
         addr: SocketAddr::new(args.bind, args.port),
         experiment: args.experiment.clone(),

@@ -359,10 +359,46 @@ pub fn parse_override(s: &str) -> Result<(String, toml::Value), String> {
     } else {
         return Err(format!("--set: unknown key `{key}`{}", suggest(key, &RUN_KEYS)));
     };
+    check_integer_range(key, value)?;
     Ok((path, parse_value(value)))
 }
 
-/// Rejects names a terminal or a log would show as something else.
+/// TOML integers are 64-bit: a longer one would otherwise be read as a string and reported as
+/// "expected an integer, got the string".
+fn check_integer_range(key: &str, value: &str) -> Result<(), String> {
+    let text = value.trim();
+    let digits = text.strip_prefix(['-', '+']).unwrap_or(text).replace('_', "");
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) || text.parse::<i64>().is_ok() {
+        return Ok(());
+    }
+    let bound = if text.starts_with('-') {
+        format!("too small (at least {})", i64::MIN)
+    } else {
+        format!("too large (at most {})", i64::MAX)
+    };
+    Err(format!("--set {key}: {text} is {bound}"))
+}
+
+/// Names pixelx records runs under itself, with what they hold: a file of the same name would
+/// silently share their experiment.
+const RESERVED_NAMES: [(&str, &str); 2] = [
+    ("adhoc", "runs started with `pixelx train`"),
+    ("imported", "weights read with `pixelx import`"),
+];
+
+/// Characters that print as nothing or reorder the text around them (zero-width spaces and
+/// joiners, bidirectional marks, embeddings, overrides and isolates, the byte-order mark): a
+/// name holding one reads as another name.
+fn is_invisible(c: char) -> bool {
+    matches!(
+        c,
+        '\u{061C}' | '\u{180E}' | '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}'
+            | '\u{2060}'..='\u{2064}' | '\u{2066}'..='\u{2069}' | '\u{FEFF}'
+    )
+}
+
+/// Rejects names a terminal or a log would show as something else, names that are a path's dot
+/// segment (a link to `/experiments/..` is folded to `/` by every browser), and reserved ones.
 fn check_name(name: &str) -> Result<(), String> {
     if name.trim().is_empty() {
         return Err("`experiment.name` must not be empty".into());
@@ -371,6 +407,24 @@ fn check_name(name: &str) -> Result<(), String> {
         return Err(format!(
             "`experiment.name` contains the control character {:?}; use printable characters",
             c
+        ));
+    }
+    if let Some(c) = name.chars().find(|c| is_invisible(*c)) {
+        return Err(format!(
+            "`experiment.name` contains U+{:04X}, an invisible or text-direction character; use \
+             printable characters",
+            c as u32
+        ));
+    }
+    if name == "." || name == ".." {
+        return Err(format!(
+            "`experiment.name` `{name}` is a path segment, which links and paths cannot name; \
+             choose another name"
+        ));
+    }
+    if let Some((_, holds)) = RESERVED_NAMES.iter().find(|(n, _)| *n == name) {
+        return Err(format!(
+            "`experiment.name`: `{name}` is reserved for {holds}; choose another name"
         ));
     }
     Ok(())
@@ -397,8 +451,13 @@ impl Experiment {
             .collect::<Result<_, _>>()
             .map_err(err)?;
         let mut text = text;
-        if overrides.iter().any(|(_, value, _)| value.is_table()) {
-            for (key, value, _) in overrides.iter().filter(|(_, value, _)| value.is_table()) {
+        // Tables (and arrays of them, `points=[{...}]`) go into the document, so that their keys
+        // are checked, with suggestions, as the file's are.
+        let holds_tables = |value: &toml::Value| {
+            value.is_table() || value.as_array().is_some_and(|a| a.iter().any(toml::Value::is_table))
+        };
+        if overrides.iter().any(|(_, value, _)| holds_tables(value)) {
+            for (key, value, _) in overrides.iter().filter(|(_, value, _)| holds_tables(value)) {
                 replace_at(&mut doc, key, value.clone());
             }
             check_structure(&doc).map_err(err)?;

@@ -102,7 +102,12 @@ impl DatasetKind {
     pub fn fetch_hint(self) -> &'static str {
         match self {
             Self::Cifar => "place the CIFAR-10 binary release there, or point PIXELX_CIFAR_DIR at its folder",
-            Self::Mnist | Self::Fashionmnist => "run `just setup` (or `./dev setup`) to fetch it",
+            // Run from another folder, the default `data` is looked for there: name the ways to
+            // point at the real one as well as the way to fetch it.
+            Self::Mnist | Self::Fashionmnist => {
+                "run `just setup` (or `./dev setup`) to fetch it, or point --data-dir (or \
+                 PIXELX_DATA_DIR) at the folder that holds it"
+            }
         }
     }
 }

@@ -146,6 +146,31 @@ pub struct Registry {
     pub path: PathBuf,
 }
 
+/// Refuses a registry path that is a folder, with the fix: SQLite would only say it "cannot
+/// open" it, and a read-only command would say there is no registry.
+pub fn check_not_folder(path: &Path) -> Result<()> {
+    if path.is_dir() {
+        bail!(
+            "the registry {} is a directory, not a registry file (--registry or PIXELX_REGISTRY \
+             names the SQLite file itself, e.g. {})",
+            path.display(),
+            Registry::default_path(path).display()
+        );
+    }
+    Ok(())
+}
+
+/// A registry written by a newer pixelx: its tables may mean something this version does not
+/// know, so it is neither read nor written.
+fn newer_schema(path: &Path, version: i64) -> anyhow::Error {
+    anyhow::anyhow!(
+        "the registry {} has schema version {version}, newer than this pixelx understands ({}); \
+         upgrade pixelx",
+        path.display(),
+        schema::MIGRATIONS.len()
+    )
+}
+
 impl Registry {
     /// `<runs dir>/registry.sqlite`: the default when `--registry` (or `PIXELX_REGISTRY`) is not
     /// given.
@@ -155,6 +180,7 @@ impl Registry {
 
     /// Opens the registry at `path` for writing, creating and migrating it as needed.
     pub fn open(path: &Path) -> Result<Self> {
+        check_not_folder(path)?;
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         }
@@ -167,6 +193,7 @@ impl Registry {
     /// Opens an existing registry read-only: nothing is created, migrated or locked for
     /// writing. A registry of an older schema is migrated once (with a write) if it can be.
     pub fn open_read_only(path: &Path) -> Result<Self> {
+        check_not_folder(path)?;
         if !path.is_file() {
             bail!(
                 "no registry at {} (run an experiment with `pixelx run FILE`, or point --runs-dir \
@@ -180,6 +207,9 @@ impl Registry {
         let version = reg.schema_version().map_err(|e| explain(e, path))?;
         if version == 0 {
             bail!("{} is not a pixelx registry (it has no schema)", path.display());
+        }
+        if version > schema::MIGRATIONS.len() as i64 {
+            return Err(newer_schema(path, version));
         }
         if version < schema::MIGRATIONS.len() as i64 {
             drop(reg);
@@ -233,7 +263,7 @@ impl Registry {
                 .transaction_with_behavior(TransactionBehavior::Immediate)?;
             let version: usize = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
             if version > target {
-                bail!("the registry has schema version {version}, newer than this pixelx understands ({target}); upgrade pixelx");
+                return Err(newer_schema(&self.path, version as i64));
             }
             for (i, sql) in schema::MIGRATIONS.iter().enumerate().skip(version) {
                 tx.execute_batch(sql)?;

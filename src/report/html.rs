@@ -30,11 +30,15 @@ pub fn escape(s: &str) -> String {
     out
 }
 
-/// Percent-encodes `s` for one URL path segment (everything but unreserved characters).
+/// Percent-encodes `s` for one URL path segment (everything but unreserved characters, dots
+/// included).
 pub fn url_segment(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+        // Dots too: a literal `..` or `.` segment is folded away by any client (`/x/..` is
+        // `/`). Browsers (the WHATWG URL standard) fold `%2E%2E` as well, which is why
+        // experiment files may not take these names; this serves registries that hold them.
+        if b.is_ascii_alphanumeric() || b"-_~".contains(&b) {
             out.push(b as char);
         } else {
             let _ = write!(out, "%{b:02X}");
@@ -251,7 +255,8 @@ mod tests {
             escape("<script>alert('x')</script>&\""),
             "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt;&amp;&quot;"
         );
-        assert_eq!(url_segment("../a b/<x>"), "..%2Fa%20b%2F%3Cx%3E");
+        assert_eq!(url_segment("../a b/<x>"), "%2E%2E%2Fa%20b%2F%3Cx%3E");
+        assert_eq!(url_segment(".."), "%2E%2E");
     }
 
     #[test]

@@ -17,18 +17,25 @@ use super::routes::AppState;
 const CSP: &str = "default-src 'none'; script-src 'self'; connect-src 'self'; img-src 'self' data:; \
                    style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
 
-/// The Host values a loopback-bound server answers to; `None` when bound to another address
-/// (the user chose to expose it, and names it as they like).
+/// The Host values a loopback-bound server answers to: the address it is bound to (the one
+/// `serve` prints, which may be any of 127.0.0.0/8), and the usual names of this machine;
+/// `None` when bound to another address (the user chose to expose it, and names it as they like).
 pub fn allowed_hosts(addr: SocketAddr) -> Option<Vec<String>> {
     if !addr.ip().is_loopback() {
         return None;
     }
     let port = addr.port();
-    Some(vec![
+    let mut hosts = vec![
         format!("127.0.0.1:{port}"),
         format!("localhost:{port}"),
         format!("[::1]:{port}"),
-    ])
+    ];
+    // `SocketAddr`'s display brackets an IPv6 address, as a Host header does.
+    let bound = addr.to_string();
+    if !hosts.contains(&bound) {
+        hosts.push(bound);
+    }
+    Some(hosts)
 }
 
 pub async fn check(State(state): State<Arc<AppState>>, req: Request, next: Next) -> Response {
@@ -65,4 +72,20 @@ pub fn error(status: StatusCode, message: &'static str) -> Response {
         HeaderValue::from_static("text/plain; charset=utf-8"),
     );
     res
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_loopback_server_answers_to_its_own_address_and_localhost() {
+        let hosts = allowed_hosts("127.0.0.2:8080".parse().unwrap()).unwrap();
+        assert!(hosts.contains(&"127.0.0.2:8080".to_owned()), "{hosts:?}");
+        assert!(hosts.contains(&"localhost:8080".to_owned()), "{hosts:?}");
+        assert!(!hosts.contains(&"127.0.0.3:8080".to_owned()), "{hosts:?}");
+        let v6 = allowed_hosts("[::1]:9000".parse().unwrap()).unwrap();
+        assert_eq!(v6.iter().filter(|h| *h == "[::1]:9000").count(), 1, "{v6:?}");
+        assert_eq!(allowed_hosts("0.0.0.0:80".parse().unwrap()), None);
+    }
 }

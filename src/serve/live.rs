@@ -4,9 +4,15 @@
 //!
 //! One poll per interval for the whole server, whatever the number of open pages, and each poll
 //! is one constant-time read: the workers never notice.
+//!
+//! A token names the registry file it was read from (its device and inode) as well as its
+//! contents: a file replaced (a restored backup), deleted or created again is another registry,
+//! and an open connection would go on reading the old inode forever. The watcher reopens
+//! whenever the file at the path is not the one it holds.
 
 use std::convert::Infallible;
-use std::path::PathBuf;
+use std::os::unix::fs::MetadataExt as _;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -25,7 +31,19 @@ pub const NO_REGISTRY: &str = "none";
 
 /// The registry's current change token, or [`NO_REGISTRY`].
 pub fn current_token(registry: &Registry) -> String {
-    registry.change_token().unwrap_or_else(|_| NO_REGISTRY.into())
+    match (file_id(&registry.path), registry.change_token()) {
+        (Some(id), Ok(token)) => tagged(id, &token),
+        _ => NO_REGISTRY.into(),
+    }
+}
+
+/// The identity of the file at `path` (device, inode); `None` when there is none.
+fn file_id(path: &Path) -> Option<(u64, u64)> {
+    std::fs::metadata(path).ok().map(|m| (m.dev(), m.ino()))
+}
+
+fn tagged((dev, ino): (u64, u64), token: &str) -> String {
+    format!("{dev:x}-{ino:x}.{token}")
 }
 
 /// Starts the polling thread; it ends when `running` turns false or nobody listens any more.
@@ -34,21 +52,10 @@ pub fn watch(path: PathBuf, running: Arc<AtomicBool>) -> Result<watch::Receiver<
     std::thread::Builder::new()
         .name("pixelx-serve-watch".into())
         .spawn(move || {
-            let mut conn: Option<Registry> = None;
+            // The open registry and the file it was opened from.
+            let mut conn: Option<(Registry, (u64, u64))> = None;
             while running.load(Ordering::Relaxed) && !tx.is_closed() {
-                if conn.is_none() {
-                    conn = Registry::open_read_only(&path).ok();
-                }
-                let token = match conn.as_ref().map(|r| r.change_token()) {
-                    Some(Ok(t)) => t,
-                    Some(Err(e)) => {
-                        // Reopen next time: the file may have been replaced.
-                        tracing::debug!("dashboard: reading the change token: {e:#}");
-                        conn = None;
-                        NO_REGISTRY.to_owned()
-                    }
-                    None => NO_REGISTRY.to_owned(),
-                };
+                let token = poll(&path, &mut conn);
                 tx.send_if_modified(|t| {
                     if *t == token {
                         false
@@ -62,6 +69,32 @@ pub fn watch(path: PathBuf, running: Arc<AtomicBool>) -> Result<watch::Receiver<
         })
         .context("starting the dashboard's registry watcher")?;
     Ok(rx)
+}
+
+/// One poll: reopens `conn` when the file at `path` is another one (or gone), then reads.
+fn poll(path: &Path, conn: &mut Option<(Registry, (u64, u64))>) -> String {
+    let Some(now) = file_id(path) else {
+        *conn = None;
+        return NO_REGISTRY.to_owned();
+    };
+    if conn.as_ref().is_some_and(|(_, id)| *id != now) {
+        *conn = None;
+    }
+    if conn.is_none() {
+        // Identified before opening: a file swapped in between shows as a change next poll.
+        *conn = Registry::open_read_only(path).ok().map(|r| (r, now));
+    }
+    let Some((registry, id)) = conn.as_ref() else {
+        return NO_REGISTRY.to_owned();
+    };
+    match registry.change_token() {
+        Ok(token) => tagged(*id, &token),
+        Err(e) => {
+            tracing::debug!("dashboard: reading the change token: {e:#}");
+            *conn = None;
+            NO_REGISTRY.to_owned()
+        }
+    }
 }
 
 /// `GET /events`: the current token at once, then each new one.
