@@ -426,7 +426,7 @@ fn a_server_bound_to_another_loopback_address_answers_at_the_url_it_prints() {
 }
 
 #[test]
-fn an_experiment_named_dot_dot_is_linked_with_its_dots_encoded() {
+fn an_experiment_named_dot_dot_gets_a_link_that_a_browser_does_not_fold_to_the_root() {
     let dir = tempfile::tempdir().unwrap();
     let runs = dir.path().join("runs");
     std::fs::create_dir_all(&runs).unwrap();
@@ -434,9 +434,18 @@ fn an_experiment_named_dot_dot_is_linked_with_its_dots_encoded() {
     registry_with(&runs.join("registry.sqlite"), "..", 1);
     let (_server, addr) = serve(dir.path());
     let page = get(&addr, "/").text();
-    assert!(page.contains("href=\"/experiments/%2E%2E\""), "{page}");
     assert!(!page.contains("href=\"/experiments/..\""), "{page}");
-    let r = get(&addr, "/experiments/%2E%2E");
+    let r = get(&addr, "/experiments?name=%2E%2E");
     assert_eq!(r.status, 200);
     assert!(r.text().contains(".. · pixelx"), "{}", r.text());
+    assert_eq!(get(&addr, "/experiments?name=%ZZ").status, 400);
+
+    // Where a browser really goes: `/experiments/%2E%2E` would be `/` (the WHATWG URL standard).
+    let mut browser = Browser::launch();
+    browser.open(&format!("http://{addr}/"));
+    let href = browser.eval("document.querySelector('table.experiments a').href");
+    let href = href.as_str().unwrap();
+    assert!(href.contains("/experiments"), "{href}");
+    browser.open(href);
+    assert_eq!(browser.eval("document.title"), ".. · pixelx");
 }

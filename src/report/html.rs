@@ -36,8 +36,7 @@ pub fn url_segment(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for b in s.bytes() {
         // Dots too: a literal `..` or `.` segment is folded away by any client (`/x/..` is
-        // `/`). Browsers (the WHATWG URL standard) fold `%2E%2E` as well, which is why
-        // experiment files may not take these names; this serves registries that hold them.
+        // `/`); browsers fold `%2E%2E` as well (see `experiment_href`).
         if b.is_ascii_alphanumeric() || b"-_~".contains(&b) {
             out.push(b as char);
         } else {
@@ -45,6 +44,17 @@ pub fn url_segment(s: &str) -> String {
         }
     }
     out
+}
+
+/// The dashboard's link to an experiment's page. A name that is a dot segment (`.`, `..`) goes
+/// in the query: in a path, browsers fold it away even percent-encoded (`/experiments/%2E%2E`
+/// is `/` by the WHATWG URL standard).
+pub fn experiment_href(name: &str) -> String {
+    if name == "." || name == ".." {
+        format!("/experiments?name={}", url_segment(name))
+    } else {
+        format!("/experiments/{}", url_segment(name))
+    }
 }
 
 /// Where sample images come from.
@@ -156,8 +166,8 @@ pub fn experiment_section(view: &ExperimentView, index: usize, images: &Images) 
     let links = images.links();
     let title = if links {
         format!(
-            "<a href=\"/experiments/{}\">{}</a>",
-            url_segment(&view.name),
+            "<a href=\"{}\">{}</a>",
+            experiment_href(&view.name),
             escape(&view.name)
         )
     } else {
@@ -257,6 +267,8 @@ mod tests {
         );
         assert_eq!(url_segment("../a b/<x>"), "%2E%2E%2Fa%20b%2F%3Cx%3E");
         assert_eq!(url_segment(".."), "%2E%2E");
+        assert_eq!(experiment_href(".."), "/experiments?name=%2E%2E");
+        assert_eq!(experiment_href("a.b"), "/experiments/a%2Eb");
     }
 
     #[test]

@@ -6,7 +6,7 @@ use std::path::Path;
 
 use anyhow::Result;
 
-use super::html::{badge, escape, url_segment, Images};
+use super::html::{badge, escape, experiment_href, Images};
 use super::views::{self, ExperimentView};
 use crate::registry::views::CheckpointRow;
 use crate::registry::{Registry, RunFilter};
@@ -57,9 +57,9 @@ pub fn render(page: &RunPage) -> Result<String> {
     };
     let s = &run.summary;
     let mut out = format!(
-        "<nav><a href=\"/\">all experiments</a> › <a href=\"/experiments/{}\">{}</a></nav>\
+        "<nav><a href=\"/\">all experiments</a> › <a href=\"{}\">{}</a></nav>\
          <h1>run {}</h1><p>{}</p>",
-        url_segment(&s.experiment),
+        experiment_href(&s.experiment),
         escape(&s.experiment),
         escape(&s.id),
         badge(&s.status)

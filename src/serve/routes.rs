@@ -7,6 +7,7 @@
 //! |---|---|
 //! | `/` | experiments, and the chosen (or newest) experiment's views |
 //! | `/experiments/<name>` | one experiment's views (404 for names the registry lacks) |
+//! | `/experiments?name=<name>` | the same, for names a browser folds in a path (`.`, `..`) |
 //! | `/runs/<id>` | one run in full (400 for a malformed id, 404 for an unknown one) |
 //! | `/img/<id>/<epoch>` | a sample grid the registry records for that run and epoch |
 //! | `/events` | server-sent change tokens |
@@ -18,7 +19,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use axum::extract::{Path, State};
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::http::{header, HeaderValue, StatusCode, Uri};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use axum::{middleware, Router};
@@ -27,7 +28,7 @@ use tokio::sync::watch;
 use super::{guard, live, ServeOptions};
 use crate::registry::views::ExperimentRow;
 use crate::registry::{Registry, RunFilter};
-use crate::report::html::{escape, experiment_section, page, url_segment, Images};
+use crate::report::html::{escape, experiment_href, experiment_section, page, Images};
 use crate::report::{run_page, safe_run_id, sort_runs, views};
 use crate::run_dir::RunDir;
 
@@ -107,6 +108,7 @@ type Reply = Result<Response, AppError>;
 pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
         .route("/", get(index))
+        .route("/experiments", get(experiment_by_query))
         .route("/experiments/{name}", get(experiment))
         .route("/runs/{id}", get(run))
         .route("/img/{id}/{epoch}", get(image))
@@ -147,6 +149,43 @@ async fn index(State(st): State<Arc<AppState>>) -> Reply {
 
 async fn experiment(State(st): State<Arc<AppState>>, Path(name): Path<String>) -> Reply {
     experiment_page(st, Some(name)).await
+}
+
+async fn experiment_by_query(State(st): State<Arc<AppState>>, uri: Uri) -> Reply {
+    let name = uri
+        .query()
+        .and_then(|q| q.split('&').find_map(|p| p.strip_prefix("name=")))
+        .and_then(percent_decode)
+        .ok_or(AppError::BadRequest("expected /experiments?name=EXPERIMENT"))?;
+    experiment_page(st, Some(name)).await
+}
+
+/// Decodes a percent-encoded query value (`+` is a space); `None` for a malformed one.
+fn percent_decode(s: &str) -> Option<String> {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'%' => {
+                let hex = bytes.get(i + 1..i + 3)?;
+                if !hex.iter().all(u8::is_ascii_hexdigit) {
+                    return None;
+                }
+                out.push(u8::from_str_radix(std::str::from_utf8(hex).ok()?, 16).ok()?);
+                i += 3;
+            }
+            b'+' => {
+                out.push(b' ');
+                i += 1;
+            }
+            b => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8(out).ok()
 }
 
 async fn experiment_page(st: Arc<AppState>, name: Option<String>) -> Reply {
@@ -218,8 +257,8 @@ fn experiments_table(experiments: &[ExperimentRow], chosen: Option<&str>) -> Str
             ""
         };
         out += &format!(
-            "<tr{class}><td><a href=\"/experiments/{}\">{}</a></td><td class=\"num\">{}</td><td>{}</td><td>{}</td></tr>",
-            url_segment(&e.name),
+            "<tr{class}><td><a href=\"{}\">{}</a></td><td class=\"num\">{}</td><td>{}</td><td>{}</td></tr>",
+            experiment_href(&e.name),
             escape(&e.name),
             e.runs,
             escape(e.dataset.as_deref().unwrap_or("")),
