@@ -393,7 +393,9 @@ fn live_updates_follow_a_registry_that_is_replaced_deleted_or_created_again() {
     // Deleted: pages say there is none, and so does the stream.
     std::fs::remove_file(&path).unwrap();
     assert_eq!(page_token(&addr), "none");
-    assert!(get(&addr, "/").text().contains("This page updates when it appears"));
+    assert!(get(&addr, "/")
+        .text()
+        .contains("This page updates when it appears"));
     assert_eq!(events.until(|t| t == "none").as_deref(), Some("none"));
 
     // Created again: the promise "this page updates when it appears" is kept.
@@ -419,10 +421,16 @@ fn a_server_bound_to_another_loopback_address_answers_at_the_url_it_prints() {
     let r = get(&addr, "/");
     assert_eq!(r.status, 200, "{}", r.text());
     let port = addr.rsplit(':').next().unwrap();
-    assert_eq!(get_with_host(&addr, "/", &format!("localhost:{port}")).status, 200);
+    assert_eq!(
+        get_with_host(&addr, "/", &format!("localhost:{port}")).status,
+        200
+    );
     // Still no answer to another site's name (DNS rebinding).
     assert_eq!(get_with_host(&addr, "/", "evil.example:80").status, 400);
-    assert_eq!(get_with_host(&addr, "/", &format!("127.0.0.3:{port}")).status, 400);
+    assert_eq!(
+        get_with_host(&addr, "/", &format!("127.0.0.3:{port}")).status,
+        400
+    );
 }
 
 #[test]

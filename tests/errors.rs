@@ -603,7 +603,17 @@ const REGISTRY_CASES: &[RegistryCase] = &[
     RegistryCase {
         name: "train says the registry is a folder",
         registry: Standing::Folder,
-        args: &["train", "--epochs", "1", "--train-subset", "64", "--test-subset", "32", "--cuda", "false"],
+        args: &[
+            "train",
+            "--epochs",
+            "1",
+            "--train-subset",
+            "64",
+            "--test-subset",
+            "32",
+            "--cuda",
+            "false",
+        ],
         expect: &["reg.sqlite", "is a directory"],
     },
     RegistryCase {
@@ -643,14 +653,19 @@ fn make_registry(path: &Path, standing: Standing) {
                 let mut reg = pixelx::registry::Registry::open(path).unwrap();
                 for name in ["alpha", "beta"] {
                     let exp = reg
-                        .upsert_experiment(&pixelx::config::ExperimentInfo::named(name, ""), None, Default::default())
+                        .upsert_experiment(
+                            &pixelx::config::ExperimentInfo::named(name, ""),
+                            None,
+                            Default::default(),
+                        )
                         .unwrap();
                     let config = pixelx::config::RunConfig {
                         seed: name.len() as u64,
                         ..Default::default()
                     };
                     let id = format!("{:0>12}", name.len());
-                    reg.add_run(exp, &id, &config, &path.with_file_name(&id), None).unwrap();
+                    reg.add_run(exp, &id, &config, &path.with_file_name(&id), None)
+                        .unwrap();
                 }
             }
             if matches!(standing, Standing::Newer) {
@@ -708,10 +723,17 @@ fn every_registry_case_fails_with_its_message() {
         let (code, text) = output_within(cmd, std::time::Duration::from_secs(60));
         let missing: Vec<&&str> = case.expect.iter().filter(|e| !text.contains(**e)).collect();
         if code != Some(1) || !missing.is_empty() || text.contains("panicked") {
-            failures.push(format!("{} (exit {code:?}, missing {missing:?}):\n{text}", case.name));
+            failures.push(format!(
+                "{} (exit {code:?}, missing {missing:?}):\n{text}",
+                case.name
+            ));
         }
         if runs.exists() {
-            failures.push(format!("{}: a rejected command wrote {}", case.name, runs.display()));
+            failures.push(format!(
+                "{}: a rejected command wrote {}",
+                case.name,
+                runs.display()
+            ));
         }
     }
     assert!(

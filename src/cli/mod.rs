@@ -158,9 +158,11 @@ fn dispatch(cli: &Cli) -> Result<ExitCode> {
             eprintln!("warning: {var} is not a pixelx setting and is ignored; did you mean {likely}?");
         }
     }
-    // Every command reads or writes the registry (a dry run reads its history): a folder given
-    // as one is named as such, not reported as missing or unopenable.
-    crate::registry::check_not_folder(&cli.registry_path())?;
+    // Every command but the worker (which never opens it) reads or writes the registry, a dry
+    // run its history: a folder given as one is named as such, not as missing or unopenable.
+    if !matches!(cli.command, Command::Worker { .. }) {
+        crate::registry::check_not_folder(&cli.registry_path())?;
+    }
     match &cli.command {
         Command::Train(args) => train_cmd::train(cli, args)?,
         Command::Resume { run_id, force } => train_cmd::resume(cli, run_id, *force)?,

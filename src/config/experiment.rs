@@ -454,7 +454,10 @@ impl Experiment {
         // Tables (and arrays of them, `points=[{...}]`) go into the document, so that their keys
         // are checked, with suggestions, as the file's are.
         let holds_tables = |value: &toml::Value| {
-            value.is_table() || value.as_array().is_some_and(|a| a.iter().any(toml::Value::is_table))
+            value.is_table()
+                || value
+                    .as_array()
+                    .is_some_and(|a| a.iter().any(toml::Value::is_table))
         };
         if overrides.iter().any(|(_, value, _)| holds_tables(value)) {
             for (key, value, _) in overrides.iter().filter(|(_, value, _)| holds_tables(value)) {

@@ -97,7 +97,9 @@ impl Events {
         loop {
             let mut line = String::new();
             std::io::BufRead::read_line(&mut reader, &mut line).unwrap();
-            chunked |= line.to_ascii_lowercase().starts_with("transfer-encoding: chunked");
+            chunked |= line
+                .to_ascii_lowercase()
+                .starts_with("transfer-encoding: chunked");
             if line.trim().is_empty() {
                 break;
             }
