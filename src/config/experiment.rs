@@ -367,8 +367,10 @@ pub fn parse_override(s: &str) -> Result<(String, toml::Value), String> {
 /// "expected an integer, got the string".
 fn check_integer_range(key: &str, value: &str) -> Result<(), String> {
     let text = value.trim();
-    let digits = text.strip_prefix(['-', '+']).unwrap_or(text).replace('_', "");
-    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) || text.parse::<i64>().is_ok() {
+    // TOML allows `1_000`; Rust's parser does not.
+    let plain = text.replace('_', "");
+    let digits = plain.strip_prefix(['-', '+']).unwrap_or(&plain);
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) || plain.parse::<i64>().is_ok() {
         return Ok(());
     }
     let bound = if text.starts_with('-') {
@@ -790,5 +792,40 @@ mod tests {
         assert!(parse_override("scheduler.slurm.partition=gpu").is_ok());
         assert!(parse_override("grid.seed=[1, 2]").is_ok());
         assert!(parse_override("grid.sed=[1, 2]").unwrap_err().contains("`seed`"));
+    }
+
+    #[test]
+    fn set_says_an_integer_is_out_of_range_and_keeps_the_ones_toml_reads() {
+        let big = parse_override("search.trials=18446744073709551615").unwrap_err();
+        assert!(big.contains("too large"), "{big}");
+        let small = parse_override("seed=-9223372036854775809").unwrap_err();
+        assert!(small.contains("too small"), "{small}");
+        for ok in [
+            "seed=1_000",
+            "seed=+5",
+            "seed=-9223372036854775808",
+            "device=cpu",
+            "seed=1e3",
+        ] {
+            assert!(parse_override(ok).is_ok(), "{ok}");
+        }
+    }
+
+    #[test]
+    fn names_that_read_as_other_names_or_are_reserved_are_refused() {
+        for bad in [
+            "a\u{202E}b",
+            "a\u{200B}b",
+            "\u{FEFF}x",
+            "..",
+            ".",
+            "adhoc",
+            "imported",
+        ] {
+            assert!(check_name(bad).is_err(), "{bad:?}");
+        }
+        for good in ["...", "a.b", "café ☕", "Adhoc-2", "mnist_sweep"] {
+            assert!(check_name(good).is_ok(), "{good:?}");
+        }
     }
 }
