@@ -32,10 +32,12 @@ run file *args: setup
 report *args: setup
     {{bin}} report "$@"
 
-# Every test: unit and integration tests on real MNIST, a real SQLite file and real worker
-# processes, the PyTorch parity check, and the dashboard in Debian's headless Chromium.
+# Every test: the notebook package's pytest suite, then unit and integration tests on real MNIST,
+# a real SQLite file and real worker processes, the PyTorch parity check, and the dashboard in
+# Debian's headless Chromium.
 test: setup
     scripts/setup-chromium.sh
+    python -m pytest -q python/tests
     cargo test --no-fail-fast -- --test-threads 2
 
 # Train one model with the original train.py flags.
