@@ -58,7 +58,11 @@ fn complete_in_bash(dir: &Path, lines: &[&[&str]]) -> (String, Vec<Vec<String>>)
         program += &format!("drive {}\n", quoted.join(" "));
     }
     let bin_dir = Path::new(env!("CARGO_BIN_EXE_pixelx")).parent().unwrap();
-    let path = format!("{}:{}", bin_dir.display(), std::env::var("PATH").unwrap_or_default());
+    let path = format!(
+        "{}:{}",
+        bin_dir.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
     let out = Command::new("bash")
         .args(["--norc", "--noprofile", "-c", &program])
         .env("PATH", path)
@@ -101,7 +105,14 @@ fn bash_completes_subcommands_flags_and_run_ids_from_the_registry() {
             &["pixelx", "resume", &id[..3]],
             &["pixelx", "--runs-dir", runs_arg, "eval", &id[..2]],
             &["pixelx", "export", "--runs-dir", runs_arg, ""],
-            &["pixelx", "--runs-dir=/nowhere", "--registry", registry.to_str().unwrap(), "sample", ""],
+            &[
+                "pixelx",
+                "--runs-dir=/nowhere",
+                "--registry",
+                registry.to_str().unwrap(),
+                "sample",
+                "",
+            ],
             // Not where a run id goes: a second positional, another command, a non-id prefix.
             &["pixelx", "show", &id, ""],
             &["pixelx", "report", ""],
@@ -140,8 +151,8 @@ fn complete_runs_lists_prefix_matches_and_never_creates_a_registry() {
         assert!(ok, "{err}");
         out.lines().map(str::to_owned).collect::<Vec<_>>()
     };
-    assert_eq!(list(&runs, ""), [id.clone()]);
-    assert_eq!(list(&runs, &id[..4]), [id.clone()]);
+    assert_eq!(list(&runs, ""), vec![id.as_str()]);
+    assert_eq!(list(&runs, &id[..4]), vec![id.as_str()]);
     let other = if id.starts_with('0') { "1" } else { "0" };
     assert!(list(&runs, other).is_empty());
     assert!(list(&runs, "not-hex").is_empty());
@@ -161,7 +172,10 @@ fn every_shell_gets_a_script_naming_the_commands() {
         }
         // The hidden commands, by name and by their help text.
         for hidden in ["worker", "one a line, for the completion scripts"] {
-            assert!(!s.contains(hidden), "{shell} script offers a hidden command ({hidden})");
+            assert!(
+                !s.contains(hidden),
+                "{shell} script offers a hidden command ({hidden})"
+            );
         }
     }
     let fish = script("fish");
@@ -181,13 +195,21 @@ fn man_prints_the_page_or_writes_one_per_command() {
     assert!(out.status.success());
     let page = String::from_utf8_lossy(&out.stdout);
     assert!(page.contains(".TH pixelx 1"), "{page}");
-    assert!(page.contains("completions") && page.contains(r"\-\-runs\-dir"), "{page}");
+    assert!(
+        page.contains("completions") && page.contains(r"\-\-runs\-dir"),
+        "{page}"
+    );
 
     let dir = tempfile::tempdir().unwrap();
     let pages = dir.path().join("man1");
     let out = pixelx().arg("man").arg("--out-dir").arg(&pages).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    for name in ["pixelx.1", "pixelx-run.1", "pixelx-eval.1", "pixelx-completions.1"] {
+    for name in [
+        "pixelx.1",
+        "pixelx-run.1",
+        "pixelx-eval.1",
+        "pixelx-completions.1",
+    ] {
         let text = std::fs::read_to_string(pages.join(name)).unwrap();
         assert!(text.starts_with(".ie") || text.contains(".TH"), "{name}");
     }
@@ -195,5 +217,10 @@ fn man_prints_the_page_or_writes_one_per_command() {
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
-    assert!(!names.iter().any(|n| n.contains("worker") || n.contains("complete-runs")), "{names:?}");
+    assert!(
+        !names
+            .iter()
+            .any(|n| n.contains("worker") || n.contains("complete-runs")),
+        "{names:?}"
+    );
 }

@@ -46,8 +46,18 @@ fn run_id_commands(cmd: &clap::Command) -> Vec<String> {
 fn value_flags<'a>(args: impl Iterator<Item = &'a clap::Arg>) -> Vec<String> {
     let mut flags = Vec::new();
     for a in args.filter(|a| !a.is_positional() && a.get_action().takes_values()) {
-        flags.extend(a.get_short_and_visible_aliases().into_iter().flatten().map(|c| format!("-{c}")));
-        flags.extend(a.get_long_and_visible_aliases().into_iter().flatten().map(|l| format!("--{l}")));
+        flags.extend(
+            a.get_short_and_visible_aliases()
+                .into_iter()
+                .flatten()
+                .map(|c| format!("-{c}")),
+        );
+        flags.extend(
+            a.get_long_and_visible_aliases()
+                .into_iter()
+                .flatten()
+                .map(|l| format!("--{l}")),
+        );
     }
     flags
 }
@@ -60,7 +70,11 @@ fn bash_run_ids(cmd: &clap::Command) -> String {
     let mut cases = String::new();
     for name in &commands {
         let sub = cmd.find_subcommand(name).expect("listed above");
-        let _ = writeln!(cases, "        {name}) echo \"{}\" ;;", value_flags(sub.get_arguments()).join(" "));
+        let _ = writeln!(
+            cases,
+            "        {name}) echo \"{}\" ;;",
+            value_flags(sub.get_arguments()).join(" ")
+        );
     }
     format!(
         r#"
