@@ -3,12 +3,12 @@ trained them: `runs()` is `pixelx report --format json` row for row, `load_model
 `pixelx eval`'s test bpd8, the registry is only ever read, and a schema it does not know is
 refused with a clear error."""
 import hashlib
-import math
 import re
 import shutil
 import sqlite3
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import torch
 
@@ -20,14 +20,8 @@ TOP_LEVEL = ["images_per_sec", "wall_seconds", "checkpoint", "samples", "error",
 
 
 def na(v):
-    """pandas' missing values (None, NaN, pd.NA) as None."""
-    return None if v is None or v is pd_na() or (isinstance(v, float) and math.isnan(v)) else v
-
-
-def pd_na():
-    import pandas as pd
-
-    return pd.NA
+    """pandas' missing values (None, NaN, pd.NA) as None, as JSON's null reads."""
+    return None if v is None or (not isinstance(v, str) and pd.isna(v)) else v
 
 
 def test_runs_match_report_json_row_for_row(cli, registry):
