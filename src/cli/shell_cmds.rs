@@ -42,7 +42,7 @@ fn run_id_commands(cmd: &clap::Command) -> Vec<String> {
         .collect()
 }
 
-/// Every spelling (`-o`, `--output-fname`, aliases) of the options of `cmd` that take a value.
+/// Every spelling (`-o`, `--output-fname`, aliases) of those of `args` that are options taking a value.
 fn value_flags<'a>(args: impl Iterator<Item = &'a clap::Arg>) -> Vec<String> {
     let mut flags = Vec::new();
     for a in args.filter(|a| !a.is_positional() && a.get_action().takes_values()) {
