@@ -32,10 +32,12 @@ run file *args: setup
 report *args: setup
     {{bin}} report "$@"
 
-# Every test: unit and integration tests on real MNIST, a real SQLite file and real worker
-# processes, the PyTorch parity check, and the dashboard in Debian's headless Chromium.
+# Every test: the notebook package's pytest suite, then unit and integration tests on real MNIST,
+# a real SQLite file and real worker processes, the PyTorch parity check, and the dashboard in
+# Debian's headless Chromium.
 test: setup
     scripts/setup-chromium.sh
+    python -m pytest -q python/tests
     cargo test --no-fail-fast -- --test-threads 2
 
 # Train one model with the original train.py flags.
@@ -71,6 +73,22 @@ slurm-test: setup
 # Pack release binaries and MNIST into .gpu/ for scripts/gpu-check.sh on a GPU machine.
 gpu-bundle: setup
     scripts/gpu-bundle.sh
+
+# Shell completions (bash, zsh, fish; run ids complete from the registry) and manual pages,
+# installed for your user. The scripts call `pixelx`, so put it on your PATH.
+install-completions:
+    cargo build --quiet
+    @data="${XDG_DATA_HOME:-$HOME/.local/share}"; \
+    bash_dir="${BASH_COMPLETION_USER_DIR:-$data/bash-completion}/completions"; \
+    fish_dir="${XDG_CONFIG_HOME:-$HOME/.config}/fish/completions"; \
+    mkdir -p "$bash_dir" "$data/zsh/site-functions" "$fish_dir" "$data/man/man1"; \
+    {{bin}} completions bash > "$bash_dir/pixelx"; \
+    {{bin}} completions zsh > "$data/zsh/site-functions/_pixelx"; \
+    {{bin}} completions fish > "$fish_dir/pixelx.fish"; \
+    {{bin}} man --out-dir "$data/man/man1"; \
+    echo "bash: $bash_dir/pixelx (new shells load it); zsh: add $data/zsh/site-functions to fpath before compinit"; \
+    echo "fish: $fish_dir/pixelx.fish; man pages: $data/man/man1 (man pixelx, man pixelx-run, ...)"; \
+    command -v pixelx > /dev/null || echo "note: pixelx is not on your PATH; e.g. ln -s {{bin}} ~/.local/bin/pixelx"
 
 # clippy with warnings as errors, and rustfmt.
 lint:

@@ -6,6 +6,7 @@ mod model_cmds;
 mod report_cmds;
 mod run_cmd;
 mod serve_cmd;
+mod shell_cmds;
 mod train_cmd;
 
 use std::path::PathBuf;
@@ -77,6 +78,13 @@ pub enum Command {
     Serve(serve_cmd::ServeArgs),
     /// Read reference-layout safetensors weights (e.g. from the PyTorch original) into a new run.
     Import(model_cmds::ImportArgs),
+    /// A shell completion script on stdout (run ids complete from the registry in bash and fish).
+    Completions(shell_cmds::CompletionsArgs),
+    /// The manual page (roff) on stdout, or every command's page into a folder.
+    Man(shell_cmds::ManArgs),
+    /// Run ids starting with PREFIX, one a line, for the completion scripts.
+    #[command(name = shell_cmds::COMPLETE_RUNS, hide = true)]
+    CompleteRuns { prefix: Option<String> },
     /// Train one run in its folder (started by `pixelx run`, one process or Slurm job per run).
     #[command(hide = true)]
     Worker {
@@ -180,6 +188,9 @@ fn dispatch(cli: &Cli) -> Result<ExitCode> {
         Command::Export(args) => model_cmds::export(cli, args)?,
         Command::Import(args) => model_cmds::import(cli, args)?,
         Command::Serve(args) => serve_cmd::serve(cli, args)?,
+        Command::Completions(args) => shell_cmds::completions(args)?,
+        Command::Man(args) => shell_cmds::man(args)?,
+        Command::CompleteRuns { prefix } => shell_cmds::complete_runs(cli, prefix.as_deref().unwrap_or(""))?,
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -220,6 +220,15 @@ impl Registry {
         Ok(reg)
     }
 
+    /// Opens an existing registry read-only as it is: no migration even of an older schema, so
+    /// nothing at all is written. For readers of what every schema version has (run ids, for
+    /// shell completion).
+    pub fn open_read_only_as_is(path: &Path) -> Result<Self> {
+        let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let conn = Connection::open_with_flags(path, flags).map_err(|e| explain(e.into(), path))?;
+        Self::configure_read_only(conn, path)
+    }
+
     fn configure(conn: Connection, path: &Path) -> Result<Self> {
         let setup = || -> rusqlite::Result<()> {
             conn.busy_timeout(Duration::from_secs(60))?;

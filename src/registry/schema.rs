@@ -123,3 +123,31 @@ ALTER TABLE runs ADD COLUMN method TEXT;
 UPDATE runs SET method = (SELECT search_method FROM experiments e WHERE e.id = runs.experiment_id);
 "#,
 ];
+
+#[cfg(test)]
+mod tests {
+    /// The notebook package (`python/pixelx/schema.py`) declares the schema version it reads;
+    /// it must be the one a registry this pixelx writes has, so a new migration is checked there.
+    #[test]
+    fn the_python_package_reads_the_current_schema_version() {
+        let source = include_str!("../../python/pixelx/schema.py");
+        let declared: i64 = source
+            .lines()
+            .find_map(|l| l.strip_prefix("SCHEMA_VERSION = "))
+            .expect("python/pixelx/schema.py has a `SCHEMA_VERSION = N` line")
+            .trim()
+            .parse()
+            .expect("SCHEMA_VERSION is a whole number");
+        let dir = tempfile::tempdir().unwrap();
+        let written = crate::registry::Registry::open(&dir.path().join("registry.sqlite"))
+            .unwrap()
+            .schema_version()
+            .unwrap();
+        assert_eq!(written, super::MIGRATIONS.len() as i64);
+        assert_eq!(
+            declared, written,
+            "python/pixelx/schema.py reads schema version {declared}, the registry is at {written}: \
+             check the package against the new migration and update its SCHEMA_VERSION"
+        );
+    }
+}
