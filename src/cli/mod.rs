@@ -6,6 +6,7 @@ mod model_cmds;
 mod report_cmds;
 mod run_cmd;
 mod serve_cmd;
+mod sync_cmd;
 mod train_cmd;
 
 use std::path::PathBuf;
@@ -77,6 +78,9 @@ pub enum Command {
     Serve(serve_cmd::ServeArgs),
     /// Read reference-layout safetensors weights (e.g. from the PyTorch original) into a new run.
     Import(model_cmds::ImportArgs),
+    /// Push runs to an experiment tracker (MLflow), sending only what is new.
+    #[command(subcommand)]
+    Sync(sync_cmd::SyncTarget),
     /// Train one run in its folder (started by `pixelx run`, one process or Slurm job per run).
     #[command(hide = true)]
     Worker {
@@ -175,6 +179,7 @@ fn dispatch(cli: &Cli) -> Result<ExitCode> {
         Command::Export(args) => model_cmds::export(cli, args)?,
         Command::Import(args) => model_cmds::import(cli, args)?,
         Command::Serve(args) => serve_cmd::serve(cli, args)?,
+        Command::Sync(target) => sync_cmd::sync(cli, target)?,
     }
     Ok(ExitCode::SUCCESS)
 }
