@@ -125,8 +125,8 @@ pub fn sync_mlflow(registry: &Registry, opts: &SyncOptions) -> Result<SyncSummar
     let samples = registry.sample_epochs(None)?;
     let mut work = Vec::new();
     for run in runs {
-        // A queued run has nothing to show yet; it is sent once it starts.
-        if run.started_at.is_none() {
+        // A queued run has nothing to show yet; it is sent once it starts (or fails to).
+        if run.status == RunStatus::Queued.as_str() {
             continue;
         }
         let epochs = samples.get(&run.id).cloned().unwrap_or_default();
@@ -186,7 +186,16 @@ fn plan_run(
 ) -> Result<RunWork> {
     let id = run.id.clone();
     let status = RunStatus::parse(&run.status)?;
-    let start_ms = run.started_at.as_deref().and_then(mapping::millis).unwrap_or(0);
+    // A run that failed before it started training has no start: it is shown from when it was
+    // queued (its first event), so that MLflow still orders it among its experiment's runs.
+    let start_ms = match run.started_at.as_deref().and_then(mapping::millis) {
+        Some(ms) => ms,
+        None => registry
+            .events(&id)?
+            .first()
+            .and_then(|(_, at, _)| mapping::millis(at))
+            .unwrap_or(0),
+    };
     let end_ms = run
         .finished_at
         .as_deref()
@@ -203,7 +212,9 @@ fn plan_run(
         _ => None,
     };
     let tags = mapping::tags(&run, prune_reason.as_deref());
-    let tags_key = crate::fsio::sha256_hex(serde_json::to_string(&tags)?.as_bytes());
+    // The tags themselves are the record (nothing secret): a later sync removes those that no
+    // longer apply, such as the prune reason of a run resumed since.
+    let tags_key = serde_json::to_string(&tags)?;
     let metrics: Vec<MetricRow> = registry
         .metric_history(&id)?
         .into_iter()
@@ -385,6 +396,19 @@ fn push_run(
             .map(|(k, v)| json!({ "key": k, "value": v }))
             .collect();
         client.post("runs/log-batch", &json!({ "run_id": mlflow_run, "tags": tags }))?;
+        let before: Vec<(String, String)> = state
+            .get(id, "tags")
+            .and_then(|t| serde_json::from_str(t).ok())
+            .unwrap_or_default();
+        for (key, _) in before.iter().filter(|(k, _)| !w.tags.iter().any(|(n, _)| n == k)) {
+            match client.post("runs/delete-tag", &json!({ "run_id": mlflow_run, "key": key })) {
+                // Gone already (a sync stopped after deleting it).
+                Err(e) if e.is_not_found() => {}
+                other => {
+                    other?;
+                }
+            }
+        }
         state.set(id, "tags", &w.tags_key)?;
         summary.tag_updates += 1;
     }
