@@ -33,9 +33,11 @@ report *args: setup
     {{bin}} report "$@"
 
 # Every test: unit and integration tests on real MNIST, a real SQLite file and real worker
-# processes, the PyTorch parity check, and the dashboard in Debian's headless Chromium.
+# processes, the PyTorch parity check, the dashboard in Debian's headless Chromium, and
+# `pixelx sync mlflow` against a real MLflow server (pinned into .venv).
 test: setup
     scripts/setup-chromium.sh
+    scripts/setup-mlflow.sh
     cargo test --no-fail-fast -- --test-threads 2
 
 # Train one model with the original train.py flags.
