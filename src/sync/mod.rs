@@ -122,13 +122,24 @@ pub fn sync_mlflow(registry: &Registry, opts: &SyncOptions) -> Result<SyncSummar
             None => bail!("no runs in {}", registry.path.display()),
         }
     }
+    // A queued run has nothing to show yet; it is sent once it starts (or fails to).
+    let runs: Vec<RunSummary> = runs
+        .into_iter()
+        .filter(|r| r.status != RunStatus::Queued.as_str())
+        .collect();
+    // Experiments first: finding that the server's store was replaced changes what is planned.
+    let mut experiments: HashMap<String, String> = HashMap::new();
+    if !opts.dry_run {
+        for run in &runs {
+            if !experiments.contains_key(&run.experiment) {
+                let id = ensure_experiment(&client, &mut state, registry, &run.experiment)?;
+                experiments.insert(run.experiment.clone(), id);
+            }
+        }
+    }
     let samples = registry.sample_epochs(None)?;
     let mut work = Vec::new();
     for run in runs {
-        // A queued run has nothing to show yet; it is sent once it starts (or fails to).
-        if run.status == RunStatus::Queued.as_str() {
-            continue;
-        }
         let epochs = samples.get(&run.id).cloned().unwrap_or_default();
         work.push(plan_run(registry, &state, opts.runs_dir, run, &epochs)?);
     }
@@ -144,19 +155,10 @@ pub fn sync_mlflow(registry: &Registry, opts: &SyncOptions) -> Result<SyncSummar
         return Ok(summary);
     }
     let bar = progress_bar(work.len(), opts.show_progress);
-    let mut experiments: HashMap<String, String> = HashMap::new();
     for w in &work {
         bar.set_message(w.run.id.clone());
         if !w.is_empty(&state) {
-            let exp = match experiments.get(&w.run.experiment) {
-                Some(id) => id.clone(),
-                None => {
-                    let id = ensure_experiment(&client, &mut state, registry, &w.run.experiment)?;
-                    experiments.insert(w.run.experiment.clone(), id.clone());
-                    id
-                }
-            };
-            push_run(&client, &mut state, &exp, w, &mut summary)
+            push_run(&client, &mut state, &experiments[&w.run.experiment], w, &mut summary)
                 .with_context(|| format!("syncing run {} to MLflow", w.run.id))?;
         }
         bar.inc(1);
