@@ -500,9 +500,16 @@ fn a_sweep_reads_back_from_mlflow_exactly_survives_a_dead_server_and_never_dupli
     let first = read_back(&server.uri(), &scratch);
     assert_matches_registry(&runs, &first, &scratch);
 
-    // Again: nothing new is sent and nothing in MLflow changes.
-    let (ok, stdout, stderr) = sync(&runs, &proxy.uri(), &[]);
+    // Again, with credentials in the URI (the server ignores them): the same server to the
+    // registry, so nothing new is sent, nothing in MLflow changes, and the password is nowhere.
+    let with_password = proxy.uri().replace("http://", "http://ann:pa55w0rd@");
+    let (ok, stdout, stderr) = sync(&runs, &with_password, &[]);
     assert!(ok && stdout.contains("nothing new to send"), "{stdout}{stderr}");
+    assert!(stdout.contains(&proxy.uri()) && !(stdout + &stderr).contains("pa55w0rd"));
+    for file in ["registry.sqlite", "registry.sqlite-wal"] {
+        let bytes = std::fs::read(runs.join(file)).unwrap_or_default();
+        assert!(!String::from_utf8_lossy(&bytes).contains("pa55w0rd"), "{file} holds the password");
+    }
     assert_eq!(read_back(&server.uri(), &scratch), first);
 
     // A pruned run continued by hand: the next sync updates its status, end time and metrics.

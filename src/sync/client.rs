@@ -107,13 +107,15 @@ fn redact(uri: &str) -> String {
     }
 }
 
-fn env(name: &str) -> Option<String> {
-    std::env::var(name).ok().filter(|v| !v.is_empty())
-}
-
 impl Client {
     /// A client for the server at `uri`, configured from MLflow's environment variables.
     pub fn new(uri: &str) -> Result<Self, MlflowError> {
+        Self::configured(uri, &|name| std::env::var(name).ok())
+    }
+
+    /// [`Client::new`] with the variables read through `var` (tests give their own).
+    fn configured(uri: &str, var: &dyn Fn(&str) -> Option<String>) -> Result<Self, MlflowError> {
+        let env = |name: &str| var(name).filter(|v| !v.is_empty());
         let (base, uri_creds) = split_uri(uri)?;
         let auth = if let Some(token) = env("MLFLOW_TRACKING_TOKEN") {
             Some(format!("Bearer {token}"))
@@ -316,6 +318,54 @@ mod tests {
         let err = split_uri("ftp://ann:s3cret@host").unwrap_err().to_string();
         assert!(!err.contains("s3cret") && err.contains("ftp"), "{err}");
         assert!(split_uri("localhost:5000").is_err());
+    }
+
+    /// The Authorization header of one request `client` sends to a one-shot local server.
+    fn authorization_sent(vars: &[(&str, &str)], userinfo: &str) -> Option<String> {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let server = std::thread::spawn(move || {
+            use std::io::{Read, Write};
+            let (mut s, _) = listener.accept().unwrap();
+            let mut head = Vec::new();
+            let mut byte = [0u8; 1];
+            while !head.ends_with(b"\r\n\r\n") && s.read(&mut byte).unwrap() == 1 {
+                head.push(byte[0]);
+            }
+            s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}")
+                .unwrap();
+            String::from_utf8(head).unwrap()
+        });
+        let vars: Vec<(String, String)> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let lookup = move |name: &str| vars.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
+        let client = Client::configured(&format!("http://{userinfo}127.0.0.1:{port}"), &lookup).unwrap();
+        assert_eq!(client.server(), format!("http://127.0.0.1:{port}"));
+        client.get("experiments/search", &[]).unwrap();
+        let head = server.join().unwrap();
+        head.lines()
+            .find_map(|l| l.strip_prefix("authorization: ").or_else(|| l.strip_prefix("Authorization: ")))
+            .map(str::to_owned)
+    }
+
+    #[test]
+    fn credentials_follow_mlflows_variables() {
+        assert_eq!(
+            authorization_sent(&[("MLFLOW_TRACKING_TOKEN", "tok")], "").as_deref(),
+            Some("Bearer tok")
+        );
+        // ann:pw
+        let basic = Some("Basic YW5uOnB3");
+        let user_pass = [("MLFLOW_TRACKING_USERNAME", "ann"), ("MLFLOW_TRACKING_PASSWORD", "pw")];
+        assert_eq!(authorization_sent(&user_pass, "").as_deref(), basic);
+        assert_eq!(authorization_sent(&[], "ann:pw@").as_deref(), basic);
+        assert_eq!(authorization_sent(&[], ""), None);
+    }
+
+    #[test]
+    fn a_bad_timeout_is_named() {
+        let lookup = |name: &str| (name == "MLFLOW_HTTP_REQUEST_TIMEOUT").then(|| "soon".to_owned());
+        let err = Client::configured("http://127.0.0.1:1", &lookup).err().unwrap().to_string();
+        assert!(err.contains("MLFLOW_HTTP_REQUEST_TIMEOUT") && err.contains("soon"), "{err}");
     }
 
     #[test]
