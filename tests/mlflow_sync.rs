@@ -21,16 +21,24 @@ use pixelx::registry::Registry;
 use serde_json::Value;
 
 fn venv_bin(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".venv/bin").join(name)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join(".venv/bin")
+        .join(name)
 }
 
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// Whether `GET path` on 127.0.0.1:`port` answers 200.
 fn answers_ok(port: u16, path: &str) -> bool {
-    let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) else { return false };
+    let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) else {
+        return false;
+    };
     let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
     let request = format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n");
     if s.write_all(request.as_bytes()).is_err() {
@@ -61,7 +69,15 @@ impl Mlflow {
             .open(store.join("server.log"))
             .unwrap();
         let child = Command::new(mlflow)
-            .args(["server", "--host", "127.0.0.1", "--port", &port.to_string(), "--workers", "1"])
+            .args([
+                "server",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                &port.to_string(),
+                "--workers",
+                "1",
+            ])
             .arg("--backend-store-uri")
             .arg(format!("sqlite:///{}", store.join("mlflow.db").display()))
             .arg("--artifacts-destination")
@@ -273,12 +289,19 @@ fn read_back(uri: &str, scratch: &Path) -> Vec<Value> {
         "reading MLflow back failed: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    serde_json::from_slice::<Value>(&out.stdout).unwrap().as_array().unwrap().clone()
+    serde_json::from_slice::<Value>(&out.stdout)
+        .unwrap()
+        .as_array()
+        .unwrap()
+        .clone()
 }
 
 fn millis(at: &Value) -> Value {
     match at.as_str() {
-        Some(s) => chrono::DateTime::parse_from_rfc3339(s).unwrap().timestamp_millis().into(),
+        Some(s) => chrono::DateTime::parse_from_rfc3339(s)
+            .unwrap()
+            .timestamp_millis()
+            .into(),
         None => Value::Null,
     }
 }
@@ -321,7 +344,11 @@ fn assert_matches_registry(runs: &Path, mlflow: &[Value], scratch: &Path) {
         assert_eq!(m["status"], expected, "{id}");
         assert_eq!(m["tags"]["pixelx.status"], status, "{id}");
         assert_eq!(m["tags"]["pixelx.search_method"], r["method"], "{id}");
-        assert_eq!(m["tags"].get("pixelx.trial").is_some(), !r["trial"].is_null(), "{id}");
+        assert_eq!(
+            m["tags"].get("pixelx.trial").is_some(),
+            !r["trial"].is_null(),
+            "{id}"
+        );
         if !r["started_at"].is_null() {
             assert_eq!(m["start_time"], millis(&r["started_at"]), "{id}");
         }
@@ -351,7 +378,9 @@ fn assert_matches_registry(runs: &Path, mlflow: &[Value], scratch: &Path) {
         for (name, rows) in m["metrics"].as_object().unwrap() {
             for row in rows.as_array().unwrap() {
                 let value = row[1].as_f64().unwrap_or_else(|| panic!("{id} {name}: {row}"));
-                got.entry(name.clone()).or_default().push((row[0].as_i64().unwrap(), value.to_bits()));
+                got.entry(name.clone())
+                    .or_default()
+                    .push((row[0].as_i64().unwrap(), value.to_bits()));
             }
         }
         assert_eq!(got, want, "{id}: metric histories");
@@ -419,7 +448,14 @@ fn a_sweep_reads_back_from_mlflow_exactly_survives_a_dead_server_and_never_dupli
     // a real failed run.
     let cifar = dir.path().join("cifar");
     std::fs::create_dir_all(&cifar).unwrap();
-    for name in ["data_batch_1", "data_batch_2", "data_batch_3", "data_batch_4", "data_batch_5", "test_batch"] {
+    for name in [
+        "data_batch_1",
+        "data_batch_2",
+        "data_batch_3",
+        "data_batch_4",
+        "data_batch_5",
+        "test_batch",
+    ] {
         std::fs::write(cifar.join(format!("{name}.bin")), b"").unwrap();
     }
     // The best learning rate first, so ASHA prunes the later ones at its first rung.
@@ -446,7 +482,10 @@ fn a_sweep_reads_back_from_mlflow_exactly_survives_a_dead_server_and_never_dupli
 
     // Errors before any server: nothing to talk to, an answer that never comes.
     let (ok, _, stderr) = sync(&runs, &format!("http://127.0.0.1:{}", free_port()), &[]);
-    assert!(!ok && stderr.contains("cannot reach the MLflow server") && stderr.contains("connection refused"), "{stderr}");
+    assert!(
+        !ok && stderr.contains("cannot reach the MLflow server") && stderr.contains("connection refused"),
+        "{stderr}"
+    );
     let silent = TcpListener::bind("127.0.0.1:0").unwrap();
     let silent_uri = format!("http://127.0.0.1:{}", silent.local_addr().unwrap().port());
     let out = common::pixelx()
@@ -458,7 +497,10 @@ fn a_sweep_reads_back_from_mlflow_exactly_survives_a_dead_server_and_never_dupli
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success() && stderr.contains("did not answer") && stderr.contains("within 1 s"), "{stderr}");
+    assert!(
+        !out.status.success() && stderr.contains("did not answer") && stderr.contains("within 1 s"),
+        "{stderr}"
+    );
     assert!(!stderr.contains("t0ps3cret"));
     drop(silent);
 
@@ -473,7 +515,10 @@ fn a_sweep_reads_back_from_mlflow_exactly_survives_a_dead_server_and_never_dupli
 
     // A path the server does not serve: a refusal, in words.
     let (ok, _, stderr) = sync(&runs, &format!("{}/not-mlflow", server.uri()), &[]);
-    assert!(!ok && stderr.contains("refused") && stderr.contains("HTTP 404"), "{stderr}");
+    assert!(
+        !ok && stderr.contains("refused") && stderr.contains("HTTP 404"),
+        "{stderr}"
+    );
 
     // The server dies mid-sync, right after creating the second run, before its answer arrives:
     // the worst case, a run MLflow has that the registry does not know was sent.
@@ -487,7 +532,10 @@ fn a_sweep_reads_back_from_mlflow_exactly_survives_a_dead_server_and_never_dupli
     );
     assert!(!stderr.contains("panicked"), "{stderr}");
     let _ = server.child.wait();
-    let (served, cut_after) = (proxy.served.load(Ordering::SeqCst), proxy.cut_after.load(Ordering::SeqCst));
+    let (served, cut_after) = (
+        proxy.served.load(Ordering::SeqCst),
+        proxy.cut_after.load(Ordering::SeqCst),
+    );
     assert!(
         cut_after > 5 && served <= cut_after + 1,
         "the sync stopped at the dead server: {served} requests, the server killed after {cut_after}"
@@ -508,7 +556,10 @@ fn a_sweep_reads_back_from_mlflow_exactly_survives_a_dead_server_and_never_dupli
     assert!(stdout.contains(&proxy.uri()) && !(stdout + &stderr).contains("pa55w0rd"));
     for file in ["registry.sqlite", "registry.sqlite-wal"] {
         let bytes = std::fs::read(runs.join(file)).unwrap_or_default();
-        assert!(!String::from_utf8_lossy(&bytes).contains("pa55w0rd"), "{file} holds the password");
+        assert!(
+            !String::from_utf8_lossy(&bytes).contains("pa55w0rd"),
+            "{file} holds the password"
+        );
     }
     assert_eq!(read_back(&server.uri(), &scratch), first);
 
@@ -523,10 +574,17 @@ fn a_sweep_reads_back_from_mlflow_exactly_survives_a_dead_server_and_never_dupli
     let (ok, stdout, stderr) = run_in(&runs, &["-q", "resume", "--force", &pruned]);
     assert!(ok && stdout.contains("completed"), "{stdout}{stderr}");
     let (ok, dry, stderr) = sync(&runs, &proxy.uri(), &["--dry-run"]);
-    assert!(ok && dry.contains("would send 0 new runs") && dry.contains("1 status updates"), "{dry}{stderr}");
+    assert!(
+        ok && dry.contains("would send 0 new runs") && dry.contains("1 status updates"),
+        "{dry}{stderr}"
+    );
     let (ok, stdout, stderr) = sync(&runs, &proxy.uri(), &[]);
     assert!(ok, "{stdout}{stderr}");
-    assert_eq!(stdout.replace("sent", "would send"), dry, "the dry run said what the sync sent");
+    assert_eq!(
+        stdout.replace("sent", "would send"),
+        dry,
+        "the dry run said what the sync sent"
+    );
     let after = read_back(&server.uri(), &scratch);
     assert_matches_registry(&runs, &after, &scratch);
     let resumed = after.iter().find(|r| r["name"] == pruned.as_str()).unwrap();

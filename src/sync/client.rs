@@ -37,7 +37,9 @@ pub enum MlflowError {
         code: Option<String>,
         message: String,
     },
-    #[error("the MLflow server at {server} answered {call} with something that is not MLflow's JSON: {cause}")]
+    #[error(
+        "the MLflow server at {server} answered {call} with something that is not MLflow's JSON: {cause}"
+    )]
     BadAnswer {
         server: String,
         call: String,
@@ -205,7 +207,11 @@ impl Client {
     /// (`PUT /api/2.0/mlflow-artifacts/artifacts/<path>`).
     pub fn put_artifact(&self, path: &str, bytes: &[u8]) -> Result<(), MlflowError> {
         let encoded: Vec<String> = path.split('/').map(percent_encode).collect();
-        let url = format!("{}/api/2.0/mlflow-artifacts/artifacts/{}", self.base, encoded.join("/"));
+        let url = format!(
+            "{}/api/2.0/mlflow-artifacts/artifacts/{}",
+            self.base,
+            encoded.join("/")
+        );
         let mut req = self
             .agent
             .put(url)
@@ -343,7 +349,10 @@ mod tests {
         client.get("experiments/search", &[]).unwrap();
         let head = server.join().unwrap();
         head.lines()
-            .find_map(|l| l.strip_prefix("authorization: ").or_else(|| l.strip_prefix("Authorization: ")))
+            .find_map(|l| {
+                l.strip_prefix("authorization: ")
+                    .or_else(|| l.strip_prefix("Authorization: "))
+            })
             .map(str::to_owned)
     }
 
@@ -355,7 +364,10 @@ mod tests {
         );
         // ann:pw
         let basic = Some("Basic YW5uOnB3");
-        let user_pass = [("MLFLOW_TRACKING_USERNAME", "ann"), ("MLFLOW_TRACKING_PASSWORD", "pw")];
+        let user_pass = [
+            ("MLFLOW_TRACKING_USERNAME", "ann"),
+            ("MLFLOW_TRACKING_PASSWORD", "pw"),
+        ];
         assert_eq!(authorization_sent(&user_pass, "").as_deref(), basic);
         assert_eq!(authorization_sent(&[], "ann:pw@").as_deref(), basic);
         assert_eq!(authorization_sent(&[], ""), None);
@@ -364,8 +376,14 @@ mod tests {
     #[test]
     fn a_bad_timeout_is_named() {
         let lookup = |name: &str| (name == "MLFLOW_HTTP_REQUEST_TIMEOUT").then(|| "soon".to_owned());
-        let err = Client::configured("http://127.0.0.1:1", &lookup).err().unwrap().to_string();
-        assert!(err.contains("MLFLOW_HTTP_REQUEST_TIMEOUT") && err.contains("soon"), "{err}");
+        let err = Client::configured("http://127.0.0.1:1", &lookup)
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(
+            err.contains("MLFLOW_HTTP_REQUEST_TIMEOUT") && err.contains("soon"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -158,8 +158,14 @@ pub fn sync_mlflow(registry: &Registry, opts: &SyncOptions) -> Result<SyncSummar
     for w in &work {
         bar.set_message(w.run.id.clone());
         if !w.is_empty(&state) {
-            push_run(&client, &mut state, &experiments[&w.run.experiment], w, &mut summary)
-                .with_context(|| format!("syncing run {} to MLflow", w.run.id))?;
+            push_run(
+                &client,
+                &mut state,
+                &experiments[&w.run.experiment],
+                w,
+                &mut summary,
+            )
+            .with_context(|| format!("syncing run {} to MLflow", w.run.id))?;
         }
         bar.inc(1);
     }
@@ -209,7 +215,9 @@ fn plan_run(
             .events(&id)?
             .into_iter()
             .rev()
-            .find(|(kind, _, detail)| kind == "decision" && detail.as_deref().is_some_and(|d| d.starts_with("prune")))
+            .find(|(kind, _, detail)| {
+                kind == "decision" && detail.as_deref().is_some_and(|d| d.starts_with("prune"))
+            })
             .and_then(|(_, _, detail)| detail),
         _ => None,
     };
@@ -287,7 +295,12 @@ fn count_dry(summary: &mut SyncSummary, state: &SentState, w: &RunWork) {
 /// The MLflow experiment named as the pixelx one, created if missing. When the server's id for it
 /// differs from the one recorded, the server's store was replaced: what was recorded as sent to
 /// it for that experiment's runs is forgotten, so they are sent again.
-fn ensure_experiment(client: &Client, state: &mut SentState, registry: &Registry, name: &str) -> Result<String> {
+fn ensure_experiment(
+    client: &Client,
+    state: &mut SentState,
+    registry: &Registry,
+    name: &str,
+) -> Result<String> {
     let item = format!("experiment:{name}");
     let found = match client.get("experiments/get-by-name", &[("experiment_name", name)]) {
         Ok(answer) => Some(answer),
@@ -338,7 +351,13 @@ fn string_field(v: &Value, key: &str, client: &Client, call: &str) -> Result<Str
 }
 
 /// The MLflow run of a pixelx run (its id, artifact URI): recorded, found by its tag, or created.
-fn ensure_run(client: &Client, state: &mut SentState, exp: &str, w: &RunWork, summary: &mut SyncSummary) -> Result<(String, String)> {
+fn ensure_run(
+    client: &Client,
+    state: &mut SentState,
+    exp: &str,
+    w: &RunWork,
+    summary: &mut SyncSummary,
+) -> Result<(String, String)> {
     let id = &w.run.id;
     if let Some(known) = state.get(id, "run") {
         let v: Value = serde_json::from_str(known).context("a bad `run` row in mlflow_sync")?;
@@ -386,7 +405,10 @@ fn push_run(
     if w.send_params {
         let params = mapping::params(&w.run);
         for chunk in params.chunks(mapping::MAX_PARAMS_PER_BATCH) {
-            client.post("runs/log-batch", &json!({ "run_id": mlflow_run, "params": chunk }))?;
+            client.post(
+                "runs/log-batch",
+                &json!({ "run_id": mlflow_run, "params": chunk }),
+            )?;
         }
         state.set(id, "params", "sent")?;
         summary.params += params.len();
@@ -419,7 +441,10 @@ fn push_run(
             .iter()
             .map(|(name, step, _, value)| mapping::metric(name, *step, *value, w.start_ms))
             .collect();
-        client.post("runs/log-batch", &json!({ "run_id": mlflow_run, "metrics": metrics }))?;
+        client.post(
+            "runs/log-batch",
+            &json!({ "run_id": mlflow_run, "metrics": metrics }),
+        )?;
         // The rows come by name then step: the last of each name in a chunk is its furthest.
         let mut last: HashMap<&str, i64> = HashMap::new();
         for (name, step, ..) in chunk {
