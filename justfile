@@ -33,10 +33,11 @@ report *args: setup
     {{bin}} report "$@"
 
 # Every test: the notebook package's pytest suite, then unit and integration tests on real MNIST,
-# a real SQLite file and real worker processes, the PyTorch parity check, and the dashboard in
-# Debian's headless Chromium.
+# a real SQLite file and real worker processes, the PyTorch parity check, the dashboard in
+# Debian's headless Chromium, and `pixelx sync mlflow` against a real MLflow server (pinned into .venv).
 test: setup
     scripts/setup-chromium.sh
+    scripts/setup-mlflow.sh
     python -m pytest -q python/tests
     cargo test --no-fail-fast -- --test-threads 2
 

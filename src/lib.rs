@@ -31,5 +31,6 @@ pub mod schedule;
 pub mod search;
 pub mod serve;
 pub mod signals;
+pub mod sync;
 pub mod train;
 pub mod weights;

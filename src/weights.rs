@@ -18,6 +18,13 @@ pub type NamedTensors = BTreeMap<String, Tensor>;
 /// and then renamed, so a crash leaves either the old file or the complete new one. Returns the
 /// SHA-256 of the bytes written.
 pub fn save(path: &Path, tensors: &NamedTensors, metadata: HashMap<String, String>) -> Result<String> {
+    let data = to_bytes(tensors, metadata)?;
+    crate::fsio::write_atomically(path, &data)?;
+    Ok(crate::fsio::sha256_hex(&data))
+}
+
+/// The bytes [`save`] writes: the same tensors and metadata always give the same bytes.
+pub fn to_bytes(tensors: &NamedTensors, metadata: HashMap<String, String>) -> Result<Vec<u8>> {
     let mut buffers = Vec::with_capacity(tensors.len());
     for (name, t) in tensors {
         let t = t.to_device(tch::Device::Cpu).to_kind(Kind::Float).contiguous();
@@ -31,9 +38,7 @@ pub fn save(path: &Path, tensors: &NamedTensors, metadata: HashMap<String, Strin
         .iter()
         .map(|(name, shape, bytes)| Ok((name.as_str(), TensorView::new(Dtype::F32, shape.clone(), bytes)?)))
         .collect::<Result<Vec<_>>>()?;
-    let data = safetensors::serialize(views, &Some(metadata))?;
-    crate::fsio::write_atomically(path, &data)?;
-    Ok(crate::fsio::sha256_hex(&data))
+    Ok(safetensors::serialize(views, &Some(metadata))?)
 }
 
 /// A loaded weight file.

@@ -7,6 +7,7 @@ mod report_cmds;
 mod run_cmd;
 mod serve_cmd;
 mod shell_cmds;
+mod sync_cmd;
 mod train_cmd;
 
 use std::path::PathBuf;
@@ -85,6 +86,9 @@ pub enum Command {
     /// Run ids starting with PREFIX, one a line, for the completion scripts.
     #[command(name = shell_cmds::COMPLETE_RUNS, hide = true)]
     CompleteRuns { prefix: Option<String> },
+    /// Push runs to an experiment tracker (MLflow), sending only what is new.
+    #[command(subcommand)]
+    Sync(sync_cmd::SyncTarget),
     /// Train one run in its folder (started by `pixelx run`, one process or Slurm job per run).
     #[command(hide = true)]
     Worker {
@@ -191,6 +195,7 @@ fn dispatch(cli: &Cli) -> Result<ExitCode> {
         Command::Completions(args) => shell_cmds::completions(args)?,
         Command::Man(args) => shell_cmds::man(args)?,
         Command::CompleteRuns { prefix } => shell_cmds::complete_runs(cli, prefix.as_deref().unwrap_or(""))?,
+        Command::Sync(target) => sync_cmd::sync(cli, target)?,
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -122,6 +122,21 @@ CREATE INDEX events_by_run ON run_events(run_id);
 ALTER TABLE runs ADD COLUMN method TEXT;
 UPDATE runs SET method = (SELECT search_method FROM experiments e WHERE e.id = runs.experiment_id);
 "#,
+    // v4: what `pixelx sync mlflow` has sent to each tracking server, so a second sync sends only
+    // what is new and an interrupted one continues. `server` is the tracking URI without
+    // credentials; `run_id` is a pixelx run, or '' for an experiment's row; `item` names what was
+    // sent (`run`, `params`, `tags`, `status`, `metric:<name>`, `artifact:<path>`,
+    // `experiment:<name>`) and `value` what the server has of it (its id, the last step, a hash).
+    r#"
+CREATE TABLE mlflow_sync (
+    server  TEXT NOT NULL,
+    run_id  TEXT NOT NULL,
+    item    TEXT NOT NULL,
+    value   TEXT NOT NULL,
+    sent_at TEXT NOT NULL,
+    PRIMARY KEY (server, run_id, item)
+);
+"#,
 ];
 
 #[cfg(test)]
