@@ -259,7 +259,7 @@ fn two_run_experiment(name: &str) -> String {
     tiny_experiment(
         name,
         2,
-        2048,
+        1024,
         "learning_rate = [2e-3, 5e-3]",
         "devices = [\"cpu\"]\nruns_per_device = 1",
     )
@@ -295,9 +295,9 @@ fn first_journal(runs: &Path) -> PathBuf {
 fn finish(mut child: Child, what: &str) -> (bool, String) {
     let start = std::time::Instant::now();
     while child.try_wait().unwrap().is_none() {
-        if start.elapsed() > Duration::from_secs(300) {
+        if start.elapsed() > Duration::from_secs(600) {
             let _ = child.kill();
-            panic!("{what}: still running after 300 s");
+            panic!("{what}: still running after 600 s");
         }
         std::thread::sleep(Duration::from_millis(100));
     }
@@ -484,4 +484,45 @@ fn a_run_folder_deleted_mid_sweep_names_the_cause() {
     assert_eq!(row.status, RunStatus::Failed, "{out}");
     let error = row.error.unwrap_or_default();
     assert!(error.contains("deleted"), "the cause is named: {error}");
+}
+
+// BAD 3. The migration that makes a (run, metric, step) unique first removes the copies a
+// registry already holds, keeping the value recorded last. Its SQL is applied here to a registry
+// in the previous state (applied alone: migrations added after it need not be repeatable).
+#[test]
+fn the_metrics_migration_removes_duplicated_steps_and_forbids_new_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let runs = dir.path().join("runs");
+    let id = trained_run(&runs, 1, 64, "0.005");
+    let migration = pixelx::registry::schema::MIGRATIONS
+        .iter()
+        .find(|m| m.contains("CREATE UNIQUE INDEX metrics_by_run"))
+        .expect("the migration that makes metrics unique");
+    let conn = rusqlite::Connection::open(runs.join("registry.sqlite")).unwrap();
+    // The registry as the previous schema left it: a plain index and a step recorded twice.
+    conn.execute_batch(&format!(
+        "DROP INDEX metrics_by_run;
+         CREATE INDEX metrics_by_run ON metrics(run_id, name, step);
+         INSERT INTO metrics (run_id, name, step, value) VALUES ('{id}', 'train_loss', 1, 123.0);"
+    ))
+    .unwrap();
+    let rows = |conn: &rusqlite::Connection| -> Vec<f64> {
+        let mut stmt = conn
+            .prepare("SELECT value FROM metrics WHERE run_id = ?1 AND name = 'train_loss' AND step = 1")
+            .unwrap();
+        stmt.query_map([&id], |r| r.get(0))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect()
+    };
+    assert_eq!(rows(&conn).len(), 2);
+    conn.execute_batch(migration).unwrap();
+    assert_eq!(rows(&conn), vec![123.0], "one row, the value recorded last");
+    let again = conn.execute(
+        "INSERT INTO metrics (run_id, name, step, value) VALUES (?1, 'train_loss', 1, 1.0)",
+        [&id],
+    );
+    assert!(again.is_err(), "a second row for one step is refused");
+    drop(conn);
+    assert_eq!(duplicated_steps(&registry(&runs), &id), vec![]);
 }

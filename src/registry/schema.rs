@@ -122,4 +122,13 @@ CREATE INDEX events_by_run ON run_events(run_id);
 ALTER TABLE runs ADD COLUMN method TEXT;
 UPDATE runs SET method = (SELECT search_method FROM experiments e WHERE e.id = runs.experiment_id);
 "#,
+    // v4: a (run, metric, step) is recorded once. A journal line torn by a kill could make a
+    // resumed run's steps be recorded a second time; the copies that exist are removed first,
+    // keeping the one recorded last (the value the run's final attempt measured), and the index
+    // becomes unique so that ingestion replaces instead of adding.
+    r#"
+DELETE FROM metrics WHERE rowid NOT IN (SELECT MAX(rowid) FROM metrics GROUP BY run_id, name, step);
+DROP INDEX metrics_by_run;
+CREATE UNIQUE INDEX metrics_by_run ON metrics(run_id, name, step);
+"#,
 ];
