@@ -337,7 +337,7 @@ fn an_unreadable_journal_fails_its_run_and_the_sweep_goes_on() {
             assert_eq!(row.status, RunStatus::Failed, "{out}");
             let error = row.error.unwrap_or_default();
             assert!(
-                error.contains("journal.jsonl") && error.contains("directory"),
+                error.contains("journal.jsonl") && error.contains("it is a folder"),
                 "the cause is named: {error}"
             );
         } else {
