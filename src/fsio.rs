@@ -84,7 +84,11 @@ pub fn read_text_file(path: &Path, what: &str) -> Result<String> {
         .and_then(|f| f.take(MAX_TEXT_FILE + 1).read_to_string(&mut text))
         .with_context(|| format!("reading {what} {}", path.display()))?;
     if text.len() as u64 > MAX_TEXT_FILE {
-        bail!("{what} {} grew past {} MiB while it was read", path.display(), MAX_TEXT_FILE >> 20);
+        bail!(
+            "{what} {} grew past {} MiB while it was read",
+            path.display(),
+            MAX_TEXT_FILE >> 20
+        );
     }
     Ok(text)
 }

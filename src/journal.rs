@@ -254,7 +254,11 @@ pub fn read_from(run_dir: &Path, offset: u64) -> Result<ReadEvents> {
     };
     let meta = f.metadata().map_err(|e| unreadable(e.to_string()))?;
     if !meta.is_file() {
-        let what = if meta.is_dir() { "a folder" } else { "not a regular file" };
+        let what = if meta.is_dir() {
+            "a folder"
+        } else {
+            "not a regular file"
+        };
         return Err(unreadable(format!("it is {what}")).into());
     }
     let len = meta.len();
@@ -394,7 +398,14 @@ mod tests {
     fn a_torn_tail_is_cut_and_kept_aside() {
         let dir = tempfile::tempdir().unwrap();
         assert_eq!(cut_torn_tail(dir.path()).unwrap(), None, "no journal yet");
-        append(dir.path(), Event::Finished { status: FinalStatus::Failed, detail: None }).unwrap();
+        append(
+            dir.path(),
+            Event::Finished {
+                status: FinalStatus::Failed,
+                detail: None,
+            },
+        )
+        .unwrap();
         let whole = std::fs::read(journal_path(dir.path())).unwrap();
         assert_eq!(cut_torn_tail(dir.path()).unwrap(), None, "nothing torn");
         let mut f = std::fs::OpenOptions::new()
@@ -405,7 +416,14 @@ mod tests {
         let kept = cut_torn_tail(dir.path()).unwrap().expect("a torn tail");
         assert_eq!(std::fs::read(&kept).unwrap(), b"{\"at\":\"x\",\"ev");
         assert_eq!(std::fs::read(journal_path(dir.path())).unwrap(), whole);
-        append(dir.path(), Event::Finished { status: FinalStatus::Completed, detail: None }).unwrap();
+        append(
+            dir.path(),
+            Event::Finished {
+                status: FinalStatus::Completed,
+                detail: None,
+            },
+        )
+        .unwrap();
         assert_eq!(read_from(dir.path(), 0).unwrap().events.len(), 2);
         // A journal that is one torn line and nothing else is emptied.
         std::fs::write(journal_path(dir.path()), b"{\"at").unwrap();

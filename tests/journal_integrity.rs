@@ -134,7 +134,10 @@ fn a_checkpoint_of_another_run_is_refused_naming_both_runs() {
     let runs = dir.path().join("runs");
     let a = trained_run(&runs, 1, 256, "0.005");
     let b = trained_run(&runs, 1, 256, "0.002");
-    let (ca, cb) = (runs.join(&a).join("checkpoints"), runs.join(&b).join("checkpoints"));
+    let (ca, cb) = (
+        runs.join(&a).join("checkpoints"),
+        runs.join(&b).join("checkpoints"),
+    );
     let tmp = runs.join("swap");
     std::fs::rename(&ca, &tmp).unwrap();
     std::fs::rename(&cb, &ca).unwrap();
@@ -154,7 +157,10 @@ fn a_checkpoint_of_another_run_is_refused_naming_both_runs() {
             "{args:?} names both runs: {stderr}"
         );
     }
-    assert!(!out.exists() && !png.exists(), "nothing was written from B's weights");
+    assert!(
+        !out.exists() && !png.exists(),
+        "nothing was written from B's weights"
+    );
 
     // A resume must not continue A from B's weights either.
     registry(&runs)
@@ -247,10 +253,17 @@ fn a_torn_journal_tail_is_cut_before_a_resume_and_no_step_is_recorded_twice() {
             .iter()
             .filter(|(s, ..)| s == "running")
             .count();
-        assert_eq!(starts, 2, "kill after {lines} lines: both attempts are in the history");
+        assert_eq!(
+            starts, 2,
+            "kill after {lines} lines: both attempts are in the history"
+        );
         let row = reg.run(&id).unwrap().unwrap();
         assert_eq!(row.status, RunStatus::Completed);
-        assert_eq!(row.device.as_deref(), Some("cpu"), "the resolved device is recorded");
+        assert_eq!(
+            row.device.as_deref(),
+            Some("cpu"),
+            "the resolved device is recorded"
+        );
     }
 }
 
@@ -322,7 +335,13 @@ fn an_unreadable_journal_fails_its_run_and_the_sweep_goes_on() {
     std::fs::write(&file, two_run_experiment("journal_dir")).unwrap();
     let child = spawn_sweep(&runs, &file);
     let journal = first_journal(&runs);
-    let broken = journal.parent().unwrap().file_name().unwrap().to_string_lossy().into_owned();
+    let broken = journal
+        .parent()
+        .unwrap()
+        .file_name()
+        .unwrap()
+        .to_string_lossy()
+        .into_owned();
     std::fs::remove_file(&journal).unwrap();
     std::fs::create_dir(&journal).unwrap();
     let (_, out) = finish(child, "the sweep");
@@ -420,7 +439,7 @@ fn write_idx_dataset(dir: &Path, side: u32, n: u32) {
         for d in [n, side, side] {
             images.extend(d.to_be_bytes());
         }
-        images.extend(std::iter::repeat(7u8).take((n * side * side) as usize));
+        images.extend(std::iter::repeat_n(7u8, (n * side * side) as usize));
         std::fs::write(mnist.join(format!("{split}-images-idx3-ubyte")), images).unwrap();
         let mut labels = 0x0000_0801u32.to_be_bytes().to_vec();
         labels.extend(n.to_be_bytes());

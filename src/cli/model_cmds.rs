@@ -116,7 +116,12 @@ fn load_source(
     cli: &Cli,
     source: &ModelSource,
     device: Device,
-) -> Result<(PathBuf, tch::nn::VarStore, crate::model::PixelCnn, checkpoint::Checkpoint)> {
+) -> Result<(
+    PathBuf,
+    tch::nn::VarStore,
+    crate::model::PixelCnn,
+    checkpoint::Checkpoint,
+)> {
     let (path, run) = source.resolve(cli)?;
     let (vs, model, ckpt) = checkpoint::load_model(&path, device)?;
     if let Some(run) = run {

@@ -428,28 +428,6 @@ impl Registry {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::run_relative;
-
-    #[test]
-    fn stored_paths_become_run_relative() {
-        assert_eq!(
-            run_relative("runs/abc/checkpoints/epoch-0001.safetensors", "abc"),
-            "checkpoints/epoch-0001.safetensors"
-        );
-        assert_eq!(
-            run_relative("/x/y/abc/samples/epoch-0001.png", "abc"),
-            "samples/epoch-0001.png"
-        );
-        assert_eq!(
-            run_relative("checkpoints/best.safetensors", "abc"),
-            "checkpoints/best.safetensors"
-        );
-        assert_eq!(run_relative("xabc/checkpoints/a", "abc"), "xabc/checkpoints/a");
-    }
-}
-
 impl Registry {
     /// The SHA-256 recorded when run `run_id` wrote the checkpoint at `path` (relative to its
     /// folder, e.g. `checkpoints/epoch-0002.safetensors`); None when none was recorded.
@@ -475,5 +453,27 @@ impl Registry {
             .query_map([sha256], |r| r.get(0))?
             .collect::<rusqlite::Result<Vec<String>>>()?;
         Ok(ids)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::run_relative;
+
+    #[test]
+    fn stored_paths_become_run_relative() {
+        assert_eq!(
+            run_relative("runs/abc/checkpoints/epoch-0001.safetensors", "abc"),
+            "checkpoints/epoch-0001.safetensors"
+        );
+        assert_eq!(
+            run_relative("/x/y/abc/samples/epoch-0001.png", "abc"),
+            "samples/epoch-0001.png"
+        );
+        assert_eq!(
+            run_relative("checkpoints/best.safetensors", "abc"),
+            "checkpoints/best.safetensors"
+        );
+        assert_eq!(run_relative("xabc/checkpoints/a", "abc"), "xabc/checkpoints/a");
     }
 }

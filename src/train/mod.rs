@@ -330,7 +330,14 @@ impl Trainer {
     fn save_state(&self, path: &Path) -> Result<CheckpointRecord> {
         let mut tensors = crate::weights::model_tensors(&self.vs);
         tensors.extend(self.optim.state());
-        let sha256 = checkpoint::save(path, &self.run.id, &tensors, &self.config, &self.spec(), &self.state)?;
+        let sha256 = checkpoint::save(
+            path,
+            &self.run.id,
+            &tensors,
+            &self.config,
+            &self.spec(),
+            &self.state,
+        )?;
         Ok(CheckpointRecord {
             file: file_name(path),
             size: std::fs::metadata(path).map(|m| m.len()).unwrap_or(0),
