@@ -128,7 +128,7 @@ UPDATE runs SET method = (SELECT search_method FROM experiments e WHERE e.id = r
     // becomes unique so that ingestion replaces instead of adding.
     r#"
 DELETE FROM metrics WHERE rowid NOT IN (SELECT MAX(rowid) FROM metrics GROUP BY run_id, name, step);
-DROP INDEX metrics_by_run;
+DROP INDEX IF EXISTS metrics_by_run;
 CREATE UNIQUE INDEX metrics_by_run ON metrics(run_id, name, step);
 "#,
 ];
