@@ -78,6 +78,9 @@ pub fn execute_run(opts: &ExecuteOptions, run_id: &str) -> Result<FinalStatus> {
             .into())
         }
     };
+    // The last writer may have been killed mid-line: a new event appended to that half line
+    // would be lost with it.
+    journal::cut_torn_tail(&run.root).context("preparing the run's journal")?;
     let (status, detail) = match train(opts, &run) {
         Ok((status, detail)) => (status, detail),
         Err(e) => {
@@ -167,6 +170,9 @@ impl<'a> JournalObserver<'a> {
         if let Err(e) = journal::append(self.run, event) {
             tracing::error!("{e:#}");
             self.error.get_or_insert(e);
+            // Training on would be unrecorded work (the run folder was deleted, the journal
+            // replaced): stop at the next step, as on a stop request.
+            signals::STOP.store(true, Ordering::SeqCst);
         }
     }
 
@@ -271,6 +277,9 @@ pub fn execute_recorded(opts: &ExecuteOptions, registry_path: &Path, run_id: &st
             .flatten()
             .map_or_else(|| "auto".into(), |r| r.config.device)
     });
+    // The device the run will really use (`auto` says nothing); the worker's start event
+    // records the same, and a choice that does not resolve is the worker's error to report.
+    let device = resolve_device(&device).map_or(device, device_name);
     if !registry.claim_run(run_id, &device, Some(std::process::id()))? {
         let row = registry
             .run(run_id)?

@@ -34,6 +34,84 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
 }
 
+/// Largest experiment file (or other small text file pixelx reads whole) accepted: far above any
+/// real one, far below what would exhaust memory.
+pub const MAX_TEXT_FILE: u64 = 16 << 20;
+
+/// Checks that `path` (after symlinks) is a regular file, and, with `max`, that it holds at
+/// most `max` bytes. Asked before opening: opening a FIFO blocks until a writer comes, and a
+/// device such as `/dev/zero` never ends. `what` names the file in the message ("experiment
+/// file", "weight file"). Returns its size.
+pub fn check_regular_file(path: &Path, what: &str, max: Option<u64>) -> Result<u64> {
+    let meta = std::fs::metadata(path).with_context(|| format!("reading {what} {}", path.display()))?;
+    let kind = meta.file_type();
+    if !kind.is_file() {
+        use std::os::unix::fs::FileTypeExt;
+        let is = if kind.is_dir() {
+            "a folder"
+        } else if kind.is_fifo() {
+            "a FIFO (named pipe)"
+        } else if kind.is_char_device() || kind.is_block_device() {
+            "a device"
+        } else if kind.is_socket() {
+            "a socket"
+        } else {
+            "not a plain file"
+        };
+        bail!(
+            "{what} {} is not a regular file (it is {is}); give the path of a file",
+            path.display()
+        );
+    }
+    if let Some(max) = max.filter(|&max| meta.len() > max) {
+        bail!(
+            "{what} {} is {:.1} MiB, more than the {} MiB a {what} may be; is it the right file?",
+            path.display(),
+            meta.len() as f64 / f64::from(1 << 20),
+            max >> 20
+        );
+    }
+    Ok(meta.len())
+}
+
+/// Reads a small text file whole, after [`check_regular_file`] with [`MAX_TEXT_FILE`]. At most
+/// the limit is read even if the file grows meanwhile.
+pub fn read_text_file(path: &Path, what: &str) -> Result<String> {
+    use std::io::Read;
+    check_regular_file(path, what, Some(MAX_TEXT_FILE))?;
+    let mut text = String::new();
+    std::fs::File::open(path)
+        .and_then(|f| f.take(MAX_TEXT_FILE + 1).read_to_string(&mut text))
+        .with_context(|| format!("reading {what} {}", path.display()))?;
+    if text.len() as u64 > MAX_TEXT_FILE {
+        bail!(
+            "{what} {} grew past {} MiB while it was read",
+            path.display(),
+            MAX_TEXT_FILE >> 20
+        );
+    }
+    Ok(text)
+}
+
+/// `create_dir_all` whose error says what is wrong when a symlink on the way loops (the OS says
+/// `File exists` for a link that points at itself).
+pub fn create_dir_all(dir: &Path) -> Result<()> {
+    let Err(e) = std::fs::create_dir_all(dir) else {
+        return Ok(());
+    };
+    let looping = std::fs::metadata(dir)
+        .err()
+        .is_some_and(|m| m.raw_os_error() == Some(libc::ELOOP));
+    if looping {
+        bail!(
+            "creating {}: it is a symbolic link loop (a link that leads back to itself); \
+             point it at a real folder or remove it",
+            dir.display()
+        );
+    }
+    Err(e).with_context(|| format!("creating {}", dir.display()))
+}
+
 /// What user-named outputs must never replace.
 #[derive(Debug, Clone)]
 pub struct Protected {
@@ -142,7 +220,7 @@ impl FileLock {
     pub fn try_acquire(path: &Path, holder: &str) -> Result<std::result::Result<Self, String>> {
         use std::os::unix::io::AsRawFd;
         if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+            create_dir_all(dir)?;
         }
         let mut file = std::fs::OpenOptions::new()
             .read(true)

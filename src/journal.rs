@@ -160,6 +160,69 @@ pub fn append(run_dir: &Path, event: Event) -> Result<()> {
     append_line(&journal_path(run_dir), &line)
 }
 
+/// Prepares a run's journal for a new writer: a last line without its newline (the previous
+/// writer was killed mid-write) is cut off, so that the first new event does not land glued to
+/// it and get lost with it. The cut bytes are kept in `journal.jsonl.torn-<offset>` for
+/// inspection. Returns that side file when there was a torn tail. Only the holder of the run's
+/// folder lock may call this: it is then the journal's one writer.
+pub fn cut_torn_tail(run_dir: &Path) -> Result<Option<PathBuf>> {
+    let path = journal_path(run_dir);
+    match std::fs::symlink_metadata(&path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        _ => crate::fsio::check_regular_file(&path, "journal", None)?,
+    };
+    let mut f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&path)
+        .with_context(|| format!("opening {}", path.display()))?;
+    let len = f.metadata()?.len();
+    // Read back from the end until a newline: the tail is usually short, the journal long.
+    let mut tail = Vec::new();
+    let mut end = len;
+    let complete = loop {
+        let start = end.saturating_sub(64 * 1024);
+        let mut chunk = vec![0; (end - start) as usize];
+        f.seek(SeekFrom::Start(start))?;
+        f.read_exact(&mut chunk)
+            .with_context(|| format!("reading {}", path.display()))?;
+        chunk.extend_from_slice(&tail);
+        tail = chunk;
+        if let Some(i) = tail[..(end - start) as usize].iter().rposition(|&b| b == b'\n') {
+            break start + i as u64 + 1;
+        }
+        if start == 0 {
+            break 0;
+        }
+        end = start;
+    };
+    if complete == len {
+        return Ok(None);
+    }
+    let torn = &tail[tail.len() - (len - complete) as usize..];
+    let kept = run_dir.join(format!("journal.jsonl.torn-{complete}"));
+    crate::fsio::write_atomically(&kept, torn)?;
+    f.set_len(complete)
+        .and_then(|()| f.sync_all())
+        .with_context(|| format!("cutting the torn last line of {}", path.display()))?;
+    tracing::warn!(
+        "{}: cut a torn last line of {} bytes (a writer was killed mid-write); kept in {}",
+        path.display(),
+        len - complete,
+        kept.display()
+    );
+    Ok(Some(kept))
+}
+
+/// A journal that cannot be read (not a file, no permission): the run it belongs to cannot be
+/// followed, but other runs can.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot read the journal {path}: {cause}")]
+pub struct Unreadable {
+    pub path: String,
+    pub cause: String,
+}
+
 /// Events read from a journal, each with the time it was written.
 pub struct ReadEvents {
     pub events: Vec<(String, Event)>,
@@ -174,6 +237,10 @@ pub struct ReadEvents {
 /// was reset), so reading starts over.
 pub fn read_from(run_dir: &Path, offset: u64) -> Result<ReadEvents> {
     let path = journal_path(run_dir);
+    let unreadable = |cause: String| Unreadable {
+        path: path.display().to_string(),
+        cause,
+    };
     let mut f = match std::fs::File::open(&path) {
         Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -183,14 +250,23 @@ pub fn read_from(run_dir: &Path, offset: u64) -> Result<ReadEvents> {
                 bad_lines: 0,
             })
         }
-        Err(e) => return Err(e).with_context(|| format!("opening {}", path.display())),
+        Err(e) => return Err(unreadable(e.to_string()).into()),
     };
-    let len = f.metadata()?.len();
+    let meta = f.metadata().map_err(|e| unreadable(e.to_string()))?;
+    if !meta.is_file() {
+        let what = if meta.is_dir() {
+            "a folder"
+        } else {
+            "not a regular file"
+        };
+        return Err(unreadable(format!("it is {what}")).into());
+    }
+    let len = meta.len();
     let start = if len < offset { 0 } else { offset };
-    f.seek(SeekFrom::Start(start))?;
     let mut bytes = Vec::new();
-    f.read_to_end(&mut bytes)
-        .with_context(|| format!("reading {}", path.display()))?;
+    f.seek(SeekFrom::Start(start))
+        .and_then(|_| f.read_to_end(&mut bytes))
+        .map_err(|e| unreadable(e.to_string()))?;
     let complete = bytes.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
     let mut events = Vec::new();
     let mut bad_lines = 0;
@@ -316,6 +392,43 @@ mod tests {
         );
         assert_eq!(read_from(dir.path(), read.offset).unwrap().events.len(), 0);
         assert_eq!(recorded_checksums(dir.path())["epoch-0001.safetensors"], "ab");
+    }
+
+    #[test]
+    fn a_torn_tail_is_cut_and_kept_aside() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(cut_torn_tail(dir.path()).unwrap(), None, "no journal yet");
+        append(
+            dir.path(),
+            Event::Finished {
+                status: FinalStatus::Failed,
+                detail: None,
+            },
+        )
+        .unwrap();
+        let whole = std::fs::read(journal_path(dir.path())).unwrap();
+        assert_eq!(cut_torn_tail(dir.path()).unwrap(), None, "nothing torn");
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(journal_path(dir.path()))
+            .unwrap();
+        f.write_all(b"{\"at\":\"x\",\"ev").unwrap();
+        let kept = cut_torn_tail(dir.path()).unwrap().expect("a torn tail");
+        assert_eq!(std::fs::read(&kept).unwrap(), b"{\"at\":\"x\",\"ev");
+        assert_eq!(std::fs::read(journal_path(dir.path())).unwrap(), whole);
+        append(
+            dir.path(),
+            Event::Finished {
+                status: FinalStatus::Completed,
+                detail: None,
+            },
+        )
+        .unwrap();
+        assert_eq!(read_from(dir.path(), 0).unwrap().events.len(), 2);
+        // A journal that is one torn line and nothing else is emptied.
+        std::fs::write(journal_path(dir.path()), b"{\"at").unwrap();
+        assert!(cut_torn_tail(dir.path()).unwrap().is_some());
+        assert_eq!(std::fs::metadata(journal_path(dir.path())).unwrap().len(), 0);
     }
 
     #[test]

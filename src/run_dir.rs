@@ -69,7 +69,7 @@ impl RunDir {
     pub fn create(runs_dir: &Path, id: &str, config: &RunConfig) -> Result<Self> {
         let dir = Self::new(runs_dir, id);
         for sub in [dir.checkpoints_dir(), dir.samples_dir()] {
-            std::fs::create_dir_all(&sub).with_context(|| format!("creating {}", sub.display()))?;
+            crate::fsio::create_dir_all(&sub)?;
         }
         let text = toml::to_string(config).context("serialising the run config")?;
         crate::fsio::write_atomically(&dir.config_path(), text.as_bytes())?;

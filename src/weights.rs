@@ -77,10 +77,7 @@ fn describe(e: &safetensors::SafeTensorError, len: usize) -> String {
 /// Reads a safetensors file; any float dtype is converted to f32.
 pub fn load(path: &Path) -> Result<WeightFile> {
     // A FIFO or device would block or never end: only regular files are weight files.
-    let meta = std::fs::metadata(path).with_context(|| format!("reading {}", path.display()))?;
-    if !meta.is_file() {
-        bail!("{} is not a regular file", path.display());
-    }
+    crate::fsio::check_regular_file(path, "weight file", None)?;
     let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
     let unreadable = |e: safetensors::SafeTensorError| {
         anyhow::anyhow!(
@@ -113,6 +110,7 @@ pub fn load(path: &Path) -> Result<WeightFile> {
 
 /// SHA-256 of a file, hex-encoded.
 pub fn file_sha256(path: &Path) -> Result<String> {
+    crate::fsio::check_regular_file(path, "weight file", None)?;
     let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
     Ok(crate::fsio::sha256_hex(&bytes))
 }

@@ -243,12 +243,13 @@ pub struct ModelSource {
 }
 
 impl ModelSource {
-    /// The weight file to read: the given path, or the run's best (else newest) checkpoint.
-    pub fn resolve(&self, cli: &super::Cli) -> Result<PathBuf> {
+    /// The weight file to read: the given path, or the run's best (else newest) checkpoint,
+    /// with the run's full id in the second case (its checkpoint must prove it is the run's).
+    pub fn resolve(&self, cli: &super::Cli) -> Result<(PathBuf, Option<String>)> {
         match (&self.run_id, &self.checkpoint) {
             (Some(_), Some(_)) => bail!("give either a run id or --checkpoint, not both"),
             (None, None) => bail!("give a run id or --checkpoint PATH"),
-            (None, Some(p)) => Ok(p.clone()),
+            (None, Some(p)) => Ok((p.clone(), None)),
             (Some(given), None) => {
                 let id = super::resolve_run_id(cli, given)?;
                 let run = crate::run_dir::RunDir::new(&cli.runs_dir, &id);
@@ -262,12 +263,12 @@ impl ModelSource {
                 }
                 let best = run.best_checkpoint();
                 if best.exists() {
-                    return Ok(best);
+                    return Ok((best, Some(id)));
                 }
                 run.epoch_checkpoints()
                     .into_iter()
                     .next()
-                    .map(|(_, p)| p)
+                    .map(|(_, p)| (p, Some(id.clone())))
                     .with_context(|| {
                         format!(
                             "run {id} has no checkpoint yet (looked in {})",

@@ -1,6 +1,6 @@
 //! Commands that use a trained model: `sample`, `eval`, `export`, `import`.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
@@ -68,9 +68,8 @@ pub fn sample(cli: &Cli, args: &SampleArgs) -> Result<()> {
         bail!("--temperature must be positive, got {}", args.temperature);
     }
     let output = crate::fsio::check_output(&args.output_fname, &cli.protected())?;
-    let path = args.source.resolve(cli)?;
     let device = args.device.resolve()?;
-    let (_vs, model, ckpt) = checkpoint::load_model(&path, device)?;
+    let (_, _vs, model, ckpt) = load_source(cli, &args.source, device)?;
     args.arch.check(&model.spec)?;
     if args.label >= model.spec.classes || args.label < -1 {
         bail!(
@@ -111,6 +110,55 @@ pub fn sample(cli: &Cli, args: &SampleArgs) -> Result<()> {
     Ok(())
 }
 
+/// Loads the model a command names. A run's checkpoint must be that run's own (see
+/// [`check_run_checkpoint`]); a file given with `--checkpoint` is read as what it is.
+fn load_source(
+    cli: &Cli,
+    source: &ModelSource,
+    device: Device,
+) -> Result<(
+    PathBuf,
+    tch::nn::VarStore,
+    crate::model::PixelCnn,
+    checkpoint::Checkpoint,
+)> {
+    let (path, run) = source.resolve(cli)?;
+    let (vs, model, ckpt) = checkpoint::load_model(&path, device)?;
+    if let Some(run) = run {
+        check_run_checkpoint(cli, &run, &path, &ckpt)?;
+    }
+    Ok((path, vs, model, ckpt))
+}
+
+/// Refuses a checkpoint in run `run`'s folder that another run wrote: by the run its metadata
+/// names (or its embedded config), and by the checksum the registry recorded for the file.
+fn check_run_checkpoint(cli: &Cli, run: &str, path: &Path, ckpt: &checkpoint::Checkpoint) -> Result<()> {
+    let registry = Registry::open_read_only(&cli.registry_path())?;
+    let row = registry
+        .run(run)?
+        .with_context(|| format!("run {run} vanished from the registry"))?;
+    checkpoint::check_owner(path, ckpt, run, &row.config)?;
+    let name = path.file_name().unwrap_or_default().to_string_lossy();
+    let Some(expected) = registry.recorded_checksum(run, &format!("checkpoints/{name}"))? else {
+        return Ok(());
+    };
+    let actual = crate::weights::file_sha256(path)?;
+    if actual == expected {
+        return Ok(());
+    }
+    let owners = registry.runs_with_checksum(&actual)?;
+    let whose = match owners.as_slice() {
+        [] => "no run recorded it".to_owned(),
+        ids => format!("the registry records it for run {}", ids.join(", ")),
+    };
+    Err(checkpoint::NotTheRuns {
+        path: path.display().to_string(),
+        run: run.to_owned(),
+        why: format!("its SHA-256 is {actual}, run {run} recorded {expected}; {whose}"),
+    }
+    .into())
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum EvalFormat {
     Text,
@@ -131,9 +179,8 @@ pub struct EvalArgs {
 }
 
 pub fn eval(cli: &Cli, args: &EvalArgs) -> Result<()> {
-    let path = args.source.resolve(cli)?;
     let device = args.device.resolve()?;
-    let (_vs, model, ckpt) = checkpoint::load_model(&path, device)?;
+    let (path, _vs, model, ckpt) = load_source(cli, &args.source, device)?;
     let c = &ckpt.config;
     let subset = args.test_subset.unwrap_or(c.test_subset).max(0) as usize;
     let data = Dataset::load(
@@ -174,8 +221,7 @@ pub struct ExportArgs {
 
 pub fn export(cli: &Cli, args: &ExportArgs) -> Result<()> {
     let out = crate::fsio::check_output(&args.out, &cli.protected())?;
-    let path = args.source.resolve(cli)?;
-    let (vs, model, ckpt) = checkpoint::load_model(&path, Device::Cpu)?;
+    let (path, vs, model, ckpt) = load_source(cli, &args.source, Device::Cpu)?;
     let meta = checkpoint::metadata(&ckpt.config, &model.spec)?;
     if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;

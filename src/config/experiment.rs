@@ -440,7 +440,10 @@ impl Experiment {
             file: name.clone(),
             message,
         };
-        let text = std::fs::read_to_string(path).map_err(|e| err(format!("cannot read: {e}")))?;
+        // A FIFO or device would block or never end, a huge file would exhaust memory: the
+        // helper refuses them before reading.
+        let text = crate::fsio::read_text_file(path, "experiment file")
+            .map_err(|e| err(format!("cannot read: {}", e.root_cause())))?;
         let mut doc: toml::Table = toml::from_str(&text).map_err(|e| {
             let at = e.span().map(|s| line_col(&text, s.start));
             let (line, col) = at.unwrap_or((0, 0));

@@ -45,11 +45,34 @@ pub struct RawImages {
 pub fn read_raw(dataset: DatasetKind, split: Split, data_dir: &Path) -> Result<RawImages, DataError> {
     let dir = dataset.dir(data_dir);
     let hint = dataset.fetch_hint();
-    match dataset {
+    let raw = match dataset {
         DatasetKind::Mnist => idx::read_pair(&dir, split, "", hint),
         DatasetKind::Fashionmnist => idx::read_pair(&dir, split, ".gz", hint),
         DatasetKind::Cifar => cifar::read(&dir, split),
+    }?;
+    check_shape(dataset, &raw, &dir)?;
+    Ok(raw)
+}
+
+/// Refuses files whose images are not the dataset's shape (IDX files of another image size in
+/// the mnist folder): a model would otherwise be trained and recorded as one of that dataset.
+fn check_shape(dataset: DatasetKind, raw: &RawImages, dir: &Path) -> Result<(), DataError> {
+    let side = dataset.side() as usize;
+    let channels = dataset.channels() as usize;
+    if (raw.height, raw.width, raw.channels) == (side, side, channels) {
+        return Ok(());
     }
+    Err(DataError::Corrupt {
+        path: dir.into(),
+        reason: format!(
+            "these images are {}x{} with {} channel(s), but {} images are {side}x{side} with \
+             {channels}: the files are another dataset",
+            raw.height,
+            raw.width,
+            raw.channels,
+            dataset.name()
+        ),
+    })
 }
 
 /// Checks that a dataset's files are present, without reading them: a cheap early error before a

@@ -73,7 +73,8 @@ fn insert_epoch(
         ("torch_threads", threads.map(f64::from)),
     ];
     let mut stmt = tx.prepare_cached(
-        "INSERT INTO metrics (run_id, name, step, epoch, value) VALUES (?1, ?2, ?3, ?4, ?5)",
+        "INSERT INTO metrics (run_id, name, step, epoch, value) VALUES (?1, ?2, ?3, ?4, ?5)
+         ON CONFLICT (run_id, name, step) DO UPDATE SET epoch = excluded.epoch, value = excluded.value",
     )?;
     for (name, value) in values {
         if let Some(v) = value.filter(|v| !v.is_nan()) {
@@ -141,8 +142,12 @@ fn apply(tx: &Transaction<'_>, run_id: &str, at: &str, event: Event, out: &mut I
             images_per_sec,
             steps,
         } => {
-            let mut stmt =
-                tx.prepare_cached("INSERT INTO metrics (run_id, name, step, value) VALUES (?1, ?2, ?3, ?4)")?;
+            // A step recorded before (a worker resumed from a checkpoint older than the steps
+            // an earlier attempt journalled) takes the value measured last: never twice.
+            let mut stmt = tx.prepare_cached(
+                "INSERT INTO metrics (run_id, name, step, value) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (run_id, name, step) DO UPDATE SET value = excluded.value",
+            )?;
             // SQLite stores NaN as NULL, which the column refuses: an undefined value (the
             // journal's `null`) is left out rather than wedging ingestion.
             for s in &steps {

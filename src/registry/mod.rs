@@ -11,7 +11,8 @@
 mod errors;
 mod ingest;
 mod query;
-mod schema;
+/// Public so that tests can apply one migration to a registry they built by hand.
+pub mod schema;
 mod speeds;
 pub mod views;
 
@@ -182,7 +183,7 @@ impl Registry {
     pub fn open(path: &Path) -> Result<Self> {
         check_not_folder(path)?;
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+            crate::fsio::create_dir_all(dir)?;
         }
         let conn = Connection::open(path).map_err(|e| explain(e.into(), path))?;
         let mut reg = Self::configure(conn, path)?;

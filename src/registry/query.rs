@@ -3,6 +3,7 @@
 use std::collections::HashMap;
 
 use anyhow::Result;
+use rusqlite::OptionalExtension;
 use serde::Serialize;
 
 use super::Registry;
@@ -424,6 +425,34 @@ impl Registry {
             }),
             _ => None,
         })
+    }
+}
+
+impl Registry {
+    /// The SHA-256 recorded when run `run_id` wrote the checkpoint at `path` (relative to its
+    /// folder, e.g. `checkpoints/epoch-0002.safetensors`); None when none was recorded.
+    pub fn recorded_checksum(&self, run_id: &str, path: &str) -> Result<Option<String>> {
+        let sum: Option<String> = self
+            .conn()
+            .query_row(
+                "SELECT sha256 FROM checkpoints WHERE run_id = ?1 AND path = ?2 AND sha256 != ''
+                 ORDER BY id DESC LIMIT 1",
+                [run_id, path],
+                |r| r.get(0),
+            )
+            .optional()?;
+        Ok(sum)
+    }
+
+    /// The runs that recorded a checkpoint with this SHA-256: who a stray checkpoint belongs to.
+    pub fn runs_with_checksum(&self, sha256: &str) -> Result<Vec<String>> {
+        let mut stmt = self
+            .conn()
+            .prepare("SELECT DISTINCT run_id FROM checkpoints WHERE sha256 = ?1 ORDER BY run_id")?;
+        let ids = stmt
+            .query_map([sha256], |r| r.get(0))?
+            .collect::<rusqlite::Result<Vec<String>>>()?;
+        Ok(ids)
     }
 }
 

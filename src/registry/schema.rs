@@ -137,6 +137,15 @@ CREATE TABLE mlflow_sync (
     PRIMARY KEY (server, run_id, item)
 );
 "#,
+    // v5: a (run, metric, step) is recorded once. A journal line torn by a kill could make a
+    // resumed run's steps be recorded a second time; the copies that exist are removed first,
+    // keeping the one recorded last (the value the run's final attempt measured), and the index
+    // becomes unique so that ingestion replaces instead of adding.
+    r#"
+DELETE FROM metrics WHERE rowid NOT IN (SELECT MAX(rowid) FROM metrics GROUP BY run_id, name, step);
+DROP INDEX IF EXISTS metrics_by_run;
+CREATE UNIQUE INDEX metrics_by_run ON metrics(run_id, name, step);
+"#,
 ];
 
 #[cfg(test)]

@@ -183,7 +183,7 @@ impl<'a> Coordinator<'a> {
         let rows = self.registry.trial_rows(&e.info.name, &e.pruner.metric)?;
         // Journals first: a worker of an earlier coordinator may have finished since.
         for row in &rows {
-            self.registry.ingest(&row.id, &self.run_dir(&row.id).root)?;
+            self.ingest_run(&row.id)?;
         }
         let jobs: Vec<(String, String)> = rows
             .iter()
@@ -215,7 +215,7 @@ impl<'a> Coordinator<'a> {
         // ended, or else they are interrupted and continue.
         for (id, _) in &jobs {
             if !self.active.contains_key(id) {
-                self.registry.ingest(id, &self.run_dir(id).root)?;
+                self.ingest_run(id)?;
                 if self
                     .registry
                     .run(id)?
@@ -341,13 +341,34 @@ impl<'a> Coordinator<'a> {
         Ok(())
     }
 
+    /// Ingests one run's journal. A journal that cannot be read (replaced by a folder, no
+    /// permission) fails its own run, with the cause, rather than stopping the sweep: the other
+    /// runs go on and later runs of the file still start. A run already finished keeps its
+    /// status, so that nothing recorded is trained again.
+    fn ingest_run(&mut self, id: &str) -> Result<crate::registry::Ingested> {
+        let err = match self.registry.ingest(id, &self.run_dir(id).root) {
+            Err(e) if e.downcast_ref::<journal::Unreadable>().is_some() => e,
+            other => return other,
+        };
+        let cause = format!("{err:#}");
+        match self.registry.run(id)?.map(|r| (r.status, r.error)) {
+            Some((status, error)) if !status.is_final() || status == RunStatus::Failed => {
+                if error.as_deref() != Some(cause.as_str()) {
+                    tracing::error!("run {id}: {cause}");
+                    self.registry.set_status(id, RunStatus::Failed, Some(&cause))?;
+                }
+            }
+            _ => tracing::warn!("run {id}: {cause}"),
+        }
+        Ok(Default::default())
+    }
+
     /// Reads what the active runs journalled; answers a pruner's question for every epoch that
     /// finished short of a run's end.
     fn ingest(&mut self) -> Result<()> {
         let ids: Vec<String> = self.active.keys().cloned().collect();
         for id in ids {
-            let dir = self.run_dir(&id);
-            let news = self.registry.ingest(&id, &dir.root)?;
+            let news = self.ingest_run(&id)?;
             if news.events == 0 {
                 continue;
             }
@@ -417,7 +438,7 @@ impl<'a> Coordinator<'a> {
         for ended in self.backend.reap()? {
             let id = ended.run_id.clone();
             let dir = self.run_dir(&id);
-            self.registry.ingest(&id, &dir.root)?;
+            self.ingest_run(&id)?;
             if self.active.remove(&id).is_none() {
                 continue;
             }
@@ -434,6 +455,12 @@ impl<'a> Coordinator<'a> {
                     "its folder is held by another process".to_owned()
                 } else if resumable {
                     format!("stopped before it finished ({})", ended.cause)
+                } else if !dir.root.is_dir() {
+                    format!(
+                        "its run folder {} was deleted while it ran; the worker ended ({})",
+                        dir.root.display(),
+                        ended.cause
+                    )
                 } else {
                     format!(
                         "worker ended without finishing ({}); its log is in {}",

@@ -12,6 +12,9 @@ use crate::model::ModelSpec;
 use crate::weights::{self, NamedTensors, WeightFile};
 
 pub const FORMAT: &str = "pixelx-checkpoint-1";
+/// Metadata key naming the run a checkpoint was written for: how a checkpoint proves whose it is
+/// when run folders' files are moved or swapped.
+pub const RUN_KEY: &str = "pixelx.run";
 
 /// The `.sha256` file that holds a checkpoint's checksum.
 pub fn sidecar(path: &Path) -> PathBuf {
@@ -32,6 +35,7 @@ pub fn metadata(config: &RunConfig, spec: &ModelSpec) -> Result<HashMap<String, 
 /// the bytes written.
 pub fn save(
     path: &Path,
+    run_id: &str,
     tensors: &NamedTensors,
     config: &RunConfig,
     spec: &ModelSpec,
@@ -39,6 +43,7 @@ pub fn save(
 ) -> Result<String> {
     let mut meta = metadata(config, spec)?;
     meta.insert("pixelx.format".into(), FORMAT.into());
+    meta.insert(RUN_KEY.into(), run_id.into());
     meta.insert("pixelx.state".into(), serde_json::to_string(state)?);
     let sum = weights::save(path, tensors, meta)?;
     crate::fsio::write_atomically(&sidecar(path), sum.as_bytes())?;
@@ -53,19 +58,95 @@ pub struct Checkpoint {
     pub state: Option<TrainState>,
 }
 
+impl Checkpoint {
+    /// The run the checkpoint says it was written for (files from before pixelx recorded it
+    /// have none).
+    pub fn run_id(&self) -> Option<&str> {
+        self.file.metadata.get(RUN_KEY).map(String::as_str)
+    }
+}
+
+/// The checksum in a checkpoint's `.sha256` sidecar; None when there is no sidecar. A sidecar
+/// that is not a regular file (a FIFO would block the reader) is an error.
+fn read_sidecar(path: &Path) -> Result<Option<String>> {
+    let side = sidecar(path);
+    match std::fs::symlink_metadata(&side) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        _ => {}
+    }
+    Ok(Some(
+        crate::fsio::read_text_file(&side, "checksum file")?
+            .trim()
+            .to_owned(),
+    ))
+}
+
 /// Reads a checkpoint or export, checking the sidecar checksum when there is one.
 pub fn load(path: &Path) -> Result<Checkpoint> {
-    if let Ok(expected) = std::fs::read_to_string(sidecar(path)) {
+    crate::fsio::check_regular_file(path, "weight file", None)?;
+    if let Some(expected) = read_sidecar(path)? {
         let actual = weights::file_sha256(path)?;
-        if actual != expected.trim() {
+        if actual != expected {
             bail!(
-                "{} is corrupt: its SHA-256 is {actual}, the checkpoint recorded {}",
+                "{} is corrupt: its SHA-256 is {actual}, the checkpoint recorded {expected}",
                 path.display(),
-                expected.trim()
             );
         }
     }
     parse(path)
+}
+
+/// A checkpoint that is not the run's own (its run folder's files were moved or swapped).
+#[derive(Debug, thiserror::Error)]
+#[error("{path} is not run {run}'s checkpoint: {why}")]
+pub struct NotTheRuns {
+    pub path: String,
+    pub run: String,
+    pub why: String,
+}
+
+/// Checks that a checkpoint found in run `run_id`'s folder was written by that run: by the run
+/// id in its metadata or, for files written before pixelx recorded it, by its embedded config
+/// against the run's `config`.
+pub fn check_owner(path: &Path, ckpt: &Checkpoint, run_id: &str, config: &RunConfig) -> Result<()> {
+    let refuse = |why: String| NotTheRuns {
+        path: path.display().to_string(),
+        run: run_id.to_owned(),
+        why,
+    };
+    match ckpt.run_id() {
+        Some(owner) if owner != run_id => Err(refuse(format!(
+            "it was written by run {owner} (its metadata names it); was a checkpoints folder moved \
+             or swapped? Give the file with --checkpoint to use it anyway"
+        ))
+        .into()),
+        Some(_) => Ok(()),
+        None => {
+            let differing = config_differences(&ckpt.config, config);
+            if differing.is_empty() {
+                Ok(())
+            } else {
+                Err(refuse(format!(
+                    "its embedded config differs from the run's in {}; it belongs to another run",
+                    differing.join(", ")
+                ))
+                .into())
+            }
+        }
+    }
+}
+
+/// The settings two configs disagree on, by name.
+fn config_differences(a: &RunConfig, b: &RunConfig) -> Vec<String> {
+    let (Ok(serde_json::Value::Object(a)), Ok(serde_json::Value::Object(b))) =
+        (serde_json::to_value(a), serde_json::to_value(b))
+    else {
+        return Vec::new();
+    };
+    a.iter()
+        .filter(|(k, v)| b.get(k.as_str()) != Some(v))
+        .map(|(k, _)| k.clone())
+        .collect()
 }
 
 /// Reads a checkpoint or export without checking its sidecar.
@@ -111,10 +192,11 @@ pub fn newest_usable(run: &crate::run_dir::RunDir) -> Result<Option<(PathBuf, Ch
             .unwrap_or_default()
             .to_string_lossy()
             .into_owned();
-        let expected = std::fs::read_to_string(sidecar(&path))
-            .ok()
-            .map(|s| s.trim().to_owned())
-            .or_else(|| recorded.get(&name).cloned());
+        let side = read_sidecar(&path).unwrap_or_else(|e| {
+            tracing::warn!("ignoring the checksum file of {}: {e:#}", path.display());
+            None
+        });
+        let expected = side.or_else(|| recorded.get(&name).cloned());
         let Some(expected) = expected else {
             tracing::warn!(
                 "{} has no checksum (its .sha256 file is gone and the journal has none); \

@@ -181,6 +181,9 @@ impl Trainer {
         let mut trainer = Self::new(config, run, data_dir, device)?;
         match checkpoint::newest_usable(&trainer.run)? {
             Some((path, ckpt)) => {
+                // A checkpoint of another run (a swapped checkpoints folder) would continue that
+                // run's model under this run's name.
+                checkpoint::check_owner(&path, &ckpt, &trainer.run.id, &trainer.config)?;
                 let state = ckpt
                     .state
                     .with_context(|| format!("{} has no training state", path.display()))?;
@@ -327,7 +330,14 @@ impl Trainer {
     fn save_state(&self, path: &Path) -> Result<CheckpointRecord> {
         let mut tensors = crate::weights::model_tensors(&self.vs);
         tensors.extend(self.optim.state());
-        let sha256 = checkpoint::save(path, &tensors, &self.config, &self.spec(), &self.state)?;
+        let sha256 = checkpoint::save(
+            path,
+            &self.run.id,
+            &tensors,
+            &self.config,
+            &self.spec(),
+            &self.state,
+        )?;
         Ok(CheckpointRecord {
             file: file_name(path),
             size: std::fs::metadata(path).map(|m| m.len()).unwrap_or(0),

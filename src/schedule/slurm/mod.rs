@@ -39,7 +39,7 @@ pub struct WorkerPaths {
 
 impl WorkerPaths {
     pub fn resolve(runs_dir: &Path, data_dir: &Path) -> Result<Self> {
-        std::fs::create_dir_all(runs_dir).with_context(|| format!("creating {}", runs_dir.display()))?;
+        crate::fsio::create_dir_all(runs_dir)?;
         let abs = |p: &Path| std::fs::canonicalize(p).with_context(|| format!("resolving {}", p.display()));
         Ok(Self {
             exe: std::env::current_exe().context("locating the pixelx binary")?,
