@@ -70,6 +70,14 @@ fn preflight(experiment: &Experiment, dry_run: bool) -> Result<usize> {
             crate::device::cuda_device_count(),
             crate::host::num_cores(),
         )?;
+        let warning = crate::schedule::local::cpu_slots_warning(
+            &experiment.scheduler,
+            crate::device::cuda_device_count(),
+            crate::host::num_cores(),
+        );
+        if let Some(w) = warning {
+            eprintln!("{w}");
+        }
         if slots.iter().any(|s| s.device == "cpu") {
             for config in configs(experiment) {
                 crate::train::memory::check_fits(config, tch::Device::Cpu)?;
@@ -140,8 +148,13 @@ pub fn run(cli: &Cli, args: &RunArgs) -> Result<()> {
     } else {
         String::new()
     };
+    let invalid = if s.invalid > 0 {
+        format!(", {} invalid (failed trials, not trained)", s.invalid)
+    } else {
+        String::new()
+    };
     println!(
-        "experiment {}: {} completed, {} already done{pruned}, {} failed, {} diverged, {} interrupted",
+        "experiment {}: {} completed, {} already done{pruned}, {} failed, {} diverged, {} interrupted{invalid}",
         experiment.info.name, s.completed, s.skipped, s.failed, s.diverged, s.interrupted
     );
     if s.stopped {

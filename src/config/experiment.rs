@@ -501,15 +501,23 @@ impl Experiment {
 
     /// The configuration of an adaptive trial: the base config with the trial's parameters.
     pub fn trial_config(&self, params: &Table) -> Result<RunConfig, String> {
-        let config = overlay(
+        let config = self.trial_config_unchecked(params)?;
+        config.validate().map_err(|e| e.to_string())?;
+        Ok(config)
+    }
+
+    /// The configuration of a trial with `params`, not validated: a proposal whose values are
+    /// each in the space but not valid together (`hidden_fmaps` not a multiple of
+    /// `data_channels`) is still a definite configuration, recorded as a failed trial under the
+    /// id it hashes to. Err only when a value does not fit its parameter at all.
+    pub fn trial_config_unchecked(&self, params: &Table) -> Result<RunConfig, String> {
+        overlay(
             &self.base,
             params,
             "search.space",
             "search.space",
             &Sources::default(),
-        )?;
-        config.validate().map_err(|e| e.to_string())?;
-        Ok(config)
+        )
     }
 
     /// Parameters whose value differs between runs, in `RUN_KEYS` order (for adaptive search,

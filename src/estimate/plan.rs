@@ -122,6 +122,10 @@ fn states(registry: Option<&Registry>, experiment: &str) -> Result<HashMap<Strin
 /// (unless forced), unfinished ones continue where they stopped.
 fn epochs_done(state: Option<&RunState>, epochs: u32, force: bool) -> u32 {
     let Some(s) = state else { return 0 };
+    // An invalid trial of a study is settled without training: nothing left to do.
+    if crate::schedule::study::is_invalid(&s.config) {
+        return epochs;
+    }
     match s.status {
         RunStatus::Running => s.trained,
         _ if force => 0,

@@ -15,6 +15,21 @@ pub struct Proposal {
     pub number: usize,
     pub id: String,
     pub config: RunConfig,
+    /// Why the configuration is invalid, for a proposal valid axis by axis but not as a whole:
+    /// it is recorded as a failed trial and never trained.
+    pub invalid: Option<String>,
+}
+
+/// Why a recorded configuration (a run's parameters as the registry stores them) is invalid;
+/// None for a valid one. An invalid trial was never trained, so it is never retried either.
+pub fn invalid_reason(params: &serde_json::Map<String, serde_json::Value>) -> Option<String> {
+    let config: RunConfig = serde_json::from_value(serde_json::Value::Object(params.clone())).ok()?;
+    config.validate().err().map(|e| e.to_string())
+}
+
+/// Whether a run's recorded configuration is invalid (see [`invalid_reason`]).
+pub fn is_invalid(config: &RunConfig) -> bool {
+    config.validate().is_err()
 }
 
 pub struct Study<'a> {
@@ -58,9 +73,10 @@ impl<'a> Study<'a> {
         &self.experiment.pruner.metric
     }
 
-    /// A registry row as a trial. Diverged runs count as complete with the worst value (their
-    /// region of the space is bad); failed runs are ignored; queued, running and interrupted
-    /// ones are in flight.
+    /// A registry row as a trial. Diverged runs and invalid configurations count as complete
+    /// with the worst value (their region of the space is bad, and TPE ranks them after every
+    /// complete and pruned trial); other failed runs (a crash says nothing of the region) are
+    /// ignored; queued, running and interrupted ones are in flight.
     fn trial(&self, number: usize, row: &TrialRow) -> Trial {
         let params: Params = self
             .experiment
@@ -76,6 +92,9 @@ impl<'a> Study<'a> {
             ),
             RunStatus::Diverged => (TrialState::Complete, Some(f64::INFINITY)),
             RunStatus::Pruned => (TrialState::Pruned, None),
+            RunStatus::Failed if invalid_reason(&row.params).is_some() => {
+                (TrialState::Complete, Some(f64::INFINITY))
+            }
             RunStatus::Failed => (TrialState::Failed, None),
             RunStatus::Queued | RunStatus::Running | RunStatus::Interrupted => (TrialState::Running, None),
         };
@@ -167,10 +186,11 @@ impl<'a> Study<'a> {
             _ => Proposer::Random,
         };
         let name = &self.experiment.info.name;
-        // A configuration tried already would be the same run (its id hashes the config).
+        // A configuration tried already would be the same run (its id hashes the config), an
+        // invalid one included.
         let tried = |p: &Params| {
             self.experiment
-                .trial_config(p)
+                .trial_config_unchecked(p)
                 .is_ok_and(|c| rows.iter().any(|r| r.id == run_id(name, &c)))
         };
         let Some(params) = search::propose(&proposer, &search.space, &trials, search.seed, number, tried)
@@ -182,12 +202,22 @@ impl<'a> Study<'a> {
             );
             return Ok(None);
         };
+        // A value that does not fit its parameter is a mistake in the space (caught when the
+        // file loads); values that fit one by one but not together are an invalid trial. Its id
+        // is the hash of its configuration like any run's: stable for the same parameters, and
+        // never a valid run's (their configurations differ).
         let config = self
             .experiment
-            .trial_config(&params)
+            .trial_config_unchecked(&params)
             .map_err(|e| anyhow::anyhow!("trial {number}: {e}"))?;
+        let invalid = config.validate().err().map(|e| e.to_string());
         let id = run_id(name, &config);
-        Ok(Some(Proposal { number, id, config }))
+        Ok(Some(Proposal {
+            number,
+            id,
+            config,
+            invalid,
+        }))
     }
 
     /// The pruner's decision for `run_id`, which has just finished `epoch` of `epochs`; None when
