@@ -83,7 +83,7 @@ fn the_dry_run_names_an_invalid_combination_of_the_space() {
     let out = format!("{stdout}{stderr}");
     assert!(ok, "{out}");
     assert!(
-        out.contains("1 of the 4 configurations") && out.contains("hidden_fmaps=8, data_channels=3"),
+        out.contains("1 of the 4 configurations") && out.contains("data_channels=3, hidden_fmaps=8"),
         "{out}"
     );
     assert!(out.contains("divisible by data_channels"), "{out}");

@@ -162,7 +162,12 @@ fn work(experiment: &Experiment, registry: Option<&Registry>, force: bool) -> Re
         })
         .collect();
     out.sort_by(|a, b| a.id.cmp(&b.id));
-    let left = e.search.trials.unwrap_or(0).saturating_sub(out.len());
+    let mut left = e.search.trials.unwrap_or(0).saturating_sub(out.len());
+    // A space of few configurations ends the study once each valid one is tried.
+    if let Some(valid) = crate::schedule::study::census(e, false).and_then(|c| c.valid_ids) {
+        let untried = valid.iter().filter(|id| !states.contains_key(*id)).count();
+        left = left.min(untried);
+    }
     out.extend((0..left).map(|_| RunWork::of(None, &e.base, 0)));
     Ok(out)
 }

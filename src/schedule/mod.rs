@@ -331,11 +331,20 @@ impl<'a> Coordinator<'a> {
         if e.search.method.is_adaptive() {
             self.study.warn_if_changed(&rows);
             // Proposals to come: the budget left, at the base config's size.
-            let left = e
+            let mut left = e
                 .search
                 .trials
                 .unwrap_or(0)
                 .saturating_sub(rows.iter().filter(|r| r.trial.is_some()).count());
+            // A small space ends the study once each valid configuration is tried.
+            if let Some(valid) = study::census(e, false).and_then(|c| c.valid_ids) {
+                left = left.min(
+                    valid
+                        .iter()
+                        .filter(|id| rows.iter().all(|r| &r.id != *id))
+                        .count(),
+                );
+            }
             total_epochs += left as u64 * e.base.epochs as u64;
             work.epochs += left as u64 * e.base.epochs as u64;
             work.images += left as u64 * e.base.epochs as u64 * e.base.images_per_epoch() as u64;
