@@ -114,6 +114,9 @@ fn estimate(cli: &Cli, args: &RunArgs, experiment: &Experiment) -> Result<SweepE
 pub fn run(cli: &Cli, args: &RunArgs) -> Result<()> {
     let experiment = Experiment::load(&args.file, &args.overrides)?;
     let in_flight = preflight(&experiment, args.dry_run)?;
+    for same in &experiment.equivalent {
+        eprintln!("{}", same.note());
+    }
     // A space whose axes combine into invalid configurations: those trials fail untrained.
     let census = experiment
         .search
@@ -256,7 +259,11 @@ fn print_plan(
             );
         }
     } else {
-        println!("experiment {}: {} run(s)", e.info.name, e.runs.len());
+        let same = match e.equivalent.len() {
+            0 => String::new(),
+            n => format!(" (and {n} grid point(s) the same model as one of these, not trained again)"),
+        };
+        println!("experiment {}: {} run(s){same}", e.info.name, e.runs.len());
         let varying: Vec<&str> = e.varying_keys().into_iter().filter(|k| *k != "epochs").collect();
         let mut rows = vec![["run", "params", "images/epoch", "epochs", "est. time"]
             .iter()
