@@ -249,7 +249,7 @@ fn grid_points_of_the_same_model_train_once() {
     assert!(ok, "{out}");
     assert!(out.contains("same model") && out.contains("test_subset"), "{out}");
 
-    let (ok, stdout, stderr) = run_in(&runs, &["run", file]);
+    let (ok, stdout, stderr) = run_in(&runs, &["-q", "run", file]);
     assert!(ok && stdout.contains("1 completed"), "{stdout}{stderr}");
     let all = summaries(&runs);
     assert_eq!(all.len(), 1, "trained once: {stdout}");
