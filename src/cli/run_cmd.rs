@@ -10,6 +10,7 @@ use super::{Cli, Interrupted};
 use crate::config::{BackendKind, Experiment, RunConfig};
 use crate::data::DatasetKind;
 use crate::estimate::{about, EstimateOptions, SweepEstimate};
+use crate::schedule::study::Census;
 use crate::schedule::{run_experiment, SweepOptions};
 
 #[derive(Args, Debug)]
@@ -70,6 +71,14 @@ fn preflight(experiment: &Experiment, dry_run: bool) -> Result<usize> {
             crate::device::cuda_device_count(),
             crate::host::num_cores(),
         )?;
+        let warning = crate::schedule::local::cpu_slots_warning(
+            &experiment.scheduler,
+            crate::device::cuda_device_count(),
+            crate::host::num_cores(),
+        );
+        if let Some(w) = warning {
+            eprintln!("{w}");
+        }
         if slots.iter().any(|s| s.device == "cpu") {
             for config in configs(experiment) {
                 crate::train::memory::check_fits(config, tch::Device::Cpu)?;
@@ -105,9 +114,22 @@ fn estimate(cli: &Cli, args: &RunArgs, experiment: &Experiment) -> Result<SweepE
 pub fn run(cli: &Cli, args: &RunArgs) -> Result<()> {
     let experiment = Experiment::load(&args.file, &args.overrides)?;
     let in_flight = preflight(&experiment, args.dry_run)?;
+    for same in &experiment.equivalent {
+        eprintln!("{}", same.note());
+    }
+    // A space whose axes combine into invalid configurations: those trials fail untrained.
+    let census = experiment
+        .search
+        .method
+        .is_adaptive()
+        .then(|| crate::schedule::study::census(&experiment, true))
+        .flatten();
+    if let Some(w) = census.as_ref().and_then(|c| c.warning()) {
+        eprintln!("{w}");
+    }
     if args.dry_run {
         let estimate = estimate(cli, args, &experiment)?;
-        print_plan(&experiment, &estimate, in_flight)?;
+        print_plan(&experiment, &estimate, in_flight, census.as_ref())?;
         return Ok(());
     }
     let datasets: BTreeSet<DatasetKind> = configs(&experiment).iter().map(|c| c.dataset).collect();
@@ -140,8 +162,13 @@ pub fn run(cli: &Cli, args: &RunArgs) -> Result<()> {
     } else {
         String::new()
     };
+    let invalid = if s.invalid > 0 {
+        format!(", {} invalid (failed trials, not trained)", s.invalid)
+    } else {
+        String::new()
+    };
     println!(
-        "experiment {}: {} completed, {} already done{pruned}, {} failed, {} diverged, {} interrupted",
+        "experiment {}: {} completed, {} already done{pruned}, {} failed, {} diverged, {} interrupted{invalid}",
         experiment.info.name, s.completed, s.skipped, s.failed, s.diverged, s.interrupted
     );
     if s.stopped {
@@ -160,14 +187,51 @@ pub fn run(cli: &Cli, args: &RunArgs) -> Result<()> {
     Ok(())
 }
 
-fn print_plan(experiment: &Experiment, estimate: &SweepEstimate, in_flight: usize) -> Result<()> {
+/// `1 done, 2 to train (the space holds 3 valid configurations of 4)`: what a study's dry run
+/// will really train, from the estimate (which counts the trials recorded and caps the rest at
+/// the space's untried valid configurations).
+fn trials_to_train(estimate: &SweepEstimate, census: Option<&Census>) -> String {
+    let to_train = estimate.pending().count();
+    let done = estimate.runs.len() - to_train;
+    let done = if done > 0 {
+        format!("{done} done, ")
+    } else {
+        String::new()
+    };
+    let holds = match census {
+        Some(Census {
+            valid_ids: Some(valid),
+            invalid,
+            examined,
+            ..
+        }) => {
+            let n = valid.len();
+            let s = if n == 1 { "" } else { "s" };
+            if *invalid > 0 {
+                format!(" (the space holds {n} valid configuration{s} of {examined})")
+            } else {
+                format!(" (the space holds {n} configuration{s})")
+            }
+        }
+        _ => String::new(),
+    };
+    format!("{done}{to_train} to train{holds}")
+}
+
+fn print_plan(
+    experiment: &Experiment,
+    estimate: &SweepEstimate,
+    in_flight: usize,
+    census: Option<&Census>,
+) -> Result<()> {
     let e = experiment;
     if e.search.method.is_adaptive() {
         println!(
-            "experiment {}: {} search, {} trial(s), {} in parallel{}",
+            "experiment {}: {} search, {} trial(s): {}, {} in parallel{}",
             e.info.name,
             e.search.method.as_str(),
             e.search.trials.unwrap_or(0),
+            trials_to_train(estimate, census),
             match e.search.parallel {
                 Some(p) if p > in_flight =>
                     format!("{in_flight} (of `parallel` = {p}: the scheduler has {in_flight} slot(s))"),
@@ -195,7 +259,11 @@ fn print_plan(experiment: &Experiment, estimate: &SweepEstimate, in_flight: usiz
             );
         }
     } else {
-        println!("experiment {}: {} run(s)", e.info.name, e.runs.len());
+        let same = match e.equivalent.len() {
+            0 => String::new(),
+            n => format!(" (and {n} grid point(s) the same model as one of these, not trained again)"),
+        };
+        println!("experiment {}: {} run(s){same}", e.info.name, e.runs.len());
         let varying: Vec<&str> = e.varying_keys().into_iter().filter(|k| *k != "epochs").collect();
         let mut rows = vec![["run", "params", "images/epoch", "epochs", "est. time"]
             .iter()

@@ -172,6 +172,52 @@ pub struct RunSpec {
     pub config: RunConfig,
 }
 
+/// A grid run left out because an earlier run of the sweep is the same model written another
+/// way (see [`RunConfig::effective`]).
+#[derive(Debug, Clone)]
+pub struct Equivalent {
+    pub id: String,
+    pub config: RunConfig,
+    /// The run trained in its place.
+    pub same_as: String,
+    /// How the two configurations come to the same model.
+    pub why: String,
+}
+
+impl Equivalent {
+    /// The note `pixelx run` prints about it.
+    pub fn note(&self) -> String {
+        format!(
+            "note: run {} is the same model as run {} ({}); it is trained once, as {}",
+            self.id, self.same_as, self.why, self.same_as
+        )
+    }
+}
+
+/// Splits off the runs that are the same model as an earlier one: each effective configuration
+/// is trained once, under the id of its first run (ids stay those of the configs as written).
+fn drop_equivalent(name: &str, runs: Vec<RunSpec>) -> (Vec<RunSpec>, Vec<Equivalent>) {
+    let mut kept: Vec<RunSpec> = Vec::new();
+    let mut first: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
+    let mut dropped = Vec::new();
+    for run in runs {
+        let key = run_id(name, &run.config.effective());
+        match first.get(&key) {
+            Some(&i) => dropped.push(Equivalent {
+                why: kept[i].config.same_model_because(&run.config),
+                same_as: kept[i].id.clone(),
+                id: run.id,
+                config: run.config,
+            }),
+            None => {
+                first.insert(key, kept.len());
+                kept.push(run);
+            }
+        }
+    }
+    (kept, dropped)
+}
+
 /// An expanded, validated experiment.
 #[derive(Debug, Clone)]
 pub struct Experiment {
@@ -185,6 +231,8 @@ pub struct Experiment {
     /// Every run, for grid search; empty for adaptive search, whose runs are proposed while the
     /// sweep runs (see `search::study`).
     pub runs: Vec<RunSpec>,
+    /// Grid runs left out of `runs` as the same model as one in it.
+    pub equivalent: Vec<Equivalent>,
 }
 
 /// A run's identity: a stable hash of its experiment and fully resolved configuration.
@@ -528,6 +576,7 @@ impl Experiment {
             }
             expand(&file, &base, sources)?
         };
+        let (runs, equivalent) = drop_equivalent(&file.experiment.name, runs);
         let max_epochs = runs
             .iter()
             .map(|r| r.config.epochs)
@@ -563,20 +612,29 @@ impl Experiment {
             pruner: file.pruner,
             base,
             runs,
+            equivalent,
         })
     }
 
     /// The configuration of an adaptive trial: the base config with the trial's parameters.
     pub fn trial_config(&self, params: &Table) -> Result<RunConfig, String> {
-        let config = overlay(
+        let config = self.trial_config_unchecked(params)?;
+        config.validate().map_err(|e| e.to_string())?;
+        Ok(config)
+    }
+
+    /// The configuration of a trial with `params`, not validated: a proposal whose values are
+    /// each in the space but not valid together (`hidden_fmaps` not a multiple of
+    /// `data_channels`) is still a definite configuration, recorded as a failed trial under the
+    /// id it hashes to. Err only when a value does not fit its parameter at all.
+    pub fn trial_config_unchecked(&self, params: &Table) -> Result<RunConfig, String> {
+        overlay(
             &self.base,
             params,
             "search.space",
             "search.space",
             &Sources::default(),
-        )?;
-        config.validate().map_err(|e| e.to_string())?;
-        Ok(config)
+        )
     }
 
     /// Parameters whose value differs between runs, in `RUN_KEYS` order (for adaptive search,

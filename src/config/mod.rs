@@ -12,8 +12,8 @@ mod sweep;
 
 pub use expand::{overlay, Table};
 pub use experiment::{
-    parse_override, run_id, Experiment, ExperimentError, ExperimentFile, ExperimentInfo, RandomSearch,
-    RunSpec, DEFAULT_MAX_RUNS, RUN_KEYS,
+    parse_override, run_id, Equivalent, Experiment, ExperimentError, ExperimentFile, ExperimentInfo,
+    RandomSearch, RunSpec, DEFAULT_MAX_RUNS, RUN_KEYS,
 };
 pub use run_config::{ConfigError, LrSchedule, RunConfig, MAX_BATCH_SIZE, MAX_EPOCH_SAMPLES};
 pub use sources::{env_run_values, humanize, misspelt_env_vars, suggest, Source, Sources};

@@ -238,6 +238,62 @@ impl RunConfig {
         Ok(())
     }
 
+    /// The model this config trains, with every "all"/"the dataset's own" spelled one way:
+    /// `data_channels = 0` as the dataset's channels, a train or test subset as large as its
+    /// split as 0 (all). Two configs with the same effective config train the same model on the
+    /// same images (run ids still hash the config as written, so recorded ids never change).
+    pub fn effective(&self) -> RunConfig {
+        let mut c = self.clone();
+        c.data_channels = self.channels();
+        if c.train_subset >= self.dataset.train_images() {
+            c.train_subset = 0;
+        }
+        if c.test_subset >= self.dataset.test_images() {
+            c.test_subset = 0;
+        }
+        c
+    }
+
+    /// Why `self` and `other`, written differently, are the same model (see
+    /// [`RunConfig::effective`]): `data_channels 0 and 1 both mean mnist's 1 channel`.
+    pub fn same_model_because(&self, other: &RunConfig) -> String {
+        let d = self.dataset;
+        let mut why = Vec::new();
+        if self.data_channels != other.data_channels {
+            why.push(format!(
+                "data_channels {} and {} both mean {} channel(s) on {}",
+                self.data_channels,
+                other.data_channels,
+                self.channels(),
+                d.name()
+            ));
+        }
+        for (key, a, b, all, split) in [
+            (
+                "train_subset",
+                self.train_subset,
+                other.train_subset,
+                d.train_images(),
+                "training",
+            ),
+            (
+                "test_subset",
+                self.test_subset,
+                other.test_subset,
+                d.test_images(),
+                "test",
+            ),
+        ] {
+            if a != b {
+                why.push(format!(
+                    "{key} {a} and {b} both mean all {all} {split} images of {}",
+                    d.name()
+                ));
+            }
+        }
+        why.join("; ")
+    }
+
     /// Training images per epoch: the subset, or the whole training split.
     pub fn images_per_epoch(&self) -> i64 {
         let all = self.dataset.train_images();
@@ -259,6 +315,45 @@ impl RunConfig {
             causal_ksize: self.causal_ksize,
             hidden_ksize: self.hidden_ksize,
             classes: self.dataset.classes(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod effective_tests {
+    use super::*;
+
+    #[test]
+    fn the_same_model_written_two_ways_has_one_effective_config() {
+        let a = RunConfig::default();
+        let b = RunConfig {
+            data_channels: 1,
+            test_subset: 10_000,
+            train_subset: 60_000,
+            ..RunConfig::default()
+        };
+        assert_eq!(a.effective(), b.effective());
+        let why = a.same_model_because(&b);
+        assert!(
+            why.contains("data_channels 0 and 1 both mean 1 channel(s) on mnist"),
+            "{why}"
+        );
+        assert!(
+            why.contains("test_subset 0 and 10000") && why.contains("train_subset"),
+            "{why}"
+        );
+        // A real subset, or channels replicated to RGB, is another model.
+        for other in [
+            RunConfig {
+                test_subset: 9_999,
+                ..RunConfig::default()
+            },
+            RunConfig {
+                data_channels: 3,
+                ..RunConfig::default()
+            },
+        ] {
+            assert_ne!(a.effective(), other.effective());
         }
     }
 }

@@ -122,6 +122,10 @@ fn states(registry: Option<&Registry>, experiment: &str) -> Result<HashMap<Strin
 /// (unless forced), unfinished ones continue where they stopped.
 fn epochs_done(state: Option<&RunState>, epochs: u32, force: bool) -> u32 {
     let Some(s) = state else { return 0 };
+    // An invalid trial of a study is settled without training: nothing left to do.
+    if crate::schedule::study::is_invalid(&s.config) {
+        return epochs;
+    }
     match s.status {
         RunStatus::Running => s.trained,
         _ if force => 0,
@@ -158,7 +162,12 @@ fn work(experiment: &Experiment, registry: Option<&Registry>, force: bool) -> Re
         })
         .collect();
     out.sort_by(|a, b| a.id.cmp(&b.id));
-    let left = e.search.trials.unwrap_or(0).saturating_sub(out.len());
+    let mut left = e.search.trials.unwrap_or(0).saturating_sub(out.len());
+    // A space of few configurations ends the study once each valid one is tried.
+    if let Some(valid) = crate::schedule::study::census(e, false).and_then(|c| c.valid_ids) {
+        let untried = valid.iter().filter(|id| !states.contains_key(*id)).count();
+        left = left.min(untried);
+    }
     out.extend((0..left).map(|_| RunWork::of(None, &e.base, 0)));
     Ok(out)
 }

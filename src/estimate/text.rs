@@ -119,7 +119,13 @@ impl SweepEstimate {
             };
         }
         let what = match self.trials {
-            Some(trials) => format!("{} of the base configuration", plural(trials, "trial", "trials")),
+            // The trials that will train, not the budget: a re-run has some done, and a small
+            // space may end the study sooner.
+            Some(_) if done > 0 => format!(
+                "{} of the base configuration ({done} done)",
+                plural(pending, "trial", "trials")
+            ),
+            Some(_) => format!("{} of the base configuration", plural(pending, "trial", "trials")),
             None if done > 0 => format!("{} to train ({done} done)", plural(pending, "run", "runs")),
             None => plural(pending, "run", "runs"),
         };

@@ -346,6 +346,33 @@ impl Registry {
         run_dir: &Path,
         trial: Option<usize>,
     ) -> Result<RunStatus> {
+        self.insert_run(experiment_id, id, config, run_dir, trial, None)
+    }
+
+    /// Adds trial `trial` of an adaptive search whose configuration is invalid (`error` says
+    /// why) as `failed` at once, in one transaction: nothing trains it, it has no run folder,
+    /// and it counts toward the study's budget. Returns its status (an existing run's, if any).
+    pub fn add_invalid_trial(
+        &mut self,
+        experiment_id: i64,
+        id: &str,
+        config: &RunConfig,
+        run_dir: &Path,
+        trial: usize,
+        error: &str,
+    ) -> Result<RunStatus> {
+        self.insert_run(experiment_id, id, config, run_dir, Some(trial), Some(error))
+    }
+
+    fn insert_run(
+        &mut self,
+        experiment_id: i64,
+        id: &str,
+        config: &RunConfig,
+        run_dir: &Path,
+        trial: Option<usize>,
+        invalid: Option<&str>,
+    ) -> Result<RunStatus> {
         let tx = self.write()?;
         let existing: Option<String> = tx
             .query_row("SELECT status FROM runs WHERE id = ?1", [id], |r| r.get(0))
@@ -385,8 +412,15 @@ impl Registry {
             "INSERT INTO run_events (run_id, status, at) VALUES (?1, 'queued', ?2)",
             params![id, at],
         )?;
+        let status = match invalid {
+            Some(error) => {
+                set_status_in(&tx, id, RunStatus::Failed, Some(error), &at)?;
+                RunStatus::Failed
+            }
+            None => RunStatus::Queued,
+        };
         tx.commit()?;
-        Ok(RunStatus::Queued)
+        Ok(status)
     }
 
     pub fn run(&self, id: &str) -> Result<Option<RunRow>> {

@@ -45,25 +45,63 @@ pub fn plan_slots(settings: &SchedulerSettings, cuda_devices: usize, cores: usiz
         Devices::List(list) => list.iter().map(|d| check(d)).collect::<Result<_>>()?,
     };
     let per = settings.runs_per_device.max(1);
-    let cpu_slots = devices.iter().filter(|d| d.as_str() == "cpu").count() * per;
-    let cpu_threads = (cores / cpu_slots.max(1)).max(1);
+    let cpu_devices = devices.iter().filter(|d| d.as_str() == "cpu").count();
+    let per_cpu = cpu_runs_per_device(per, cpu_devices, cores);
+    let cpu_threads = (cores / (cpu_devices * per_cpu).max(1)).max(1);
     Ok(devices
         .iter()
         .flat_map(|d| {
-            let threads = if d == "cpu" {
-                cpu_threads
+            let (threads, n) = if d == "cpu" {
+                (cpu_threads, per_cpu)
             } else {
-                (cores / 2).max(1)
+                ((cores / 2).max(1), per)
             };
             std::iter::repeat_n(
                 Slot {
                     device: d.clone(),
                     threads,
                 },
-                per,
+                n,
             )
         })
         .collect())
+}
+
+/// Runs per CPU entry of `scheduler.devices`: as asked, but no more CPU slots in all than the
+/// machine has cores. Slots beyond the cores would only share the same cores (each run slower,
+/// none sooner) and make the estimate count cores that do not exist.
+fn cpu_runs_per_device(per: usize, cpu_devices: usize, cores: usize) -> usize {
+    if cpu_devices == 0 {
+        return per;
+    }
+    per.min((cores.max(1) / cpu_devices).max(1))
+}
+
+/// The warning for a scheduler that asks for more CPU slots than the machine has cores (which
+/// [`plan_slots`] caps); None when it does not.
+pub fn cpu_slots_warning(settings: &SchedulerSettings, cuda_devices: usize, cores: usize) -> Option<String> {
+    let cpu_devices = match &settings.devices {
+        Devices::Named(name) => match parse_device(name) {
+            Ok(DeviceChoice::Cpu) => 1,
+            Ok(DeviceChoice::Auto) => usize::from(cuda_devices == 0),
+            _ => 0,
+        },
+        Devices::List(list) => list
+            .iter()
+            .filter(|d| matches!(parse_device(d), Ok(DeviceChoice::Cpu)))
+            .count(),
+    };
+    let per = settings.runs_per_device.max(1);
+    let asked = cpu_devices * per;
+    let used = cpu_devices * cpu_runs_per_device(per, cpu_devices, cores);
+    (used < asked).then(|| {
+        format!(
+            "warning: {asked} CPU slots asked for (`scheduler.runs_per_device` = {per}), but this \
+             machine has {cores} core{}: using {used} CPU slot{} (more would only share the same cores)",
+            if cores == 1 { "" } else { "s" },
+            if used == 1 { "" } else { "s" },
+        )
+    })
 }
 
 /// Paths the worker processes are started with.
@@ -237,6 +275,29 @@ mod tests {
                 threads: 2
             }]
         );
+    }
+
+    #[test]
+    fn cpu_slots_are_capped_at_the_cores() {
+        let s = plan_slots(&settings(Devices::Named("cpu".into()), 100_000), 0, 2).unwrap();
+        assert_eq!(s.len(), 2);
+        assert!(s.iter().all(|s| s.threads == 1));
+        let warning = cpu_slots_warning(&settings(Devices::Named("cpu".into()), 100_000), 0, 2).unwrap();
+        assert!(
+            warning.contains("100000 CPU slots asked") && warning.contains("using 2"),
+            "{warning}"
+        );
+        // Two CPU entries on two cores: one run each; within the cores, no warning.
+        let two = Devices::List(vec!["cpu".into(), "cpu".into()]);
+        assert_eq!(plan_slots(&settings(two.clone(), 3), 0, 2).unwrap().len(), 2);
+        assert_eq!(cpu_slots_warning(&settings(two, 1), 0, 2), None);
+        assert_eq!(
+            cpu_slots_warning(&settings(Devices::Named("cpu".into()), 2), 0, 2),
+            None
+        );
+        // GPU slots are not capped by the cores.
+        let s = plan_slots(&settings(Devices::Named("cuda:0".into()), 8), 1, 2).unwrap();
+        assert_eq!(s.len(), 8);
     }
 
     #[test]

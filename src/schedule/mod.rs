@@ -56,6 +56,9 @@ pub struct SweepSummary {
     pub diverged: usize,
     pub interrupted: usize,
     pub pruned: usize,
+    /// Trials of an adaptive search whose configuration is invalid: recorded as failed, never
+    /// trained (apart from `failed`, which counts runs that broke).
+    pub invalid: usize,
     /// The sweep stopped on a signal before finishing.
     pub stopped: bool,
 }
@@ -132,10 +135,15 @@ pub fn run_experiment(experiment: &Experiment, opts: &SweepOptions) -> Result<Sw
     // The loop reports the first interrupt itself (it forwards it to the workers).
     signals::install(None, || {});
     let mut c = Coordinator::new(experiment, opts, registry, backend)?;
-    c.prepare()?;
-    c.run()?;
+    if let Err(e) = c.prepare().and_then(|()| c.run()) {
+        c.settle_after_error(&e);
+        return Err(e);
+    }
     Ok(c.summary)
 }
+
+/// How long a coordinator that stopped on an error waits for its local workers to checkpoint.
+const SETTLE_WAIT: Duration = Duration::from_secs(30);
 
 impl<'a> Coordinator<'a> {
     fn new(
@@ -158,6 +166,42 @@ impl<'a> Coordinator<'a> {
             summary: SweepSummary::default(),
             interrupted: false,
         })
+    }
+
+    /// After an error ends the sweep: asks the local workers to checkpoint and stop, waits a
+    /// while for them, and settles the runs still recorded as running as interrupted, so none
+    /// is left `running` for a process that is gone; the next `pixelx run` continues them.
+    /// Slurm jobs keep running (the next coordinator re-attaches to them), as when a
+    /// coordinator is killed.
+    fn settle_after_error(&mut self, error: &anyhow::Error) {
+        if self.active.is_empty() || self.backend.name() != "local" {
+            return;
+        }
+        self.interrupted = true;
+        self.backend.interrupt_all();
+        let start = std::time::Instant::now();
+        while !self.active.is_empty() && start.elapsed() < SETTLE_WAIT {
+            if let Err(e) = self.reap() {
+                tracing::warn!("while stopping the workers: {e:#}");
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        let why = format!("the coordinator stopped on an error: {error:#}");
+        for id in self.active.keys() {
+            let _ = self.registry.ingest(id, &self.run_dir(id).root);
+            let running = self
+                .registry
+                .run(id)
+                .ok()
+                .flatten()
+                .is_some_and(|r| r.status == RunStatus::Running && r.job.is_none());
+            if running {
+                if let Err(e) = self.registry.set_status(id, RunStatus::Interrupted, Some(&why)) {
+                    tracing::warn!("run {id} is still recorded as running: {e:#}");
+                }
+            }
+        }
     }
 
     fn run_dir(&self, id: &str) -> RunDir {
@@ -252,6 +296,11 @@ impl<'a> Coordinator<'a> {
             let Some(run) = self.registry.run(&row.id)? else {
                 continue;
             };
+            // An invalid trial was never trained and never will be: nothing to queue or force.
+            if study::is_invalid(&run.config) {
+                self.summary.invalid += 1;
+                continue;
+            }
             let epochs = run.config.epochs as u64;
             total_epochs += epochs;
             let mut status = run.status;
@@ -282,11 +331,20 @@ impl<'a> Coordinator<'a> {
         if e.search.method.is_adaptive() {
             self.study.warn_if_changed(&rows);
             // Proposals to come: the budget left, at the base config's size.
-            let left = e
+            let mut left = e
                 .search
                 .trials
                 .unwrap_or(0)
                 .saturating_sub(rows.iter().filter(|r| r.trial.is_some()).count());
+            // A small space ends the study once each valid configuration is tried.
+            if let Some(valid) = study::census(e, false).and_then(|c| c.valid_ids) {
+                left = left.min(
+                    valid
+                        .iter()
+                        .filter(|id| rows.iter().all(|r| &r.id != *id))
+                        .count(),
+                );
+            }
             total_epochs += left as u64 * e.base.epochs as u64;
             work.epochs += left as u64 * e.base.epochs as u64;
             work.images += left as u64 * e.base.epochs as u64 * e.base.images_per_epoch() as u64;
@@ -518,27 +576,39 @@ impl<'a> Coordinator<'a> {
                 return Ok(Some((id, row.config)));
             }
         }
-        let Some(p) = self.study.suggest(&self.registry)? else {
-            return Ok(None);
-        };
-        let e = self.experiment;
-        let experiment_id = self
-            .registry
-            .upsert_experiment(&e.info, Some(&e.file), e.search.method)?;
-        self.registry.add_run(
-            experiment_id,
-            &p.id,
-            &p.config,
-            &self.run_dir(&p.id).root,
-            Some(p.number),
-        )?;
-        self.progress.line(&format!(
-            "trial {}: run {} ({})",
-            p.number,
-            p.id,
-            describe_trial(&p.config, e)
-        ));
-        Ok(Some((p.id, p.config)))
+        loop {
+            let Some(p) = self.study.suggest(&self.registry)? else {
+                return Ok(None);
+            };
+            let e = self.experiment;
+            let experiment_id = self
+                .registry
+                .upsert_experiment(&e.info, Some(&e.file), e.search.method)?;
+            let dir = self.run_dir(&p.id).root;
+            let described = describe_trial(&p.config, e);
+            if let Some(why) = &p.invalid {
+                // As in Optuna, a proposal that cannot be run is a failed trial: it counts
+                // toward the budget, the sampler ranks it worst, and the study goes on.
+                let error = format!("invalid configuration: {why}");
+                self.registry
+                    .add_invalid_trial(experiment_id, &p.id, &p.config, &dir, p.number, &error)?;
+                self.summary.invalid += 1;
+                self.progress.untrained(
+                    &format!(
+                        "trial {}: run {} ({described}) not trained: {error}; recorded as a failed trial",
+                        p.number, p.id
+                    ),
+                    p.config.epochs,
+                    p.config.images_per_epoch(),
+                );
+                continue;
+            }
+            self.registry
+                .add_run(experiment_id, &p.id, &p.config, &dir, Some(p.number))?;
+            self.progress
+                .line(&format!("trial {}: run {} ({described})", p.number, p.id));
+            return Ok(Some((p.id, p.config)));
+        }
     }
 
     /// Starts runs on free slots.
@@ -553,7 +623,12 @@ impl<'a> Coordinator<'a> {
                 continue;
             }
             *self.starts.entry(id.clone()).or_default() += 1;
-            RunDir::create(&self.opts.runs_dir, &id, &config)?;
+            if let Err(e) = RunDir::create(&self.opts.runs_dir, &id, &config) {
+                // Claimed but not started: back to the queue, not left `running`.
+                self.registry
+                    .set_status(&id, RunStatus::Queued, Some(&format!("could not start: {e:#}")))?;
+                return Err(e.context(format!("preparing the folder of run {id}")));
+            }
             let launch = Launch {
                 run_id: id.clone(),
                 device: config.device.clone(),

@@ -400,6 +400,25 @@ impl SweepProgress {
         self.refresh_sweep();
     }
 
+    /// A proposed trial that will not train (its configuration is invalid): the proposal's
+    /// planned work leaves the sweep, and a line says why.
+    pub fn untrained(&mut self, text: &str, epochs: u32, images_per_epoch: i64) {
+        let _ = self.queued.as_mut().and_then(|q| {
+            let i = q.iter().position(|q| q.0.is_none())?;
+            Some(q.remove(i))
+        });
+        let epochs = u64::from(epochs);
+        self.remaining.epochs = self.remaining.epochs.saturating_sub(epochs);
+        self.remaining.images = self
+            .remaining
+            .images
+            .saturating_sub(epochs * images_per_epoch.max(0) as u64);
+        self.overall
+            .set_length(self.overall.length().unwrap_or(0).saturating_sub(epochs).max(1));
+        self.line(text);
+        self.refresh_sweep();
+    }
+
     pub fn done(&self, interrupted: bool) {
         self.overall.finish();
         if self.mode == Mode::Lines {

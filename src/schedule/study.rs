@@ -15,6 +15,120 @@ pub struct Proposal {
     pub number: usize,
     pub id: String,
     pub config: RunConfig,
+    /// Why the configuration is invalid, for a proposal valid axis by axis but not as a whole:
+    /// it is recorded as a failed trial and never trained.
+    pub invalid: Option<String>,
+}
+
+/// Why a recorded configuration (a run's parameters as the registry stores them) is invalid;
+/// None for a valid one. An invalid trial was never trained, so it is never retried either.
+pub fn invalid_reason(params: &serde_json::Map<String, serde_json::Value>) -> Option<String> {
+    let config: RunConfig = serde_json::from_value(serde_json::Value::Object(params.clone())).ok()?;
+    config.validate().err().map(|e| e.to_string())
+}
+
+/// Whether a run's recorded configuration is invalid (see [`invalid_reason`]).
+pub fn is_invalid(config: &RunConfig) -> bool {
+    config.validate().is_err()
+}
+
+/// Spaces of at most this many configurations are enumerated by [`census`]; larger or
+/// continuous ones are sampled.
+pub const CENSUS_LIMIT: usize = 10_000;
+/// Points [`census`] draws from a space it does not enumerate.
+pub const CENSUS_SAMPLES: usize = 4096;
+
+/// What a study's search space holds, as far as validity goes: every configuration of a small
+/// discrete space, else a sample of its prior.
+#[derive(Debug, Clone)]
+pub struct Census {
+    /// Configurations looked at.
+    pub examined: usize,
+    /// Whether they are all of the space's (else a sample).
+    pub enumerated: bool,
+    /// How many of them are invalid, and the first with why.
+    pub invalid: usize,
+    pub example: Option<(String, String)>,
+    /// The run ids of the valid configurations, when the space was enumerated.
+    pub valid_ids: Option<Vec<String>>,
+}
+
+impl Census {
+    /// The dry run's warning when the space can propose invalid configurations.
+    pub fn warning(&self) -> Option<String> {
+        let (params, why) = self.example.as_ref()?;
+        let of = if self.enumerated {
+            format!(
+                "{} of the {} configurations of the search space",
+                self.invalid, self.examined
+            )
+        } else {
+            format!(
+                "{} of {} configurations sampled from the search space",
+                self.invalid, self.examined
+            )
+        };
+        let verb = if self.invalid == 1 { "is" } else { "are" };
+        Some(format!(
+            "warning: {of} {verb} invalid, e.g. {params}: {why}. A trial proposing one is recorded \
+             as failed without training and counts toward `search.trials`"
+        ))
+    }
+}
+
+/// Checks the configurations `experiment`'s search space can propose (see [`Census`]); a space
+/// too large to enumerate is sampled if `sample`, else None.
+pub fn census(experiment: &Experiment, sample: bool) -> Option<Census> {
+    let space = &experiment.search.space;
+    let (points, enumerated) = match search::enumerate(space, CENSUS_LIMIT) {
+        Some(all) => (all, true),
+        None if !sample => return None,
+        None => {
+            use rand::SeedableRng;
+            let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(experiment.search.seed);
+            let sample = (0..CENSUS_SAMPLES)
+                .map(|_| search::sample_params(space, &mut rng))
+                .collect();
+            (sample, false)
+        }
+    };
+    let name = &experiment.info.name;
+    let mut census = Census {
+        examined: points.len(),
+        enumerated,
+        invalid: 0,
+        example: None,
+        valid_ids: enumerated.then(Vec::new),
+    };
+    for p in &points {
+        let checked = experiment
+            .trial_config_unchecked(p)
+            .and_then(|c| c.validate().map(|()| c).map_err(|e| e.to_string()));
+        match checked {
+            Ok(config) => {
+                if let Some(ids) = census.valid_ids.as_mut() {
+                    ids.push(run_id(name, &config));
+                }
+            }
+            Err(why) => {
+                census.invalid += 1;
+                census.example.get_or_insert_with(|| (describe_params(p), why));
+            }
+        }
+    }
+    Some(census)
+}
+
+/// `data_channels=3, hidden_fmaps=8`: a trial's parameters, for messages.
+pub fn describe_params(params: &Params) -> String {
+    params
+        .iter()
+        .map(|(k, v)| match v {
+            toml::Value::String(s) => format!("{k}={s}"),
+            other => format!("{k}={other}"),
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 pub struct Study<'a> {
@@ -58,9 +172,10 @@ impl<'a> Study<'a> {
         &self.experiment.pruner.metric
     }
 
-    /// A registry row as a trial. Diverged runs count as complete with the worst value (their
-    /// region of the space is bad); failed runs are ignored; queued, running and interrupted
-    /// ones are in flight.
+    /// A registry row as a trial. Diverged runs and invalid configurations count as complete
+    /// with the worst value (their region of the space is bad, and TPE ranks them after every
+    /// complete and pruned trial); other failed runs (a crash says nothing of the region) are
+    /// ignored; queued, running and interrupted ones are in flight.
     fn trial(&self, number: usize, row: &TrialRow) -> Trial {
         let params: Params = self
             .experiment
@@ -76,6 +191,9 @@ impl<'a> Study<'a> {
             ),
             RunStatus::Diverged => (TrialState::Complete, Some(f64::INFINITY)),
             RunStatus::Pruned => (TrialState::Pruned, None),
+            RunStatus::Failed if invalid_reason(&row.params).is_some() => {
+                (TrialState::Complete, Some(f64::INFINITY))
+            }
             RunStatus::Failed => (TrialState::Failed, None),
             RunStatus::Queued | RunStatus::Running | RunStatus::Interrupted => (TrialState::Running, None),
         };
@@ -167,10 +285,11 @@ impl<'a> Study<'a> {
             _ => Proposer::Random,
         };
         let name = &self.experiment.info.name;
-        // A configuration tried already would be the same run (its id hashes the config).
+        // A configuration tried already would be the same run (its id hashes the config), an
+        // invalid one included.
         let tried = |p: &Params| {
             self.experiment
-                .trial_config(p)
+                .trial_config_unchecked(p)
                 .is_ok_and(|c| rows.iter().any(|r| r.id == run_id(name, &c)))
         };
         let Some(params) = search::propose(&proposer, &search.space, &trials, search.seed, number, tried)
@@ -182,12 +301,22 @@ impl<'a> Study<'a> {
             );
             return Ok(None);
         };
+        // A value that does not fit its parameter is a mistake in the space (caught when the
+        // file loads); values that fit one by one but not together are an invalid trial. Its id
+        // is the hash of its configuration like any run's: stable for the same parameters, and
+        // never a valid run's (their configurations differ).
         let config = self
             .experiment
-            .trial_config(&params)
+            .trial_config_unchecked(&params)
             .map_err(|e| anyhow::anyhow!("trial {number}: {e}"))?;
+        let invalid = config.validate().err().map(|e| e.to_string());
         let id = run_id(name, &config);
-        Ok(Some(Proposal { number, id, config }))
+        Ok(Some(Proposal {
+            number,
+            id,
+            config,
+            invalid,
+        }))
     }
 
     /// The pruner's decision for `run_id`, which has just finished `epoch` of `epochs`; None when

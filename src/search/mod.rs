@@ -25,5 +25,5 @@ pub use replay::{
     replay, replay_seeds, replay_seeds_with_startup, replay_with_startup, Method, ReplayResult,
     ReplaySummary, Table,
 };
-pub use space::{sample_params, values_equal, Distribution, Params, Space};
+pub use space::{enumerate, sample_params, values_equal, Distribution, Params, Space};
 pub use tpe::{gamma, suggest_random, suggest_tpe, TpeSettings, Trial, TrialState};

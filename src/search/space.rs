@@ -346,6 +346,48 @@ impl Distribution {
     }
 }
 
+impl Distribution {
+    /// Every value of a discrete axis (a choice, or an int's grid), in order; None for a
+    /// continuous axis.
+    pub fn values(&self) -> Option<Vec<toml::Value>> {
+        match self {
+            Distribution::Float { .. } => None,
+            Distribution::Int { low, high, step, .. } => Some(
+                (*low..=*high)
+                    .step_by((*step).max(1) as usize)
+                    .map(toml::Value::Integer)
+                    .collect(),
+            ),
+            Distribution::Choice(values) => Some(values.clone()),
+        }
+    }
+}
+
+/// Every configuration of a space whose axes are all discrete, in key order (the last axis
+/// fastest); None when an axis is continuous or the space holds more than `limit`.
+pub fn enumerate(space: &Space, limit: usize) -> Option<Vec<Params>> {
+    let axes: Vec<(&String, Vec<toml::Value>)> = space
+        .iter()
+        .map(|(k, d)| Some((k, d.values()?)))
+        .collect::<Option<_>>()?;
+    let total = axes
+        .iter()
+        .try_fold(1usize, |n, (_, v)| n.checked_mul(v.len()))
+        .filter(|n| *n <= limit)?;
+    Some(
+        (0..total)
+            .map(|mut i| {
+                let mut p = Params::new();
+                for (k, values) in axes.iter().rev() {
+                    p.insert((*k).clone(), values[i % values.len()].clone());
+                    i /= values.len();
+                }
+                p
+            })
+            .collect(),
+    )
+}
+
 /// One prior draw of every axis, in key order (as pixelx's `[random]` search draws).
 pub fn sample_params(space: &Space, rng: &mut impl Rng) -> Params {
     space.iter().map(|(k, d)| (k.clone(), d.sample(rng))).collect()
@@ -356,6 +398,19 @@ mod tests {
     use super::*;
     use rand::SeedableRng;
     use rand_chacha::ChaCha8Rng;
+
+    #[test]
+    fn small_discrete_spaces_are_enumerated() {
+        let space: Space =
+            toml::from_str("a = { choice = [\"x\", \"y\"] }\nb = { int = [0, 6], step = 3 }").unwrap();
+        let all = enumerate(&space, 100).unwrap();
+        assert_eq!(all.len(), 6);
+        assert!(all.iter().all(|p| space.iter().all(|(k, d)| d.contains(&p[k]))));
+        assert_eq!(all[1]["b"], toml::Value::Integer(3), "the last axis fastest");
+        assert_eq!(enumerate(&space, 5), None, "over the limit");
+        let continuous: Space = toml::from_str("c = { uniform = [0, 1] }").unwrap();
+        assert_eq!(enumerate(&continuous, 100), None);
+    }
 
     fn parse(s: &str) -> Result<Distribution, String> {
         #[derive(Deserialize)]

@@ -5,7 +5,9 @@
 //! - the finished trials split into "below" (good) and "above" (bad): the best
 //!   `gamma(n) = min(ceil(0.1 n), 25)` of the `n` complete + pruned trials are below, complete
 //!   trials first (by value), then pruned ones (furthest epoch first, then the value at that
-//!   epoch); running trials are above (the constant liar); failed ones are ignored;
+//!   epoch), then complete ones of infinite value (diverged, or an invalid configuration: not in
+//!   Optuna, which has no such value); running trials are above (the constant liar); failed
+//!   ones are ignored;
 //! - per axis, in key order: 24 candidates drawn from the below mixture `l`, each scored by
 //!   `ln l(x) - ln g(x)`, the best kept.
 //!
@@ -152,11 +154,13 @@ fn pruned_score(t: &Trial) -> (i64, f64) {
 
 /// Splits the trials (sorted by number) into below and above, each sorted by number.
 fn split<'a>(trials: &[&'a Trial], n_below: usize, constant_liar: bool) -> (Vec<&'a Trial>, Vec<&'a Trial>) {
-    let mut complete: Vec<&Trial> = trials
+    // An infinite value (a diverged run, an invalid configuration) says the region is bad, not
+    // how good: such trials rank after every complete and pruned trial.
+    let (mut complete, worst): (Vec<&Trial>, Vec<&Trial>) = trials
         .iter()
         .copied()
         .filter(|t| t.complete_value().is_some())
-        .collect();
+        .partition(|t| t.complete_value().is_some_and(f64::is_finite));
     let mut pruned: Vec<&Trial> = trials
         .iter()
         .copied()
@@ -175,10 +179,13 @@ fn split<'a>(trials: &[&'a Trial], n_below: usize, constant_liar: bool) -> (Vec<
     });
     let from_complete = n_below.min(complete.len());
     let from_pruned = (n_below - from_complete).min(pruned.len());
+    let from_worst = (n_below - from_complete - from_pruned).min(worst.len());
     let mut below: Vec<&Trial> = complete[..from_complete].to_vec();
     below.extend(&pruned[..from_pruned]);
+    below.extend(&worst[..from_worst]);
     let mut above: Vec<&Trial> = complete[from_complete..].to_vec();
     above.extend(&pruned[from_pruned..]);
+    above.extend(&worst[from_worst..]);
     if constant_liar {
         above.extend(trials.iter().copied().filter(|t| t.state == TrialState::Running));
     }
