@@ -183,6 +183,40 @@ fn a_checkpoint_of_another_run_is_refused_naming_both_runs() {
     assert!(stdout.contains("\"bpd\""), "{stdout}");
 }
 
+// BAD 2, the registry's side: a checkpoint that carries the run's own id but is not the file
+// the run recorded (here epoch 1's bytes under epoch 2's name, with its sidecar, so that the
+// file checks out by itself) is refused by its SHA-256, naming the run that recorded it.
+#[test]
+fn a_checkpoint_the_registry_recorded_other_bytes_for_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let runs = dir.path().join("runs");
+    let a = trained_run(&runs, 2, 256, "0.005");
+    let ckpts = runs.join(&a).join("checkpoints");
+    std::fs::remove_file(ckpts.join("best.safetensors")).unwrap();
+    for ext in ["safetensors", "safetensors.sha256"] {
+        let from = ckpts.join(format!("epoch-0001.{ext}"));
+        if from.exists() {
+            std::fs::copy(&from, ckpts.join(format!("epoch-0002.{ext}"))).unwrap();
+        }
+    }
+    let (ok, stdout, stderr) = run_in(&runs, &["eval", a.as_str()]);
+    assert!(
+        !ok,
+        "eval used bytes the run did not record for that file: {stdout}"
+    );
+    assert!(stderr.contains("SHA-256") && stderr.contains(&a), "{stderr}");
+
+    registry(&runs)
+        .set_status(&a, RunStatus::Interrupted, Some("stands in for a stopped run"))
+        .unwrap();
+    let (ok, stdout, stderr) = run_in(&runs, &["-q", "resume", &a]);
+    assert!(
+        !ok,
+        "resume continued from bytes the run did not record: {stdout}"
+    );
+    assert!(stderr.contains("SHA-256") && stderr.contains(&a), "{stderr}");
+}
+
 /// Kills a `pixelx train` with SIGKILL once its journal holds `lines` lines, leaves half a line
 /// at the journal's end (a write torn by the kill), resumes it and returns the run's id and the
 /// torn bytes.

@@ -192,7 +192,8 @@ fn kill_and_rerun(
         let delay = rng.gen_range(delays.clone());
         std::thread::sleep(Duration::from_millis(delay));
         kill_all(&mut scheduler, dir.path());
-        let what = format!("trial {trial} (kill after {delay} ms)");
+        let torn = tear_journal_tails(&dir.path().join("runs"), &mut rng);
+        let what = format!("trial {trial} (kill after {delay} ms, {torn} journal tail(s) torn)");
         let before = run_states(dir.path());
         let out = sweep(dir.path(), &file, &[]);
         assert!(
@@ -205,6 +206,7 @@ fn kill_and_rerun(
             killed_mid_sweep += 1;
         }
         check(&registry(dir.path()), &what);
+        assert_eq!(duplicated_steps(dir.path()), Vec::<String>::new(), "{what}");
     }
     eprintln!("{killed_mid_sweep} of {trials} kills landed while there was work left");
     assert!(
@@ -212,6 +214,48 @@ fn kill_and_rerun(
         "only {killed_mid_sweep} of {trials} kills landed while there was work left: \
          shorten the delays"
     );
+}
+
+/// A kill -9 can land in the middle of a journal line. Half the journals (drawn from `rng`) get
+/// the first half of their last line appended again, without its newline, as such a kill leaves
+/// it; the next worker must cut it, and ingestion must never record a step twice. Returns how
+/// many were torn.
+fn tear_journal_tails(runs: &Path, rng: &mut rand_chacha::ChaCha8Rng) -> usize {
+    let Ok(folders) = std::fs::read_dir(runs) else {
+        return 0;
+    };
+    let mut torn = 0;
+    for folder in folders.flatten() {
+        let journal = folder.path().join("journal.jsonl");
+        let Ok(text) = std::fs::read_to_string(&journal) else {
+            continue;
+        };
+        let Some(last) = text.lines().last().filter(|l| l.len() > 8) else {
+            continue;
+        };
+        if rng.gen_bool(0.5) {
+            let half = &last.as_bytes()[..last.len() / 2];
+            let mut file = std::fs::OpenOptions::new().append(true).open(&journal).unwrap();
+            std::io::Write::write_all(&mut file, half).unwrap();
+            torn += 1;
+        }
+    }
+    torn
+}
+
+/// Every (run, metric, step) the registry holds more than once, as `run/metric/step`.
+fn duplicated_steps(dir: &Path) -> Vec<String> {
+    let conn = rusqlite::Connection::open(dir.join("runs/registry.sqlite")).unwrap();
+    let mut stmt = conn
+        .prepare(
+            "SELECT run_id || '/' || name || '/' || step FROM metrics
+             GROUP BY run_id, name, step HAVING COUNT(*) > 1",
+        )
+        .unwrap();
+    stmt.query_map([], |r| r.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect()
 }
 
 /// Delays from 300 ms to 75% of `took`, the undisturbed sweep's wall time.

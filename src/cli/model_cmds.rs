@@ -138,6 +138,12 @@ fn check_run_checkpoint(cli: &Cli, run: &str, path: &Path, ckpt: &checkpoint::Ch
         .run(run)?
         .with_context(|| format!("run {run} vanished from the registry"))?;
     checkpoint::check_owner(path, ckpt, run, &row.config)?;
+    check_recorded_checksum(&registry, run, path)
+}
+
+/// Refuses a file in run `run`'s checkpoints folder whose SHA-256 is not the one the registry
+/// recorded for it (when it recorded one), naming the run that did record those bytes.
+pub(super) fn check_recorded_checksum(registry: &Registry, run: &str, path: &Path) -> Result<()> {
     let name = path.file_name().unwrap_or_default().to_string_lossy();
     let Some(expected) = registry.recorded_checksum(run, &format!("checkpoints/{name}"))? else {
         return Ok(());

@@ -65,6 +65,11 @@ pub fn resume(cli: &Cli, given: &str, force: bool) -> Result<()> {
     // The registry's config is the run's: the folder's copy is written again from it, so a
     // hand-edited or lost config.toml cannot make the run train something else.
     let run = RunDir::create(&cli.runs_dir, &id, &row.config)?;
+    // The worker proves each checkpoint is the run's by the id it carries; the registry's
+    // checksums also catch the run's own files moved or copied over one another.
+    for (_, path) in run.epoch_checkpoints() {
+        super::model_cmds::check_recorded_checksum(&registry, &id, &path)?;
+    }
     drop(registry);
     init_logging(cli.quiet, Some(&run.log_path()));
     if run.epoch_checkpoints().is_empty() {

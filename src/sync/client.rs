@@ -81,17 +81,27 @@ pub fn split_uri(uri: &str) -> Result<(String, Option<(String, String)>), Mlflow
             redact(uri)
         )));
     }
-    let (authority, path) = rest.split_once('/').map_or((rest, ""), |(a, p)| (a, p));
-    let (userinfo, host) = match authority.rsplit_once('@') {
-        Some((u, h)) => (Some(u), h),
-        None => (None, authority),
+    // Credentials end at the last `@` before any query or fragment, even when a password holds
+    // an unescaped `/`: splitting at the first `/` first would take such a password for part of
+    // the path, and then store and print it as the server's name.
+    let before_query = rest.find(['?', '#']).map_or(rest, |end| &rest[..end]);
+    let (userinfo, rest) = match before_query.rfind('@') {
+        Some(at) => (Some(&rest[..at]), &rest[at + 1..]),
+        None => (None, rest),
     };
+    let (host, path) = rest.split_once('/').map_or((rest, ""), |(a, p)| (a, p));
     if host.is_empty() {
         return Err(MlflowError::Setup(format!("`{}` names no host", redact(uri))));
     }
+    // As in any URL, the user and password are percent-encoded (`p%40ss` for `p@ss`).
+    let decode = |s: &str| {
+        percent_encoding::percent_decode_str(s)
+            .decode_utf8_lossy()
+            .into_owned()
+    };
     let creds = userinfo.map(|u| match u.split_once(':') {
-        Some((user, pass)) => (user.to_owned(), pass.to_owned()),
-        None => (u.to_owned(), String::new()),
+        Some((user, pass)) => (decode(user), decode(pass)),
+        None => (decode(u), String::new()),
     });
     let shown = if path.is_empty() {
         format!("{scheme}://{host}")
@@ -299,17 +309,16 @@ fn first_line(text: &str) -> String {
     }
 }
 
+/// Every byte but RFC 3986's unreserved characters (`A-Z a-z 0-9 - . _ ~`) is escaped.
+const SEGMENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
+
 /// Percent-encodes one path segment (artifact names are plain, but a run folder may not be).
 fn percent_encode(segment: &str) -> String {
-    let mut out = String::with_capacity(segment.len());
-    for b in segment.bytes() {
-        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
+    percent_encoding::utf8_percent_encode(segment, SEGMENT).to_string()
 }
 
 #[cfg(test)]
@@ -324,6 +333,13 @@ mod tests {
         let err = split_uri("ftp://ann:s3cret@host").unwrap_err().to_string();
         assert!(!err.contains("s3cret") && err.contains("ftp"), "{err}");
         assert!(split_uri("localhost:5000").is_err());
+        // A password with an unescaped `/` is still a password, never part of the shown URI.
+        let (shown, creds) = split_uri("http://ann:pa/ss@host:5000/mlflow").unwrap();
+        assert_eq!(shown, "http://host:5000/mlflow");
+        assert_eq!(creds, Some(("ann".into(), "pa/ss".into())));
+        // Percent-encoded credentials are decoded before they are sent.
+        let (_, creds) = split_uri("http://ann%2Bb:p%40ss@host").unwrap();
+        assert_eq!(creds, Some(("ann+b".into(), "p@ss".into())));
     }
 
     /// The Authorization header of one request `client` sends to a one-shot local server.
