@@ -276,6 +276,7 @@ mod tests {
                 colour: (10, 20, 30),
                 loss: Default::default(),
                 sample_epochs: vec![],
+                drawn: true,
             });
         }
         let view = ExperimentView {
@@ -283,6 +284,8 @@ mod tests {
             description: String::new(),
             runs,
             params: vec![],
+            epoch_envelope: None,
+            loss_envelope: None,
         };
         let html = experiment_section(&view, 0, &Images::Linked).unwrap();
         assert!(html.contains("data-status=\"pruned\"") && html.contains("st-pruned\">pruned</span>"));
