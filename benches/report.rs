@@ -1,5 +1,7 @@
-//! `just bench report` (`cargo bench --bench report`): the comparison views over 1,000 recorded
-//! runs. A synthetic registry is written through the registry's own API, as a worker records
+//! `just bench report` (`cargo bench --bench report`): the comparison views over many recorded
+//! runs, 1,000 unless `PIXELX_BENCH_RUNS` says otherwise (a count or a list such as
+//! `1000,10000,100000`, each measured on its own registry, so growth is visible). A synthetic
+//! registry is written through the registry's own API, as a worker records
 //! (10 epochs and 500 steps per run, sample grids on disk at epochs 5 and 10, a few diverged
 //! and failed runs), then:
 //!
@@ -25,7 +27,8 @@ use pixelx::registry::{Registry, RunFilter};
 use pixelx::run_dir::RunDir;
 use pixelx::serve::{ServeOptions, Server};
 
-const RUNS: u64 = 1000;
+/// Run counts measured when `PIXELX_BENCH_RUNS` is not set.
+const DEFAULT_RUNS: &[u64] = &[1000];
 const EPOCHS: u32 = 10;
 const STEPS: i64 = 500;
 
@@ -52,15 +55,15 @@ fn write_png(path: &Path, seed: u64) {
         .unwrap();
 }
 
-fn synthetic_registry(runs_dir: &Path) -> Registry {
+fn synthetic_registry(runs_dir: &Path, runs: u64) -> Registry {
     let path = runs_dir.join("registry.sqlite");
     let mut reg = Registry::open(&path).unwrap();
     let info = ExperimentInfo {
         dataset: Some(DatasetKind::Mnist),
-        ..ExperimentInfo::named("bench_sweep", "1,000 synthetic runs")
+        ..ExperimentInfo::named("bench_sweep", &format!("{runs} synthetic runs"))
     };
     let exp = reg.upsert_experiment(&info, None, Default::default()).unwrap();
-    for i in 0..RUNS {
+    for i in 0..runs {
         let id = format!("{i:012x}");
         let lr = [1e-4, 2e-4, 5e-4, 1e-3, 2e-3, 5e-3, 1e-2][(i % 7) as usize];
         let fmaps = [16, 30, 60][(i / 7 % 3) as usize];
@@ -135,28 +138,50 @@ fn fetch(addr: &str, path: &str) -> (Duration, u16, usize) {
     (ttfb, status, raw.len() - split - 4)
 }
 
+/// The run counts to measure: `PIXELX_BENCH_RUNS` (`1000` or `1000,10000,100000`), else
+/// [`DEFAULT_RUNS`].
+fn run_counts() -> Vec<u64> {
+    match std::env::var("PIXELX_BENCH_RUNS") {
+        Ok(list) => list
+            .split(',')
+            .map(|n| {
+                n.trim().replace('_', "").parse().unwrap_or_else(|_| {
+                    panic!("PIXELX_BENCH_RUNS: `{n}` is not a run count (e.g. 1000,10000)")
+                })
+            })
+            .collect(),
+        Err(_) => DEFAULT_RUNS.to_vec(),
+    }
+}
+
 fn main() {
     let wanted: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with('-')).collect();
     if !(wanted.is_empty() || wanted.iter().any(|w| "report".contains(w.as_str()))) {
         return;
     }
+    for runs in run_counts() {
+        measure(runs);
+    }
+}
+
+fn measure(runs: u64) {
     let dir = tempfile::tempdir().unwrap();
     let runs_dir = dir.path().join("runs");
     let start = Instant::now();
-    let reg = synthetic_registry(&runs_dir);
+    let reg = synthetic_registry(&runs_dir, runs);
     println!(
-        "report: {RUNS} runs x {EPOCHS} epochs x {STEPS} steps, synthetic registry written in {:.1} s",
+        "report: {runs} runs x {EPOCHS} epochs x {STEPS} steps, synthetic registry written in {:.1} s",
         start.elapsed().as_secs_f64()
     );
 
     let html = dir.path().join("report.html");
     let start = Instant::now();
-    let runs = reg.summaries(&RunFilter::default()).unwrap();
-    pixelx::report::write_html(&reg, &runs, &runs_dir, &html).unwrap();
+    let summaries = reg.summaries(&RunFilter::default()).unwrap();
+    pixelx::report::write_html(&reg, &summaries, &runs_dir, &html).unwrap();
     let t = start.elapsed().as_secs_f64();
     let size = std::fs::metadata(&html).unwrap().len();
     println!(
-        "  pixelx report --html     {t:8.3} s   {:8.0} KiB  (read registry, draw, write)",
+        "  [{runs} runs] pixelx report --html     {t:8.3} s   {:8.0} KiB  (read registry, draw, write)",
         size as f64 / 1024.0
     );
 
@@ -168,9 +193,10 @@ fn main() {
     })
     .unwrap();
     let addr = server.addr.to_string();
-    let id = format!("{:012x}", RUNS / 2);
+    let id = format!("{:012x}", runs / 2);
     for (what, path) in [
         ("GET /", "/".to_owned()),
+        ("GET /?page=3", "/experiments/bench_sweep?sort=learning_rate&desc=1&page=3".to_owned()),
         ("GET /runs/<id>", format!("/runs/{id}")),
         ("GET /img/<id>/10", format!("/img/{id}/10")),
     ] {
@@ -178,7 +204,7 @@ fn main() {
         assert_eq!(status, 200, "{path}");
         let (warm, _, _) = fetch(&addr, &path);
         println!(
-            "  dashboard {what:<16} TTFB {:8.3} s first, {:6.3} s again   {:8.0} KiB",
+            "  [{runs} runs] dashboard {what:<16} TTFB {:8.3} s first, {:6.3} s again   {:8.0} KiB",
             cold.as_secs_f64(),
             warm.as_secs_f64(),
             bytes as f64 / 1024.0
