@@ -135,15 +135,21 @@ impl Registry {
     /// Summaries of the runs matching `filter`, in creation order.
     pub fn summaries(&self, filter: &RunFilter) -> Result<Vec<RunSummary>> {
         let conn = self.conn();
-        let mut stmt = conn.prepare(
+        // One run is looked up by its key (`r.id = ?3`): with `?3 IS NULL OR …` SQLite scans
+        // every run, which a run's dashboard page would pay at every render.
+        let one_run = if filter.run_id.is_some() {
+            "r.id = ?3"
+        } else {
+            "?3 IS NULL"
+        };
+        let mut stmt = conn.prepare(&format!(
             "SELECT r.id, e.name, r.status, r.device, r.config_json, r.error, r.started_at, r.finished_at,
                     COALESCE(r.method, e.search_method), r.trial, r.epoch, r.step_in_epoch, r.steps_per_epoch, r.images_per_sec,
                     r.progress_at, r.host, r.pid, r.job_id, r.journal_offset
              FROM runs r JOIN experiments e ON e.id = r.experiment_id
-             WHERE (?1 IS NULL OR e.name = ?1) AND (?2 IS NULL OR r.status = ?2)
-               AND (?3 IS NULL OR r.id = ?3)
-             ORDER BY r.created_at, r.id",
-        )?;
+             WHERE (?1 IS NULL OR e.name = ?1) AND (?2 IS NULL OR r.status = ?2) AND {one_run}
+             ORDER BY r.created_at, r.id"
+        ))?;
         let status_filter = filter.status.map(|s| s.as_str());
         let args = rusqlite::params![filter.experiment, status_filter, filter.run_id];
         let this_host = crate::host::hostname();
@@ -279,9 +285,11 @@ impl Registry {
             run.wall_seconds = r.wall_seconds;
             run.curves = r.curves;
         }
-        let mut stmt = conn.prepare(
-            "SELECT run_id, path FROM checkpoints WHERE is_best = 1 AND (?1 IS NULL OR run_id = ?1) ORDER BY id",
-        )?;
+        let mut stmt = conn.prepare(if only.is_some() {
+            "SELECT run_id, path FROM checkpoints WHERE is_best = 1 AND run_id = ?1 ORDER BY id"
+        } else {
+            "SELECT run_id, path FROM checkpoints WHERE is_best = 1 AND ?1 IS NULL ORDER BY id"
+        })?;
         for row in stmt.query_map([only], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))? {
             let (run, _) = row?;
             if let Some(&i) = index.get(&run) {
@@ -290,8 +298,11 @@ impl Registry {
                 runs[i].checkpoint = Some("checkpoints/best.safetensors".into());
             }
         }
-        let mut stmt = conn
-            .prepare("SELECT run_id, epoch, path FROM samples WHERE ?1 IS NULL OR run_id = ?1 ORDER BY id")?;
+        let mut stmt = conn.prepare(if only.is_some() {
+            "SELECT run_id, epoch, path FROM samples WHERE run_id = ?1 ORDER BY id"
+        } else {
+            "SELECT run_id, epoch, path FROM samples WHERE ?1 IS NULL ORDER BY id"
+        })?;
         for row in stmt.query_map([only], |r| {
             Ok((
                 r.get::<_, String>(0)?,
@@ -306,6 +317,15 @@ impl Registry {
                 }
             }
         }
+        Ok(())
+    }
+
+    /// Recomputes every run's results row from its metrics, in one transaction: what the
+    /// migration that adds `run_results` does, and a repair for rows written by other tools.
+    pub fn rebuild_results(&mut self) -> Result<()> {
+        let tx = self.write()?;
+        backfill_results(&tx)?;
+        tx.commit()?;
         Ok(())
     }
 
