@@ -144,6 +144,7 @@ fn run_counts() -> Vec<u64> {
     match std::env::var("PIXELX_BENCH_RUNS") {
         Ok(list) => list
             .split(',')
+            .filter(|n| !n.trim().is_empty())
             .map(|n| {
                 n.trim().replace('_', "").parse().unwrap_or_else(|_| {
                     panic!("PIXELX_BENCH_RUNS: `{n}` is not a run count (e.g. 1000,10000)")
@@ -162,6 +163,70 @@ fn main() {
     for runs in run_counts() {
         measure(runs);
     }
+    coordinator(COORDINATOR_RUNS);
+}
+
+/// Runs of the coordinator's sweep.
+const COORDINATOR_RUNS: usize = 10_000;
+
+/// The coordinator over a grid of `runs` runs, through `schedule::run_experiment` (its loop is
+/// private): registering the sweep (every run queued), then a whole sweep over the registered
+/// runs when they are all finished, which is `prepare` (register, ingest every journal, queue
+/// the unfinished) and one pass of the loop (ingest, reap, fill) that finds nothing to start.
+/// Nothing trains: a queued run would start a worker process.
+fn coordinator(runs: usize) {
+    use pixelx::config::Experiment;
+    use pixelx::schedule::{run_experiment, SweepOptions};
+    let dir = tempfile::tempdir().unwrap();
+    let runs_dir = dir.path().join("runs");
+    let file = dir.path().join("sweep.toml");
+    let seeds: Vec<String> = (0..runs).map(|s| s.to_string()).collect();
+    std::fs::write(
+        &file,
+        format!(
+            "[experiment]\nname = \"bench_coordinator\"\ndataset = \"mnist\"\nmax_runs = {runs}\n\n\
+             [defaults]\nepochs = 1\n\n[grid]\nseed = [{}]\n",
+            seeds.join(", ")
+        ),
+    )
+    .unwrap();
+    let start = Instant::now();
+    let experiment = Experiment::load(&file, &[]).unwrap();
+    let load = start.elapsed().as_secs_f64();
+    let registry = runs_dir.join("registry.sqlite");
+    let start = Instant::now();
+    {
+        let mut reg = Registry::open(&registry).unwrap();
+        let exp = reg
+            .upsert_experiment(&experiment.info, Some(&experiment.file), experiment.search.method)
+            .unwrap();
+        for spec in &experiment.runs {
+            reg.add_run(exp, &spec.id, &spec.config, &RunDir::new(&runs_dir, &spec.id).root, None)
+                .unwrap();
+        }
+    }
+    let register = start.elapsed().as_secs_f64();
+    // Every run finished, so the sweep's loop has nothing to start.
+    let conn = rusqlite::Connection::open(&registry).unwrap();
+    conn.execute("UPDATE runs SET status = 'completed'", []).unwrap();
+    drop(conn);
+    let opts = SweepOptions {
+        runs_dir: runs_dir.clone(),
+        data_dir: dir.path().join("data"),
+        registry,
+        force: false,
+        quiet: true,
+        threads: None,
+        estimate: None,
+    };
+    let start = Instant::now();
+    let summary = run_experiment(&experiment, &opts).unwrap();
+    let sweep = start.elapsed().as_secs_f64();
+    assert_eq!(summary.skipped, runs);
+    println!("coordinator: a grid of {runs} runs");
+    println!("  load and expand the experiment file   {load:8.3} s");
+    println!("  register every run (queued)            {register:8.3} s");
+    println!("  prepare + one loop pass, all {runs} registered and finished   {sweep:8.3} s");
 }
 
 fn measure(runs: u64) {
