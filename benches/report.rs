@@ -201,8 +201,14 @@ fn coordinator(runs: usize) {
             .upsert_experiment(&experiment.info, Some(&experiment.file), experiment.search.method)
             .unwrap();
         for spec in &experiment.runs {
-            reg.add_run(exp, &spec.id, &spec.config, &RunDir::new(&runs_dir, &spec.id).root, None)
-                .unwrap();
+            reg.add_run(
+                exp,
+                &spec.id,
+                &spec.config,
+                &RunDir::new(&runs_dir, &spec.id).root,
+                None,
+            )
+            .unwrap();
         }
     }
     let register = start.elapsed().as_secs_f64();
@@ -261,7 +267,10 @@ fn measure(runs: u64) {
     let id = format!("{:012x}", runs / 2);
     for (what, path) in [
         ("GET /", "/".to_owned()),
-        ("GET /?page=3", "/experiments/bench_sweep?sort=learning_rate&desc=1&page=3".to_owned()),
+        (
+            "GET /?page=3",
+            "/experiments/bench_sweep?sort=learning_rate&desc=1&page=3".to_owned(),
+        ),
         ("GET /runs/<id>", format!("/runs/{id}")),
         ("GET /img/<id>/10", format!("/img/{id}/10")),
     ] {

@@ -32,7 +32,11 @@ fn synthetic_registry(runs_dir: &Path) -> Registry {
     let path = runs_dir.join("registry.sqlite");
     let mut reg = Registry::open(&path).unwrap();
     let exp = reg
-        .upsert_experiment(&ExperimentInfo::named("big", "5,000 synthetic runs"), None, Default::default())
+        .upsert_experiment(
+            &ExperimentInfo::named("big", "5,000 synthetic runs"),
+            None,
+            Default::default(),
+        )
         .unwrap();
     drop(reg);
     let mut conn = rusqlite::Connection::open(&path).unwrap();
@@ -57,8 +61,14 @@ fn synthetic_registry(runs_dir: &Path) -> Registry {
             };
             let json = serde_json::to_string(&config).unwrap();
             let created = format!("2026-01-01T00:00:{:06}Z", i);
-            run.execute(rusqlite::params![id, exp, json, runs_dir.join(&id).display().to_string(), created])
-                .unwrap();
+            run.execute(rusqlite::params![
+                id,
+                exp,
+                json,
+                runs_dir.join(&id).display().to_string(),
+                created
+            ])
+            .unwrap();
             for epoch in 1..=EPOCHS {
                 let bpd8 = 1.0 + quality(i) + 0.1 / epoch as f64;
                 for (name, value) in [
@@ -70,7 +80,13 @@ fn synthetic_registry(runs_dir: &Path) -> Registry {
                     ("epoch_seconds", 10.0),
                 ] {
                     metric
-                        .execute(rusqlite::params![id, name, epoch as i64 * STEPS / EPOCHS as i64, epoch, value])
+                        .execute(rusqlite::params![
+                            id,
+                            name,
+                            epoch as i64 * STEPS / EPOCHS as i64,
+                            epoch,
+                            value
+                        ])
                         .unwrap();
                 }
             }
@@ -89,7 +105,9 @@ fn synthetic_registry(runs_dir: &Path) -> Registry {
 }
 
 fn best_run() -> String {
-    let i = (0..RUNS).min_by(|&a, &b| quality(a).total_cmp(&quality(b))).unwrap();
+    let i = (0..RUNS)
+        .min_by(|&a, &b| quality(a).total_cmp(&quality(b)))
+        .unwrap();
     format!("{i:012x}")
 }
 
@@ -163,14 +181,21 @@ fn five_thousand_runs_keep_the_best_run_drawn_and_linked_page_the_table_and_enve
         assert_eq!(c.epochs.len(), EPOCHS as usize);
         for (&e, &v) in c.epochs.iter().zip(&c.test_bpd8) {
             let p = env.points.iter().find(|p| p.x == e as f64).unwrap();
-            assert!(p.min <= v && v <= p.max, "run {} epoch {e}: {v} outside {p:?}", r.summary.id);
+            assert!(
+                p.min <= v && v <= p.max,
+                "run {} epoch {e}: {v} outside {p:?}",
+                r.summary.id
+            );
             assert!(p.min <= p.q10 && p.q10 <= p.median && p.median <= p.q90 && p.q90 <= p.max);
         }
     }
     let loss = view.loss_envelope.as_ref().expect("a loss envelope");
     let sampled = view.runs.iter().filter(|r| r.drawn && !r.is_top()).count();
     assert_eq!(loss.runs, sampled);
-    assert!(sampled <= pixelx::report::views::SAMPLED_OTHERS + 1 && sampled >= 100, "{sampled}");
+    assert!(
+        (100..=pixelx::report::views::SAMPLED_OTHERS + 1).contains(&sampled),
+        "{sampled}"
+    );
 
     // The report: the best run in the legend and drawn in its colour, the table limited with
     // a note, the file small.
@@ -180,9 +205,15 @@ fn five_thousand_runs_keep_the_best_run_drawn_and_linked_page_the_table_and_enve
     let page = std::fs::read_to_string(&html).unwrap();
     assert!(page.len() < 3 * 1024 * 1024, "{} bytes", page.len());
     let legend = part(&page, "<ol class=\"legend\">", "</ol>");
-    assert!(legend.find(&best).unwrap() < legend.find("</li>").unwrap(), "best first in the legend");
+    assert!(
+        legend.find(&best).unwrap() < legend.find("</li>").unwrap(),
+        "best first in the legend"
+    );
     let epochs = part(&page, "chart epochs", "</figure>");
-    assert!(epochs.to_uppercase().contains("#1F77B4"), "the best run's line is drawn");
+    assert!(
+        epochs.to_uppercase().contains("#1F77B4"),
+        "the best run's line is drawn"
+    );
     assert!(epochs.contains("<polygon"), "the others as a band");
     assert!(page.contains(&format!("data-runs=\"{}\"", env.runs)));
     let rows = row_ids(&page);
@@ -207,7 +238,10 @@ fn five_thousand_runs_keep_the_best_run_drawn_and_linked_page_the_table_and_enve
     let second = http::get(&addr, "/experiments/big?page=2").text();
     let second_rows = row_ids(&second);
     assert_eq!(second_rows.len(), 50);
-    assert!(second_rows.iter().all(|id| !first.contains(id)), "page 2 continues page 1");
+    assert!(
+        second_rows.iter().all(|id| !first.contains(id)),
+        "page 2 continues page 1"
+    );
     let by_lr = http::get(&addr, "/experiments/big?sort=learning_rate&desc=1").text();
     let top_lr = by_lr.split("data-run=\"").nth(1).unwrap();
     let id = &top_lr[..12];

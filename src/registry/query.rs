@@ -251,14 +251,16 @@ impl Registry {
         })?;
         let rows = stmt.query_map([only], |r| {
             let nan = |v: Option<f64>| v.unwrap_or(f64::NAN);
-            let best = r.get::<_, Option<u32>>(1)?.map(|epoch| -> rusqlite::Result<BestEpoch> {
-                Ok(BestEpoch {
-                    epoch,
-                    bpd8: nan(r.get(2)?),
-                    bpd: nan(r.get(3)?),
-                    nll: nan(r.get(4)?),
-                })
-            });
+            let best = r
+                .get::<_, Option<u32>>(1)?
+                .map(|epoch| -> rusqlite::Result<BestEpoch> {
+                    Ok(BestEpoch {
+                        epoch,
+                        bpd8: nan(r.get(2)?),
+                        bpd: nan(r.get(3)?),
+                        nll: nan(r.get(4)?),
+                    })
+                });
             Ok((
                 r.get::<_, String>(0)?,
                 best.transpose()?,
@@ -486,9 +488,8 @@ impl StoredCurves {
 
 /// A run's results from its epoch rows (the `metrics_by_epoch` index: a few rows per epoch).
 fn results_from_metrics(conn: &rusqlite::Connection, run_id: &str) -> Result<RunResults> {
-    let mut stmt = conn.prepare_cached(
-        "SELECT epoch, name, value FROM metrics WHERE run_id = ?1 AND epoch IS NOT NULL",
-    )?;
+    let mut stmt = conn
+        .prepare_cached("SELECT epoch, name, value FROM metrics WHERE run_id = ?1 AND epoch IS NOT NULL")?;
     let mut per_epoch: HashMap<u32, HashMap<String, f64>> = HashMap::new();
     for row in stmt.query_map([run_id], |r| {
         Ok((r.get::<_, u32>(0)?, r.get::<_, String>(1)?, r.get::<_, f64>(2)?))

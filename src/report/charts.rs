@@ -170,8 +170,14 @@ fn draw_envelope(chart: &mut Chart, env: &Envelope, (lo, hi): (f64, f64)) -> Res
         pts
     };
     let grey = rgb(OTHER);
-    chart.draw_series(std::iter::once(Polygon::new(band(|p| p.min, |p| p.max), grey.mix(0.25).filled())))?;
-    chart.draw_series(std::iter::once(Polygon::new(band(|p| p.q10, |p| p.q90), grey.mix(0.55).filled())))?;
+    chart.draw_series(std::iter::once(Polygon::new(
+        band(|p| p.min, |p| p.max),
+        grey.mix(0.25).filled(),
+    )))?;
+    chart.draw_series(std::iter::once(Polygon::new(
+        band(|p| p.q10, |p| p.q90),
+        grey.mix(0.55).filled(),
+    )))?;
     let median: Vec<(f64, f64)> = env.points.iter().map(|p| (p.x, p.median.clamp(lo, hi))).collect();
     chart.draw_series(LineSeries::new(median, RGBColor(110, 110, 110).stroke_width(1)))?;
     Ok(())

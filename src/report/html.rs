@@ -11,8 +11,8 @@ use anyhow::Result;
 use base64::Engine;
 
 use super::charts;
-use super::sections::{importance_table, legend, paged_table, runs_table, samples_section, status_line};
 pub use super::sections::TablePage;
+use super::sections::{importance_table, legend, paged_table, runs_table, samples_section, status_line};
 use super::views::{ExperimentView, RunView, TOP_N};
 use crate::run_dir::RunDir;
 

@@ -324,7 +324,11 @@ fn sorted_order(view: &ExperimentView, page: &TablePage) -> Vec<usize> {
             (None, Some(_)) => return Ordering::Greater,
             (None, None) => text(ra).cmp(&text(rb)),
         };
-        let by_value = if page.descending { by_value.reverse() } else { by_value };
+        let by_value = if page.descending {
+            by_value.reverse()
+        } else {
+            by_value
+        };
         by_value
             .then_with(|| ra.rank.unwrap_or(usize::MAX).cmp(&rb.rank.unwrap_or(usize::MAX)))
             .then_with(|| ra.summary.id.cmp(&rb.summary.id))
@@ -350,7 +354,11 @@ pub(super) fn paged_table(view: &ExperimentView, page: &TablePage) -> String {
                 (true, true) => " ▼",
                 _ => "",
             };
-            format!("<a href=\"{}\">{}{mark}</a>", page.href(view, c, descending, 0), escape(c))
+            format!(
+                "<a href=\"{}\">{}{mark}</a>",
+                page.href(view, c, descending, 0),
+                escape(c)
+            )
         })
         .collect();
     let mut nav = format!(

@@ -144,7 +144,10 @@ pub struct EnvelopePoint {
 impl Envelope {
     /// The envelope of `(x, value)` samples grouped by x (non-finite values are left out).
     pub fn of(runs: usize, samples: impl IntoIterator<Item = (f64, f64)>) -> Option<Self> {
-        let mut by_x: Vec<(f64, f64)> = samples.into_iter().filter(|p| p.0.is_finite() && p.1.is_finite()).collect();
+        let mut by_x: Vec<(f64, f64)> = samples
+            .into_iter()
+            .filter(|p| p.0.is_finite() && p.1.is_finite())
+            .collect();
         if by_x.is_empty() || runs == 0 {
             return None;
         }
@@ -257,7 +260,11 @@ pub fn build_with(
             .map(|(r, _)| r.id.as_str())
             .collect();
         let top: Vec<bool> = ranks.iter().map(|r| r.is_some_and(|r| r < TOP_N)).collect();
-        let by_id: HashMap<&str, bool> = mine.iter().map(|r| r.id.as_str()).zip(top.iter().copied()).collect();
+        let by_id: HashMap<&str, bool> = mine
+            .iter()
+            .map(|r| r.id.as_str())
+            .zip(top.iter().copied())
+            .collect();
         let mut loss =
             registry.train_loss_series(&ids, |id| points(n, by_id.get(id).copied().unwrap_or(false)))?;
         let run_views = mine
@@ -303,7 +310,7 @@ fn drawn_runs(ranks: &[Option<usize>]) -> Vec<bool> {
     let every = others.div_ceil(SAMPLED_OTHERS).max(1);
     ranks
         .iter()
-        .map(|r| r.is_some_and(|k| k < TOP_N || (k - TOP_N) % every == 0 || k + 1 == ranked))
+        .map(|r| r.is_some_and(|k| k < TOP_N || (k - TOP_N).is_multiple_of(every) || k + 1 == ranked))
         .collect()
 }
 
@@ -339,7 +346,10 @@ fn loss_envelope(view: &ExperimentView) -> Option<Envelope> {
             e.0 += y;
             e.1 += 1;
         }
-        samples.extend(bins.into_iter().map(|(b, (sum, n))| ((b as f64 + 0.5) * width, sum / n as f64)));
+        samples.extend(
+            bins.into_iter()
+                .map(|(b, (sum, n))| ((b as f64 + 0.5) * width, sum / n as f64)),
+        );
     }
     Envelope::of(sampled.len(), samples)
 }
