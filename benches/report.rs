@@ -65,56 +65,207 @@ fn synthetic_registry(runs_dir: &Path, runs: u64) -> Registry {
     let exp = reg.upsert_experiment(&info, None, Default::default()).unwrap();
     for i in 0..runs {
         let id = format!("{i:012x}");
-        let lr = [1e-4, 2e-4, 5e-4, 1e-3, 2e-3, 5e-3, 1e-2][(i % 7) as usize];
-        let fmaps = [16, 30, 60][(i / 7 % 3) as usize];
-        let config = RunConfig {
-            seed: i,
-            learning_rate: lr,
-            hidden_fmaps: fmaps,
-            lr_schedule: if i % 2 == 0 {
-                LrSchedule::Cosine
-            } else {
-                LrSchedule::Constant
-            },
-            epochs: EPOCHS,
-            ..RunConfig::default()
-        };
+        let r = synthetic_run(i);
         let dir = RunDir::new(runs_dir, &id);
-        reg.add_run(exp, &id, &config, &dir.root, None).unwrap();
-        // Every 50th run diverges after 3 epochs, every 77th fails after 6.
-        let (stop, status) = if i % 50 == 49 {
-            (3, FinalStatus::Diverged)
-        } else if i % 77 == 76 {
-            (6, FinalStatus::Failed)
-        } else {
-            (EPOCHS, FinalStatus::Completed)
-        };
-        let quality = (lr.log10() + 2.7).abs() * 0.08 + (60 - fmaps) as f64 * 1e-3 + (i % 13) as f64 * 2e-3;
-        let epochs: Vec<SyntheticEpoch> = (1..=stop)
+        reg.add_run(exp, &id, &r.config, &dir.root, None).unwrap();
+        let epochs: Vec<SyntheticEpoch> = (1..=r.stop)
             .map(|epoch| SyntheticEpoch {
-                bpd8: 1.05 + quality + 0.4 / epoch as f64,
+                bpd8: r.bpd8(epoch),
                 samples: epoch % 5 == 0,
             })
             .collect();
-        for epoch in (1..=stop).filter(|e| e % 5 == 0) {
+        for epoch in (1..=r.stop).filter(|e| e % 5 == 0) {
             write_png(&dir.epoch_samples(epoch), i * 100 + epoch as u64);
         }
-        let loss = |step: i64| {
-            let t = step as f64 / STEPS as f64;
-            let noise = ((step * 7919 + i as i64 * 104729) % 1000) as f64 / 1000.0 - 0.5;
-            0.12 + quality * 0.3 + 0.6 * (-6.0 * t).exp() + 0.02 * noise
-        };
-        let detail = (stop < EPOCHS).then(|| "synthetic".to_owned());
+        let detail = (r.stop < EPOCHS).then(|| "synthetic".to_owned());
         common::write_journal(
             &dir.root,
-            STEPS * stop as i64 / EPOCHS as i64,
+            STEPS * r.stop as i64 / EPOCHS as i64,
             &epochs,
-            loss,
-            Some((status, detail)),
+            |step| r.loss(step),
+            Some((r.status, detail)),
         );
         reg.ingest(&id, &dir.root).unwrap();
     }
     reg
+}
+
+/// Run counts above this are written with SQL in one transaction (the same rows ingestion
+/// writes, then `Registry::rebuild_results`): journalling and ingesting 100,000 runs one by one
+/// takes most of an hour on 2 cores, and what the views read does not depend on how the rows got
+/// there.
+const JOURNALLED_RUNS: u64 = 10_000;
+
+/// [`synthetic_registry`]'s runs, written directly (no `params` or `run_events` rows: the views
+/// read neither).
+fn synthetic_registry_sql(runs_dir: &Path, runs: u64) -> Registry {
+    let path = runs_dir.join("registry.sqlite");
+    std::fs::create_dir_all(runs_dir).unwrap();
+    let mut reg = Registry::open(&path).unwrap();
+    let info = ExperimentInfo {
+        dataset: Some(DatasetKind::Mnist),
+        ..ExperimentInfo::named("bench_sweep", &format!("{runs} synthetic runs"))
+    };
+    let exp = reg.upsert_experiment(&info, None, Default::default()).unwrap();
+    drop(reg);
+    let mut conn = rusqlite::Connection::open(&path).unwrap();
+    conn.pragma_update(None, "synchronous", "OFF").unwrap();
+    let tx = conn.transaction().unwrap();
+    {
+        let mut run = tx
+            .prepare(
+                "INSERT INTO runs (id, experiment_id, config_json, config_hash, status, run_dir, created_at,
+                                   started_at, finished_at, error, method)
+                 VALUES (?1, ?2, ?3, ?1, ?4, ?5, ?6, ?6, ?6, ?7, 'grid')",
+            )
+            .unwrap();
+        let mut metric = tx
+            .prepare("INSERT INTO metrics (run_id, name, step, epoch, value) VALUES (?1, ?2, ?3, ?4, ?5)")
+            .unwrap();
+        let mut checkpoint = tx
+            .prepare(
+                "INSERT INTO checkpoints (run_id, path, size, sha256, epoch, is_best, created_at)
+                 VALUES (?1, ?2, 1, '00', ?3, ?4, '2026-01-01T00:00:00Z')",
+            )
+            .unwrap();
+        let mut sample = tx
+            .prepare(
+                "INSERT INTO samples (run_id, path, epoch, labels, created_at)
+                 VALUES (?1, ?2, ?3, '0..9 cycling', '2026-01-01T00:00:00Z')",
+            )
+            .unwrap();
+        for i in 0..runs {
+            let r = synthetic_run(i);
+            let id = format!("{i:012x}");
+            let dir = RunDir::new(runs_dir, &id);
+            let status = match r.status {
+                FinalStatus::Diverged => "diverged",
+                FinalStatus::Failed => "failed",
+                _ => "completed",
+            };
+            let detail = (r.stop < EPOCHS).then_some("synthetic");
+            run.execute(rusqlite::params![
+                id,
+                exp,
+                serde_json::to_string(&r.config).unwrap(),
+                status,
+                dir.root.display().to_string(),
+                format!("2026-01-01T00:00:00.{i:09}Z"),
+                detail
+            ])
+            .unwrap();
+            let steps = STEPS * r.stop as i64 / EPOCHS as i64;
+            for step in 1..=steps {
+                metric
+                    .execute(rusqlite::params![
+                        id,
+                        "train_loss",
+                        step,
+                        None::<i64>,
+                        r.loss(step)
+                    ])
+                    .unwrap();
+                metric
+                    .execute(rusqlite::params![id, "lr", step, None::<i64>, 1e-3])
+                    .unwrap();
+            }
+            let mut best = f64::INFINITY;
+            for epoch in 1..=r.stop {
+                let bpd8 = r.bpd8(epoch);
+                for (name, value) in [
+                    ("epoch_train_loss", 0.2),
+                    ("test_nll", (bpd8 - 7.0).max(0.05) * std::f64::consts::LN_2),
+                    ("test_bpd", bpd8 - 7.0),
+                    ("test_bpd8", bpd8),
+                    ("images_per_sec", 900.0),
+                    ("epoch_seconds", 12.0),
+                ] {
+                    metric
+                        .execute(rusqlite::params![id, name, epoch, epoch, value])
+                        .unwrap();
+                }
+                let is_best = bpd8 <= best && (epoch + 1..=r.stop).all(|e| r.bpd8(e) > bpd8);
+                best = best.min(bpd8);
+                checkpoint
+                    .execute(rusqlite::params![
+                        id,
+                        format!("checkpoints/epoch-{epoch:04}.safetensors"),
+                        epoch,
+                        is_best
+                    ])
+                    .unwrap();
+                if epoch % 5 == 0 {
+                    sample
+                        .execute(rusqlite::params![
+                            id,
+                            format!("samples/epoch-{epoch:04}.png"),
+                            epoch
+                        ])
+                        .unwrap();
+                    write_png(&dir.epoch_samples(epoch), i * 100 + epoch as u64);
+                }
+            }
+        }
+    }
+    tx.commit().unwrap();
+    drop(conn);
+    let mut reg = Registry::open(&path).unwrap();
+    reg.rebuild_results().unwrap();
+    reg
+}
+
+/// One synthetic run: its configuration, how it ends and its quality.
+struct SyntheticRun {
+    i: u64,
+    config: RunConfig,
+    stop: u32,
+    status: FinalStatus,
+    quality: f64,
+}
+
+impl SyntheticRun {
+    fn bpd8(&self, epoch: u32) -> f64 {
+        1.05 + self.quality + 0.4 / epoch as f64
+    }
+
+    fn loss(&self, step: i64) -> f64 {
+        let t = step as f64 / STEPS as f64;
+        let noise = ((step * 7919 + self.i as i64 * 104729) % 1000) as f64 / 1000.0 - 0.5;
+        0.12 + self.quality * 0.3 + 0.6 * (-6.0 * t).exp() + 0.02 * noise
+    }
+}
+
+fn synthetic_run(i: u64) -> SyntheticRun {
+    let lr = [1e-4, 2e-4, 5e-4, 1e-3, 2e-3, 5e-3, 1e-2][(i % 7) as usize];
+    let fmaps = [16, 30, 60][(i / 7 % 3) as usize];
+    let config = RunConfig {
+        seed: i,
+        learning_rate: lr,
+        hidden_fmaps: fmaps,
+        lr_schedule: if i % 2 == 0 {
+            LrSchedule::Cosine
+        } else {
+            LrSchedule::Constant
+        },
+        epochs: EPOCHS,
+        ..RunConfig::default()
+    };
+    // Every 50th run diverges after 3 epochs, every 77th fails after 6.
+    let (stop, status) = if i % 50 == 49 {
+        (3, FinalStatus::Diverged)
+    } else if i % 77 == 76 {
+        (6, FinalStatus::Failed)
+    } else {
+        (EPOCHS, FinalStatus::Completed)
+    };
+    let quality = (lr.log10() + 2.7).abs() * 0.08 + (60 - fmaps) as f64 * 1e-3 + (i % 13) as f64 * 2e-3;
+    SyntheticRun {
+        i,
+        config,
+        stop,
+        status,
+        quality,
+    }
 }
 
 /// Time to first byte and the whole response of `GET path`.
@@ -239,9 +390,16 @@ fn measure(runs: u64) {
     let dir = tempfile::tempdir().unwrap();
     let runs_dir = dir.path().join("runs");
     let start = Instant::now();
-    let reg = synthetic_registry(&runs_dir, runs);
+    let (reg, how) = if runs > JOURNALLED_RUNS {
+        (
+            synthetic_registry_sql(&runs_dir, runs),
+            "with SQL in one transaction",
+        )
+    } else {
+        (synthetic_registry(&runs_dir, runs), "journalled and ingested")
+    };
     println!(
-        "report: {runs} runs x {EPOCHS} epochs x {STEPS} steps, synthetic registry written in {:.1} s",
+        "report: {runs} runs x {EPOCHS} epochs x {STEPS} steps, synthetic registry {how} in {:.1} s",
         start.elapsed().as_secs_f64()
     );
 
