@@ -567,6 +567,70 @@ pub(super) fn backfill_results(conn: &rusqlite::Connection) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::run_relative;
+    use crate::config::{ExperimentInfo, RunConfig};
+    use crate::journal::{append, CheckpointRecord, EpochRecord, Event};
+    use crate::metrics::EvalMetrics;
+    use crate::registry::{Registry, RunFilter};
+
+    fn epoch(run_dir: &std::path::Path, epoch: u32, bpd8: f64) {
+        let record = EpochRecord {
+            epoch,
+            train_loss: 0.2,
+            test: EvalMetrics {
+                nll: 0.5,
+                bpd: bpd8 - 7.0,
+                bpd8,
+            },
+            learning_rate: 1e-3,
+            images_per_sec: 100.0 * epoch as f64,
+            seconds: 10.0,
+        };
+        let checkpoint = CheckpointRecord {
+            file: format!("epoch-{epoch:04}.safetensors"),
+            sha256: "00".into(),
+            size: 1,
+        };
+        let event = Event::Epoch {
+            record,
+            checkpoint,
+            best: true,
+            peak_rss_mb: None,
+            threads: None,
+        };
+        append(run_dir, event).unwrap();
+    }
+
+    #[test]
+    fn results_rows_follow_ingestion_and_a_forced_rerun() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut reg = Registry::open(&dir.path().join("registry.sqlite")).unwrap();
+        let exp = reg
+            .upsert_experiment(&ExperimentInfo::named("e", ""), None, Default::default())
+            .unwrap();
+        let run_dir = dir.path().join("r1");
+        std::fs::create_dir_all(&run_dir).unwrap();
+        reg.add_run(exp, "r1", &RunConfig::default(), &run_dir, None)
+            .unwrap();
+        let best = |reg: &Registry| {
+            reg.summaries(&RunFilter::run("r1")).unwrap()[0]
+                .best
+                .map(|b| (b.epoch, b.bpd8))
+        };
+        assert_eq!(best(&reg), None, "a queued run has no result");
+        epoch(&run_dir, 1, 1.5);
+        epoch(&run_dir, 2, 1.2);
+        reg.ingest("r1", &run_dir).unwrap();
+        assert_eq!(best(&reg), Some((2, 1.2)));
+        epoch(&run_dir, 3, 1.3);
+        reg.ingest("r1", &run_dir).unwrap();
+        let runs = reg.summaries(&RunFilter::default()).unwrap();
+        assert_eq!(runs[0].curves.epochs, vec![1, 2, 3]);
+        assert_eq!(runs[0].curves.test_bpd8, vec![1.5, 1.2, 1.3]);
+        assert_eq!(runs[0].images_per_sec, Some(200.0));
+        assert_eq!(runs[0].wall_seconds, Some(30.0));
+        reg.reset_run("r1").unwrap();
+        assert_eq!(best(&reg), None, "a forced rerun forgets the results");
+    }
 
     #[test]
     fn stored_paths_become_run_relative() {
