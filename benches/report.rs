@@ -242,7 +242,7 @@ fn synthetic_run(i: u64) -> SyntheticRun {
         seed: i,
         learning_rate: lr,
         hidden_fmaps: fmaps,
-        lr_schedule: if i % 2 == 0 {
+        lr_schedule: if i.is_multiple_of(2) {
             LrSchedule::Cosine
         } else {
             LrSchedule::Constant
