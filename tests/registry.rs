@@ -183,7 +183,7 @@ fn an_old_registry_is_migrated_and_keeps_its_runs() {
         .unwrap();
     }
     let registry = Registry::open_read_only(&path).unwrap();
-    assert_eq!(registry.schema_version().unwrap(), 5);
+    assert_eq!(registry.schema_version().unwrap(), 6);
     let runs = registry.summaries(&RunFilter::default()).unwrap();
     assert_eq!(runs.len(), 1);
     assert_eq!(runs[0].best.map(|b| b.bpd8), Some(7.5));

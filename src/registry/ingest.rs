@@ -45,6 +45,11 @@ impl Registry {
             "UPDATE runs SET journal_offset = ?2 WHERE id = ?1",
             params![run_id, read.offset as i64],
         )?;
+        // Only epoch records (and a restart, which drops what came after its checkpoint) change
+        // the results; step batches, far more frequent, do not.
+        if out.started || !out.epochs.is_empty() {
+            super::query::refresh_results(&tx, run_id)?;
+        }
         tx.commit()?;
         Ok(out)
     }

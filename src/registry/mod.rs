@@ -279,6 +279,9 @@ impl Registry {
                 tx.execute_batch(sql)?;
                 tx.pragma_update(None, "user_version", i + 1)?;
             }
+            if version <= schema::results_migration() {
+                query::backfill_results(&tx)?;
+            }
             let broken: Option<String> = tx
                 .query_row("PRAGMA foreign_key_check", [], |r| r.get(0))
                 .optional()?;
@@ -397,6 +400,8 @@ impl Registry {
                 trial.map(|t| t as i64)
             ],
         )?;
+        // An empty results row from the start, so a report of queued runs finds one per run.
+        query::refresh_results(&tx, id)?;
         let value = serde_json::to_value(config)?;
         for (key, v) in value.as_object().into_iter().flatten() {
             let text = match v {
@@ -548,9 +553,10 @@ impl Registry {
     /// Forgets a run's results so it trains again from scratch (`--force`).
     pub fn reset_run(&mut self, id: &str) -> Result<()> {
         let tx = self.write()?;
-        for table in ["metrics", "checkpoints", "samples"] {
+        for table in ["metrics", "checkpoints", "samples", "run_results"] {
             tx.execute(&format!("DELETE FROM {table} WHERE run_id = ?1"), [id])?;
         }
+        query::refresh_results(&tx, id)?;
         tx.execute(
             "UPDATE runs SET status = 'queued', error = NULL, started_at = NULL, finished_at = NULL, pid = NULL,
                  job_id = NULL, journal_offset = 0, epoch = NULL, step_in_epoch = NULL, images_per_sec = NULL

@@ -136,15 +136,21 @@ impl Registry {
     /// Summaries of the runs matching `filter`, in creation order.
     pub fn summaries(&self, filter: &RunFilter) -> Result<Vec<RunSummary>> {
         let conn = self.conn();
-        let mut stmt = conn.prepare(
+        // One run is looked up by its key (`r.id = ?3`): with `?3 IS NULL OR …` SQLite scans
+        // every run, which a run's dashboard page would pay at every render.
+        let one_run = if filter.run_id.is_some() {
+            "r.id = ?3"
+        } else {
+            "?3 IS NULL"
+        };
+        let mut stmt = conn.prepare(&format!(
             "SELECT r.id, e.name, r.status, r.device, r.config_json, r.error, r.started_at, r.finished_at,
                     COALESCE(r.method, e.search_method), r.trial, r.epoch, r.step_in_epoch, r.steps_per_epoch, r.images_per_sec,
                     r.progress_at, r.host, r.pid, r.job_id, r.journal_offset
              FROM runs r JOIN experiments e ON e.id = r.experiment_id
-             WHERE (?1 IS NULL OR e.name = ?1) AND (?2 IS NULL OR r.status = ?2)
-               AND (?3 IS NULL OR r.id = ?3)
-             ORDER BY r.created_at, r.id",
-        )?;
+             WHERE (?1 IS NULL OR e.name = ?1) AND (?2 IS NULL OR r.status = ?2) AND {one_run}
+             ORDER BY r.created_at, r.id"
+        ))?;
         let status_filter = filter.status.map(|s| s.as_str());
         let args = rusqlite::params![filter.experiment, status_filter, filter.run_id];
         let this_host = crate::host::hostname();
@@ -228,64 +234,65 @@ impl Registry {
         Ok(out)
     }
 
-    /// Fills in metrics, best epoch, checkpoint and samples with one query per table (over one
-    /// run's rows only when `only` names it).
+    /// Fills in results, checkpoint and samples with one query per table (over one run's rows
+    /// only when `only` names it). Results come from `run_results`, one row per run kept up to
+    /// date at ingestion, so no metric row is read; a run without that row (none is expected)
+    /// has its results computed from its own epoch rows.
     fn attach_results(&self, runs: &mut [RunSummary], only: Option<&str>) -> Result<()> {
         let index: HashMap<String, usize> = runs.iter().enumerate().map(|(i, r)| (r.id.clone(), i)).collect();
         let conn = self.conn();
-        let mut per_epoch: Vec<HashMap<u32, HashMap<String, f64>>> = vec![HashMap::new(); runs.len()];
-        // A plain `run_id = ?1` (not `?1 IS NULL OR …`) so SQLite can use `metrics_by_run`.
+        let mut found = vec![false; runs.len()];
+        // A plain `run_id = ?1` (not `?1 IS NULL OR …`) so SQLite uses the primary key.
         let mut stmt = conn.prepare(if only.is_some() {
-            "SELECT run_id, name, epoch, value FROM metrics WHERE run_id = ?1 AND epoch IS NOT NULL"
+            "SELECT run_id, best_epoch, best_bpd8, best_bpd, best_nll, images_per_sec, wall_seconds, curves
+             FROM run_results WHERE run_id = ?1"
         } else {
-            "SELECT run_id, name, epoch, value FROM metrics WHERE ?1 IS NULL AND epoch IS NOT NULL"
+            "SELECT run_id, best_epoch, best_bpd8, best_bpd, best_nll, images_per_sec, wall_seconds, curves
+             FROM run_results WHERE ?1 IS NULL"
         })?;
         let rows = stmt.query_map([only], |r| {
+            let nan = |v: Option<f64>| v.unwrap_or(f64::NAN);
+            let best = r
+                .get::<_, Option<u32>>(1)?
+                .map(|epoch| -> rusqlite::Result<BestEpoch> {
+                    Ok(BestEpoch {
+                        epoch,
+                        bpd8: nan(r.get(2)?),
+                        bpd: nan(r.get(3)?),
+                        nll: nan(r.get(4)?),
+                    })
+                });
             Ok((
                 r.get::<_, String>(0)?,
-                r.get::<_, String>(1)?,
-                r.get::<_, u32>(2)?,
-                r.get::<_, f64>(3)?,
+                best.transpose()?,
+                r.get::<_, Option<f64>>(5)?,
+                r.get::<_, Option<f64>>(6)?,
+                r.get::<_, String>(7)?,
             ))
         })?;
         for row in rows {
-            let (run, name, epoch, value) = row?;
+            let (run, best, images_per_sec, wall_seconds, curves) = row?;
             if let Some(&i) = index.get(&run) {
-                per_epoch[i].entry(epoch).or_default().insert(name, value);
+                let stored: StoredCurves = serde_json::from_str(&curves).unwrap_or_default();
+                runs[i].best = best;
+                runs[i].images_per_sec = images_per_sec;
+                runs[i].wall_seconds = wall_seconds;
+                runs[i].curves = stored.into_curves();
+                found[i] = true;
             }
         }
-        for (run, epochs) in runs.iter_mut().zip(per_epoch) {
-            let mut sorted: Vec<(u32, HashMap<String, f64>)> = epochs.into_iter().collect();
-            sorted.sort_by_key(|(e, _)| *e);
-            let get = |m: &HashMap<String, f64>, k: &str| m.get(k).copied().unwrap_or(f64::NAN);
-            for (epoch, m) in &sorted {
-                run.curves.epochs.push(*epoch);
-                run.curves.test_bpd8.push(get(m, "test_bpd8"));
-                run.curves.test_bpd.push(get(m, "test_bpd"));
-                run.curves.train_loss.push(get(m, "epoch_train_loss"));
-            }
-            run.best = sorted
-                .iter()
-                .filter(|(_, m)| m.contains_key("test_bpd8"))
-                .map(|(e, m)| BestEpoch {
-                    epoch: *e,
-                    bpd8: get(m, "test_bpd8"),
-                    bpd: get(m, "test_bpd"),
-                    nll: get(m, "test_nll"),
-                })
-                .min_by(|a, b| a.bpd8.total_cmp(&b.bpd8).then(a.bpd.total_cmp(&b.bpd)));
-            let speeds: Vec<f64> = sorted
-                .iter()
-                .filter_map(|(_, m)| m.get("images_per_sec").copied())
-                .collect();
-            if !speeds.is_empty() {
-                run.images_per_sec = Some(speeds.iter().sum::<f64>() / speeds.len() as f64);
-                run.wall_seconds = Some(sorted.iter().filter_map(|(_, m)| m.get("epoch_seconds")).sum());
-            }
+        for (run, _) in runs.iter_mut().zip(&found).filter(|(_, f)| !**f) {
+            let r = results_from_metrics(conn, &run.id)?;
+            run.best = r.best;
+            run.images_per_sec = r.images_per_sec;
+            run.wall_seconds = r.wall_seconds;
+            run.curves = r.curves;
         }
-        let mut stmt = conn.prepare(
-            "SELECT run_id, path FROM checkpoints WHERE is_best = 1 AND (?1 IS NULL OR run_id = ?1) ORDER BY id",
-        )?;
+        let mut stmt = conn.prepare(if only.is_some() {
+            "SELECT run_id, path FROM checkpoints WHERE is_best = 1 AND run_id = ?1 ORDER BY id"
+        } else {
+            "SELECT run_id, path FROM checkpoints WHERE is_best = 1 AND ?1 IS NULL ORDER BY id"
+        })?;
         for row in stmt.query_map([only], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))? {
             let (run, _) = row?;
             if let Some(&i) = index.get(&run) {
@@ -294,8 +301,11 @@ impl Registry {
                 runs[i].checkpoint = Some("checkpoints/best.safetensors".into());
             }
         }
-        let mut stmt = conn
-            .prepare("SELECT run_id, epoch, path FROM samples WHERE ?1 IS NULL OR run_id = ?1 ORDER BY id")?;
+        let mut stmt = conn.prepare(if only.is_some() {
+            "SELECT run_id, epoch, path FROM samples WHERE run_id = ?1 ORDER BY id"
+        } else {
+            "SELECT run_id, epoch, path FROM samples WHERE ?1 IS NULL ORDER BY id"
+        })?;
         for row in stmt.query_map([only], |r| {
             Ok((
                 r.get::<_, String>(0)?,
@@ -310,6 +320,15 @@ impl Registry {
                 }
             }
         }
+        Ok(())
+    }
+
+    /// Recomputes every run's results row from its metrics, in one transaction: what the
+    /// migration that adds `run_results` does, and a repair for rows written by other tools.
+    pub fn rebuild_results(&mut self) -> Result<()> {
+        let tx = self.write()?;
+        backfill_results(&tx)?;
+        tx.commit()?;
         Ok(())
     }
 
@@ -456,9 +475,191 @@ impl Registry {
     }
 }
 
+/// What `run_results` keeps of a run: its results over the epochs it finished.
+#[derive(Debug, Default)]
+struct RunResults {
+    best: Option<BestEpoch>,
+    images_per_sec: Option<f64>,
+    wall_seconds: Option<f64>,
+    curves: Curves,
+}
+
+/// Curves as stored in `run_results.curves` (JSON has no NaN: a missing value is `null`).
+#[derive(Debug, Default, Serialize, serde::Deserialize)]
+struct StoredCurves {
+    epochs: Vec<u32>,
+    test_bpd8: Vec<Option<f64>>,
+    test_bpd: Vec<Option<f64>>,
+    train_loss: Vec<Option<f64>>,
+}
+
+impl StoredCurves {
+    fn from_curves(c: &Curves) -> Self {
+        let opt = |v: &[f64]| v.iter().map(|x| x.is_finite().then_some(*x)).collect();
+        Self {
+            epochs: c.epochs.clone(),
+            test_bpd8: opt(&c.test_bpd8),
+            test_bpd: opt(&c.test_bpd),
+            train_loss: opt(&c.train_loss),
+        }
+    }
+
+    fn into_curves(self) -> Curves {
+        let nan = |v: Vec<Option<f64>>| v.into_iter().map(|x| x.unwrap_or(f64::NAN)).collect();
+        Curves {
+            epochs: self.epochs,
+            test_bpd8: nan(self.test_bpd8),
+            test_bpd: nan(self.test_bpd),
+            train_loss: nan(self.train_loss),
+        }
+    }
+}
+
+/// A run's results from its epoch rows (the `metrics_by_epoch` index: a few rows per epoch).
+fn results_from_metrics(conn: &rusqlite::Connection, run_id: &str) -> Result<RunResults> {
+    let mut stmt = conn
+        .prepare_cached("SELECT epoch, name, value FROM metrics WHERE run_id = ?1 AND epoch IS NOT NULL")?;
+    let mut per_epoch: HashMap<u32, HashMap<String, f64>> = HashMap::new();
+    for row in stmt.query_map([run_id], |r| {
+        Ok((r.get::<_, u32>(0)?, r.get::<_, String>(1)?, r.get::<_, f64>(2)?))
+    })? {
+        let (epoch, name, value) = row?;
+        per_epoch.entry(epoch).or_default().insert(name, value);
+    }
+    let mut sorted: Vec<(u32, HashMap<String, f64>)> = per_epoch.into_iter().collect();
+    sorted.sort_by_key(|(e, _)| *e);
+    let get = |m: &HashMap<String, f64>, k: &str| m.get(k).copied().unwrap_or(f64::NAN);
+    let mut out = RunResults::default();
+    for (epoch, m) in &sorted {
+        out.curves.epochs.push(*epoch);
+        out.curves.test_bpd8.push(get(m, "test_bpd8"));
+        out.curves.test_bpd.push(get(m, "test_bpd"));
+        out.curves.train_loss.push(get(m, "epoch_train_loss"));
+    }
+    out.best = sorted
+        .iter()
+        .filter(|(_, m)| m.contains_key("test_bpd8"))
+        .map(|(e, m)| BestEpoch {
+            epoch: *e,
+            bpd8: get(m, "test_bpd8"),
+            bpd: get(m, "test_bpd"),
+            nll: get(m, "test_nll"),
+        })
+        .min_by(|a, b| a.bpd8.total_cmp(&b.bpd8).then(a.bpd.total_cmp(&b.bpd)));
+    let speeds: Vec<f64> = sorted
+        .iter()
+        .filter_map(|(_, m)| m.get("images_per_sec").copied())
+        .collect();
+    if !speeds.is_empty() {
+        out.images_per_sec = Some(speeds.iter().sum::<f64>() / speeds.len() as f64);
+        out.wall_seconds = Some(sorted.iter().filter_map(|(_, m)| m.get("epoch_seconds")).sum());
+    }
+    Ok(out)
+}
+
+/// Recomputes `run_id`'s row of `run_results` from its epoch rows: what ingestion calls after
+/// applying a journal's events, in the same transaction.
+pub(super) fn refresh_results(conn: &rusqlite::Connection, run_id: &str) -> Result<()> {
+    let r = results_from_metrics(conn, run_id)?;
+    let finite = |v: f64| v.is_finite().then_some(v);
+    let curves = serde_json::to_string(&StoredCurves::from_curves(&r.curves))?;
+    conn.prepare_cached(
+        "INSERT OR REPLACE INTO run_results
+             (run_id, best_epoch, best_bpd8, best_bpd, best_nll, images_per_sec, wall_seconds, curves)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+    )?
+    .execute(rusqlite::params![
+        run_id,
+        r.best.map(|b| b.epoch),
+        r.best.and_then(|b| finite(b.bpd8)),
+        r.best.and_then(|b| finite(b.bpd)),
+        r.best.and_then(|b| finite(b.nll)),
+        r.images_per_sec,
+        r.wall_seconds,
+        curves
+    ])?;
+    Ok(())
+}
+
+/// Fills `run_results` for every run of a registry that predates it.
+pub(super) fn backfill_results(conn: &rusqlite::Connection) -> Result<()> {
+    let ids: Vec<String> = conn
+        .prepare("SELECT id FROM runs")?
+        .query_map([], |r| r.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    for id in ids {
+        refresh_results(conn, &id)?;
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::run_relative;
+    use crate::config::{ExperimentInfo, RunConfig};
+    use crate::journal::{append, CheckpointRecord, EpochRecord, Event};
+    use crate::metrics::EvalMetrics;
+    use crate::registry::{Registry, RunFilter};
+
+    fn epoch(run_dir: &std::path::Path, epoch: u32, bpd8: f64) {
+        let record = EpochRecord {
+            epoch,
+            train_loss: 0.2,
+            test: EvalMetrics {
+                nll: 0.5,
+                bpd: bpd8 - 7.0,
+                bpd8,
+            },
+            learning_rate: 1e-3,
+            images_per_sec: 100.0 * epoch as f64,
+            seconds: 10.0,
+        };
+        let checkpoint = CheckpointRecord {
+            file: format!("epoch-{epoch:04}.safetensors"),
+            sha256: "00".into(),
+            size: 1,
+        };
+        let event = Event::Epoch {
+            record,
+            checkpoint,
+            best: true,
+            peak_rss_mb: None,
+            threads: None,
+        };
+        append(run_dir, event).unwrap();
+    }
+
+    #[test]
+    fn results_rows_follow_ingestion_and_a_forced_rerun() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut reg = Registry::open(&dir.path().join("registry.sqlite")).unwrap();
+        let exp = reg
+            .upsert_experiment(&ExperimentInfo::named("e", ""), None, Default::default())
+            .unwrap();
+        let run_dir = dir.path().join("r1");
+        std::fs::create_dir_all(&run_dir).unwrap();
+        reg.add_run(exp, "r1", &RunConfig::default(), &run_dir, None)
+            .unwrap();
+        let best = |reg: &Registry| {
+            reg.summaries(&RunFilter::run("r1")).unwrap()[0]
+                .best
+                .map(|b| (b.epoch, b.bpd8))
+        };
+        assert_eq!(best(&reg), None, "a queued run has no result");
+        epoch(&run_dir, 1, 1.5);
+        epoch(&run_dir, 2, 1.2);
+        reg.ingest("r1", &run_dir).unwrap();
+        assert_eq!(best(&reg), Some((2, 1.2)));
+        epoch(&run_dir, 3, 1.3);
+        reg.ingest("r1", &run_dir).unwrap();
+        let runs = reg.summaries(&RunFilter::default()).unwrap();
+        assert_eq!(runs[0].curves.epochs, vec![1, 2, 3]);
+        assert_eq!(runs[0].curves.test_bpd8, vec![1.5, 1.2, 1.3]);
+        assert_eq!(runs[0].images_per_sec, Some(200.0));
+        assert_eq!(runs[0].wall_seconds, Some(30.0));
+        reg.reset_run("r1").unwrap();
+        assert_eq!(best(&reg), None, "a forced rerun forgets the results");
+    }
 
     #[test]
     fn stored_paths_become_run_relative() {

@@ -146,7 +146,35 @@ DELETE FROM metrics WHERE rowid NOT IN (SELECT MAX(rowid) FROM metrics GROUP BY 
 DROP INDEX IF EXISTS metrics_by_run;
 CREATE UNIQUE INDEX metrics_by_run ON metrics(run_id, name, step);
 "#,
+    // v6: per-run results kept up to date at ingestion (best epoch, speed, wall time and the
+    // per-epoch curves), so that reports and the dashboard read one small row per run instead of
+    // scanning every metric row; an index for the epoch rows of one run, which is how ingestion
+    // refreshes them. Existing registries are backfilled by `Registry::migrate` (the SQL alone
+    // cannot build the curves).
+    r#"
+CREATE TABLE run_results (
+    run_id         TEXT PRIMARY KEY REFERENCES runs(id) ON DELETE CASCADE,
+    best_epoch     INTEGER,
+    best_bpd8      REAL,
+    best_bpd       REAL,
+    best_nll       REAL,
+    images_per_sec REAL,
+    wall_seconds   REAL,
+    curves         TEXT NOT NULL DEFAULT '{}'
+);
+CREATE INDEX run_results_by_bpd8 ON run_results(best_bpd8);
+CREATE INDEX metrics_by_epoch ON metrics(run_id, epoch) WHERE epoch IS NOT NULL;
+"#,
 ];
+
+/// The migration that creates `run_results`, whose rows `Registry::migrate` backfills from the
+/// metrics: found by its text, so that it stays right when migrations are renumbered.
+pub fn results_migration() -> usize {
+    MIGRATIONS
+        .iter()
+        .position(|m| m.contains("CREATE TABLE run_results"))
+        .expect("the run_results migration is in the list")
+}
 
 #[cfg(test)]
 mod tests {

@@ -98,10 +98,13 @@ impl Registry {
 
     /// Epochs with a recorded sample grid, per run, ascending. `only` limits it to one run.
     pub fn sample_epochs(&self, only: Option<&str>) -> Result<HashMap<String, Vec<u32>>> {
-        let mut stmt = self.conn().prepare(
-            "SELECT DISTINCT run_id, epoch FROM samples WHERE ?1 IS NULL OR run_id = ?1
-             ORDER BY run_id, epoch",
-        )?;
+        // Two statements rather than `?1 IS NULL OR run_id = ?1`, so one run's read uses
+        // `samples_by_run` instead of scanning every run's samples.
+        let mut stmt = self.conn().prepare(if only.is_some() {
+            "SELECT DISTINCT run_id, epoch FROM samples WHERE run_id = ?1 ORDER BY run_id, epoch"
+        } else {
+            "SELECT DISTINCT run_id, epoch FROM samples WHERE ?1 IS NULL ORDER BY run_id, epoch"
+        })?;
         let mut out: HashMap<String, Vec<u32>> = HashMap::new();
         for row in stmt.query_map([only], |r| Ok((r.get::<_, String>(0)?, r.get::<_, u32>(1)?)))? {
             let (run, epoch) = row?;

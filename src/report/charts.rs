@@ -8,7 +8,7 @@ use plotters::coord::types::RangedCoordf64;
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
-use super::views::{ExperimentView, RunView, TOP_N};
+use super::views::{Envelope, EnvelopePoint, ExperimentView, RunView, OTHER, TOP_N};
 
 type Area<'a> = DrawingArea<SVGBackend<'a>, Shift>;
 
@@ -42,9 +42,10 @@ pub(super) fn line_style(run: &RunView) -> ShapeStyle {
     }
 }
 
-/// Top runs last (best on top), so they are not hidden under the grey mass.
+/// The runs drawn one by one, top runs last (best on top) so they are not hidden under the grey
+/// mass.
 pub(super) fn draw_order(view: &ExperimentView) -> Vec<&RunView> {
-    let mut runs: Vec<&RunView> = view.runs.iter().collect();
+    let mut runs: Vec<&RunView> = view.runs.iter().filter(|r| r.drawn).collect();
     runs.sort_by_key(|r| match r.rank {
         Some(k) if k < TOP_N => (1, TOP_N - k),
         _ => (0, 0),
@@ -146,6 +147,42 @@ fn draw_end(chart: &mut Chart, run: &RunView, at: (f64, f64), label: bool) -> Re
     Ok(())
 }
 
+/// The runs with their own line on a curve chart: every drawn run of a small experiment, only
+/// the top runs of a summarised one (the others are in its envelope).
+fn curve_runs(view: &ExperimentView) -> Vec<&RunView> {
+    draw_order(view)
+        .into_iter()
+        .filter(|r| !view.summarised() || r.is_top())
+        .collect()
+}
+
+/// The values an envelope adds to a chart's range (its 10-90% band: the extremes may be far).
+fn envelope_values(env: Option<&Envelope>) -> impl Iterator<Item = f64> + '_ {
+    env.into_iter()
+        .flat_map(|e| e.points.iter().flat_map(|p| [p.q10, p.q90]))
+}
+
+/// Draws `env` under the curves: min to max faint, 10% to 90% darker, the median as a line.
+fn draw_envelope(chart: &mut Chart, env: &Envelope, (lo, hi): (f64, f64)) -> Result<()> {
+    let band = |low: fn(&EnvelopePoint) -> f64, high: fn(&EnvelopePoint) -> f64| -> Vec<(f64, f64)> {
+        let mut pts: Vec<(f64, f64)> = env.points.iter().map(|p| (p.x, high(p).clamp(lo, hi))).collect();
+        pts.extend(env.points.iter().rev().map(|p| (p.x, low(p).clamp(lo, hi))));
+        pts
+    };
+    let grey = rgb(OTHER);
+    chart.draw_series(std::iter::once(Polygon::new(
+        band(|p| p.min, |p| p.max),
+        grey.mix(0.25).filled(),
+    )))?;
+    chart.draw_series(std::iter::once(Polygon::new(
+        band(|p| p.q10, |p| p.q90),
+        grey.mix(0.55).filled(),
+    )))?;
+    let median: Vec<(f64, f64)> = env.points.iter().map(|p| (p.x, p.median.clamp(lo, hi))).collect();
+    chart.draw_series(LineSeries::new(median, RGBColor(110, 110, 110).stroke_width(1)))?;
+    Ok(())
+}
+
 fn epoch_points(run: &RunView) -> Vec<(f64, f64)> {
     let c = &run.summary.curves;
     c.epochs
@@ -158,16 +195,19 @@ fn epoch_points(run: &RunView) -> Vec<(f64, f64)> {
 
 /// Test bpd8 per epoch of every run; `None` when no run has a test result yet.
 pub fn epoch_chart(view: &ExperimentView, size: (u32, u32)) -> Result<Option<String>> {
-    let series: Vec<(&RunView, Vec<(f64, f64)>)> = draw_order(view)
+    let series: Vec<(&RunView, Vec<(f64, f64)>)> = curve_runs(view)
         .into_iter()
         .map(|r| (r, epoch_points(r)))
         .collect();
-    let Some(y) = value_range(series.iter().flat_map(|(_, p)| p.iter().map(|q| q.1))) else {
+    let env = view.epoch_envelope.as_ref();
+    let values = series.iter().flat_map(|(_, p)| p.iter().map(|q| q.1));
+    let Some(y) = value_range(values.chain(envelope_values(env))) else {
         return Ok(None);
     };
     let max_epoch = series
         .iter()
         .flat_map(|(_, p)| p.last().map(|q| q.0))
+        .chain(env.and_then(|e| e.points.last().map(|p| p.x)))
         .fold(1.0, f64::max);
     let pad = ((max_epoch - 1.0) * 0.04).max(0.5);
     let few_epochs = max_epoch <= 30.0;
@@ -192,6 +232,9 @@ pub fn epoch_chart(view: &ExperimentView, size: (u32, u32)) -> Result<Option<Str
             .y_label_formatter(&|v| fmt_num(*v))
             .light_line_style(RGBColor(238, 238, 238))
             .draw()?;
+        if let Some(env) = env {
+            draw_envelope(&mut chart, env, y)?;
+        }
         for (run, points) in &series {
             if points.is_empty() {
                 continue;
@@ -234,17 +277,18 @@ pub fn smooth(points: &[(f64, f64)]) -> Vec<(f64, f64)> {
 
 /// Training loss per step of every run: smoothed, with the raw values faint behind the top runs.
 pub fn loss_chart(view: &ExperimentView, size: (u32, u32)) -> Result<Option<String>> {
-    let series: Vec<(&RunView, Vec<(f64, f64)>)> = draw_order(view)
+    let series: Vec<(&RunView, Vec<(f64, f64)>)> = curve_runs(view)
         .into_iter()
-        .map(|r| (r, smooth(&r.loss.points)))
+        .map(|r| (r, decimate(&smooth(&r.loss.points), size.0)))
         .collect();
+    let env = view.loss_envelope.as_ref();
     let raw_values = view
         .runs
         .iter()
         .filter(|r| r.is_top())
         .flat_map(|r| r.loss.points.iter().map(|p| p.1));
     let smooth_values = series.iter().flat_map(|(_, p)| p.iter().map(|q| q.1));
-    let Some(y) = value_range(raw_values.chain(smooth_values)) else {
+    let Some(y) = value_range(raw_values.chain(smooth_values).chain(envelope_values(env))) else {
         return Ok(None);
     };
     let max_step = view
@@ -268,10 +312,14 @@ pub fn loss_chart(view: &ExperimentView, size: (u32, u32)) -> Result<Option<Stri
             .y_label_formatter(&|v| fmt_num(*v))
             .light_line_style(RGBColor(238, 238, 238))
             .draw()?;
+        if let Some(env) = env {
+            draw_envelope(&mut chart, env, y)?;
+        }
         for (run, _) in &series {
             if run.is_top() && run.loss.points.len() > 2 {
                 let faint = rgb(run.colour).mix(0.3).stroke_width(1);
-                chart.draw_series(LineSeries::new(clamp_y(&run.loss.points, y), faint))?;
+                let raw = decimate(&run.loss.points, size.0);
+                chart.draw_series(LineSeries::new(clamp_y(&raw, y), faint))?;
             }
         }
         for (run, points) in &series {
@@ -300,9 +348,50 @@ pub fn loss_chart(view: &ExperimentView, size: (u32, u32)) -> Result<Option<Stri
     .map(Some)
 }
 
+/// At most two points (the lowest and the highest) per horizontal pixel of a chart `width`
+/// wide, in x order: a line through more points than pixels draws the same, only larger.
+pub fn decimate(points: &[(f64, f64)], width: u32) -> Vec<(f64, f64)> {
+    let columns = width.max(1) as usize;
+    if points.len() <= 2 * columns {
+        return points.to_vec();
+    }
+    let (x0, x1) = (points[0].0, points[points.len() - 1].0);
+    let span = (x1 - x0).max(f64::MIN_POSITIVE);
+    let column = |x: f64| (((x - x0) / span) * (columns - 1) as f64) as usize;
+    let mut out = Vec::with_capacity(2 * columns);
+    for group in points.chunk_by(|a, b| column(a.0) == column(b.0)) {
+        let lo = group.iter().min_by(|a, b| a.1.total_cmp(&b.1)).copied();
+        let hi = group.iter().max_by(|a, b| a.1.total_cmp(&b.1)).copied();
+        if let (Some(lo), Some(hi)) = (lo, hi) {
+            // Kept in x order so the line still runs left to right.
+            if lo.0 <= hi.0 {
+                out.extend([lo, hi]);
+            } else {
+                out.extend([hi, lo]);
+            }
+            if lo == hi {
+                out.pop();
+            }
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn decimation_keeps_each_pixel_column_extremes_and_short_series_whole() {
+        let pts: Vec<(f64, f64)> = (0..10_000).map(|i| (i as f64, (i % 7) as f64)).collect();
+        let d = decimate(&pts, 100);
+        assert!(d.len() <= 200, "{}", d.len());
+        assert!(d.windows(2).all(|w| w[0].0 <= w[1].0), "in x order");
+        assert_eq!(d.iter().map(|p| p.1).fold(f64::MIN, f64::max), 6.0);
+        assert_eq!(d.iter().map(|p| p.1).fold(f64::MAX, f64::min), 0.0);
+        let short: Vec<(f64, f64)> = (0..50).map(|i| (i as f64, 1.0)).collect();
+        assert_eq!(decimate(&short, 100), short);
+    }
 
     #[test]
     fn the_range_ignores_a_far_outlier_but_keeps_the_spread() {

@@ -11,7 +11,8 @@ use anyhow::Result;
 use base64::Engine;
 
 use super::charts;
-use super::sections::{importance_table, legend, runs_table, samples_section, status_line};
+pub use super::sections::TablePage;
+use super::sections::{importance_table, legend, paged_table, runs_table, samples_section, status_line};
 use super::views::{ExperimentView, RunView, TOP_N};
 use crate::run_dir::RunDir;
 
@@ -163,6 +164,17 @@ fn figure(caption: &str, svg: Option<String>, class: &str) -> String {
 
 /// One experiment: overlaid curves, parameter charts, importance, best samples, all runs.
 pub fn experiment_section(view: &ExperimentView, index: usize, images: &Images) -> Result<String> {
+    experiment_section_paged(view, index, images, None)
+}
+
+/// [`experiment_section`]; with `page` (the dashboard), the table of a summarised experiment is
+/// that page of runs, sorted on the server, rather than the report's first runs.
+pub fn experiment_section_paged(
+    view: &ExperimentView,
+    index: usize,
+    images: &Images,
+    page: Option<&TablePage>,
+) -> Result<String> {
     let links = images.links();
     let title = if links {
         format!(
@@ -195,7 +207,8 @@ pub fn experiment_section(view: &ExperimentView, index: usize, images: &Images) 
         let _ = write!(
             out,
             "<div class=\"charts\">{curves}</div><p class=\"key\">Top {TOP_N} runs in colour, best thickest; \
-             markers where a run ended early: × failed or diverged, ▲ pruned, ○ running or interrupted.</p>"
+             markers where a run ended early: × failed or diverged, ▲ pruned, ○ running or interrupted.{}</p>",
+            summary_key(view)
         );
     }
     out += &legend(view, links);
@@ -223,9 +236,44 @@ pub fn experiment_section(view: &ExperimentView, index: usize, images: &Images) 
     }
     out += &samples_section(view, images);
     out += "<h3>Runs</h3>";
-    out += &runs_table(view, index, links);
+    out += &match page {
+        Some(page) if view.summarised() => paged_table(view, page),
+        _ => runs_table(view, index, links),
+    };
     out += "</section>";
     Ok(out)
+}
+
+/// What a summarised experiment's charts stand for, for the key under them.
+fn summary_key(view: &ExperimentView) -> String {
+    if !view.summarised() {
+        return String::new();
+    }
+    let mut out = String::new();
+    if let Some(env) = &view.epoch_envelope {
+        let _ = write!(
+            out,
+            " <span class=\"envelope\" data-runs=\"{}\">The other {} runs are the grey band: \
+             faint from lowest to highest, darker from the 10th to the 90th percentile, the line their median",
+            env.runs, env.runs
+        );
+        if let Some(loss) = &view.loss_envelope {
+            let _ = write!(
+                out,
+                " (training loss: {} of them, evenly spaced by rank)",
+                loss.runs
+            );
+        }
+        out += ".</span>";
+    }
+    let drawn = view.runs.iter().filter(|r| r.drawn).count();
+    let _ = write!(
+        out,
+        " Parameter charts show the top {TOP_N} and {} more runs evenly spaced by rank, of {}.",
+        drawn.saturating_sub(TOP_N.min(drawn)),
+        view.runs.len()
+    );
+    out
 }
 
 /// The report page: every experiment's section, images embedded from `runs_dir`.
@@ -293,6 +341,7 @@ mod tests {
                 colour: (10, 20, 30),
                 loss: Default::default(),
                 sample_epochs: vec![],
+                drawn: true,
             });
         }
         let view = ExperimentView {
@@ -300,6 +349,8 @@ mod tests {
             description: String::new(),
             runs,
             params: vec![],
+            epoch_envelope: None,
+            loss_envelope: None,
         };
         let html = experiment_section(&view, 0, &Images::Linked).unwrap();
         assert!(html.contains("data-status=\"pruned\"") && html.contains("st-pruned\">pruned</span>"));

@@ -159,6 +159,7 @@ mod tests {
             colour: (0, 0, 0),
             loss: Default::default(),
             sample_epochs: vec![],
+            drawn: true,
         }
     }
 
@@ -184,6 +185,8 @@ mod tests {
                     kind: ParamKind::Numeric { log: false },
                 },
             ],
+            epoch_envelope: None,
+            loss_envelope: None,
         };
         let t = main_effects(&view).unwrap();
         assert_eq!(t.rows[0].key, "learning_rate");
@@ -216,6 +219,8 @@ mod tests {
                     kind: ParamKind::Numeric { log: false },
                 },
             ],
+            epoch_envelope: None,
+            loss_envelope: None,
         };
         let t = main_effects(&view).unwrap();
         assert!((t.rows[0].share - 0.8).abs() < 1e-12, "{t:?}");

@@ -68,10 +68,34 @@ fn table_row(view: &ExperimentView, run: &RunView, links: bool) -> String {
     row
 }
 
-/// All runs, best first; past [`TABLE_ROWS`] the rest is folded into a `<details>`.
+/// Rows the report's table lists at most (the first [`TABLE_ROWS`] open, the rest folded); past
+/// it a note points to `--format csv`, which lists every run.
+pub const REPORT_ROWS: usize = 500;
+/// Rows per page of the dashboard's table of a large experiment.
+pub const PAGE_ROWS: usize = 50;
+
+/// All runs, best first; past [`TABLE_ROWS`] the rest is folded into a `<details>`, and past
+/// [`REPORT_ROWS`] left out with a note.
 pub(super) fn runs_table(view: &ExperimentView, index: usize, links: bool) -> String {
     let mut order = view.ranked();
     order.extend((0..view.runs.len()).filter(|&i| view.runs[i].rank.is_none()));
+    let left_out = order.len().saturating_sub(REPORT_ROWS);
+    order.truncate(REPORT_ROWS);
+    let mut out = folded_table(view, &order, index, links);
+    if left_out > 0 {
+        let _ = write!(
+            out,
+            "<p class=\"key table-note\">{left_out} more runs are not listed here; \
+             <code>pixelx report --experiment {} --format csv</code> lists all {}.</p>",
+            escape(&view.name),
+            view.runs.len()
+        );
+    }
+    out
+}
+
+/// The runs at `order`, the first [`TABLE_ROWS`] open and the rest in a `<details>`.
+fn folded_table(view: &ExperimentView, order: &[usize], index: usize, links: bool) -> String {
     let header = table_header(view);
     let rows: Vec<String> = order
         .iter()
@@ -227,6 +251,149 @@ pub(super) fn samples_section(view: &ExperimentView, images: &Images) -> String 
         return String::new();
     }
     format!("<h3>Samples of the best runs</h3><div class=\"samples\">{out}</div>")
+}
+
+/// How the dashboard's table of a large experiment is ordered and which page it shows.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TablePage {
+    /// A column of `pixelx report --sort` (`bpd8`, `status`, `id`, a parameter...).
+    pub sort: String,
+    pub descending: bool,
+    /// 0-based.
+    pub page: usize,
+}
+
+impl Default for TablePage {
+    fn default() -> Self {
+        Self {
+            sort: "bpd8".into(),
+            descending: false,
+            page: 0,
+        }
+    }
+}
+
+/// Columns the dashboard's table can be sorted by besides the swept parameters.
+const SORT_COLUMNS: [&str; 5] = ["bpd8", "status", "id", "images_per_sec", "wall"];
+
+impl TablePage {
+    /// Whether `sort` names a column this table can be ordered by.
+    pub fn valid_sort(view: &ExperimentView, sort: &str) -> bool {
+        SORT_COLUMNS.contains(&sort) || view.params.iter().any(|p| p.key == sort)
+    }
+
+    fn href(&self, view: &ExperimentView, sort: &str, descending: bool, page: usize) -> String {
+        let _ = self;
+        format!(
+            "/experiments/{}?sort={}&amp;desc={}&amp;page={}#runs-{}",
+            super::html::url_segment(&view.name),
+            super::html::url_segment(sort),
+            u8::from(descending),
+            page + 1,
+            super::html::url_segment(&view.name)
+        )
+    }
+}
+
+/// The order of the dashboard's table: runs sorted on the server by `page.sort` (runs without
+/// a value last, whatever the direction), ties by rank then id.
+fn sorted_order(view: &ExperimentView, page: &TablePage) -> Vec<usize> {
+    use std::cmp::Ordering;
+    let key = page.sort.as_str();
+    let number = |r: &RunView| -> Option<f64> {
+        match key {
+            "bpd8" => r.bpd8(),
+            "images_per_sec" => r.summary.images_per_sec,
+            "wall" => r.summary.wall_seconds,
+            _ => super::param_text(&r.summary, key).parse().ok(),
+        }
+    };
+    let text = |r: &RunView| -> String {
+        match key {
+            "status" => r.summary.status.clone(),
+            "id" => r.summary.id.clone(),
+            _ => super::param_text(&r.summary, key),
+        }
+    };
+    let mut order: Vec<usize> = (0..view.runs.len()).collect();
+    order.sort_by(|&a, &b| {
+        let (ra, rb) = (&view.runs[a], &view.runs[b]);
+        let by_value = match (number(ra), number(rb)) {
+            (Some(x), Some(y)) => x.total_cmp(&y),
+            (Some(_), None) => return Ordering::Less,
+            (None, Some(_)) => return Ordering::Greater,
+            (None, None) => text(ra).cmp(&text(rb)),
+        };
+        let by_value = if page.descending {
+            by_value.reverse()
+        } else {
+            by_value
+        };
+        by_value
+            .then_with(|| ra.rank.unwrap_or(usize::MAX).cmp(&rb.rank.unwrap_or(usize::MAX)))
+            .then_with(|| ra.summary.id.cmp(&rb.summary.id))
+    });
+    order
+}
+
+/// The dashboard's table of a large experiment: one page of [`PAGE_ROWS`] runs, sorted on the
+/// server, with links to sort by each column and to the other pages.
+pub(super) fn paged_table(view: &ExperimentView, page: &TablePage) -> String {
+    let order = sorted_order(view, page);
+    let pages = order.len().div_ceil(PAGE_ROWS).max(1);
+    let current = page.page.min(pages - 1);
+    let rows = &order[current * PAGE_ROWS..((current + 1) * PAGE_ROWS).min(order.len())];
+    let mut columns: Vec<String> = vec!["bpd8".into(), "status".into(), "id".into()];
+    columns.extend(view.params.iter().map(|p| p.key.clone()));
+    let sort_links: Vec<String> = columns
+        .iter()
+        .map(|c| {
+            let descending = *c == page.sort && !page.descending;
+            let mark = match (*c == page.sort, page.descending) {
+                (true, false) => " ▲",
+                (true, true) => " ▼",
+                _ => "",
+            };
+            format!(
+                "<a href=\"{}\">{}{mark}</a>",
+                page.href(view, c, descending, 0),
+                escape(c)
+            )
+        })
+        .collect();
+    let mut nav = format!(
+        "<nav class=\"pages\" id=\"runs-{}\">runs {}–{} of {}, sorted by <b>{}</b>{} · sort by {} · page {} of {pages}",
+        escape(&super::html::url_segment(&view.name)),
+        current * PAGE_ROWS + 1,
+        current * PAGE_ROWS + rows.len(),
+        order.len(),
+        escape(&page.sort),
+        if page.descending { " (descending)" } else { "" },
+        sort_links.join(" "),
+        current + 1
+    );
+    if current > 0 {
+        let _ = write!(
+            nav,
+            " · <a rel=\"prev\" href=\"{}\">previous</a>",
+            page.href(view, &page.sort, page.descending, current - 1)
+        );
+    }
+    if current + 1 < pages {
+        let _ = write!(
+            nav,
+            " · <a rel=\"next\" href=\"{}\">next</a>",
+            page.href(view, &page.sort, page.descending, current + 1)
+        );
+    }
+    nav += "</nav>";
+    let mut out = nav;
+    let _ = write!(out, "<table class=\"runs\">{}<tbody>", table_header(view));
+    for &i in rows {
+        out += &table_row(view, &view.runs[i], true);
+    }
+    out += "</tbody></table>";
+    out
 }
 
 pub(super) fn status_line(view: &ExperimentView) -> String {

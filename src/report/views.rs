@@ -31,6 +31,15 @@ const PALETTE: [(u8, u8, u8); TOP_N] = [
 /// The colour of runs outside the top N.
 pub const OTHER: (u8, u8, u8) = (175, 175, 175);
 
+/// Experiments up to this many runs are drawn in full: every run its own line and point. Larger
+/// ones are summarised (see [`ExperimentView::summarised`]).
+pub const FULL_DETAIL_RUNS: usize = 50;
+
+/// Runs besides the top N that a summarised experiment draws one by one (parameter charts) and
+/// reads the training loss of (the loss envelope): evenly spaced by rank, so the sample spans
+/// the best to the worst.
+pub const SAMPLED_OTHERS: usize = 200;
+
 /// Parameters that are searched on a log scale whatever their recorded values.
 const LOG_KEYS: [&str; 2] = ["learning_rate", "weight_decay"];
 
@@ -81,6 +90,9 @@ pub struct RunView {
     pub colour: (u8, u8, u8),
     pub loss: StepSeries,
     pub sample_epochs: Vec<u32>,
+    /// Drawn one by one in the charts: always in a small experiment; in a summarised one, the
+    /// top runs and the evenly spaced sample of the others.
+    pub drawn: bool,
 }
 
 impl RunView {
@@ -102,6 +114,60 @@ pub struct ExperimentView {
     pub description: String,
     pub runs: Vec<RunView>,
     pub params: Vec<ParamInfo>,
+    /// Test bpd8 per epoch of every run outside the top N, as quantiles (summarised views only).
+    pub epoch_envelope: Option<Envelope>,
+    /// Training loss per step of the sampled runs outside the top N, as quantiles (summarised
+    /// views only).
+    pub loss_envelope: Option<Envelope>,
+}
+
+/// The spread of many runs' curves at each x: what a summarised chart draws in place of their
+/// lines.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Envelope {
+    /// How many runs it stands for.
+    pub runs: usize,
+    /// By x, ascending.
+    pub points: Vec<EnvelopePoint>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct EnvelopePoint {
+    pub x: f64,
+    pub min: f64,
+    pub q10: f64,
+    pub median: f64,
+    pub q90: f64,
+    pub max: f64,
+}
+
+impl Envelope {
+    /// The envelope of `(x, value)` samples grouped by x (non-finite values are left out).
+    pub fn of(runs: usize, samples: impl IntoIterator<Item = (f64, f64)>) -> Option<Self> {
+        let mut by_x: Vec<(f64, f64)> = samples
+            .into_iter()
+            .filter(|p| p.0.is_finite() && p.1.is_finite())
+            .collect();
+        if by_x.is_empty() || runs == 0 {
+            return None;
+        }
+        by_x.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.total_cmp(&b.1)));
+        let points = by_x
+            .chunk_by(|a, b| a.0 == b.0)
+            .map(|group| {
+                let q = |f: f64| group[((group.len() - 1) as f64 * f).round() as usize].1;
+                EnvelopePoint {
+                    x: group[0].0,
+                    min: group[0].1,
+                    q10: q(0.1),
+                    median: q(0.5),
+                    q90: q(0.9),
+                    max: group[group.len() - 1].1,
+                }
+            })
+            .collect();
+        Some(Self { runs, points })
+    }
 }
 
 impl ExperimentView {
@@ -112,6 +178,12 @@ impl ExperimentView {
             .collect();
         idx.sort_by_key(|&i| self.runs[i].rank);
         idx
+    }
+
+    /// Whether this experiment is too large to draw every run: its charts then show the top
+    /// runs, a sample of the others and envelopes of the rest.
+    pub fn summarised(&self) -> bool {
+        self.runs.len() > FULL_DETAIL_RUNS
     }
 
     /// How many runs are in each state, in a fixed order of states.
@@ -177,32 +249,109 @@ pub fn build_with(
     for name in names {
         let mine: Vec<&RunSummary> = runs.iter().filter(|r| r.experiment == name).collect();
         let ranks = rank(&mine);
-        let ids: Vec<&str> = mine.iter().map(|r| r.id.as_str()).collect();
-        let top: Vec<bool> = ranks.iter().map(|r| r.is_some_and(|r| r < TOP_N)).collect();
-        let by_id: HashMap<&str, bool> = ids.iter().copied().zip(top.iter().copied()).collect();
         let n = mine.len();
+        let drawn = drawn_runs(&ranks);
+        // Only the runs drawn one by one have their per-step loss read: the query count stays
+        // bounded however large the experiment.
+        let ids: Vec<&str> = mine
+            .iter()
+            .zip(&drawn)
+            .filter(|(_, d)| **d)
+            .map(|(r, _)| r.id.as_str())
+            .collect();
+        let top: Vec<bool> = ranks.iter().map(|r| r.is_some_and(|r| r < TOP_N)).collect();
+        let by_id: HashMap<&str, bool> = mine
+            .iter()
+            .map(|r| r.id.as_str())
+            .zip(top.iter().copied())
+            .collect();
         let mut loss =
             registry.train_loss_series(&ids, |id| points(n, by_id.get(id).copied().unwrap_or(false)))?;
         let run_views = mine
             .iter()
             .zip(ranks)
-            .map(|(r, rank)| RunView {
+            .zip(drawn)
+            .map(|((r, rank), drawn)| RunView {
                 colour: rank.and_then(|k| PALETTE.get(k).copied()).unwrap_or(OTHER),
                 rank,
                 loss: loss.remove(&r.id).unwrap_or_default(),
                 sample_epochs: samples.remove(&r.id).unwrap_or_default(),
                 summary: (*r).clone(),
+                drawn,
             })
             .collect::<Vec<_>>();
         let params = swept_params(&mine);
-        out.push(ExperimentView {
+        let mut view = ExperimentView {
             name: name.to_owned(),
             description: descriptions.get(name).cloned().unwrap_or_default(),
             runs: run_views,
             params,
-        });
+            epoch_envelope: None,
+            loss_envelope: None,
+        };
+        if view.summarised() {
+            view.epoch_envelope = epoch_envelope(&view);
+            view.loss_envelope = loss_envelope(&view);
+        }
+        out.push(view);
     }
     Ok(out)
+}
+
+/// Which runs are drawn one by one: all of a small experiment; of a large one, the top runs,
+/// [`SAMPLED_OTHERS`] ranked runs evenly spaced from the best to the worst, and none of those
+/// without a result (they have nothing to plot).
+fn drawn_runs(ranks: &[Option<usize>]) -> Vec<bool> {
+    if ranks.len() <= FULL_DETAIL_RUNS {
+        return vec![true; ranks.len()];
+    }
+    let ranked = ranks.iter().flatten().count();
+    let others = ranked.saturating_sub(TOP_N);
+    let every = others.div_ceil(SAMPLED_OTHERS).max(1);
+    ranks
+        .iter()
+        .map(|r| r.is_some_and(|k| k < TOP_N || (k - TOP_N).is_multiple_of(every) || k + 1 == ranked))
+        .collect()
+}
+
+/// Per epoch, the spread of test bpd8 over every run outside the top N.
+fn epoch_envelope(view: &ExperimentView) -> Option<Envelope> {
+    let others: Vec<&RunView> = view.runs.iter().filter(|r| !r.is_top()).collect();
+    let samples = others.iter().flat_map(|r| {
+        let c = &r.summary.curves;
+        c.epochs.iter().zip(&c.test_bpd8).map(|(&e, &v)| (e as f64, v))
+    });
+    Envelope::of(others.len(), samples)
+}
+
+/// Steps are grouped into this many bins for the loss envelope.
+const LOSS_BINS: usize = 80;
+
+/// Per bin of steps, the spread of the training loss over the sampled runs outside the top N
+/// (each run counted once per bin, by its mean there).
+fn loss_envelope(view: &ExperimentView) -> Option<Envelope> {
+    let sampled: Vec<&RunView> = view
+        .runs
+        .iter()
+        .filter(|r| r.drawn && !r.is_top() && !r.loss.points.is_empty())
+        .collect();
+    let max_step = sampled.iter().filter_map(|r| r.loss.last_step).max()?.max(1) as f64;
+    let width = max_step / LOSS_BINS as f64;
+    let mut samples = Vec::new();
+    for r in &sampled {
+        let mut bins: HashMap<usize, (f64, usize)> = HashMap::new();
+        for &(x, y) in &r.loss.points {
+            let b = ((x / width) as usize).min(LOSS_BINS - 1);
+            let e = bins.entry(b).or_insert((0.0, 0));
+            e.0 += y;
+            e.1 += 1;
+        }
+        samples.extend(
+            bins.into_iter()
+                .map(|(b, (sum, n))| ((b as f64 + 0.5) * width, sum / n as f64)),
+        );
+    }
+    Envelope::of(sampled.len(), samples)
 }
 
 /// Rank of each run by test bpd8 (ties by bpd, then by id so the order is stable).

@@ -33,7 +33,7 @@
     busy = true;
     const start = Date.now();
     try {
-      const res = await fetch(location.pathname, { cache: "no-store" });
+      const res = await fetch(location.pathname + location.search, { cache: "no-store" });
       if (res.ok) {
         const doc = new DOMParser().parseFromString(await res.text(), "text/html");
         const fresh = doc.getElementById("live");

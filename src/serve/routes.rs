@@ -6,7 +6,7 @@
 //! | route | answers |
 //! |---|---|
 //! | `/` | experiments, and the chosen (or newest) experiment's views |
-//! | `/experiments/<name>` | one experiment's views (404 for names the registry lacks) |
+//! | `/experiments/<name>` | one experiment's views (404 for names the registry lacks); `?sort=`, `desc=`, `page=` order and page the runs table of a large one |
 //! | `/experiments?name=<name>` | the same, for names a browser folds in a path (`.`, `..`) |
 //! | `/runs/<id>` | one run in full (400 for a malformed id, 404 for an unknown one) |
 //! | `/img/<id>/<epoch>` | a sample grid the registry records for that run and epoch |
@@ -18,7 +18,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
-use axum::extract::{Path, State};
+use axum::extract::{Path, RawQuery, State};
 use axum::http::{header, HeaderValue, StatusCode, Uri};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
@@ -28,7 +28,7 @@ use tokio::sync::watch;
 use super::{guard, live, ServeOptions};
 use crate::registry::views::ExperimentRow;
 use crate::registry::{Registry, RunFilter};
-use crate::report::html::{escape, experiment_href, experiment_section, page, Images};
+use crate::report::html::{escape, experiment_href, experiment_section_paged, page, Images, TablePage};
 use crate::report::{run_page, safe_run_id, sort_runs, views};
 use crate::run_dir::RunDir;
 
@@ -143,12 +143,18 @@ fn shell(title: &str, token: &str, live_body: &str) -> String {
     page(title, &body, true)
 }
 
-async fn index(State(st): State<Arc<AppState>>) -> Reply {
-    experiment_page(st, None).await
+async fn index(State(st): State<Arc<AppState>>, RawQuery(query): RawQuery) -> Reply {
+    let page = table_page(query.as_deref())?;
+    experiment_page(st, None, page).await
 }
 
-async fn experiment(State(st): State<Arc<AppState>>, Path(name): Path<String>) -> Reply {
-    experiment_page(st, Some(name)).await
+async fn experiment(
+    State(st): State<Arc<AppState>>,
+    Path(name): Path<String>,
+    RawQuery(query): RawQuery,
+) -> Reply {
+    let page = table_page(query.as_deref())?;
+    experiment_page(st, Some(name), page).await
 }
 
 async fn experiment_by_query(State(st): State<Arc<AppState>>, uri: Uri) -> Reply {
@@ -157,7 +163,8 @@ async fn experiment_by_query(State(st): State<Arc<AppState>>, uri: Uri) -> Reply
         .and_then(|q| q.split('&').find_map(|p| p.strip_prefix("name=")))
         .and_then(percent_decode)
         .ok_or(AppError::BadRequest("expected /experiments?name=EXPERIMENT"))?;
-    experiment_page(st, Some(name)).await
+    let page = table_page(uri.query())?;
+    experiment_page(st, Some(name), page).await
 }
 
 /// Decodes a percent-encoded query value (`+` is a space); `None` for a malformed one.
@@ -188,7 +195,32 @@ fn percent_decode(s: &str) -> Option<String> {
     String::from_utf8(out).ok()
 }
 
-async fn experiment_page(st: Arc<AppState>, name: Option<String>) -> Reply {
+/// The runs table's order and page from `?sort=KEY&desc=0|1&page=N` (1-based); absent
+/// parameters keep their default (best first, first page).
+fn table_page(query: Option<&str>) -> Result<TablePage, AppError> {
+    let mut page = TablePage::default();
+    for pair in query.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
+        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+        match key {
+            // Column names are plain identifiers: nothing to decode, nothing else accepted.
+            "sort" if !value.is_empty() && value.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') => {
+                page.sort = value.to_owned();
+            }
+            "sort" => return Err(AppError::BadRequest("sort must name a column")),
+            "desc" => page.descending = value == "1",
+            "page" => {
+                let n: usize = value
+                    .parse()
+                    .map_err(|_| AppError::BadRequest("page must be a number from 1"))?;
+                page.page = n.saturating_sub(1);
+            }
+            _ => {}
+        }
+    }
+    Ok(page)
+}
+
+async fn experiment_page(st: Arc<AppState>, name: Option<String>, table: TablePage) -> Reply {
     let page = blocking(move || {
         let registry = match Registry::open_read_only(&st.registry) {
             Ok(r) => r,
@@ -202,7 +234,13 @@ async fn experiment_page(st: Arc<AppState>, name: Option<String>) -> Reply {
             Err(e) => return Err(e.into()),
         };
         let token = live::current_token(&registry);
-        let key = format!("experiment:{}", name.as_deref().unwrap_or(""));
+        let key = format!(
+            "experiment:{}?{}:{}:{}",
+            name.as_deref().unwrap_or(""),
+            table.sort,
+            table.descending,
+            table.page
+        );
         if let Some(page) = st.cached(&key, &token) {
             return Ok(page);
         }
@@ -230,7 +268,10 @@ async fn experiment_page(st: Arc<AppState>, name: Option<String>) -> Reply {
             }
             sort_runs(&mut runs, "bpd8")?;
             for (i, view) in views::build(&registry, &runs)?.iter().enumerate() {
-                body += &experiment_section(view, i, &Images::Linked)?;
+                if !TablePage::valid_sort(view, &table.sort) {
+                    return Err(AppError::BadRequest("unknown sort column"));
+                }
+                body += &experiment_section_paged(view, i, &Images::Linked, Some(&table))?;
             }
         }
         let title = chosen.map_or("pixelx dashboard".into(), |e| format!("{e} · pixelx"));

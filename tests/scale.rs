@@ -1,0 +1,253 @@
+//! Large sweeps: the report and the dashboard over thousands of runs summarise them (top runs,
+//! envelopes, sampled parameter charts, a limited or paged table) without losing the best run,
+//! and `--format csv` still lists every run.
+
+mod common;
+#[allow(dead_code)]
+#[path = "dashboard/http.rs"]
+mod http;
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Stdio};
+
+use pixelx::config::{ExperimentInfo, RunConfig};
+use pixelx::registry::{Registry, RunFilter};
+
+const RUNS: u64 = 5000;
+const EPOCHS: u32 = 5;
+const STEPS: i64 = 40;
+
+/// A run's best test bpd8 before the per-epoch improvement: distinct for every run.
+fn quality(i: u64) -> f64 {
+    ((i * 7919 + 1234) % RUNS) as f64 * 1e-4
+}
+
+const LRS: [f64; 5] = [1e-4, 3e-4, 1e-3, 3e-3, 1e-2];
+
+/// `RUNS` completed runs written with SQL in one transaction (ingesting journals one by one
+/// would take minutes), then the registry's per-run results rebuilt from their metrics.
+fn synthetic_registry(runs_dir: &Path) -> Registry {
+    std::fs::create_dir_all(runs_dir).unwrap();
+    let path = runs_dir.join("registry.sqlite");
+    let mut reg = Registry::open(&path).unwrap();
+    let exp = reg
+        .upsert_experiment(
+            &ExperimentInfo::named("big", "5,000 synthetic runs"),
+            None,
+            Default::default(),
+        )
+        .unwrap();
+    drop(reg);
+    let mut conn = rusqlite::Connection::open(&path).unwrap();
+    let tx = conn.transaction().unwrap();
+    {
+        let mut run = tx
+            .prepare(
+                "INSERT INTO runs (id, experiment_id, config_json, config_hash, status, run_dir, created_at, method)
+                 VALUES (?1, ?2, ?3, ?1, 'completed', ?4, ?5, 'grid')",
+            )
+            .unwrap();
+        let mut metric = tx
+            .prepare("INSERT INTO metrics (run_id, name, step, epoch, value) VALUES (?1, ?2, ?3, ?4, ?5)")
+            .unwrap();
+        for i in 0..RUNS {
+            let id = format!("{i:012x}");
+            let config = RunConfig {
+                seed: i,
+                learning_rate: LRS[(i % 5) as usize],
+                epochs: EPOCHS,
+                ..RunConfig::default()
+            };
+            let json = serde_json::to_string(&config).unwrap();
+            let created = format!("2026-01-01T00:00:{:06}Z", i);
+            run.execute(rusqlite::params![
+                id,
+                exp,
+                json,
+                runs_dir.join(&id).display().to_string(),
+                created
+            ])
+            .unwrap();
+            for epoch in 1..=EPOCHS {
+                let bpd8 = 1.0 + quality(i) + 0.1 / epoch as f64;
+                for (name, value) in [
+                    ("test_bpd8", bpd8),
+                    ("test_bpd", bpd8 - 7.0),
+                    ("test_nll", 0.5),
+                    ("epoch_train_loss", 0.2),
+                    ("images_per_sec", 900.0),
+                    ("epoch_seconds", 10.0),
+                ] {
+                    metric
+                        .execute(rusqlite::params![
+                            id,
+                            name,
+                            epoch as i64 * STEPS / EPOCHS as i64,
+                            epoch,
+                            value
+                        ])
+                        .unwrap();
+                }
+            }
+            for step in 1..=STEPS {
+                let loss = 0.1 + quality(i) + 1.0 / step as f64;
+                metric
+                    .execute(rusqlite::params![id, "train_loss", step, None::<i64>, loss])
+                    .unwrap();
+            }
+        }
+    }
+    tx.commit().unwrap();
+    let mut reg = Registry::open(&path).unwrap();
+    reg.rebuild_results().unwrap();
+    reg
+}
+
+fn best_run() -> String {
+    let i = (0..RUNS)
+        .min_by(|&a, &b| quality(a).total_cmp(&quality(b)))
+        .unwrap();
+    format!("{i:012x}")
+}
+
+struct Killed(Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn serve(runs_dir: &Path) -> (Killed, String) {
+    let mut child = common::pixelx()
+        .arg("--runs-dir")
+        .arg(runs_dir)
+        .args(["serve", "--port", "0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let addr = line
+        .trim()
+        .strip_prefix("pixelx dashboard on http://")
+        .and_then(|a| a.strip_suffix('/'))
+        .unwrap_or_else(|| panic!("unexpected first line: {line:?}"))
+        .to_owned();
+    (Killed(child), addr)
+}
+
+/// The run ids of a page's table rows, in order.
+fn row_ids(page: &str) -> Vec<String> {
+    page.split("data-run=\"")
+        .skip(1)
+        .map(|s| s[..s.find('"').unwrap()].to_owned())
+        .collect()
+}
+
+/// The part of `page` from `start` to the next `end`.
+fn part<'a>(page: &'a str, start: &str, end: &str) -> &'a str {
+    let from = &page[page.find(start).unwrap_or_else(|| panic!("no {start}"))..];
+    &from[..from.find(end).unwrap()]
+}
+
+#[test]
+fn five_thousand_runs_keep_the_best_run_drawn_and_linked_page_the_table_and_envelope_the_rest() {
+    let dir = tempfile::tempdir().unwrap();
+    let runs_dir = dir.path().join("runs");
+    let reg = synthetic_registry(&runs_dir);
+    let best = best_run();
+
+    // The envelope of the epoch chart covers every run it stands for, at every epoch.
+    let runs = reg.summaries(&RunFilter::default()).unwrap();
+    assert_eq!(runs.len(), RUNS as usize);
+    let views = pixelx::report::views::build(&reg, &runs).unwrap();
+    let view = &views[0];
+    assert!(view.summarised());
+    let best_view = view.runs.iter().find(|r| r.is_best()).unwrap();
+    assert_eq!(best_view.summary.id, best);
+    assert!(best_view.drawn && !best_view.loss.points.is_empty());
+    let env = view.epoch_envelope.as_ref().expect("an epoch envelope");
+    let others: Vec<_> = view.runs.iter().filter(|r| !r.is_top()).collect();
+    assert_eq!(env.runs, others.len());
+    assert_eq!(env.runs, RUNS as usize - pixelx::report::views::TOP_N);
+    for r in &others {
+        let c = &r.summary.curves;
+        assert_eq!(c.epochs.len(), EPOCHS as usize);
+        for (&e, &v) in c.epochs.iter().zip(&c.test_bpd8) {
+            let p = env.points.iter().find(|p| p.x == e as f64).unwrap();
+            assert!(
+                p.min <= v && v <= p.max,
+                "run {} epoch {e}: {v} outside {p:?}",
+                r.summary.id
+            );
+            assert!(p.min <= p.q10 && p.q10 <= p.median && p.median <= p.q90 && p.q90 <= p.max);
+        }
+    }
+    let loss = view.loss_envelope.as_ref().expect("a loss envelope");
+    let sampled = view.runs.iter().filter(|r| r.drawn && !r.is_top()).count();
+    assert_eq!(loss.runs, sampled);
+    assert!(
+        (100..=pixelx::report::views::SAMPLED_OTHERS + 1).contains(&sampled),
+        "{sampled}"
+    );
+
+    // The report: the best run in the legend and drawn in its colour, the table limited with
+    // a note, the file small.
+    let html = dir.path().join("report.html");
+    let (ok, _, err) = common::run_in(&runs_dir, &["report", "--html", html.to_str().unwrap()]);
+    assert!(ok, "{err}");
+    let page = std::fs::read_to_string(&html).unwrap();
+    assert!(page.len() < 3 * 1024 * 1024, "{} bytes", page.len());
+    let legend = part(&page, "<ol class=\"legend\">", "</ol>");
+    assert!(
+        legend.find(&best).unwrap() < legend.find("</li>").unwrap(),
+        "best first in the legend"
+    );
+    let epochs = part(&page, "chart epochs", "</figure>");
+    assert!(
+        epochs.to_uppercase().contains("#1F77B4"),
+        "the best run's line is drawn"
+    );
+    assert!(epochs.contains("<polygon"), "the others as a band");
+    assert!(page.contains(&format!("data-runs=\"{}\"", env.runs)));
+    let rows = row_ids(&page);
+    assert_eq!(rows.len(), 500);
+    assert_eq!(rows[0], best);
+    assert!(page.contains("4500 more runs are not listed here"));
+
+    // Every run in the CSV.
+    let (ok, csv, err) = common::run_in(&runs_dir, &["report", "--format", "csv"]);
+    assert!(ok, "{err}");
+    assert_eq!(csv.lines().count(), RUNS as usize + 1);
+
+    // The dashboard: the best run linked, the table paged and sorted on the server.
+    let (_server, addr) = serve(&runs_dir);
+    let front = http::get(&addr, "/").text();
+    assert!(front.len() < 3 * 1024 * 1024);
+    assert!(front.contains(&format!("<a href=\"/runs/{best}\">{best}</a>")));
+    let first = row_ids(&front);
+    assert_eq!(first.len(), 50);
+    assert_eq!(first[0], best);
+    assert!(front.contains("page 1 of 100") && front.contains("rel=\"next\""));
+    let second = http::get(&addr, "/experiments/big?page=2").text();
+    let second_rows = row_ids(&second);
+    assert_eq!(second_rows.len(), 50);
+    assert!(
+        second_rows.iter().all(|id| !first.contains(id)),
+        "page 2 continues page 1"
+    );
+    let by_lr = http::get(&addr, "/experiments/big?sort=learning_rate&desc=1").text();
+    let top_lr = by_lr.split("data-run=\"").nth(1).unwrap();
+    let id = &top_lr[..12];
+    let i = u64::from_str_radix(id, 16).unwrap();
+    assert_eq!(LRS[(i % 5) as usize], 1e-2, "descending learning rate first");
+    assert_eq!(http::get(&addr, "/experiments/big?sort=nonsense").status, 400);
+    assert_eq!(http::get(&addr, "/experiments/big?page=x").status, 400);
+    assert_eq!(http::get(&addr, &format!("/runs/{best}")).status, 200);
+}
