@@ -217,12 +217,17 @@ fn a_checkpoint_the_registry_recorded_other_bytes_for_is_refused() {
     assert!(stderr.contains("SHA-256") && stderr.contains(&a), "{stderr}");
 }
 
+/// Epochs of the run the torn-tail test kills.
+const EPOCHS: u32 = 6;
+
 /// Kills a `pixelx train` with SIGKILL once its journal holds `lines` lines, leaves half a line
 /// at the journal's end (a write torn by the kill), resumes it and returns the run's id and the
 /// torn bytes.
 fn killed_with_torn_tail(runs: &Path, lines: usize) -> (String, Vec<u8>) {
-    // 2048 images: 64 steps an epoch, several journal lines each.
-    let (mut child, id) = spawn_train(runs, &tiny_train(3, 2048, "0.005"));
+    // 2048 images: 64 steps an epoch, a few journal lines each; six epochs, so that the kill
+    // after at most 6 lines lands well before the end even on a loaded machine (a run that had
+    // finished would not be resumed, and would prove nothing).
+    let (mut child, id) = spawn_train(runs, &tiny_train(EPOCHS, 2048, "0.005"));
     let journal = runs.join(&id).join("journal.jsonl");
     let reached = wait_for(Duration::from_secs(120), || {
         std::fs::read_to_string(&journal).is_ok_and(|t| t.lines().count() >= lines)
@@ -230,6 +235,11 @@ fn killed_with_torn_tail(runs: &Path, lines: usize) -> (String, Vec<u8>) {
     signal(child.id(), SIGKILL);
     child.wait().unwrap();
     assert!(reached, "the journal never reached {lines} lines");
+    let before = std::fs::read_to_string(&journal).unwrap_or_default();
+    assert!(
+        !before.contains("\"finished\""),
+        "the run finished before the kill after {lines} lines: lengthen it"
+    );
     let torn = b"{\"at\":\"2026-12-03T07:00:00.000Z\",\"event\":\"steps\",\"epoch\":2,\"st".to_vec();
     std::fs::OpenOptions::new()
         .append(true)
@@ -280,7 +290,11 @@ fn a_torn_journal_tail_is_cut_before_a_resume_and_no_step_is_recorded_twice() {
             .iter()
             .filter(|(n, ..)| n == "train_loss")
             .count();
-        assert_eq!(losses, 3 * 64, "kill after {lines} lines: every step once");
+        assert_eq!(
+            losses,
+            EPOCHS as usize * 64,
+            "kill after {lines} lines: every step once"
+        );
         let starts = reg
             .events(&id)
             .unwrap()
