@@ -144,25 +144,54 @@ fn check_run_checkpoint(cli: &Cli, run: &str, path: &Path, ckpt: &checkpoint::Ch
 /// Refuses a file in run `run`'s checkpoints folder whose SHA-256 is not the one the registry
 /// recorded for it (when it recorded one), naming the run that did record those bytes.
 pub(super) fn check_recorded_checksum(registry: &Registry, run: &str, path: &Path) -> Result<()> {
+    match recorded_mismatch(registry, run, path)? {
+        Some(m) => Err(m.refusal.into()),
+        None => Ok(()),
+    }
+}
+
+/// Refuses a file in run `run`'s checkpoints folder whose bytes the registry recorded for
+/// another file (another run's, or another of this run's epochs): a checkpoint moved or copied
+/// over this one. Bytes no run recorded are damage, which the worker answers by resuming from
+/// an older verified checkpoint, so they are not refused here.
+pub(super) fn check_not_foreign(registry: &Registry, run: &str, path: &Path) -> Result<()> {
+    match recorded_mismatch(registry, run, path)? {
+        Some(m) if !m.owners.is_empty() => Err(m.refusal.into()),
+        _ => Ok(()),
+    }
+}
+
+/// A checkpoint whose SHA-256 differs from the one recorded for it, with the runs that recorded
+/// its bytes (none: damaged).
+struct Mismatch {
+    refusal: checkpoint::NotTheRuns,
+    owners: Vec<String>,
+}
+
+/// How `path` differs from what the registry recorded for it; None when it matches or nothing
+/// was recorded.
+fn recorded_mismatch(registry: &Registry, run: &str, path: &Path) -> Result<Option<Mismatch>> {
     let name = path.file_name().unwrap_or_default().to_string_lossy();
     let Some(expected) = registry.recorded_checksum(run, &format!("checkpoints/{name}"))? else {
-        return Ok(());
+        return Ok(None);
     };
     let actual = crate::weights::file_sha256(path)?;
     if actual == expected {
-        return Ok(());
+        return Ok(None);
     }
     let owners = registry.runs_with_checksum(&actual)?;
     let whose = match owners.as_slice() {
         [] => "no run recorded it".to_owned(),
         ids => format!("the registry records it for run {}", ids.join(", ")),
     };
-    Err(checkpoint::NotTheRuns {
-        path: path.display().to_string(),
-        run: run.to_owned(),
-        why: format!("its SHA-256 is {actual}, run {run} recorded {expected}; {whose}"),
-    }
-    .into())
+    Ok(Some(Mismatch {
+        refusal: checkpoint::NotTheRuns {
+            path: path.display().to_string(),
+            run: run.to_owned(),
+            why: format!("its SHA-256 is {actual}, run {run} recorded {expected}; {whose}"),
+        },
+        owners,
+    }))
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]

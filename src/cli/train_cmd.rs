@@ -66,9 +66,10 @@ pub fn resume(cli: &Cli, given: &str, force: bool) -> Result<()> {
     // hand-edited or lost config.toml cannot make the run train something else.
     let run = RunDir::create(&cli.runs_dir, &id, &row.config)?;
     // The worker proves each checkpoint is the run's by the id it carries; the registry's
-    // checksums also catch the run's own files moved or copied over one another.
+    // checksums also catch the run's own files moved or copied over one another. (A damaged
+    // one is the worker's to skip for an older verified one.)
     for (_, path) in run.epoch_checkpoints() {
-        super::model_cmds::check_recorded_checksum(&registry, &id, &path)?;
+        super::model_cmds::check_not_foreign(&registry, &id, &path)?;
     }
     drop(registry);
     init_logging(cli.quiet, Some(&run.log_path()));
