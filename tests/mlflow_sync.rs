@@ -10,6 +10,7 @@ mod common;
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
@@ -86,6 +87,9 @@ impl Mlflow {
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
             .stderr(log)
+            // Its own process group: `mlflow server` runs uvicorn and job runners as children,
+            // which outlive it when only it is killed (and keep answering on the port).
+            .process_group(0)
             .spawn()
             .unwrap();
         let mut server = Self { child, port };
@@ -107,8 +111,19 @@ impl Mlflow {
 
 impl Drop for Mlflow {
     fn drop(&mut self) {
-        let _ = self.child.kill();
+        kill_group(self.child.id());
         let _ = self.child.wait();
+    }
+}
+
+/// SIGKILL to the process group led by `pid` (a server started with `process_group(0)`): the
+/// whole server dies, its workers too.
+fn kill_group(pid: u32) {
+    if pid > 0 {
+        // SAFETY: kill(2) on a process group this test started; no memory is shared.
+        unsafe {
+            libc::kill(-(pid as i32), libc::SIGKILL);
+        }
     }
 }
 
@@ -218,7 +233,7 @@ fn forward(mut client: TcpStream, upstream: u16, shared: &Shared) -> std::io::Re
     let mut answer = Vec::new();
     up.read_to_end(&mut answer)?;
     if cut_here {
-        common::signal(shared.server_pid.load(Ordering::SeqCst), 9);
+        kill_group(shared.server_pid.load(Ordering::SeqCst));
         shared.cut_after.store(number, Ordering::SeqCst);
         return Ok(());
     }
