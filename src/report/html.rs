@@ -34,18 +34,16 @@ pub fn escape(s: &str) -> String {
 /// Percent-encodes `s` for one URL path segment (everything but unreserved characters, dots
 /// included).
 pub fn url_segment(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        // Dots too: a literal `..` or `.` segment is folded away by any client (`/x/..` is
-        // `/`); browsers fold `%2E%2E` as well (see `experiment_href`).
-        if b.is_ascii_alphanumeric() || b"-_~".contains(&b) {
-            out.push(b as char);
-        } else {
-            let _ = write!(out, "%{b:02X}");
-        }
-    }
-    out
+    percent_encoding::utf8_percent_encode(s, SEGMENT).to_string()
 }
+
+/// Everything but RFC 3986's unreserved characters, dots included: a literal `..` or `.` segment
+/// is folded away by any client (`/x/..` is `/`); browsers fold `%2E%2E` as well (see
+/// `experiment_href`).
+const SEGMENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'~');
 
 /// The dashboard's link to an experiment's page. A name that is a dot segment (`.`, `..`) goes
 /// in the query: in a path, browsers fold it away even percent-encoded (`/experiments/%2E%2E`
