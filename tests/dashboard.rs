@@ -457,3 +457,121 @@ fn an_experiment_named_dot_dot_gets_a_link_that_a_browser_does_not_fold_to_the_r
     browser.open(href);
     assert_eq!(browser.eval("document.title"), ".. · pixelx");
 }
+
+// ---------------------------------------------------------------------------------------------
+// Issue 18: pages are templates that escape every value they print.
+
+/// Markup, quotes and an ampersand, as text a user or a file could put in any field.
+const HOSTILE_TEXT: &str = "<script>alert(\"x\")</script> & 'q'";
+/// A run id a registry can hold (written by hand, or by another tool) but pixelx never makes.
+const HOSTILE_RUN_ID: &str = "<b id='r'>&amp;\"";
+
+/// A registry of one experiment named [`HOSTILE_TEXT`], described so, with a completed run and
+/// a failed one whose id is [`HOSTILE_RUN_ID`]; the completed run's `lr_schedule` and the
+/// failed run's error and device are hostile too. Both have a test result, so both are ranked.
+fn hostile_registry(runs: &Path) {
+    std::fs::create_dir_all(runs).unwrap();
+    let path = runs.join("registry.sqlite");
+    let mut reg = Registry::open(&path).unwrap();
+    let exp = reg
+        .upsert_experiment(
+            &ExperimentInfo::named(HOSTILE_TEXT, HOSTILE_TEXT),
+            None,
+            Default::default(),
+        )
+        .unwrap();
+    for (i, id) in ["aaaaaaaaaaaa", HOSTILE_RUN_ID].into_iter().enumerate() {
+        let config = RunConfig {
+            seed: i as u64,
+            ..RunConfig::default()
+        };
+        reg.add_run(exp, id, &config, &runs.join(format!("run{i}")), None)
+            .unwrap();
+    }
+    drop(reg);
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    conn.execute(
+        "UPDATE runs SET status = 'completed', config_json = json_set(config_json, '$.lr_schedule', ?1)
+         WHERE id = 'aaaaaaaaaaaa'",
+        [HOSTILE_TEXT],
+    )
+    .unwrap();
+    conn.execute(
+        "UPDATE runs SET status = 'failed', error = ?1, device = ?1 WHERE id = ?2",
+        [HOSTILE_TEXT, HOSTILE_RUN_ID],
+    )
+    .unwrap();
+    for (i, id) in ["aaaaaaaaaaaa", HOSTILE_RUN_ID].into_iter().enumerate() {
+        for (name, value) in [
+            ("test_bpd8", 1.5 + i as f64),
+            ("test_bpd", 0.5),
+            ("test_nll", 0.3),
+            ("epoch_train_loss", 0.2),
+        ] {
+            conn.execute(
+                "INSERT INTO metrics (run_id, name, step, epoch, value) VALUES (?1, ?2, 10, 1, ?3)",
+                rusqlite::params![id, name, value],
+            )
+            .unwrap();
+        }
+    }
+    drop(conn);
+    Registry::open(&path).unwrap().rebuild_results().unwrap();
+}
+
+/// [`HOSTILE_TEXT`] and [`HOSTILE_RUN_ID`] as the templates print them: askama's character
+/// references (`&#60;` for `<`), which hand-written escaping (`&lt;`) never produced.
+const ESCAPED_TEXT: &str = "&#60;script&#62;alert(&#34;x&#34;)&#60;/script&#62; &#38; &#39;q&#39;";
+const ESCAPED_RUN_ID: &str = "&#60;b id=&#39;r&#39;&#62;&#38;amp;&#34;";
+
+/// No hostile text raw in `page`, and each of `shown` there as the templates escape it.
+fn assert_escaped_by_the_templates(what: &str, page: &str, shown: &[&str]) {
+    for raw in ["<script>alert", "<b id=", "alert(\"x\")", "'q'"] {
+        assert!(!page.contains(raw), "{what}: raw {raw:?}");
+    }
+    for escaped in shown {
+        assert!(page.contains(escaped), "{what}: no {escaped:?}");
+    }
+}
+
+#[test]
+fn hostile_experiment_run_and_parameter_text_is_escaped_by_the_templates_in_report_and_dashboard() {
+    let dir = tempfile::tempdir().unwrap();
+    let runs = dir.path().join("runs");
+    hostile_registry(&runs);
+    let all = [ESCAPED_TEXT, ESCAPED_RUN_ID];
+
+    let html = dir.path().join("report.html");
+    let (ok, _, err) = common::run_in(&runs, &["report", "--html", html.to_str().unwrap()]);
+    assert!(ok, "{err}");
+    let report = std::fs::read_to_string(&html).unwrap();
+    assert_escaped_by_the_templates("report", &report, &all);
+    assert!(!report.contains("<script"), "the report has no script at all");
+    // The swept parameter's values in the legend (`key=value`) and as a chart's tick labels
+    // (plotters escapes the text it draws).
+    assert!(report.contains(&format!("lr_schedule={ESCAPED_TEXT}")));
+    let param_chart = &report[report.find("chart param").unwrap()..];
+    assert!(param_chart[..param_chart.find("</figure>").unwrap()].contains("&lt;script&gt;alert"));
+
+    let (_server, addr) = serve(dir.path());
+    let experiment = format!("/experiments/{}", pixelx::report::html::url_segment(HOSTILE_TEXT));
+    for path in ["/", experiment.as_str(), "/runs/aaaaaaaaaaaa"] {
+        let r = get(&addr, path);
+        assert_eq!(r.status, 200, "{path}");
+        let page = r.text();
+        let shown: &[&str] = if path.starts_with("/runs") {
+            &[ESCAPED_TEXT]
+        } else {
+            &all
+        };
+        assert_escaped_by_the_templates(path, &page, shown);
+        // Only the dashboard's own script element.
+        assert_eq!(page.matches("<script").count(), 1, "{path}");
+    }
+    // The run page's configuration lists the hostile parameter value, escaped.
+    let run = get(&addr, "/runs/aaaaaaaaaaaa").text();
+    assert!(run.contains(&format!("<tr><th>lr_schedule</th><td>{ESCAPED_TEXT}</td></tr>")));
+    // An id that cannot name a run folder is shown as text, never linked.
+    let front = get(&addr, "/").text();
+    assert!(front.contains(&format!("</span>{ESCAPED_RUN_ID}</td>")));
+}

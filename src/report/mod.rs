@@ -1,13 +1,16 @@
 //! Comparing runs: tables (plain, markdown, CSV, JSON), the best runs, and the comparison views
 //! (overlaid curves, parameter charts, importance, best samples) rendered as a self-contained
-//! HTML report or served live by `pixelx serve`.
+//! HTML report or served live by `pixelx serve` (which owns the dashboard's routes and links:
+//! the views here take a [`markup::Links`]).
 
 pub mod charts;
+mod envelope;
 pub mod html;
 pub mod importance;
+pub mod markup;
 pub mod param_charts;
-pub mod run_page;
-mod sections;
+mod section;
+mod table;
 pub mod views;
 
 pub use html::{escape, write_html};

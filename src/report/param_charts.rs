@@ -128,23 +128,7 @@ pub fn parallel_chart(view: &ExperimentView) -> Result<Option<String>> {
     let Some(y) = value_range(view.runs.iter().filter_map(|r| r.bpd8())) else {
         return Ok(None);
     };
-    // Each parameter axis spans its recorded values (log10 where log-scaled).
-    let spans: Vec<(f64, f64)> = view
-        .params
-        .iter()
-        .map(|p| match &p.kind {
-            ParamKind::Categorical(values) => (0.0, (values.len() as f64 - 1.0).max(1.0)),
-            _ => view
-                .runs
-                .iter()
-                .filter(|r| r.bpd8().is_some())
-                .filter_map(|r| p.position(&r.summary))
-                .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), x| {
-                    (a.min(x), b.max(x))
-                }),
-        })
-        .collect();
-    let norm = |(lo, hi): (f64, f64), x: f64| if hi > lo { (x - lo) / (hi - lo) } else { 0.5 };
+    let spans = axis_spans(view);
     let lines: Vec<(&RunView, Vec<(f64, f64)>)> = draw_order(view)
         .into_iter()
         .filter_map(|r| {
@@ -170,28 +154,7 @@ pub fn parallel_chart(view: &ExperimentView) -> Result<Option<String>> {
             .build_cartesian_2d(-0.1..(axes as f64 - 0.9), -0.16..1.08)?;
         let small = TextStyle::from((FONT, 11).into_font()).color(&RGBColor(90, 90, 90));
         let name_style = TextStyle::from((FONT, 13).into_font()).pos(Pos::new(HPos::Center, VPos::Top));
-        // (axis name, ticks at normalised heights) for each parameter, then for bpd8.
-        let mut axis_list: Vec<(String, Vec<(f64, String)>)> = view
-            .params
-            .iter()
-            .zip(&spans)
-            .map(|(p, span)| {
-                let ticks = match &p.kind {
-                    ParamKind::Categorical(values) => values
-                        .iter()
-                        .enumerate()
-                        .map(|(k, v)| (norm(*span, k as f64), v.clone()))
-                        .collect(),
-                    _ => vec![(0.0, tick(p, span.0)), (1.0, tick(p, span.1))],
-                };
-                (axis_label(p), ticks)
-            })
-            .collect();
-        axis_list.push((
-            "best test bpd8".into(),
-            vec![(0.0, fmt_num(y.0)), (1.0, fmt_num(y.1))],
-        ));
-        for (i, (name, ticks)) in axis_list.into_iter().enumerate() {
+        for (i, (name, ticks)) in axis_list(view, &spans, y).into_iter().enumerate() {
             let x = i as f64;
             chart.draw_series(std::iter::once(PathElement::new(
                 vec![(x, 0.0), (x, 1.0)],
@@ -212,4 +175,56 @@ pub fn parallel_chart(view: &ExperimentView) -> Result<Option<String>> {
         Ok(())
     })
     .map(Some)
+}
+
+/// Each parameter axis spans its recorded values (log10 where log-scaled).
+fn axis_spans(view: &ExperimentView) -> Vec<(f64, f64)> {
+    view.params
+        .iter()
+        .map(|p| match &p.kind {
+            ParamKind::Categorical(values) => (0.0, (values.len() as f64 - 1.0).max(1.0)),
+            _ => view
+                .runs
+                .iter()
+                .filter(|r| r.bpd8().is_some())
+                .filter_map(|r| p.position(&r.summary))
+                .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), x| {
+                    (a.min(x), b.max(x))
+                }),
+        })
+        .collect()
+}
+
+/// `x` on an axis spanning `(lo, hi)`, as a height from 0 to 1.
+fn norm((lo, hi): (f64, f64), x: f64) -> f64 {
+    if hi > lo {
+        (x - lo) / (hi - lo)
+    } else {
+        0.5
+    }
+}
+
+/// (axis name, ticks at normalised heights) for each parameter, then for bpd8 over `y`.
+fn axis_list(view: &ExperimentView, spans: &[(f64, f64)], y: (f64, f64)) -> Vec<(String, Vec<(f64, String)>)> {
+    let mut axes: Vec<(String, Vec<(f64, String)>)> = view
+        .params
+        .iter()
+        .zip(spans)
+        .map(|(p, span)| {
+            let ticks = match &p.kind {
+                ParamKind::Categorical(values) => values
+                    .iter()
+                    .enumerate()
+                    .map(|(k, v)| (norm(*span, k as f64), v.clone()))
+                    .collect(),
+                _ => vec![(0.0, tick(p, span.0)), (1.0, tick(p, span.1))],
+            };
+            (axis_label(p), ticks)
+        })
+        .collect();
+    axes.push((
+        "best test bpd8".into(),
+        vec![(0.0, fmt_num(y.0)), (1.0, fmt_num(y.1))],
+    ));
+    axes
 }

@@ -11,8 +11,6 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
-use super::routes::AppState;
-
 /// Only the page's own script, no inline code; images from the server itself or embedded.
 const CSP: &str = "default-src 'none'; script-src 'self'; connect-src 'self'; img-src 'self' data:; \
                    style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
@@ -38,8 +36,10 @@ pub fn allowed_hosts(addr: SocketAddr) -> Option<Vec<String>> {
     Some(hosts)
 }
 
-pub async fn check(State(state): State<Arc<AppState>>, req: Request, next: Next) -> Response {
-    if let Some(allowed) = &state.hosts {
+/// Refuses a request whose Host is not one of `hosts` (any, when `None`), and adds the security
+/// headers to every response.
+pub async fn check(State(hosts): State<Arc<Option<Vec<String>>>>, req: Request, next: Next) -> Response {
+    if let Some(allowed) = hosts.as_ref() {
         let host = req
             .headers()
             .get(header::HOST)

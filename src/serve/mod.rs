@@ -8,13 +8,17 @@
 //!   pages over server-sent events; a page refetches itself when the token moves.
 //! - Safe: files served are only sample grids that the registry names, at paths built from a
 //!   validated run id and an integer epoch ([`crate::run_dir::RunDir::epoch_samples`]); no path
-//!   comes from a request. Strings are escaped; pages carry a CSP that allows no inline script.
+//!   comes from a request. Pages are the report's templates (`templates/`), which escape every
+//!   value they print; they carry a CSP that allows no inline script.
 //!
 //! [`Registry::open_read_only`]: crate::registry::Registry::open_read_only
 
 mod guard;
+mod links;
 mod live;
+mod pages;
 mod routes;
+mod run_page;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

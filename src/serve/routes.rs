@@ -25,11 +25,11 @@ use axum::routing::get;
 use axum::{middleware, Router};
 use tokio::sync::watch;
 
-use super::{guard, live, ServeOptions};
-use crate::registry::views::ExperimentRow;
+use super::links::Dashboard;
+use super::{guard, live, pages, run_page, ServeOptions};
 use crate::registry::{Registry, RunFilter};
-use crate::report::html::{escape, experiment_href, experiment_section_paged, page, Images, TablePage};
-use crate::report::{run_page, safe_run_id, sort_runs, views};
+use crate::report::html::{experiment_section_paged, TablePage};
+use crate::report::{safe_run_id, sort_runs, views};
 use crate::run_dir::RunDir;
 
 const LIVE_JS: &str = include_str!("live.js");
@@ -41,7 +41,8 @@ pub struct AppState {
     registry: PathBuf,
     runs_dir: PathBuf,
     experiment: Option<String>,
-    pub hosts: Option<Vec<String>>,
+    /// The Host values answered (see [`guard::check`]).
+    hosts: Arc<Option<Vec<String>>>,
     token: watch::Receiver<String>,
     /// Rendered pages by route, with the change token they were rendered at.
     cache: Mutex<HashMap<String, (String, Arc<String>)>>,
@@ -53,7 +54,7 @@ impl AppState {
             registry: opts.registry,
             runs_dir: opts.runs_dir,
             experiment: opts.experiment,
-            hosts: guard::allowed_hosts(addr),
+            hosts: Arc::new(guard::allowed_hosts(addr)),
             token,
             cache: Mutex::new(HashMap::new()),
         }
@@ -113,9 +114,9 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/runs/{id}", get(run))
         .route("/img/{id}/{epoch}", get(image))
         .route("/events", get(events))
-        .route("/static/live.js", get(script))
+        .route(pages::LIVE_JS_PATH, get(script))
         .fallback(|| async { AppError::NotFound })
-        .layer(middleware::from_fn_with_state(state.clone(), guard::check))
+        .layer(middleware::from_fn_with_state(state.hosts.clone(), guard::check))
         .with_state(state)
 }
 
@@ -130,17 +131,6 @@ async fn blocking<T: Send + 'static>(
 
 fn html(page: Arc<String>) -> Response {
     Html(page.as_str().to_owned()).into_response()
-}
-
-/// The page shell: header, and the `#live` part that live.js swaps when the token moves.
-fn shell(title: &str, token: &str, live_body: &str) -> String {
-    let body = format!(
-        "<header><h1><a href=\"/\">pixelx</a> dashboard</h1><p class=\"key\"><span id=\"live-state\">\
-         connecting…</span> · read-only view of the run registry</p></header>\
-         <main id=\"live\" data-token=\"{}\">{live_body}</main>",
-        escape(token)
-    );
-    page(title, &body, true)
 }
 
 async fn index(State(st): State<Arc<AppState>>, RawQuery(query): RawQuery) -> Reply {
@@ -214,11 +204,8 @@ async fn experiment_page(st: Arc<AppState>, name: Option<String>, table: TablePa
         let registry = match Registry::open_read_only(&st.registry) {
             Ok(r) => r,
             Err(e) if !st.registry.exists() => {
-                let body = format!(
-                    "<p>{}</p>",
-                    escape(&format!("{e:#}. This page updates when it appears."))
-                );
-                return Ok(Arc::new(shell("pixelx dashboard", live::NO_REGISTRY, &body)));
+                let body = pages::missing_registry(&format!("{e:#}"))?;
+                return Ok(Arc::new(pages::shell("pixelx dashboard", live::NO_REGISTRY, &body)?));
             }
             Err(e) => return Err(e.into()),
         };
@@ -233,38 +220,7 @@ async fn experiment_page(st: Arc<AppState>, name: Option<String>, table: TablePa
         if let Some(page) = st.cached(&key, &token) {
             return Ok(page);
         }
-        let experiments = registry.experiments()?;
-        let chosen = match &name {
-            Some(n) if experiments.iter().any(|e| e.name == *n) => Some(n.clone()),
-            Some(_) => return Err(AppError::NotFound),
-            None => match &st.experiment {
-                Some(e) => Some(e.clone()),
-                None => registry.latest_experiment()?,
-            },
-        };
-        let mut body = experiments_table(&experiments, chosen.as_deref());
-        if let Some(exp) = &chosen {
-            let filter = RunFilter {
-                experiment: Some(exp.clone()),
-                ..RunFilter::default()
-            };
-            let mut runs = registry.summaries(&filter)?;
-            if runs.is_empty() {
-                body += &format!(
-                    "<p>No runs recorded for experiment <b>{}</b> yet; this page updates when they are.</p>",
-                    escape(exp)
-                );
-            }
-            sort_runs(&mut runs, "bpd8")?;
-            for (i, view) in views::build(&registry, &runs)?.iter().enumerate() {
-                if !TablePage::valid_sort(view, &table.sort) {
-                    return Err(AppError::BadRequest("unknown sort column"));
-                }
-                body += &experiment_section_paged(view, i, &Images::Linked, Some(&table))?;
-            }
-        }
-        let title = chosen.map_or("pixelx dashboard".into(), |e| format!("{e} · pixelx"));
-        let page = Arc::new(shell(&title, &token, &body));
+        let page = Arc::new(render_experiment_page(&st, &registry, name, &table, &token)?);
         st.store(key, token, page.clone());
         Ok(page)
     })
@@ -272,31 +228,43 @@ async fn experiment_page(st: Arc<AppState>, name: Option<String>, table: TablePa
     Ok(html(page))
 }
 
-fn experiments_table(experiments: &[ExperimentRow], chosen: Option<&str>) -> String {
-    if experiments.is_empty() {
-        return "<p>No experiments yet: start one with <code>pixelx run FILE</code>.</p>".into();
-    }
-    let mut out = String::from(
-        "<table class=\"experiments\"><thead><tr><th>experiment</th><th>runs</th><th>dataset</th>\
-         <th>description</th></tr></thead><tbody>",
-    );
-    for e in experiments {
-        let class = if Some(e.name.as_str()) == chosen {
-            " class=\"best\""
-        } else {
-            ""
+/// The experiments, and the views of the one named (or the default one).
+fn render_experiment_page(
+    st: &AppState,
+    registry: &Registry,
+    name: Option<String>,
+    table: &TablePage,
+    token: &str,
+) -> Result<String, AppError> {
+    let experiments = registry.experiments()?;
+    let chosen = match name {
+        Some(n) if experiments.iter().any(|e| e.name == n) => Some(n),
+        Some(_) => return Err(AppError::NotFound),
+        None => match &st.experiment {
+            Some(e) => Some(e.clone()),
+            None => registry.latest_experiment()?,
+        },
+    };
+    let mut sections = Vec::new();
+    let mut no_runs_yet = false;
+    if let Some(exp) = &chosen {
+        let filter = RunFilter {
+            experiment: Some(exp.clone()),
+            ..RunFilter::default()
         };
-        out += &format!(
-            "<tr{class}><td><a href=\"{}\">{}</a></td><td class=\"num\">{}</td><td>{}</td><td>{}</td></tr>",
-            experiment_href(&e.name),
-            escape(&e.name),
-            e.runs,
-            escape(e.dataset.as_deref().unwrap_or("")),
-            escape(&e.description)
-        );
+        let mut runs = registry.summaries(&filter)?;
+        no_runs_yet = runs.is_empty();
+        sort_runs(&mut runs, "bpd8")?;
+        for (i, view) in views::build(registry, &runs)?.iter().enumerate() {
+            if !TablePage::valid_sort(view, &table.sort) {
+                return Err(AppError::BadRequest("unknown sort column"));
+            }
+            sections.push(experiment_section_paged(view, i, &Dashboard, Some(table))?);
+        }
     }
-    out += "</tbody></table>";
-    out
+    let body = pages::index(&experiments, chosen.as_deref(), no_runs_yet, sections)?;
+    let title = chosen.map_or("pixelx dashboard".into(), |e| format!("{e} · pixelx"));
+    Ok(pages::shell(&title, token, &body)?)
 }
 
 async fn run(State(st): State<Arc<AppState>>, Path(id): Path<String>) -> Reply {
@@ -311,11 +279,11 @@ async fn run(State(st): State<Arc<AppState>>, Path(id): Path<String>) -> Reply {
             return Ok(page);
         }
         let data = run_page::build(&registry, &id, &st.runs_dir)?.ok_or(AppError::NotFound)?;
-        let page = Arc::new(shell(
+        let page = Arc::new(pages::shell(
             &format!("run {id} · pixelx"),
             &token,
             &run_page::render(&data)?,
-        ));
+        )?);
         st.store(key, token, page.clone());
         Ok(page)
     })
