@@ -550,8 +550,8 @@ fn hostile_experiment_run_and_parameter_text_is_escaped_by_the_templates_in_repo
     // The swept parameter's values in the legend (`key=value`) and as a chart's tick labels
     // (plotters escapes the text it draws).
     assert!(report.contains(&format!("lr_schedule={ESCAPED_TEXT}")));
-    let param_chart = &report[report.find("chart param").unwrap()..];
-    assert!(param_chart[..param_chart.find("</figure>").unwrap()].contains("&lt;script&gt;alert"));
+    let chart = &report[report.find("<figcaption>best test bpd8 by lr_schedule").unwrap()..];
+    assert!(chart[..chart.find("</figure>").unwrap()].contains("&lt;script&gt;alert"));
 
     let (_server, addr) = serve(dir.path());
     let experiment = format!("/experiments/{}", pixelx::report::html::url_segment(HOSTILE_TEXT));

@@ -11,7 +11,7 @@ use std::path::Path;
 use anyhow::Result;
 use askama::Template;
 
-pub use super::markup::{escape, url_segment, Embedded, Figure, Links, STYLE};
+pub use super::markup::{escape, url_segment, Embedded, Links};
 pub use super::section::{experiment_section, experiment_section_paged};
 pub use super::table::{TablePage, PAGE_ROWS, REPORT_ROWS};
 use super::views::ExperimentView;
@@ -28,12 +28,10 @@ pub struct Page<'a> {
 
 /// [`Page`], rendered.
 pub fn page(title: &str, body: &str, script: Option<&str>) -> Result<String> {
-    Ok(Page {
-        title,
-        script,
-        body,
-    }
-    .render()?)
+    let mut html = Page { title, script, body }.render()?;
+    // askama drops the template file's final newline; the page, a text file, ends with one.
+    html.push('\n');
+    Ok(html)
 }
 
 #[derive(Template)]

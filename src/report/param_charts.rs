@@ -205,7 +205,11 @@ fn norm((lo, hi): (f64, f64), x: f64) -> f64 {
 }
 
 /// (axis name, ticks at normalised heights) for each parameter, then for bpd8 over `y`.
-fn axis_list(view: &ExperimentView, spans: &[(f64, f64)], y: (f64, f64)) -> Vec<(String, Vec<(f64, String)>)> {
+fn axis_list(
+    view: &ExperimentView,
+    spans: &[(f64, f64)],
+    y: (f64, f64),
+) -> Vec<(String, Vec<(f64, String)>)> {
     let mut axes: Vec<(String, Vec<(f64, String)>)> = view
         .params
         .iter()

@@ -123,7 +123,11 @@ fn param_figures(view: &ExperimentView) -> Result<Vec<Figure>> {
     let mut out = Vec::new();
     for p in &view.params {
         let svg = super::param_charts::param_chart(view, p, (360, 260))?;
-        out.extend(Figure::of(format!("best test bpd8 by {}", p.key), svg, "chart param"));
+        out.extend(Figure::of(
+            format!("best test bpd8 by {}", p.key),
+            svg,
+            "chart param",
+        ));
     }
     if !view.params.is_empty() {
         let svg = super::param_charts::parallel_chart(view)?;

@@ -54,11 +54,7 @@ fn row(view: &ExperimentView, run: &RunView, links: &dyn Links) -> Row {
         status: s.status.clone(),
         best: run.is_best(),
         error: s.error.clone(),
-        params: view
-            .params
-            .iter()
-            .map(|p| super::param_text(s, &p.key))
-            .collect(),
+        params: view.params.iter().map(|p| super::param_text(s, &p.key)).collect(),
         bpd8: fmt_opt(run.bpd8(), 4),
         bpd: fmt_opt(s.best.map(|b| b.bpd), 4),
         best_epoch: s.best.map_or("-".into(), |b| b.epoch.to_string()),
@@ -93,10 +89,7 @@ pub(crate) fn runs_table(view: &ExperimentView, index: usize, links: &dyn Links)
     order.extend((0..view.runs.len()).filter(|&i| view.runs[i].rank.is_none()));
     let left_out = order.len().saturating_sub(REPORT_ROWS);
     order.truncate(REPORT_ROWS);
-    let mut open: Vec<Row> = order
-        .iter()
-        .map(|&i| row(view, &view.runs[i], links))
-        .collect();
+    let mut open: Vec<Row> = order.iter().map(|&i| row(view, &view.runs[i], links)).collect();
     let folded = open.split_off(open.len().min(TABLE_ROWS));
     let table = FoldedTable {
         index,

@@ -78,7 +78,10 @@ pub fn index(
 }
 
 #[derive(Template)]
-#[template(source = "<p>{{ message }}. This page updates when it appears.</p>", ext = "html")]
+#[template(
+    source = "<p>{{ message }}. This page updates when it appears.</p>",
+    ext = "html"
+)]
 struct Missing<'a> {
     message: &'a str,
 }

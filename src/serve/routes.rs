@@ -205,7 +205,11 @@ async fn experiment_page(st: Arc<AppState>, name: Option<String>, table: TablePa
             Ok(r) => r,
             Err(e) if !st.registry.exists() => {
                 let body = pages::missing_registry(&format!("{e:#}"))?;
-                return Ok(Arc::new(pages::shell("pixelx dashboard", live::NO_REGISTRY, &body)?));
+                return Ok(Arc::new(pages::shell(
+                    "pixelx dashboard",
+                    live::NO_REGISTRY,
+                    &body,
+                )?));
             }
             Err(e) => return Err(e.into()),
         };

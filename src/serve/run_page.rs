@@ -151,7 +151,11 @@ pub fn render(page: &RunPage) -> Result<String> {
     };
     let s = &run.summary;
     let charts = vec![
-        Figure::of("Test bpd8 per epoch", charts::epoch_chart(view, (540, 300))?, "chart"),
+        Figure::of(
+            "Test bpd8 per epoch",
+            charts::epoch_chart(view, (540, 300))?,
+            "chart",
+        ),
         Figure::of(
             "Training loss per step (smoothed; raw faint)",
             charts::loss_chart(view, (540, 300))?,
