@@ -31,6 +31,7 @@ pub mod schedule;
 pub mod search;
 pub mod serve;
 pub mod signals;
+pub mod stats;
 pub mod sync;
 pub mod train;
 pub mod weights;
