@@ -35,7 +35,10 @@ mod tests {
         assert_eq!(median(vec![5.0, 1.0, 3.0]), Some(3.0));
         assert_eq!(median(vec![4.0, 1.0, 3.0, 2.0]), Some(2.5));
         assert_eq!(median(vec![1.0, f64::NAN, 2.0]), Some(2.0));
-        assert_eq!(median_of_finite(vec![1.0, f64::NAN, f64::INFINITY, 2.0]), Some(1.5));
+        assert_eq!(
+            median_of_finite(vec![1.0, f64::NAN, f64::INFINITY, 2.0]),
+            Some(1.5)
+        );
         assert_eq!(median_of_finite(vec![f64::NAN]), None);
     }
 }

@@ -69,7 +69,9 @@ mod tests {
         assert_eq!(code(&WorkerStopped.into()), 130);
         assert_eq!(code(&WorkerBusy(anyhow::anyhow!("held")).into()), 75);
         assert_eq!(code(&anyhow::anyhow!("plain")), 1);
-        let wrapped = Err::<(), _>(Interrupted("x".into())).context("while running").unwrap_err();
+        let wrapped = Err::<(), _>(Interrupted("x".into()))
+            .context("while running")
+            .unwrap_err();
         assert_eq!(code(&wrapped), 130);
     }
 }

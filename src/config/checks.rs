@@ -3,10 +3,10 @@
 //! against the sweep it prunes. Each error names the key at fault.
 
 use super::expand::overlay;
+use super::run_config::RunConfig;
 use super::schema::{ExperimentFile, Table};
 use super::sources::Sources;
 use super::sweep::{valid_slurm_time, PrunerKind, PrunerSettings, SearchSettings, SlurmSettings};
-use super::RunConfig;
 use crate::search::Distribution;
 
 /// Names pixelx records runs under itself, with what they hold: a file of the same name would
@@ -125,7 +125,12 @@ pub(super) fn check_grid_search(file: &ExperimentFile) -> Result<(), String> {
 
 /// Checks the pruner against the sweep: enough runs for the median rule, and epochs (at most
 /// `max_epochs` in any run) for its own settings.
-pub(super) fn check_pruner(pruner: &PrunerSettings, planned: usize, max_epochs: u32, sources: &Sources) -> Result<(), String> {
+pub(super) fn check_pruner(
+    pruner: &PrunerSettings,
+    planned: usize,
+    max_epochs: u32,
+    sources: &Sources,
+) -> Result<(), String> {
     if pruner.kind == PrunerKind::Median && pruner.min_trials > planned {
         return Err(format!(
             "`pruner.min_trials` = {} is more than the {planned} run(s) of the sweep: the median rule could never stop a run",

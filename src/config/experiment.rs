@@ -13,10 +13,10 @@ use super::expand::{expand, overlay};
 use super::identity::{drop_equivalent, Equivalent, RunSpec};
 use super::keys::RUN_KEYS;
 use super::overrides::{apply_tables, layer, parse_all};
+use super::run_config::RunConfig;
 use super::schema::{check_structure, ExperimentFile, ExperimentInfo, Table};
 use super::sources::Sources;
 use super::sweep::{PrunerSettings, SchedulerSettings, SearchSettings};
-use super::RunConfig;
 
 /// A problem with an experiment file, located as precisely as possible.
 #[derive(Debug, thiserror::Error)]

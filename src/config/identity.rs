@@ -6,7 +6,7 @@ use std::collections::HashMap;
 
 use sha2::{Digest, Sha256};
 
-use super::RunConfig;
+use super::run_config::RunConfig;
 use crate::precision::Precision;
 
 /// One run of an experiment: its identity and configuration.

@@ -98,7 +98,7 @@ fn is_space_axis(path: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::super::RunConfig;
+    use super::super::run_config::RunConfig;
     use super::*;
 
     /// `RUN_KEYS` is how files, `--set` and reports name a run's parameters: it must list

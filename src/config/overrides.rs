@@ -20,9 +20,7 @@ pub(super) struct Override<'a> {
 pub(super) fn parse_all(overrides: &[String]) -> Result<Vec<Override<'_>>, String> {
     overrides
         .iter()
-        .map(|given| {
-            parse_override(given).map(|(path, value)| Override { path, value, given })
-        })
+        .map(|given| parse_override(given).map(|(path, value)| Override { path, value, given }))
         .collect()
 }
 
@@ -80,7 +78,11 @@ fn check_integer_range(key: &str, value: &str) -> Result<(), String> {
 /// Puts the overrides that hold tables (and arrays of them, `points=[{...}]`) into the
 /// document, so that their keys are checked, with suggestions, as the file's are. Returns the
 /// text to layer: the file as read, or the document with those tables when there are any.
-pub(super) fn apply_tables(doc: &mut toml::Table, text: String, overrides: &[Override]) -> Result<String, String> {
+pub(super) fn apply_tables(
+    doc: &mut toml::Table,
+    text: String,
+    overrides: &[Override],
+) -> Result<String, String> {
     let holds_tables = |value: &toml::Value| {
         value.is_table()
             || value
@@ -117,7 +119,11 @@ fn replace_at(doc: &mut toml::Table, path: &str, value: toml::Value) {
 
 /// The file `text` (named `file` in messages) under the `PIXELX_*` variables and the `--set`
 /// overrides, deserialised, with where each value came from.
-pub(super) fn layer(text: &str, file: &str, overrides: Vec<Override>) -> Result<(ExperimentFile, Sources), String> {
+pub(super) fn layer(
+    text: &str,
+    file: &str,
+    overrides: Vec<Override>,
+) -> Result<(ExperimentFile, Sources), String> {
     let mut sources = Sources::new(Some(file.to_owned()));
     let mut figment = Figment::from(Toml::string(text));
     for (key, value, var) in env_run_values() {

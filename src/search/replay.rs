@@ -310,9 +310,12 @@ pub fn replay_seeds_with_startup(
         .collect();
     ReplaySummary {
         median_best: crate::stats::median(results.iter().map(|r| r.best).collect()).unwrap_or(f64::NAN),
-        median_epochs: crate::stats::median(results.iter().map(|r| r.epochs_spent as f64).collect()).unwrap_or(f64::NAN),
-        median_pruned: crate::stats::median(results.iter().map(|r| r.pruned as f64).collect()).unwrap_or(f64::NAN),
-        median_repeats: crate::stats::median(results.iter().map(|r| r.repeats as f64).collect()).unwrap_or(f64::NAN),
+        median_epochs: crate::stats::median(results.iter().map(|r| r.epochs_spent as f64).collect())
+            .unwrap_or(f64::NAN),
+        median_pruned: crate::stats::median(results.iter().map(|r| r.pruned as f64).collect())
+            .unwrap_or(f64::NAN),
+        median_repeats: crate::stats::median(results.iter().map(|r| r.repeats as f64).collect())
+            .unwrap_or(f64::NAN),
         seeds,
     }
 }

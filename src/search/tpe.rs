@@ -401,7 +401,10 @@ mod tests {
     }
 
     fn medians(space: &Space, objective: impl Fn(&Params) -> f64 + Copy, seeds: u64) -> (f64, f64) {
-        let run = |tpe| crate::stats::median((0..seeds).map(|s| study(space, objective, tpe, s, 30)).collect()).unwrap_or(f64::NAN);
+        let run = |tpe| {
+            crate::stats::median((0..seeds).map(|s| study(space, objective, tpe, s, 30)).collect())
+                .unwrap_or(f64::NAN)
+        };
         (run(true), run(false))
     }
 

@@ -121,4 +121,3 @@ fn progress_bar(len: usize, show: bool) -> ProgressBar {
     }
     bar
 }
-

@@ -163,7 +163,12 @@ fn unsent_metrics(registry: &Registry, state: &SentState, id: &str) -> Result<Ve
 }
 
 /// The run's artefacts that exist and were not sent with their present bytes.
-fn unsent_artifacts(state: &SentState, dir: &RunDir, id: &str, sample_epochs: &[u32]) -> Result<Vec<Artifact>> {
+fn unsent_artifacts(
+    state: &SentState,
+    dir: &RunDir,
+    id: &str,
+    sample_epochs: &[u32],
+) -> Result<Vec<Artifact>> {
     let mut artifacts = Vec::new();
     let mut add = |dest: String, source: PathBuf, export: bool| -> Result<()> {
         if !source.is_file() {
@@ -203,4 +208,3 @@ pub(super) fn count_dry(summary: &mut SyncSummary, state: &SentState, w: &RunWor
     summary.artifacts += w.artifacts.len();
     summary.status_updates += usize::from(w.send_status);
 }
-

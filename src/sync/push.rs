@@ -178,8 +178,10 @@ fn push_tags(to: &Target, state: &mut SentState, w: &RunWork, summary: &mut Sync
         .iter()
         .map(|(k, v)| json!({ "key": k, "value": v }))
         .collect();
-    to.client
-        .post("runs/log-batch", &json!({ "run_id": to.mlflow_run, "tags": tags }))?;
+    to.client.post(
+        "runs/log-batch",
+        &json!({ "run_id": to.mlflow_run, "tags": tags }),
+    )?;
     let before: Vec<(String, String)> = state
         .get(to.id, "tags")
         .and_then(|t| serde_json::from_str(t).ok())
