@@ -7,8 +7,7 @@
 //! file into runs; the [`schedule`] coordinator starts workers through a backend; each worker
 //! ([`execute`]) trains one run with [`train`] (on [`data`] and [`model`]) and writes its
 //! [`journal`] in its run folder ([`run_dir`]); the coordinator ingests journals into the
-//! [`registry`], which [`report`], [`serve`] and [`sync`] read. [`search`] holds the pure search
-//! and pruning methods, [`estimate`] what a sweep will cost.
+//! [`registry`], which [`report`] reads. [`search`] holds the pure search and pruning methods.
 //!
 //! The modules, from the command line down:
 //!
