@@ -119,7 +119,8 @@ impl Cli {
     }
 }
 
-/// Parses arguments, runs the command, and ends as [`exit::finish`] decides.
+/// Parses arguments, runs the command, and ends as `exit::finish` decides (the one place exit
+/// codes are decided).
 pub fn main() -> ExitCode {
     // Rust ignores SIGPIPE, which turns `pixelx report | head` into a panic on the next print;
     // a command-line tool should just stop, as any Unix filter does.
