@@ -13,15 +13,9 @@ use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
-use serde::{Deserialize, Deserializer, Serialize};
+use serde::{Deserialize, Serialize};
 
-use crate::metrics::EvalMetrics;
-
-/// JSON has no NaN or infinity (serde_json writes `null`): read `null` back as NaN, so a run whose
-/// loss blew up is still recorded rather than unreadable.
-pub fn nan_if_null<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
-    Ok(Option::<f64>::deserialize(d)?.unwrap_or(f64::NAN))
-}
+use crate::metrics::{nan_if_null, EvalMetrics};
 
 /// What one finished epoch measured.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -8,6 +8,30 @@
 //! ([`execute`]) trains one run with [`train`] (on [`data`] and [`model`]) and writes its
 //! [`journal`] in its run folder ([`run_dir`]); the coordinator ingests journals into the
 //! [`registry`], which [`report`] reads. [`search`] holds the pure search and pruning methods.
+//!
+//! The modules, from the command line down:
+//!
+//! - [`cli`]: argument definitions, dispatch, and the one place exit codes are decided.
+//! - [`serve`]: `pixelx serve`, a read-only dashboard over the registry, live while sweeps run.
+//! - [`sync`]: `pixelx sync mlflow`, pushing runs to an MLflow server, sending only what is new.
+//! - [`report`]: comparing runs: tables, the best runs, a self-contained HTML report.
+//! - [`schedule`]: the coordinator of `pixelx run`: slots, local and Slurm backends, pruning
+//!   decisions, ingestion; the registry's one writer while a sweep runs.
+//! - [`estimate`]: a sweep's cost before and while it runs, from calibration or history.
+//! - [`execute`]: one run in this process, the worker side of the journal protocol.
+//! - [`train`]: the training loop, checkpoints and per-epoch samples.
+//! - [`sample`]: images from a trained model, as a PNG grid.
+//! - [`search`]: grid, random and TPE search and the pruners, free of training code.
+//! - [`registry`]: the SQLite registry of experiments, runs, metrics and artefacts.
+//! - [`journal`]: a run's append-only event file and the coordinator's decisions file.
+//! - [`config`]: run configurations and experiment files: schema, `--set`, run ids, checks.
+//! - [`model`], [`metrics`], [`data`]: the Gated PixelCNN, its likelihood metrics, the datasets.
+//! - [`weights`], [`interop`]: safetensors weight files, ours and the reference layout's.
+//! - [`run_dir`]: a run's folder and the one run-id rule.
+//! - [`device`], [`precision`], [`host`]: devices as users name them, fp32/bf16, facts about
+//!   this machine.
+//! - [`fsio`], [`signals`], [`panics`], [`stats`]: safe file writes, stop signals, libtorch
+//!   panics as errors, the one median.
 
 pub mod cli;
 pub mod config;
@@ -31,6 +55,7 @@ pub mod schedule;
 pub mod search;
 pub mod serve;
 pub mod signals;
+pub mod stats;
 pub mod sync;
 pub mod train;
 pub mod weights;

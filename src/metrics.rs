@@ -1,22 +1,29 @@
 //! Test-set likelihood metrics: `nll`, `bpd` and `bpd8` (see docs/architecture.md).
 
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize};
 use tch::{Kind, Reduction, Tensor};
 
 use crate::data::{level_bin_widths, Dataset};
 use crate::model::PixelCnn;
 
+/// JSON has no NaN or infinity (serde_json writes `null`): read `null` back as NaN, so a run whose
+/// loss blew up is still recorded rather than unreadable. Every measured float of a journal is
+/// read through it.
+pub fn nan_if_null<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+    Ok(Option::<f64>::deserialize(d)?.unwrap_or(f64::NAN))
+}
+
 /// Mean negative log-likelihood per sub-pixel over a whole test set.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct EvalMetrics {
     /// Nats per sub-pixel at the model's `L` levels.
-    #[serde(deserialize_with = "crate::journal::nan_if_null")]
+    #[serde(deserialize_with = "nan_if_null")]
     pub nll: f64,
     /// Bits per sub-pixel at the model's `L` levels: `nll / ln 2`.
-    #[serde(deserialize_with = "crate::journal::nan_if_null")]
+    #[serde(deserialize_with = "nan_if_null")]
     pub bpd: f64,
     /// Bits per sub-pixel of the 8-bit data: each level spread uniformly over its bin of bytes.
-    #[serde(deserialize_with = "crate::journal::nan_if_null")]
+    #[serde(deserialize_with = "nan_if_null")]
     pub bpd8: f64,
 }
 

@@ -19,10 +19,16 @@ pub fn adhoc_run_id(config: &RunConfig) -> String {
     hex::encode(h.finalize())[..12].to_owned()
 }
 
-/// Checks that `s` can be a run id or an abbreviation of one: hexadecimal digits only, so that
-/// it can never name a path outside the runs folder.
+/// Whether `s` can be a run id or an abbreviation of one: 1 to 64 hexadecimal digits, so that it
+/// can never name a path outside the runs folder nor break out of a URL segment. The one rule
+/// for ids a user types and ids read from a registry (pixelx makes 12 hex digits).
+pub fn is_run_id(s: &str) -> bool {
+    !s.is_empty() && s.len() <= 64 && s.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+/// [`is_run_id`], as an error that says what a run id looks like.
 pub fn check_run_id(s: &str) -> anyhow::Result<&str> {
-    if s.is_empty() || s.len() > 64 || !s.bytes().all(|b| b.is_ascii_hexdigit()) {
+    if !is_run_id(s) {
         anyhow::bail!(
             "`{s}` is not a run id (run ids are hexadecimal, e.g. `980b2f36e396` or a prefix of one)"
         );

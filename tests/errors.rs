@@ -775,3 +775,43 @@ fn a_dry_run_warns_about_a_registry_of_a_newer_schema_and_run_refuses_it() {
     let (ok, text) = with(&["run"]);
     assert!(!ok && text.contains("schema version 999"), "{text}");
 }
+
+/// Exit codes are decided in one place (`cli/exit.rs`): a worker whose run folder another process
+/// holds exits 75 (the coordinator retries it) with the holder named on stderr as is, without the
+/// `error:` prefix; a run id that is not one is an ordinary error, exit 1.
+#[test]
+fn a_busy_worker_exits_75_naming_the_holder_and_a_bad_id_exits_1() {
+    use pixelx::execute::lock_path;
+    use pixelx::fsio::FileLock;
+    use pixelx::run_dir::RunDir;
+    let dir = tempfile::tempdir().unwrap();
+    let runs = dir.path().join("runs");
+    let id = "0123456789ab";
+    let run = RunDir::create(&runs, id, &pixelx::config::RunConfig::default()).unwrap();
+    let _held = FileLock::try_acquire(&lock_path(&run), "pid 1 on host elsewhere since dawn")
+        .unwrap()
+        .unwrap();
+    let out = pixelx()
+        .arg("--runs-dir")
+        .arg(&runs)
+        .args(["worker", id, "--device", "cpu"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(75), "{stderr}");
+    assert_eq!(
+        stderr.trim_end(),
+        format!("run {id} is being trained by pid 1 on host elsewhere since dawn")
+    );
+    assert!(out.stdout.is_empty());
+
+    let out = pixelx()
+        .arg("--runs-dir")
+        .arg(&runs)
+        .args(["worker", "../x"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.starts_with("error: `../x` is not a run id"), "{stderr}");
+}

@@ -2,6 +2,7 @@
 //! library; errors are reported once, with their context chain, and a non-zero exit.
 
 mod args;
+mod exit;
 mod model_cmds;
 mod report_cmds;
 mod run_cmd;
@@ -18,6 +19,7 @@ use clap::{Parser, Subcommand};
 use tracing_subscriber::{fmt, prelude::*, EnvFilter};
 
 pub use args::{ArchArgs, DeviceArgs, ModelSource, TrainArgs};
+pub use exit::{Interrupted, WorkerBusy, WorkerStopped};
 
 use crate::registry::Registry;
 
@@ -117,13 +119,8 @@ impl Cli {
     }
 }
 
-/// A command that stopped on a signal: its message is printed as is and the process exits 130.
-#[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct Interrupted(pub String);
-
-/// Parses arguments, runs the command and maps errors to a message and exit code 1 (130 when
-/// interrupted).
+/// Parses arguments, runs the command, and ends as `exit::finish` decides (the one place exit
+/// codes are decided).
 pub fn main() -> ExitCode {
     // Rust ignores SIGPIPE, which turns `pixelx report | head` into a panic on the next print;
     // a command-line tool should just stop, as any Unix filter does.
@@ -144,20 +141,10 @@ pub fn main() -> ExitCode {
         }
         tch::set_num_threads(cli.threads);
     }
-    match dispatch(&cli) {
-        Ok(code) => code,
-        Err(e) => {
-            if let Some(i) = e.downcast_ref::<Interrupted>() {
-                println!("{i}");
-                return ExitCode::from(crate::signals::INTERRUPTED_EXIT);
-            }
-            eprintln!("error: {e:#}");
-            ExitCode::FAILURE
-        }
-    }
+    exit::finish(dispatch(&cli))
 }
 
-fn dispatch(cli: &Cli) -> Result<ExitCode> {
+fn dispatch(cli: &Cli) -> Result<()> {
     // Commands that train set up logging themselves, once they know the run's log file.
     if !matches!(
         cli.command,
@@ -182,7 +169,7 @@ fn dispatch(cli: &Cli) -> Result<ExitCode> {
             run_id,
             device,
             ask_before_epoch,
-        } => return train_cmd::worker(cli, run_id, device.as_deref(), *ask_before_epoch),
+        } => train_cmd::worker(cli, run_id, device.as_deref(), *ask_before_epoch)?,
         Command::Run(args) => run_cmd::run(cli, args)?,
         Command::Report(args) => report_cmds::report(cli, args)?,
         Command::Ls => report_cmds::ls(cli)?,
@@ -197,7 +184,7 @@ fn dispatch(cli: &Cli) -> Result<ExitCode> {
         Command::CompleteRuns { prefix } => shell_cmds::complete_runs(cli, prefix.as_deref().unwrap_or(""))?,
         Command::Sync(target) => sync_cmd::sync(cli, target)?,
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(())
 }
 
 /// The one resolver of run ids every command uses: a full id or an unambiguous prefix, checked

@@ -1,12 +1,10 @@
 //! `pixelx train`, `pixelx resume` and the hidden `pixelx worker`: one run, in this process.
 
-use std::process::ExitCode;
-
 use anyhow::{bail, Result};
 
-use super::{init_logging, Cli, Interrupted, TrainArgs};
+use super::{init_logging, Cli, Interrupted, TrainArgs, WorkerBusy, WorkerStopped};
 use crate::config::{ExperimentInfo, SearchMethod};
-use crate::execute::{execute_recorded, execute_run, Busy, ExecuteOptions, BUSY_EXIT};
+use crate::execute::{execute_recorded, execute_run, Busy, ExecuteOptions};
 use crate::journal::FinalStatus;
 use crate::registry::{Registry, RunFilter, RunStatus};
 use crate::run_dir::{adhoc_run_id, RunDir};
@@ -82,7 +80,7 @@ pub fn resume(cli: &Cli, given: &str, force: bool) -> Result<()> {
 }
 
 /// The hidden subcommand the scheduler starts, one per run. It writes only the run's folder.
-pub fn worker(cli: &Cli, run_id: &str, device: Option<&str>, ask_before_epoch: bool) -> Result<ExitCode> {
+pub fn worker(cli: &Cli, run_id: &str, device: Option<&str>, ask_before_epoch: bool) -> Result<()> {
     init_logging(true, Some(&RunDir::new(&cli.runs_dir, run_id).log_path()));
     crate::signals::install(None, || {});
     let opts = ExecuteOptions {
@@ -96,13 +94,10 @@ pub fn worker(cli: &Cli, run_id: &str, device: Option<&str>, ask_before_epoch: b
     match execute_run(&opts, run_id) {
         Ok(FinalStatus::Interrupted) => {
             crate::schedule::slurm::requeue_if_asked(run_id)?;
-            Ok(ExitCode::from(crate::signals::INTERRUPTED_EXIT))
+            Err(WorkerStopped.into())
         }
-        Ok(_) => Ok(ExitCode::SUCCESS),
-        Err(e) if e.downcast_ref::<Busy>().is_some() => {
-            eprintln!("{e:#}");
-            Ok(ExitCode::from(BUSY_EXIT))
-        }
+        Ok(_) => Ok(()),
+        Err(e) if e.downcast_ref::<Busy>().is_some() => Err(WorkerBusy(e).into()),
         Err(e) => Err(e),
     }
 }

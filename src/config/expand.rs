@@ -5,17 +5,15 @@
 //! The size is computed before anything is built, so a typo that makes a grid of a million runs
 //! is refused at once; duplicates are dropped with a hash set, so expansion is linear.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::HashSet;
 
 use rand::SeedableRng;
 
-use super::experiment::{run_id, ExperimentFile, RunSpec};
+use super::identity::{run_id, RunSpec};
+use super::run_config::{ConfigError, RunConfig};
+use super::schema::{ExperimentFile, Table};
 use super::sources::{humanize, Sources};
-use super::RunConfig;
 use crate::search::{sample_params, values_equal};
-
-/// Run parameters as written in a table of the file.
-pub type Table = BTreeMap<String, toml::Value>;
 
 /// Applies `table` over `base`, key by key. A value of the wrong type is reported with its
 /// place in the file (`at`, e.g. `points[2]`) and its origin (looked up under `source_path`).
@@ -96,19 +94,7 @@ fn planned_size(file: &ExperimentFile) -> Option<(usize, String)> {
 
 /// Every run of a grid experiment, validated, in file order and without duplicates.
 pub fn expand(file: &ExperimentFile, base: &RunConfig, sources: &Sources) -> Result<Vec<RunSpec>, String> {
-    let max = file.experiment.max_runs;
-    match planned_size(file) {
-        Some((n, _)) if n <= max => {}
-        size => {
-            let (n, parts) = size.map_or(("more than 2^64".to_owned(), String::new()), |(n, p)| {
-                (n.to_string(), format!(" ({p})"))
-            });
-            return Err(format!(
-                "the sweep has {n} runs{parts}, more than `experiment.max_runs` = {max}; \
-                 raise it (`--set experiment.max_runs=N`) if you mean it"
-            ));
-        }
-    }
+    check_size(file)?;
     for (key, values) in &file.grid {
         if values.is_empty() {
             return Err(format!("grid.{key} is an empty list, which gives no runs"));
@@ -124,7 +110,51 @@ pub fn expand(file: &ExperimentFile, base: &RunConfig, sources: &Sources) -> Res
             Ok(e)
         })
         .collect::<Result<Vec<_>, String>>()?;
+    let mut runs = Vec::new();
+    let mut seen = HashSet::new();
+    for (at, source_path, table) in point_tables(file)? {
+        let config = overlay(base, &table, &at, source_path, sources)?;
+        let fields = toml::Value::try_from(&config).map_err(|e| e.to_string())?;
+        let fields = fields.as_table().ok_or("config is not a table")?;
+        // Exclusions cut the generated points; a point the user listed by hand is meant.
+        if source_path != "points" && exclusions.iter().any(|e| matches(fields, e)) {
+            continue;
+        }
+        config
+            .validate()
+            .map_err(|e| locate(e, &at, source_path, &table, sources))?;
+        let id = run_id(&file.experiment.name, &config);
+        if seen.insert(id.clone()) {
+            runs.push(RunSpec { id, config });
+        }
+    }
+    if runs.is_empty() {
+        return Err("the grid, points and exclusions leave no runs".into());
+    }
+    Ok(runs)
+}
 
+/// Refuses a sweep larger than `experiment.max_runs` before anything is built.
+fn check_size(file: &ExperimentFile) -> Result<(), String> {
+    let max = file.experiment.max_runs;
+    match planned_size(file) {
+        Some((n, _)) if n <= max => Ok(()),
+        size => {
+            let (n, parts) = size.map_or(("more than 2^64".to_owned(), String::new()), |(n, p)| {
+                (n.to_string(), format!(" ({p})"))
+            });
+            Err(format!(
+                "the sweep has {n} runs{parts}, more than `experiment.max_runs` = {max}; \
+                 raise it (`--set experiment.max_runs=N`) if you mean it"
+            ))
+        }
+    }
+}
+
+/// The table of every point of the sweep, in file order: the grid's product, the explicit
+/// points, the random samples. Each comes with its place for messages (`points[2]`) and the
+/// path its values' origins are recorded under.
+fn point_tables(file: &ExperimentFile) -> Result<Vec<(String, &'static str, Table)>, String> {
     let mut tables: Vec<(String, &'static str, Table)> = Vec::new();
     let axes: Vec<(&String, &Vec<toml::Value>)> = file.grid.iter().collect();
     let grid_runs = if file.grid.is_empty() && (!file.points.is_empty() || file.random.is_some()) {
@@ -159,40 +189,23 @@ pub fn expand(file: &ExperimentFile, base: &RunConfig, sources: &Sources) -> Res
             ));
         }
     }
+    Ok(tables)
+}
 
-    let mut runs = Vec::new();
-    let mut seen = HashSet::new();
-    for (at, source_path, table) in tables {
-        let config = overlay(base, &table, &at, source_path, sources)?;
-        let fields = toml::Value::try_from(&config).map_err(|e| e.to_string())?;
-        let fields = fields.as_table().ok_or("config is not a table")?;
-        // Exclusions cut the generated points; a point the user listed by hand is meant.
-        if source_path != "points" && exclusions.iter().any(|e| matches(fields, e)) {
-            continue;
-        }
-        config.validate().map_err(|e| {
-            // The value at fault came from this point's table, or else from the defaults.
-            let origin = if table.contains_key(&e.key) {
-                sources.of(&format!("{source_path}.{}", e.key))
-            } else {
-                sources.of(&format!("defaults.{}", e.key))
-            };
-            let where_ = match at.as_str() {
-                _ if table.is_empty() => String::new(),
-                "grid" => format!("grid point {}: ", describe(&table)),
-                _ => format!("{at}: "),
-            };
-            format!("{where_}{}", e.from_source(origin))
-        })?;
-        let id = run_id(&file.experiment.name, &config);
-        if seen.insert(id.clone()) {
-            runs.push(RunSpec { id, config });
-        }
-    }
-    if runs.is_empty() {
-        return Err("the grid, points and exclusions leave no runs".into());
-    }
-    Ok(runs)
+/// An invalid run's error, saying which point it is and where the value at fault came from:
+/// this point's table, or else the defaults.
+fn locate(e: ConfigError, at: &str, source_path: &str, table: &Table, sources: &Sources) -> String {
+    let origin = if table.contains_key(&e.key) {
+        sources.of(&format!("{source_path}.{}", e.key))
+    } else {
+        sources.of(&format!("defaults.{}", e.key))
+    };
+    let where_ = match at {
+        _ if table.is_empty() => String::new(),
+        "grid" => format!("grid point {}: ", describe(table)),
+        _ => format!("{at}: "),
+    };
+    format!("{where_}{}", e.from_source(origin))
 }
 
 /// `key = value, ...` of a grid point, for messages.

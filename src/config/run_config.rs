@@ -36,12 +36,17 @@ impl ConfigError {
 
     /// The same error, saying where the value came from (unless from the experiment file,
     /// which the message names already).
-    pub fn from_source(mut self, origin: super::Source) -> Self {
-        if !matches!(origin, super::Source::File(_)) {
+    pub fn from_source(mut self, origin: super::sources::Source) -> Self {
+        if !matches!(origin, super::sources::Source::File(_)) {
             self.origin = Some(origin.to_string());
         }
         self
     }
+}
+
+/// The error of an invalid `key`.
+fn err(key: &str, message: String) -> Result<(), ConfigError> {
+    Err(ConfigError::new(key, message))
 }
 
 /// Learning-rate schedule over the optimiser steps of a run.
@@ -127,9 +132,17 @@ impl RunConfig {
         }
     }
 
-    /// Checks every value a user can get wrong; the first problem found is returned.
+    /// Checks every value a user can get wrong, group by group; the first problem found is
+    /// returned.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        let err = |key: &str, message: String| Err(ConfigError::new(key, message));
+        self.check_loop()?;
+        self.check_model()?;
+        self.check_optimiser()?;
+        self.check_data()
+    }
+
+    /// Epochs and batch size.
+    fn check_loop(&self) -> Result<(), ConfigError> {
         if !(1..=MAX_EPOCHS).contains(&self.epochs) {
             return err(
                 "epochs",
@@ -142,6 +155,11 @@ impl RunConfig {
                 format!("must be in 1..={MAX_BATCH_SIZE}, got {}", self.batch_size),
             );
         }
+        Ok(())
+    }
+
+    /// The architecture: kernel sizes, channels, levels, feature maps and layers.
+    fn check_model(&self) -> Result<(), ConfigError> {
         for (key, k) in [
             ("causal_ksize", self.causal_ksize),
             ("hidden_ksize", self.hidden_ksize),
@@ -202,6 +220,11 @@ impl RunConfig {
                 format!("must be in 0..={MAX_LAYERS}, got {}", self.hidden_layers),
             );
         }
+        Ok(())
+    }
+
+    /// The optimiser: learning rate, weight decay and gradient clipping.
+    fn check_optimiser(&self) -> Result<(), ConfigError> {
         if !(self.learning_rate.is_finite()
             && self.learning_rate > 0.0
             && self.learning_rate <= MAX_LEARNING_RATE)
@@ -220,6 +243,11 @@ impl RunConfig {
         if !(self.max_norm.is_finite() && self.max_norm > 0.0) {
             return err("max_norm", format!("must be positive, got {}", self.max_norm));
         }
+        Ok(())
+    }
+
+    /// Samples per epoch, the data subsets and the device.
+    fn check_data(&self) -> Result<(), ConfigError> {
         if !(0..=MAX_EPOCH_SAMPLES).contains(&self.epoch_samples) {
             return err(
                 "epoch_samples",

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use super::RUN_KEYS;
+use super::keys::RUN_KEYS;
 
 /// The origin of one value.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -212,11 +212,6 @@ fn cpu_batch(arch: &Arch, per_param_pixel: f64, target: f64) -> i64 {
     }
 }
 
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
-}
-
 /// Times one architecture within about `share` seconds.
 fn time_job(job: &Job, device: Device, share: f64, per_param_pixel: &mut f64) -> Result<Sample> {
     let arch = &job.arch;
@@ -244,7 +239,7 @@ fn time_job(job: &Job, device: Device, share: f64, per_param_pixel: &mut f64) ->
         }
     }
     // The median step: a step that another process's burst slowed down does not count.
-    let train = median(times.clone()) / batch as f64;
+    let train = crate::stats::median(times.clone()).unwrap_or(f64::NAN) / batch as f64;
     let steps = times.len();
     *per_param_pixel = train / work(arch).max(1.0);
     // Evaluation runs at `max(64, batch)` images; on CPU per image that is the timed batch's.

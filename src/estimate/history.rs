@@ -5,20 +5,7 @@
 
 use super::{Arch, Measured, SlotKind, Source, Speed};
 use crate::registry::SpeedRecord;
-
-fn median(mut v: Vec<f64>) -> Option<f64> {
-    v.retain(|x| x.is_finite());
-    if v.is_empty() {
-        return None;
-    }
-    v.sort_by(f64::total_cmp);
-    let n = v.len();
-    Some(if n % 2 == 1 {
-        v[n / 2]
-    } else {
-        (v[n / 2 - 1] + v[n / 2]) / 2.0
-    })
-}
+use crate::stats::median_of_finite as median;
 
 /// The slot kind a record ran on, when it can be told.
 fn kind_of(r: &SpeedRecord) -> Option<SlotKind> {

@@ -86,16 +86,9 @@ pub fn status_text(run: &RunSummary) -> String {
     }
 }
 
-/// Whether `id` can name a run folder and a URL segment: letters, digits, `-` and `_` only.
-/// Ids pixelx makes are 12 hex digits; anything else read from a registry is refused rather than
-/// joined to a path.
-pub fn safe_run_id(id: &str) -> bool {
-    !id.is_empty()
-        && id.len() <= 64
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-}
+/// Whether `id` can name a run folder and a URL segment: the one run-id rule. Anything else read
+/// from a registry is refused rather than joined to a path.
+pub use crate::run_dir::is_run_id as safe_run_id;
 
 pub(crate) fn param_text(run: &RunSummary, key: &str) -> String {
     match run.params.get(key) {

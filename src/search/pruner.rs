@@ -182,16 +182,6 @@ fn asha<'a>(
     Some(Decision { prune, rule, detail })
 }
 
-/// The median with linear interpolation (numpy's `percentile(.., 50)`) of a sorted slice.
-fn median_of_sorted(v: &[f64]) -> f64 {
-    let n = v.len();
-    if n % 2 == 1 {
-        v[n / 2]
-    } else {
-        0.5 * (v[n / 2 - 1] + v[n / 2])
-    }
-}
-
 /// Optuna's `MedianPruner` (`PercentilePruner` at 50, `interval_steps = 1`,
 /// `n_min_trials = 1`), with its 0-based step `s` as our epoch `s + 1`: no rule applies at
 /// epochs `1..=warmup_epochs`, nor while fewer than `min_trials` other trials are complete, nor
@@ -235,7 +225,7 @@ fn median<'a>(
             detail: "no value so far is a number (all NaN)".into(),
         });
     };
-    let m = median_of_sorted(&at);
+    let m = crate::stats::median(at.clone()).unwrap_or(f64::NAN);
     let prune = best > m;
     let verdict = if prune { "worse than" } else { "not worse than" };
     Some(Decision {

@@ -281,16 +281,6 @@ pub fn replay_with_startup(
     }
 }
 
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    let n = v.len();
-    match n {
-        0 => f64::NAN,
-        _ if n % 2 == 1 => v[n / 2],
-        _ => 0.5 * (v[n / 2 - 1] + v[n / 2]),
-    }
-}
-
 /// Replays `method` for seeds `0..seeds` and returns the medians of the best value, the epochs
 /// spent and the trials pruned.
 pub fn replay_seeds(
@@ -319,10 +309,13 @@ pub fn replay_seeds_with_startup(
         .map(|s| replay_with_startup(table, method, pruner, trials, parallel, s, startup_trials))
         .collect();
     ReplaySummary {
-        median_best: median(results.iter().map(|r| r.best).collect()),
-        median_epochs: median(results.iter().map(|r| r.epochs_spent as f64).collect()),
-        median_pruned: median(results.iter().map(|r| r.pruned as f64).collect()),
-        median_repeats: median(results.iter().map(|r| r.repeats as f64).collect()),
+        median_best: crate::stats::median(results.iter().map(|r| r.best).collect()).unwrap_or(f64::NAN),
+        median_epochs: crate::stats::median(results.iter().map(|r| r.epochs_spent as f64).collect())
+            .unwrap_or(f64::NAN),
+        median_pruned: crate::stats::median(results.iter().map(|r| r.pruned as f64).collect())
+            .unwrap_or(f64::NAN),
+        median_repeats: crate::stats::median(results.iter().map(|r| r.repeats as f64).collect())
+            .unwrap_or(f64::NAN),
         seeds,
     }
 }

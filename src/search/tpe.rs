@@ -378,16 +378,6 @@ mod tests {
         numeric(&p[k]).unwrap()
     }
 
-    fn median(mut v: Vec<f64>) -> f64 {
-        v.sort_by(f64::total_cmp);
-        let n = v.len();
-        if n % 2 == 1 {
-            v[n / 2]
-        } else {
-            0.5 * (v[n / 2 - 1] + v[n / 2])
-        }
-    }
-
     /// Runs a sequential study of `budget` trials and returns the best value found.
     fn study(space: &Space, objective: impl Fn(&Params) -> f64, tpe: bool, seed: u64, budget: usize) -> f64 {
         let settings = TpeSettings::default();
@@ -411,7 +401,10 @@ mod tests {
     }
 
     fn medians(space: &Space, objective: impl Fn(&Params) -> f64 + Copy, seeds: u64) -> (f64, f64) {
-        let run = |tpe| median((0..seeds).map(|s| study(space, objective, tpe, s, 30)).collect());
+        let run = |tpe| {
+            crate::stats::median((0..seeds).map(|s| study(space, objective, tpe, s, 30)).collect())
+                .unwrap_or(f64::NAN)
+        };
         (run(true), run(false))
     }
 
