@@ -1,8 +1,7 @@
 //! Experiment files: expansion, layering, and a table of bad files that must each fail with a
 //! precise message before the registry is touched.
 
-mod common;
-
+use crate::support;
 use pixelx::config::Experiment;
 
 const GOOD: &str = r#"
@@ -200,7 +199,7 @@ fn a_rejected_file_touches_nothing() {
         dir.path(),
         "[experiment]\nname = \"bad\"\n[grid]\nhidden_ksize = [4]\n",
     );
-    let out = common::pixelx()
+    let out = support::pixelx()
         .arg("--runs-dir")
         .arg(dir.path().join("runs"))
         .args(["run", path.to_str().unwrap()])

@@ -12,14 +12,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-pub struct Killed(pub Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+use super::Killed;
 
 pub struct Browser {
     process: Killed,
