@@ -19,13 +19,13 @@ use std::time::{Duration, Instant};
 
 mod support;
 
-use support::SyntheticEpoch;
 use pixelx::config::{ExperimentInfo, LrSchedule, RunConfig};
 use pixelx::data::DatasetKind;
 use pixelx::journal::FinalStatus;
 use pixelx::registry::{Registry, RunFilter};
 use pixelx::run_dir::RunDir;
 use pixelx::serve::{ServeOptions, Server};
+use support::SyntheticEpoch;
 
 /// Run counts measured when `PIXELX_BENCH_RUNS` is not set.
 const DEFAULT_RUNS: &[u64] = &[1000];

@@ -1,5 +1,6 @@
 //! The `pixelx` binary: bad input fails cleanly, and a trained run can be sampled, evaluated,
 //! exported and imported.
+//! Belongs here: a single-run command (`train`, `sample`, `eval`, `export`, `import`) end to end.
 
 use std::path::Path;
 

@@ -1,13 +1,14 @@
 //! `pixelx serve` against real sweeps: a headless Chromium (Debian's, installed by
 //! scripts/setup-chromium.sh) renders the dashboard and must see a run that finishes during the
 //! test appear without a reload; every route escapes hostile names and refuses traversal.
+//! Belongs here: anything `pixelx serve` answers (pages, routes, live updates, binding).
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::support::browser::Browser;
 use crate::support::http::{get, get_with_host, Events};
-use crate::support::{self, registry_read_only, Killed, TestCommand};
+use crate::support::{self, registry_read_only, Killed, TestCommand, HOSTILE_DESCRIPTION, HOSTILE_NAME};
 use pixelx::config::{ExperimentInfo, RunConfig};
 use pixelx::registry::{Registry, RunFilter};
 use pixelx::report::escape;
@@ -176,9 +177,6 @@ fn in_a_real_browser_the_dashboard_shows_runs_charts_and_samples_and_a_finishing
 
 // ---------------------------------------------------------------------------------------------
 // Escaping and traversal, over HTTP, on a real sweep with a hostile experiment name.
-
-const HOSTILE_NAME: &str = "<script>alert(1)</script> ../../x \"q\" 'q'";
-const HOSTILE_DESCRIPTION: &str = "<img src=x onerror=alert(2)> & ../../etc/passwd";
 
 fn hostile_sweep(dir: &Path) -> Vec<String> {
     let file = sweep_file(

@@ -1,4 +1,5 @@
 //! Dataset readers on the real MNIST and Fashion-MNIST files, and on small CIFAR-10 files made here.
+//! Belongs here: reading, checking and quantising dataset files.
 
 use crate::support;
 use pixelx::data::{quantise, read_raw, Dataset, DatasetKind, Split};

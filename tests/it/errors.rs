@@ -1,5 +1,6 @@
 //! Clear errors (issue 12): each case is a command a user can get wrong, the words its error must
 //! contain, and nothing it may contain (Rust debug text, doubled prefixes, a panic).
+//! Belongs here: a message a user reads when a command fails; add a case to a table when one fits.
 
 use std::path::Path;
 

@@ -1,6 +1,7 @@
 //! What a sweep costs (issue 13): the `--dry-run` estimate against the real sweep's wall time,
 //! the plain progress lines of a sweep whose output is not a terminal, `pixelx ls` while it
 //! runs, estimates from history, and the warning for a long CPU sweep.
+//! Belongs here: `--dry-run` plans and estimates, progress lines, the time a sweep will take.
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;

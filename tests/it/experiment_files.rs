@@ -1,5 +1,6 @@
 //! Experiment files: expansion, layering, and a table of bad files that must each fail with a
 //! precise message before the registry is touched.
+//! Belongs here: parsing, layering, expanding and validating experiment files (no training).
 
 use crate::support;
 use pixelx::config::Experiment;

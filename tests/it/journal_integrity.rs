@@ -1,20 +1,19 @@
 //! Integrity of what a run leaves on disk (issue 17): a checkpoint proves which run it belongs
 //! to, a torn journal line never corrupts the record, an unreadable journal fails only its own
 //! run, special and oversized files are refused at once. Real binaries, real MNIST, real SQLite.
+//! Belongs here: checkpoints, journals and files a run leaves, and how they are verified.
 
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::time::Duration;
 
 use crate::support::{
-    mkfifo, output_guarded, pixelx, registry, run_in, set_flag, signal, spawn_train, tiny_experiment, tiny_train,
-    trained_run, wait_for, TINY_MODEL,
+    mkfifo, output_guarded, pixelx, registry, run_in, set_flag, signal, spawn_train, tiny_experiment,
+    tiny_train, trained_run, wait_for, SIGKILL,
 };
 use pixelx::registry::{Registry, RunFilter, RunStatus};
-
-const SIGKILL: i32 = 9;
 
 fn guarded(runs: &Path, args: &[&str], what: &str) -> (bool, String) {
     let mut cmd = pixelx();

@@ -17,7 +17,6 @@ use std::time::Duration;
 
 use crate::support;
 use crate::support::{run_in, wait_for};
-use pixelx::registry::Registry;
 use serde_json::Value;
 
 fn venv_bin(name: &str) -> PathBuf {
@@ -338,7 +337,7 @@ fn assert_matches_registry(runs: &Path, mlflow: &[Value], scratch: &Path) {
         report.len(),
         "one MLflow run per pixelx run, none twice: {mlflow:#?}"
     );
-    let registry = support::registry_read_only(&runs);
+    let registry = support::registry_read_only(runs);
     let sample_epochs = registry.sample_epochs(None).unwrap();
     for r in report {
         let id = r["id"].as_str().unwrap();

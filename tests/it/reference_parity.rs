@@ -1,5 +1,6 @@
 //! pixelx's model against an independent PyTorch implementation of the reference layout
 //! (`python/reference_pixelcnn.py`): an export must load there and give the same logits.
+//! Belongs here: agreement with the PyTorch reference implementation.
 
 use std::collections::BTreeMap;
 

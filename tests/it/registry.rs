@@ -1,13 +1,14 @@
 //! The registry: journals ingested by eight coordinators at once, claims, statuses, old
 //! registries.
+//! Belongs here: the SQLite registry through its library API (ingestion, claims, migrations).
 
 use std::path::Path;
 
 use crate::support;
+use crate::support::synthetic::{self, SyntheticEpoch};
 use pixelx::config::{Experiment, ExperimentInfo, RunConfig};
 use pixelx::journal::{self, Event, FinalStatus};
 use pixelx::registry::{Registry, RunFilter, RunStatus};
-use crate::support::synthetic::{self, SyntheticEpoch};
 
 const STEPS: i64 = 3000;
 const EPOCHS: u32 = 5;

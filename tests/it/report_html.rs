@@ -1,16 +1,14 @@
 //! `pixelx report --html`: the comparison views on a real sweep (with a hostile experiment name
 //! and a run that really diverges), and a large synthetic registry that must stay small.
+//! Belongs here: the HTML report `pixelx report --html` writes.
 
 use std::path::Path;
 
-use crate::support;
+use crate::support::synthetic::{self, SyntheticEpoch};
+use crate::support::{self, HOSTILE_DESCRIPTION, HOSTILE_NAME};
 use pixelx::config::{ExperimentInfo, RunConfig};
 use pixelx::registry::Registry;
 use pixelx::report::escape;
-use crate::support::synthetic::{self, SyntheticEpoch};
-
-const HOSTILE_NAME: &str = "<script>alert(1)</script> ../../x \"q\" 'q'";
-const HOSTILE_DESCRIPTION: &str = "<img src=x onerror=alert(2)> & ../../etc/passwd";
 
 /// Three learning rates that train and one so large (the largest pixelx accepts) that it blows up: a real
 /// `diverged` run next to completed ones.

@@ -4,19 +4,15 @@
 //! `run` refuse before they start (output paths, sizes, run ids). Each test here first
 //! reproduced a failure found by hostile use (issue 12). Real MNIST, SQLite files and signals.
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use crate::support::{
-    mkfifo, output_guarded, pixelx, registry, run_in, signal, spawn_train, tiny_cpu_train, tiny_experiment,
-    trained_run, wait_for, wait_guarded, TINY_MODEL,
+    self, mkfifo, output_guarded, pixelx, registry, run_in, set_flag, signal, spawn_train, tiny_cpu_train,
+    tiny_experiment, trained_run, wait_for, wait_guarded, SIGINT, SIGTERM,
 };
 use pixelx::registry::{Registry, RunStatus};
-
-const SIGINT: i32 = 2;
-const SIGTERM: i32 = 15;
 
 fn count(reg: &Registry, id: &str, metric: &str) -> usize {
     reg.metric_history(id)

@@ -1,12 +1,11 @@
 //! Large sweeps: the report and the dashboard over thousands of runs summarise them (top runs,
 //! envelopes, sampled parameter charts, a limited or paged table) without losing the best run,
 //! and `--format csv` still lists every run.
+//! Belongs here: behaviour that only shows with thousands of runs.
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Stdio};
 
-use crate::support;
+use crate::support::{self, http};
 use pixelx::config::{ExperimentInfo, RunConfig};
 use pixelx::registry::{Registry, RunFilter};
 

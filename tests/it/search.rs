@@ -1,13 +1,14 @@
 //! Adaptive search and early stopping on real MNIST (tiny models): an ASHA sweep prunes some runs
 //! and completes the rest, a TPE study proposes its trials and stops at its budget, and running
 //! either file again trains nothing.
+//! Belongs here: adaptive search methods and pruners on real sweeps.
 
 use std::collections::BTreeMap;
 use std::path::Path;
 
 use crate::support;
 use crate::support::{registry_read_only, run_in, tiny_experiment};
-use pixelx::registry::{Registry, RunFilter, RunStatus};
+use pixelx::registry::{RunFilter, RunStatus};
 
 #[test]
 fn an_asha_sweep_prunes_the_laggards_and_a_rerun_trains_nothing() {

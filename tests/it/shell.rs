@@ -1,5 +1,6 @@
 //! The shell integration: `pixelx completions` scripts (run in a real bash against a registry
 //! with a real trained run), the hidden `__complete-runs` they call, and `pixelx man` pages.
+//! Belongs here: completions, `__complete-runs` and man pages.
 
 use std::path::Path;
 use std::process::Command;

@@ -2,17 +2,16 @@
 //! (`scripts/slurm-local.sh`): sweeps, preemption and requeue, a coordinator killed with -9,
 //! workers that die, cancelled jobs, and bad settings. One test, because the scenarios share one
 //! cluster, which the test starts and stops itself.
+//! Belongs here: anything that needs the Slurm cluster (add a scenario to the one test).
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::Duration;
 
 use crate::support;
-use crate::support::{pixelx, tiny_experiment, wait_for, Results};
-use pixelx::registry::{Registry, RunFilter, RunStatus};
 use crate::support::cluster::Cluster;
-
-const SIGKILL: i32 = 9;
+use crate::support::{pixelx, tiny_experiment, wait_for, Results, SIGKILL};
+use pixelx::registry::{Registry, RunFilter, RunStatus};
 
 fn experiment(dir: &Path, name: &str, images: u32, backend: &str, extra: &str) -> PathBuf {
     let scheduler = match backend {
@@ -50,7 +49,7 @@ fn output(cmd: &mut Command) -> (bool, String) {
 }
 
 fn results(runs: &Path) -> Results {
-    support::results(&support::registry_read_only(&runs))
+    support::results(&support::registry_read_only(runs))
 }
 
 /// Starts `pixelx run` of `file` in the background.

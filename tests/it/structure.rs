@@ -61,15 +61,22 @@ fn no_module_imports_one_above_it_or_a_peer() {
     let files = sources();
     let rank = layer_ranks();
     let mut problems = Vec::new();
-    let top_levels: BTreeSet<&str> = files.iter().filter_map(|f| f.module.first().map(String::as_str)).collect();
+    let top_levels: BTreeSet<&str> = files
+        .iter()
+        .filter_map(|f| f.module.first().map(String::as_str))
+        .collect();
     for m in &top_levels {
         if !rank.contains_key(m) {
-            problems.push(format!("module `{m}` is not in the LAYERS table of tests/it/structure.rs"));
+            problems.push(format!(
+                "module `{m}` is not in the LAYERS table of tests/it/structure.rs"
+            ));
         }
     }
     for file in &files {
         let Some(from) = file.module.first() else { continue };
-        let Some(&from_rank) = rank.get(from.as_str()) else { continue };
+        let Some(&from_rank) = rank.get(from.as_str()) else {
+            continue;
+        };
         for (line, path) in &file.paths {
             let to = &path[0];
             if to == from {
@@ -101,7 +108,11 @@ fn no_module_imports_one_above_it_or_a_peer() {
 #[test]
 fn no_two_files_import_each_other() {
     let files = sources();
-    let modules: BTreeMap<Vec<String>, usize> = files.iter().enumerate().map(|(i, f)| (f.module.clone(), i)).collect();
+    let modules: BTreeMap<Vec<String>, usize> = files
+        .iter()
+        .enumerate()
+        .map(|(i, f)| (f.module.clone(), i))
+        .collect();
     let reexports = reexports(&files);
     // Edges between files, with the first line that makes each one. A file and the module files
     // above it (its `mod.rs` chain) always see each other (`mod x;` one way, `super::` the other),
@@ -109,7 +120,9 @@ fn no_two_files_import_each_other() {
     let mut edges: BTreeMap<usize, BTreeMap<usize, usize>> = BTreeMap::new();
     for (i, file) in files.iter().enumerate() {
         for (line, path) in &file.paths {
-            let Some(j) = resolve(path, &modules, &reexports) else { continue };
+            let Some(j) = resolve(path, &modules, &reexports) else {
+                continue;
+            };
             let other = &files[j].module;
             if j == i || other.starts_with(&file.module) || file.module.starts_with(other) {
                 continue;
@@ -121,7 +134,11 @@ fn no_two_files_import_each_other() {
     for component in cycles(files.len(), &edges) {
         let mut lines = vec![format!(
             "these files import each other: {}",
-            component.iter().map(|&i| files[i].rel.as_str()).collect::<Vec<_>>().join(", ")
+            component
+                .iter()
+                .map(|&i| files[i].rel.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
         )];
         for &a in &component {
             for (&b, line) in edges.get(&a).into_iter().flatten() {
@@ -148,7 +165,10 @@ fn files_and_functions_stay_small() {
         for (line, name, len) in &file.functions {
             let key = format!("{}:{name}", file.rel);
             if *len > MAX_FN_LINES && !LONG_FNS.iter().any(|(f, _)| *f == key) {
-                problems.push(format!("{}:{line}: fn {name} has {len} lines (at most {MAX_FN_LINES})", file.rel));
+                problems.push(format!(
+                    "{}:{line}: fn {name} has {len} lines (at most {MAX_FN_LINES})",
+                    file.rel
+                ));
             }
         }
     }
@@ -163,17 +183,24 @@ fn the_exceptions_are_all_still_needed() {
     for (name, _) in LONG_FILES {
         match files.iter().find(|f| f.rel == *name) {
             None => problems.push(format!("LONG_FILES names {name}, which does not exist")),
-            Some(f) if f.code_lines <= MAX_FILE_LINES => {
-                problems.push(format!("LONG_FILES names {name}, which is {} lines now", f.code_lines))
-            }
+            Some(f) if f.code_lines <= MAX_FILE_LINES => problems.push(format!(
+                "LONG_FILES names {name}, which is {} lines now",
+                f.code_lines
+            )),
             Some(_) => {}
         }
     }
     for (key, _) in LONG_FNS {
-        let found = files.iter().flat_map(|f| f.functions.iter().map(move |(_, n, len)| (format!("{}:{n}", f.rel), *len)));
+        let found = files.iter().flat_map(|f| {
+            f.functions
+                .iter()
+                .map(move |(_, n, len)| (format!("{}:{n}", f.rel), *len))
+        });
         match found.filter(|(k, _)| k == key).map(|(_, len)| len).max() {
             None => problems.push(format!("LONG_FNS names {key}, which does not exist")),
-            Some(len) if len <= MAX_FN_LINES => problems.push(format!("LONG_FNS names {key}, which is {len} lines now")),
+            Some(len) if len <= MAX_FN_LINES => {
+                problems.push(format!("LONG_FNS names {key}, which is {len} lines now"))
+            }
             Some(_) => {}
         }
     }
@@ -210,7 +237,11 @@ mod tests {
     fn long_test_helper() {}
 }
 "##;
-    let source = parse("src/a/b/c.rs".into(), vec!["a".into(), "b".into(), "c".into()], text);
+    let source = parse(
+        "src/a/b/c.rs".into(),
+        vec!["a".into(), "b".into(), "c".into()],
+        text,
+    );
     let paths: Vec<String> = source.paths.iter().map(|(_, p)| p.join("::")).collect();
     assert_eq!(
         paths,
@@ -227,8 +258,11 @@ mod tests {
     );
     let lines: Vec<usize> = source.paths.iter().map(|(l, _)| *l).collect();
     assert_eq!(lines, [3, 3, 4, 4, 5, 6, 11, 16]);
-    let functions: Vec<(usize, &str, usize)> =
-        source.functions.iter().map(|(l, n, len)| (*l, n.as_str(), *len)).collect();
+    let functions: Vec<(usize, &str, usize)> = source
+        .functions
+        .iter()
+        .map(|(l, n, len)| (*l, n.as_str(), *len))
+        .collect();
     assert_eq!(functions, [(9, "short", 6), (15, "caller", 3)]);
     assert_eq!(source.code_lines, text.lines().count() - 5);
 }
@@ -304,7 +338,11 @@ fn collect_rs(dir: &Path, out: &mut Vec<PathBuf>) {
 
 /// `config/expand.rs` → `[config, expand]`, `config/mod.rs` → `[config]`, `lib.rs` → `[]`.
 fn module_of(rel: &str) -> Vec<String> {
-    let mut parts: Vec<String> = rel.trim_end_matches(".rs").split('/').map(str::to_owned).collect();
+    let mut parts: Vec<String> = rel
+        .trim_end_matches(".rs")
+        .split('/')
+        .map(str::to_owned)
+        .collect();
     if matches!(parts.last().map(String::as_str), Some("mod" | "lib")) {
         parts.pop();
     }
@@ -318,11 +356,18 @@ fn parse(rel: String, module: Vec<String>, text: &str) -> Source {
     let in_tests = |at: usize| tests.iter().any(|r| r.contains(&at));
     let line_starts: Vec<usize> = code.match_indices('\n').map(|(k, _)| k).collect();
     let line_of = |at: usize| line_starts.partition_point(|&k| k < at) + 1;
-    let test_lines: usize = tests.iter().map(|r| code[r.clone()].matches('\n').count() + 1).sum();
+    let test_lines: usize = tests
+        .iter()
+        .map(|r| code[r.clone()].matches('\n').count() + 1)
+        .sum();
     let code_lines = text.lines().count().saturating_sub(test_lines);
     // `mod.rs` and lib.rs are their module; `super` of a file is its folder's module.
     let is_module_file = rel.ends_with("/mod.rs") || rel == "src/lib.rs";
-    let here: Vec<String> = if is_module_file { module.clone() } else { module[..module.len().saturating_sub(1)].to_vec() };
+    let here: Vec<String> = if is_module_file {
+        module.clone()
+    } else {
+        module[..module.len().saturating_sub(1)].to_vec()
+    };
 
     let mut paths = Vec::new();
     for (at, path) in crate_paths(&with_strings, &module, &here) {
@@ -335,7 +380,11 @@ fn parse(rel: String, module: Vec<String>, text: &str) -> Source {
         .filter(|(at, ..)| !in_tests(*at))
         .map(|(at, name, end)| (line_of(at), name, line_of(end) - line_of(at) + 1))
         .collect();
-    let reexports = if is_module_file { reexported_names(&code, &module) } else { Vec::new() };
+    let reexports = if is_module_file {
+        reexported_names(&code, &module)
+    } else {
+        Vec::new()
+    };
     Source {
         rel,
         module,
@@ -401,7 +450,8 @@ fn clean(text: &str, keep_strings: bool) -> String {
             // r"…", r#"…"#, br"…": no escapes, closed by a quote and as many #s.
             out.extend(&chars[i..start + hashes + 1]);
             i = start + hashes + 1;
-            let closes = |at: usize| chars[at] == '"' && (0..hashes).all(|k| chars.get(at + 1 + k) == Some(&'#'));
+            let closes =
+                |at: usize| chars[at] == '"' && (0..hashes).all(|k| chars.get(at + 1 + k) == Some(&'#'));
             while i < chars.len() && !closes(i) {
                 inert(&mut out, chars[i]);
                 i += 1;
@@ -471,7 +521,10 @@ fn raw_string_start(chars: &[char], i: usize) -> Option<(usize, usize)> {
         ('b', Some('r')) => i + 2,
         _ => return None,
     };
-    let hashes = chars[start.min(chars.len())..].iter().take_while(|&&c| c == '#').count();
+    let hashes = chars[start.min(chars.len())..]
+        .iter()
+        .take_while(|&&c| c == '#')
+        .count();
     (chars.get(start + hashes) == Some(&'"')).then_some((start, hashes))
 }
 
@@ -633,12 +686,18 @@ fn functions(code: &str) -> Vec<(usize, String, usize)> {
         if at > 0 && is_ident_byte(bytes[at - 1]) {
             continue;
         }
-        let name_at = from + code[from..].bytes().take_while(|b| b.is_ascii_whitespace()).count();
+        let name_at = from
+            + code[from..]
+                .bytes()
+                .take_while(|b| b.is_ascii_whitespace())
+                .count();
         let (name, _) = ident_at(code, name_at);
         if name.is_empty() {
             continue;
         }
-        let Some(open) = code[name_at..].find(['{', ';']).map(|k| name_at + k) else { continue };
+        let Some(open) = code[name_at..].find(['{', ';']).map(|k| name_at + k) else {
+            continue;
+        };
         if bytes[open] == b';' {
             continue;
         }
@@ -665,7 +724,10 @@ fn reexported_names(code: &str, module: &[String]) -> Vec<(String, Vec<String>)>
         if code[start..].starts_with("self::") {
             start += "self::".len();
         }
-        if ["crate::", "super::", "std::", "core::", "alloc::", "::"].iter().any(|p| code[start..].starts_with(p)) {
+        if ["crate::", "super::", "std::", "core::", "alloc::", "::"]
+            .iter()
+            .any(|p| code[start..].starts_with(p))
+        {
             continue;
         }
         for (path, end) in path_tails(code, start) {
@@ -704,9 +766,14 @@ fn reexports(files: &[Source]) -> Reexports {
 fn resolve(path: &[String], modules: &BTreeMap<Vec<String>, usize>, reexports: &Reexports) -> Option<usize> {
     let mut path = path.to_vec();
     for _ in 0..8 {
-        let len = (0..=path.len()).rev().find(|&n| modules.contains_key(&path[..n]))?;
+        let len = (0..=path.len())
+            .rev()
+            .find(|&n| modules.contains_key(&path[..n]))?;
         let module = path[..len].to_vec();
-        match path.get(len).and_then(|name| reexports.get(&(module.clone(), name.clone()))) {
+        match path
+            .get(len)
+            .and_then(|name| reexports.get(&(module.clone(), name.clone())))
+        {
             Some(source) => {
                 let mut next = source.clone();
                 next.extend(path[len..].iter().cloned());
@@ -735,7 +802,11 @@ fn cycles(n: usize, edges: &BTreeMap<usize, BTreeMap<usize, usize>>) -> Vec<Vec<
         s.next += 1;
         s.stack.push(v);
         s.on_stack[v] = true;
-        let targets: Vec<usize> = s.edges.get(&v).map(|m| m.keys().copied().collect()).unwrap_or_default();
+        let targets: Vec<usize> = s
+            .edges
+            .get(&v)
+            .map(|m| m.keys().copied().collect())
+            .unwrap_or_default();
         for w in targets {
             match s.index[w] {
                 None => {

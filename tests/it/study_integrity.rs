@@ -1,6 +1,7 @@
 //! The integrity of a study and of what a dry run promises (issue 17): invalid proposals, the
 //! in-flight runs of a coordinator that stops on an error, the count of trials to train, CPU
 //! slots beyond the cores, and grid points that are the same model. Real binary, real MNIST.
+//! Belongs here: a study's trials and what a dry run promises about them.
 
 use std::path::{Path, PathBuf};
 

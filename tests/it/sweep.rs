@@ -1,4 +1,5 @@
 //! Real sweeps: the scheduler, worker processes, the registry, re-runs and kill -9 recovery.
+//! Belongs here: `pixelx run` of a grid through local workers, re-runs, kills and recovery.
 
 use std::collections::BTreeMap;
 use std::path::Path;

@@ -1,4 +1,5 @@
 //! Training on real MNIST subsets: determinism, exact resume, checkpoint fall-back.
+//! Belongs here: the `Trainer` in process (determinism, resume, checkpoints, precision).
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;

@@ -116,7 +116,9 @@ pub fn listing(dir: &Path) -> String {
 }
 
 fn walk(root: &Path, dir: &Path, depth: usize, lines: &mut Vec<String>) {
-    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
     let mut entries: Vec<_> = entries.flatten().map(|e| e.path()).collect();
     entries.sort();
     for path in entries {

@@ -21,8 +21,8 @@ use pixelx::config::{LrSchedule, RunConfig};
 use pixelx::registry::Registry;
 
 pub use command::TestCommand;
-pub use process::{mkfifo, output_guarded, signal, wait_for, wait_guarded, Killed};
-pub use train::{run_id_of, set_flag, spawn_train, tiny_cpu_train, tiny_train, trained_run};
+pub use process::{mkfifo, output_guarded, signal, wait_for, wait_guarded, Killed, SIGINT, SIGKILL, SIGTERM};
+pub use train::{set_flag, spawn_train, tiny_cpu_train, tiny_train, trained_run};
 
 /// The datasets `just setup` fetched (or `$PIXELX_DATA_DIR`).
 pub fn data_dir() -> PathBuf {
@@ -56,6 +56,11 @@ pub fn tiny_config() -> RunConfig {
         ..RunConfig::default()
     }
 }
+
+/// An experiment name and description that would inject markup or climb folders if a page or a
+/// path used them raw.
+pub const HOSTILE_NAME: &str = "<script>alert(1)</script> ../../x \"q\" 'q'";
+pub const HOSTILE_DESCRIPTION: &str = "<img src=x onerror=alert(2)> & ../../etc/passwd";
 
 /// The built `pixelx` binary.
 pub fn pixelx() -> std::process::Command {

@@ -6,6 +6,10 @@ use std::path::Path;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::Duration;
 
+pub const SIGINT: i32 = libc::SIGINT;
+pub const SIGTERM: i32 = libc::SIGTERM;
+pub const SIGKILL: i32 = libc::SIGKILL;
+
 /// A child process killed (and reaped) when dropped, so a failing assertion leaves nothing running.
 pub struct Killed(pub Child);
 
