@@ -137,3 +137,29 @@ fn walk(root: &Path, dir: &Path, depth: usize, lines: &mut Vec<String>) {
         }
     }
 }
+
+#[test]
+fn a_failure_report_shows_the_command_its_folder_and_what_it_printed() {
+    let runs = tempfile::tempdir().unwrap();
+    std::fs::write(runs.path().join("left-behind.txt"), "abc").unwrap();
+    std::fs::create_dir(runs.path().join("a-run")).unwrap();
+    let mut cmd = TestCommand::pixelx_in(runs.path());
+    cmd.args(["show", "0123456789ab"]);
+    let stderr = cmd.stderr_of_failure();
+    assert!(!stderr.is_empty());
+    let out = cmd.output();
+    let report = cmd.report("the command failed", &out);
+    for part in [
+        "the command failed",
+        "\"show\" \"0123456789ab\"",
+        &format!("folder: {}", runs.path().display()),
+        "a-run/",
+        "left-behind.txt (3 bytes)",
+        &stderr,
+    ] {
+        assert!(
+            report.contains(part),
+            "`{part}` is missing from the report:{report}"
+        );
+    }
+}
