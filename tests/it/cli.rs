@@ -4,8 +4,7 @@
 
 use std::path::Path;
 
-use crate::support;
-use crate::support::{pixelx, run_in as run, TINY_MODEL};
+use crate::support::{self, pixelx, run_in as run, TINY_MODEL};
 
 fn entries(dir: &Path) -> usize {
     std::fs::read_dir(dir).map(|d| d.count()).unwrap_or(0)

@@ -4,8 +4,7 @@
 
 use std::path::Path;
 
-use crate::support;
-use crate::support::pixelx;
+use crate::support::{self, pixelx};
 
 const GOOD: &str = r#"
 [experiment]

@@ -8,8 +8,7 @@ use std::path::Path;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use crate::support;
-use crate::support::{pixelx, run_in, tiny_experiment, wait_for};
+use crate::support::{self, pixelx, run_in, tiny_experiment, wait_for};
 
 /// Seconds in a rounded estimate as `pixelx` prints it: `42 s`, `2.5 min`, `3.5 h`, `1.2 days`.
 fn parse_about(text: &str) -> Option<f64> {

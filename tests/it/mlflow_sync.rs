@@ -15,8 +15,7 @@ use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use crate::support;
-use crate::support::{run_in, wait_for};
+use crate::support::{self, run_in, wait_for};
 use serde_json::Value;
 
 fn venv_bin(name: &str) -> PathBuf {

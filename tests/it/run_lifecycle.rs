@@ -43,6 +43,7 @@ fn epoch_metrics(reg: &Registry, id: &str) -> Vec<(String, i64, u64)> {
         .collect()
 }
 
+// 1. Two `pixelx run` of the same file at once.
 #[test]
 fn a_second_run_of_a_live_experiment_says_who_runs_it_and_takes_nothing_over() {
     let dir = tempfile::tempdir().unwrap();

@@ -6,8 +6,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use crate::support;
-use crate::support::{registry_read_only, run_in, tiny_experiment};
+use crate::support::{self, registry_read_only, run_in, tiny_experiment};
 use pixelx::registry::{RunFilter, RunStatus};
 
 #[test]

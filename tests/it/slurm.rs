@@ -8,9 +8,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::Duration;
 
-use crate::support;
 use crate::support::cluster::Cluster;
-use crate::support::{pixelx, tiny_experiment, wait_for, Results, SIGKILL};
+use crate::support::{self, pixelx, tiny_experiment, wait_for, Results, SIGKILL};
 use pixelx::registry::{Registry, RunFilter, RunStatus};
 
 fn experiment(dir: &Path, name: &str, images: u32, backend: &str, extra: &str) -> PathBuf {
