@@ -69,7 +69,7 @@ slurm-down:
 
 # The Slurm backend's tests; they start and stop a cluster of their own.
 slurm-test: setup
-    cargo test --test slurm -- --nocapture
+    cargo test --test it slurm:: -- --nocapture
 
 # Pack release binaries and MNIST into .gpu/ for scripts/gpu-check.sh on a GPU machine.
 gpu-bundle: setup

@@ -17,15 +17,15 @@ use std::net::TcpStream;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-mod common;
+mod support;
 
-use common::SyntheticEpoch;
 use pixelx::config::{ExperimentInfo, LrSchedule, RunConfig};
 use pixelx::data::DatasetKind;
 use pixelx::journal::FinalStatus;
 use pixelx::registry::{Registry, RunFilter};
 use pixelx::run_dir::RunDir;
 use pixelx::serve::{ServeOptions, Server};
+use support::SyntheticEpoch;
 
 /// Run counts measured when `PIXELX_BENCH_RUNS` is not set.
 const DEFAULT_RUNS: &[u64] = &[1000];
@@ -78,7 +78,7 @@ fn synthetic_registry(runs_dir: &Path, runs: u64) -> Registry {
             write_png(&dir.epoch_samples(epoch), i * 100 + epoch as u64);
         }
         let detail = (r.stop < EPOCHS).then(|| "synthetic".to_owned());
-        common::write_journal(
+        support::write_journal(
             &dir.root,
             STEPS * r.stop as i64 / EPOCHS as i64,
             &epochs,

@@ -14,7 +14,7 @@
 //!
 //! `cargo bench --bench speed -- training` (or `sampling`) runs one part.
 
-mod common;
+mod support;
 
 use std::path::Path;
 use std::process::Command;
@@ -205,11 +205,11 @@ fn registry() {
     // pixelx: the worker's journal (two values per step: loss and lr), ingested by the
     // coordinator in one transaction per read.
     let run_dir = dir.path().join("batched");
-    let one = [common::SyntheticEpoch {
+    let one = [support::SyntheticEpoch {
         bpd8: 7.2,
         samples: false,
     }];
-    common::write_journal(&run_dir, values / 2, &one, |s| 1.0 / s as f64, None);
+    support::write_journal(&run_dir, values / 2, &one, |s| 1.0 / s as f64, None);
     let mut reg = Registry::open(&dir.path().join("r.sqlite")).unwrap();
     let start = Instant::now();
     reg.ingest("batched", &run_dir).unwrap();
@@ -230,13 +230,13 @@ fn registry() {
         };
         reg.add_run(exp, &id, &config, dir.path(), None).unwrap();
         let run_dir = dir.path().join("runs").join(&id);
-        let epochs: Vec<common::SyntheticEpoch> = (1..=10)
-            .map(|epoch| common::SyntheticEpoch {
+        let epochs: Vec<support::SyntheticEpoch> = (1..=10)
+            .map(|epoch| support::SyntheticEpoch {
                 bpd8: 7.14 - epoch as f64 * 1e-3 + (i % 13) as f64 * 1e-4,
                 samples: false,
             })
             .collect();
-        common::write_journal(&run_dir, 10, &epochs, |s| 1.0 / s as f64, None);
+        support::write_journal(&run_dir, 10, &epochs, |s| 1.0 / s as f64, None);
         reg.ingest(&id, &run_dir).unwrap();
         reg.set_status(&id, pixelx::registry::RunStatus::Completed, None)
             .unwrap();
@@ -342,7 +342,7 @@ fn launch_latencies(runs: &Path) -> Vec<f64> {
 /// The Slurm backend on a real local cluster: its scheduling overhead over the local backend on
 /// the same 4-run sweep, and how fast 200 runs are submitted.
 fn slurm() {
-    let cluster = common::cluster::Cluster::up(6937);
+    let cluster = support::cluster::Cluster::up(6937);
     let dir = tempfile::tempdir().unwrap();
     let rounds = 3;
     println!(

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs the pinned MLflow into the project's .venv, for `pixelx sync mlflow`'s integration test
-# (tests/mlflow_sync.rs starts a real `mlflow server` from it) and for looking at a synced sweep.
+# (tests/it/mlflow_sync.rs starts a real `mlflow server` from it) and for looking at a synced sweep.
 # Idempotent and quick when the pinned version is already there.
 set -euo pipefail
 MLFLOW_VERSION=3.17.2

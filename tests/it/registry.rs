@@ -1,16 +1,14 @@
 //! The registry: journals ingested by eight coordinators at once, claims, statuses, old
 //! registries.
-
-mod common;
+//! Belongs here: the SQLite registry through its library API (ingestion, claims, migrations).
 
 use std::path::Path;
 
+use crate::support;
+use crate::support::synthetic::{self, SyntheticEpoch};
 use pixelx::config::{Experiment, ExperimentInfo, RunConfig};
 use pixelx::journal::{self, Event, FinalStatus};
-#[path = "../benches/common/mod.rs"]
-mod synthetic;
 use pixelx::registry::{Registry, RunFilter, RunStatus};
-use synthetic::SyntheticEpoch;
 
 const STEPS: i64 = 3000;
 const EPOCHS: u32 = 5;
@@ -53,7 +51,7 @@ fn eight_coordinators_ingest_into_one_registry_without_losing_rows() {
     let mut ids = Vec::new();
     for i in 0..8 {
         let file = dir.path().join(format!("e{i}.toml"));
-        let text = common::tiny_experiment(
+        let text = support::tiny_experiment(
             &format!("stress{i}"),
             EPOCHS,
             512,
@@ -70,7 +68,7 @@ fn eight_coordinators_ingest_into_one_registry_without_losing_rows() {
     let children: Vec<_> = files
         .iter()
         .map(|f| {
-            common::pixelx()
+            support::pixelx()
                 .arg("--runs-dir")
                 .arg(&runs)
                 .args(["-q", "run"])
@@ -90,7 +88,7 @@ fn eight_coordinators_ingest_into_one_registry_without_losing_rows() {
             "nothing trained again: {text}"
         );
     }
-    let registry = Registry::open(&runs.join("registry.sqlite")).unwrap();
+    let registry = support::registry(&runs);
     for id in &ids {
         let history = registry.metric_history(id).unwrap();
         let steps = history.iter().filter(|(n, ..)| n == "train_loss").count() as i64;

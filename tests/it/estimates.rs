@@ -1,15 +1,14 @@
 //! What a sweep costs (issue 13): the `--dry-run` estimate against the real sweep's wall time,
 //! the plain progress lines of a sweep whose output is not a terminal, `pixelx ls` while it
 //! runs, estimates from history, and the warning for a long CPU sweep.
-
-mod common;
+//! Belongs here: `--dry-run` plans and estimates, progress lines, the time a sweep will take.
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use common::{pixelx, run_in, tiny_experiment, wait_for};
+use crate::support::{self, pixelx, run_in, tiny_experiment, wait_for};
 
 /// Seconds in a rounded estimate as `pixelx` prints it: `42 s`, `2.5 min`, `3.5 h`, `1.2 days`.
 fn parse_about(text: &str) -> Option<f64> {
@@ -262,7 +261,7 @@ fn without_calibration_the_plan_says_so_and_a_long_cpu_sweep_is_warned_about_but
     let stderr = child.stderr.take().unwrap();
     let mut lines = BufReader::new(stderr).lines().map_while(Result::ok);
     let started = lines.by_ref().any(|l| l.contains("started on cpu"));
-    common::signal(child.id(), 2);
+    support::signal(child.id(), 2);
     let rest: Vec<String> = lines.collect();
     let out = child.wait_with_output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);

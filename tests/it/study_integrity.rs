@@ -1,12 +1,11 @@
 //! The integrity of a study and of what a dry run promises (issue 17): invalid proposals, the
 //! in-flight runs of a coordinator that stops on an error, the count of trials to train, CPU
 //! slots beyond the cores, and grid points that are the same model. Real binary, real MNIST.
-
-mod common;
+//! Belongs here: a study's trials and what a dry run promises about them.
 
 use std::path::{Path, PathBuf};
 
-use common::{run_in, tiny_experiment, TINY_MODEL_TOML};
+use crate::support::{run_in, tiny_experiment, TINY_MODEL_TOML};
 use pixelx::registry::{Registry, RunFilter, RunSummary};
 
 fn summaries(runs: &Path) -> Vec<RunSummary> {

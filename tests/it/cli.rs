@@ -1,11 +1,10 @@
 //! The `pixelx` binary: bad input fails cleanly, and a trained run can be sampled, evaluated,
 //! exported and imported.
-
-mod common;
+//! Belongs here: a single-run command (`train`, `sample`, `eval`, `export`, `import`) end to end.
 
 use std::path::Path;
 
-use common::{pixelx, run_in as run, TINY_MODEL};
+use crate::support::{self, pixelx, run_in as run, TINY_MODEL};
 
 fn entries(dir: &Path) -> usize {
     std::fs::read_dir(dir).map(|d| d.count()).unwrap_or(0)
@@ -177,7 +176,7 @@ fn train_sample_eval_export_import_round_trip() {
     let m2: serde_json::Value = serde_json::from_str(json2.trim()).unwrap();
     assert_eq!(m2["nll"], m["nll"], "the imported weights are the same model");
     // Recorded alike, so filters (`--where data_channels=0`, `[[exclude]]`) treat them alike.
-    let reg = pixelx::registry::Registry::open_read_only(&runs.path().join("registry.sqlite")).unwrap();
+    let reg = support::registry_read_only(runs.path());
     let channels = |run: &str| {
         reg.summaries(&Default::default())
             .unwrap()
@@ -223,7 +222,7 @@ fn ctrl_c_checkpoints_mid_epoch_and_resume_finishes_the_run() {
     );
     assert!(stdout.contains("interrupted; `pixelx resume"), "{stdout}");
     let id = stdout.split_whitespace().nth(1).unwrap().to_owned();
-    let registry = pixelx::registry::Registry::open(&runs.path().join("registry.sqlite")).unwrap();
+    let registry = support::registry(runs.path());
     assert_eq!(
         registry.run(&id).unwrap().unwrap().status,
         pixelx::registry::RunStatus::Interrupted

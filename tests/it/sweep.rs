@@ -1,17 +1,17 @@
 //! Real sweeps: the scheduler, worker processes, the registry, re-runs and kill -9 recovery.
-
-mod common;
+//! Belongs here: `pixelx run` of a grid through local workers, re-runs, kills and recovery.
 
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 
+use crate::support;
 use pixelx::registry::{Registry, RunFilter, RunStatus};
 use rand::{Rng, SeedableRng};
 
 /// Four tiny runs (two learning rates × two seeds) on two CPU slots.
 fn experiment() -> String {
-    common::tiny_experiment(
+    support::tiny_experiment(
         "sweep_test",
         2,
         512,
@@ -27,7 +27,7 @@ fn setup(dir: &Path) -> std::path::PathBuf {
 }
 
 fn sweep(dir: &Path, file: &Path, extra: &[&str]) -> std::process::Output {
-    common::pixelx()
+    support::pixelx()
         .arg("--runs-dir")
         .arg(dir.join("runs"))
         .arg("-q")
@@ -36,14 +36,6 @@ fn sweep(dir: &Path, file: &Path, extra: &[&str]) -> std::process::Output {
         .args(extra)
         .output()
         .unwrap()
-}
-
-fn registry(dir: &Path) -> Registry {
-    Registry::open(&dir.join("runs/registry.sqlite")).unwrap()
-}
-
-fn results(reg: &Registry) -> common::Results {
-    common::results(reg)
 }
 
 /// Largest number of runs that were `running` at the same moment, from the recorded events.
@@ -73,7 +65,7 @@ fn a_sweep_over_two_cpu_slots_runs_each_point_once_and_reruns_only_new_points() 
     let file = setup(dir.path());
     let out = sweep(dir.path(), &file, &[]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let reg = registry(dir.path());
+    let reg = support::registry(&dir.path().join("runs"));
     let runs = reg.summaries(&RunFilter::default()).unwrap();
     assert_eq!(runs.len(), 4);
     let ids: Vec<String> = runs.iter().map(|r| r.id.clone()).collect();
@@ -126,7 +118,7 @@ fn a_sweep_over_two_cpu_slots_runs_each_point_once_and_reruns_only_new_points() 
 
     // The report and its HTML page cover them.
     let html = dir.path().join("report.html");
-    let out = common::pixelx()
+    let out = support::pixelx()
         .arg("--runs-dir")
         .arg(dir.path().join("runs"))
         .args(["report", "--best", "--html", html.to_str().unwrap()])
@@ -181,7 +173,7 @@ fn kill_and_rerun(
     for trial in 0..trials {
         let dir = tempfile::tempdir().unwrap();
         let file = write(dir.path());
-        let mut scheduler = common::pixelx()
+        let mut scheduler = support::pixelx()
             .arg("--runs-dir")
             .arg(dir.path().join("runs"))
             .args(["-q", "run", file.to_str().unwrap()])
@@ -205,7 +197,7 @@ fn kill_and_rerun(
         if run_states(dir.path()) != before {
             killed_mid_sweep += 1;
         }
-        check(&registry(dir.path()), &what);
+        check(&support::registry(&dir.path().join("runs")), &what);
         assert_eq!(duplicated_steps(dir.path()), Vec::<String>::new(), "{what}");
     }
     eprintln!("{killed_mid_sweep} of {trials} kills landed while there was work left");
@@ -283,14 +275,14 @@ fn kill_dash_nine_at_random_moments_loses_and_duplicates_nothing() {
     let out = sweep(base.path(), &file, &[]);
     let took = start.elapsed();
     assert!(out.status.success());
-    let undisturbed = results(&registry(base.path()));
+    let undisturbed = support::results(&support::registry(&base.path().join("runs")));
     assert_eq!(undisturbed.len(), 4);
     kill_and_rerun(10, 2024, within(took), setup, |reg, what| {
         for s in reg.summaries(&RunFilter::default()).unwrap() {
             assert_eq!(s.status, "completed", "{what}: run {}", s.id);
             assert_eq!(reg.run(&s.id).unwrap().unwrap().status, RunStatus::Completed);
         }
-        assert_eq!(results(reg), undisturbed, "{what}: metrics differ");
+        assert_eq!(support::results(reg), undisturbed, "{what}: metrics differ");
     });
 }
 
@@ -327,7 +319,7 @@ devices = "cpu"
 "#;
 
 fn tpe_asha() -> String {
-    TPE_ASHA.replace("{TINY}", common::TINY_MODEL_TOML)
+    TPE_ASHA.replace("{TINY}", support::TINY_MODEL_TOML)
 }
 
 /// Each run's status and trial number, as a study that was run to the end left them.
@@ -354,8 +346,8 @@ fn a_killed_tpe_asha_study_proposes_and_prunes_the_same_runs_when_run_again() {
     let out = sweep(base.path(), &write(base.path()), &[]);
     let took = start.elapsed();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let reg = registry(base.path());
-    let undisturbed = (study(&reg), results(&reg));
+    let reg = support::registry(&base.path().join("runs"));
+    let undisturbed = (study(&reg), support::results(&reg));
     assert_eq!(undisturbed.0.len(), 6);
     assert!(
         undisturbed.0.values().any(|(s, _)| s == "pruned"),
@@ -365,7 +357,7 @@ fn a_killed_tpe_asha_study_proposes_and_prunes_the_same_runs_when_run_again() {
 
     kill_and_rerun(3, 7, within(took), write, |reg, what| {
         assert_eq!(
-            (study(reg), results(reg)),
+            (study(reg), support::results(reg)),
             undisturbed,
             "{what}: the study differs"
         );

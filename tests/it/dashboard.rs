@@ -1,20 +1,14 @@
 //! `pixelx serve` against real sweeps: a headless Chromium (Debian's, installed by
 //! scripts/setup-chromium.sh) renders the dashboard and must see a run that finishes during the
 //! test appear without a reload; every route escapes hostile names and refuses traversal.
+//! Belongs here: anything `pixelx serve` answers (pages, routes, live updates, binding).
 
-#[path = "dashboard/browser.rs"]
-mod browser;
-mod common;
-#[path = "dashboard/http.rs"]
-mod http;
-
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::time::Duration;
 
-use browser::{Browser, Killed};
-use http::{get, get_with_host, Events};
+use crate::support::browser::Browser;
+use crate::support::http::{get, get_with_host, Events};
+use crate::support::{self, registry_read_only, Killed, TestCommand, HOSTILE_DESCRIPTION, HOSTILE_NAME};
 use pixelx::config::{ExperimentInfo, RunConfig};
 use pixelx::registry::{Registry, RunFilter};
 use pixelx::report::escape;
@@ -35,48 +29,16 @@ fn sweep_file(dir: &Path, name: &str, description: &str, grid: &str) -> PathBuf 
 }
 
 fn run_sweep(dir: &Path, file: &Path, extra: &[&str]) {
-    let out = common::pixelx()
-        .arg("--runs-dir")
-        .arg(dir.join("runs"))
+    TestCommand::pixelx_in(&dir.join("runs"))
         .args(["-q", "run"])
         .arg(file)
         .args(extra)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        .stdout();
 }
 
 /// `pixelx serve --port 0` on `dir/runs`; returns the process and its `127.0.0.1:PORT`.
 fn serve(dir: &Path) -> (Killed, String) {
-    serve_with(dir, &[])
-}
-
-/// [`serve`] with more `serve` flags; returns the process and the `HOST:PORT` it printed.
-fn serve_with(dir: &Path, extra: &[&str]) -> (Killed, String) {
-    let mut child = common::pixelx()
-        .arg("--runs-dir")
-        .arg(dir.join("runs"))
-        .args(["serve", "--port", "0"])
-        .args(extra)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let addr = line
-        .trim()
-        .strip_prefix("pixelx dashboard on http://")
-        .and_then(|a| a.strip_suffix('/'))
-        .unwrap_or_else(|| panic!("unexpected first line: {line:?}"))
-        .to_owned();
-    (Killed(child), addr)
-}
-
-fn registry(dir: &Path) -> Registry {
-    Registry::open_read_only(&dir.join("runs/registry.sqlite")).unwrap()
+    support::serve(&dir.join("runs"), &[])
 }
 
 const ROWS: &str =
@@ -92,7 +54,7 @@ fn in_a_real_browser_the_dashboard_shows_runs_charts_and_samples_and_a_finishing
         "learning_rate = [2e-3, 5e-3]",
     );
     run_sweep(dir.path(), &file, &[]);
-    let first: Vec<String> = registry(dir.path())
+    let first: Vec<String> = registry_read_only(&dir.path().join("runs"))
         .summaries(&RunFilter::default())
         .unwrap()
         .into_iter()
@@ -140,7 +102,7 @@ fn in_a_real_browser_the_dashboard_shows_runs_charts_and_samples_and_a_finishing
         &file,
         &["--set", "grid.learning_rate=[2e-3, 5e-3, 1e-2]"],
     );
-    let all: Vec<String> = registry(dir.path())
+    let all: Vec<String> = registry_read_only(&dir.path().join("runs"))
         .summaries(&RunFilter::default())
         .unwrap()
         .into_iter()
@@ -216,9 +178,6 @@ fn in_a_real_browser_the_dashboard_shows_runs_charts_and_samples_and_a_finishing
 // ---------------------------------------------------------------------------------------------
 // Escaping and traversal, over HTTP, on a real sweep with a hostile experiment name.
 
-const HOSTILE_NAME: &str = "<script>alert(1)</script> ../../x \"q\" 'q'";
-const HOSTILE_DESCRIPTION: &str = "<img src=x onerror=alert(2)> & ../../etc/passwd";
-
 fn hostile_sweep(dir: &Path) -> Vec<String> {
     let file = sweep_file(
         dir,
@@ -227,7 +186,7 @@ fn hostile_sweep(dir: &Path) -> Vec<String> {
         "learning_rate = [2e-3, 5e-3]",
     );
     run_sweep(dir, &file, &[]);
-    registry(dir)
+    registry_read_only(&dir.join("runs"))
         .summaries(&RunFilter::default())
         .unwrap()
         .into_iter()
@@ -416,7 +375,7 @@ fn a_server_bound_to_another_loopback_address_answers_at_the_url_it_prints() {
     let runs = dir.path().join("runs");
     std::fs::create_dir_all(&runs).unwrap();
     registry_with(&runs.join("registry.sqlite"), "e", 1);
-    let (_server, addr) = serve_with(dir.path(), &["--bind", "127.0.0.2"]);
+    let (_server, addr) = support::serve(&dir.path().join("runs"), &["--bind", "127.0.0.2"]);
     assert!(addr.starts_with("127.0.0.2:"), "{addr}");
     let r = get(&addr, "/");
     assert_eq!(r.status, 200, "{}", r.text());

@@ -1,11 +1,10 @@
 //! Clear errors (issue 12): each case is a command a user can get wrong, the words its error must
 //! contain, and nothing it may contain (Rust debug text, doubled prefixes, a panic).
-
-mod common;
+//! Belongs here: a message a user reads when a command fails; add a case to a table when one fits.
 
 use std::path::Path;
 
-use common::pixelx;
+use crate::support::{self, pixelx};
 
 const GOOD: &str = r#"
 [experiment]
@@ -398,13 +397,13 @@ fn train_honours_pixelx_variables_below_its_flags() {
             "32",
         ])
         .args(["--epoch-samples", "0", "--cuda", "false"])
-        .args(common::TINY_MODEL)
+        .args(support::TINY_MODEL)
         .env("PIXELX_LR", "0.004")
         .env("PIXELX_EPOCHS", "3")
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let reg = pixelx::registry::Registry::open_read_only(&runs.join("registry.sqlite")).unwrap();
+    let reg = support::registry_read_only(&runs);
     let runs = reg.summaries(&Default::default()).unwrap();
     assert_eq!(runs.len(), 1);
     assert_eq!(
@@ -437,7 +436,7 @@ fn a_run_whose_folder_is_in_another_runs_folder_says_so() {
             "32",
         ])
         .args(["--epoch-samples", "0", "--cuda", "false"])
-        .args(common::TINY_MODEL)
+        .args(support::TINY_MODEL)
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
@@ -684,7 +683,7 @@ fn output_within(mut cmd: std::process::Command, limit: std::time::Duration) -> 
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    let ended = common::wait_for(limit, || child.try_wait().unwrap().is_some());
+    let ended = support::wait_for(limit, || child.try_wait().unwrap().is_some());
     if !ended {
         child.kill().unwrap();
     }

@@ -1,95 +1,18 @@
-//! Regression tests for what hostile use broke (issue 12): each failed on the main branch of
-//! 2026-11-29 and passes since. Real binaries, real MNIST, real SQLite files, real signals.
+//! A run's life through the real binary (docs/architecture.md, "Runs and their lifecycle"): one
+//! coordinator per experiment, checkpoints verified before a resume, a worker that never opens
+//! the registry, stops and interrupts (exit 130), divergence, and what `train`, `sample` and
+//! `run` refuse before they start (output paths, sizes, run ids). Each test here first
+//! reproduced a failure found by hostile use (issue 12). Real MNIST, SQLite files and signals.
 
-mod common;
-
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::{pixelx, run_in, signal, tiny_experiment, wait_for, TINY_MODEL};
+use crate::support::{
+    self, mkfifo, output_guarded, pixelx, registry, run_in, set_flag, signal, spawn_train, tiny_cpu_train,
+    tiny_experiment, trained_run, wait_for, wait_guarded, SIGINT, SIGTERM,
+};
 use pixelx::registry::{Registry, RunStatus};
-
-const SIGINT: i32 = 2;
-const SIGTERM: i32 = 15;
-
-fn registry(runs: &Path) -> Registry {
-    Registry::open(&runs.join("registry.sqlite")).unwrap()
-}
-
-/// `pixelx train` flags of a tiny CPU run with `epochs` epochs over `images` training images.
-fn tiny_train(epochs: u32, images: u32) -> Vec<String> {
-    let mut args: Vec<String> = [
-        "train",
-        "--epochs",
-        &epochs.to_string(),
-        "--train-subset",
-        &images.to_string(),
-        "--test-subset",
-        "128",
-        "--epoch-samples",
-        "0",
-        "--cuda",
-        "false",
-        "--lr",
-        "0.005",
-        "--lr-schedule",
-        "cosine",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    args.extend(TINY_MODEL.iter().map(|s| s.to_string()));
-    args
-}
-
-/// Sets `flag` to `value` in `args`, replacing a value it already has.
-fn set_flag(args: &mut Vec<String>, flag: &str, value: &str) {
-    match args.iter().position(|a| a == flag) {
-        Some(i) => args[i + 1] = value.to_owned(),
-        None => args.extend([flag.to_owned(), value.to_owned()]),
-    }
-}
-
-/// Trains a tiny run to completion and returns its id.
-fn trained_run(runs: &Path, epochs: u32, images: u32) -> String {
-    let args = tiny_train(epochs, images);
-    let args: Vec<&str> = std::iter::once("-q")
-        .chain(args.iter().map(String::as_str))
-        .collect();
-    let (ok, stdout, stderr) = run_in(runs, &args);
-    assert!(ok, "{stdout}{stderr}");
-    run_id_of(&stdout)
-}
-
-/// The id `pixelx train` prints on its first line (`run <id>  ->  <folder>`).
-fn run_id_of(stdout: &str) -> String {
-    stdout
-        .split_whitespace()
-        .nth(1)
-        .unwrap_or_else(|| panic!("no run id in: {stdout}"))
-        .to_owned()
-}
-
-/// Starts a `pixelx train` in the background and returns it with its run id.
-fn spawn_train(runs: &Path, args: &[String]) -> (Child, String) {
-    let mut child = pixelx()
-        .arg("--runs-dir")
-        .arg(runs)
-        .arg("-q")
-        .args(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.as_mut().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let id = run_id_of(&line);
-    (child, id)
-}
 
 fn count(reg: &Registry, id: &str, metric: &str) -> usize {
     reg.metric_history(id)
@@ -119,40 +42,6 @@ fn epoch_metrics(reg: &Registry, id: &str) -> Vec<(String, i64, u64)> {
         .map(|(n, s, _, v)| (n, s, v.to_bits()))
         .collect()
 }
-
-/// Waits for a child with a generous guard, so a hang fails the test instead of stalling it.
-fn wait_guarded(child: &mut Child, limit: Duration, what: &str) -> std::process::ExitStatus {
-    let start = std::time::Instant::now();
-    loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            return status;
-        }
-        if start.elapsed() > limit {
-            let _ = child.kill();
-            panic!("{what}: still running after {limit:?}");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-fn output_guarded(mut cmd: Command, limit: Duration, what: &str) -> (std::process::ExitStatus, String) {
-    let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
-    let status = wait_guarded(&mut child, limit, what);
-    let mut out = String::new();
-    for pipe in [
-        child.stdout.take().map(|p| Box::new(p) as Box<dyn std::io::Read>),
-        child.stderr.take().map(|p| Box::new(p) as Box<dyn std::io::Read>),
-    ]
-    .into_iter()
-    .flatten()
-    {
-        let mut pipe = pipe;
-        let _ = pipe.read_to_string(&mut out);
-    }
-    (status, out)
-}
-
-use std::io::Read;
 
 // 1. Two `pixelx run` of the same file at once.
 #[test]
@@ -229,9 +118,9 @@ fn corrupt_tensor_data(path: &Path, n: usize) {
 fn a_damaged_checkpoint_without_its_sidecar_is_caught_and_an_older_one_used() {
     let dir = tempfile::tempdir().unwrap();
     let runs = dir.path().join("runs");
-    let reference = trained_run(&runs, 3, 1024);
+    let reference = trained_run(&runs, &tiny_cpu_train(3, 1024));
 
-    let (mut child, id) = spawn_train(&runs, &tiny_train(3, 1024));
+    let (mut child, id) = spawn_train(&runs, &tiny_cpu_train(3, 1024));
     let reg_path = runs.join("registry.sqlite");
     assert!(wait_for(Duration::from_secs(120), || {
         Registry::open(&reg_path).is_ok_and(|r| count(&r, &id, "test_bpd8") >= 2)
@@ -276,7 +165,7 @@ fn a_checkpoint_with_no_checksum_anywhere_yields_to_an_older_verified_one() {
     use pixelx::train::checkpoint::{newest_usable, sidecar};
     let dir = tempfile::tempdir().unwrap();
     let runs = dir.path().join("runs");
-    let id = trained_run(&runs, 2, 256);
+    let id = trained_run(&runs, &tiny_cpu_train(2, 256));
     let run = RunDir::new(&runs, &id);
     std::fs::remove_file(run.root.join("journal.jsonl")).unwrap();
     std::fs::remove_file(sidecar(&run.epoch_checkpoint(2))).unwrap();
@@ -300,7 +189,7 @@ fn a_worker_trains_from_its_run_folder_alone_and_never_opens_the_registry() {
     let dir = tempfile::tempdir().unwrap();
     let runs = dir.path().join("runs");
     let reg_path = runs.join("registry.sqlite");
-    let (mut child, id) = spawn_train(&runs, &tiny_train(2, 1024));
+    let (mut child, id) = spawn_train(&runs, &tiny_cpu_train(2, 1024));
     assert!(wait_for(Duration::from_secs(120), || {
         Registry::open_read_only(&reg_path).is_ok_and(|r| count(&r, &id, "test_bpd8") >= 1)
     }));
@@ -388,7 +277,7 @@ fn resuming_a_run_that_never_started_says_it_starts_from_the_beginning() {
     let config = pixelx::config::RunConfig {
         epochs: 1,
         train_subset: 256,
-        ..common::tiny_config()
+        ..support::tiny_config()
     };
     {
         let mut reg = registry(&runs);
@@ -407,16 +296,12 @@ fn resuming_a_run_that_never_started_says_it_starts_from_the_beginning() {
     assert_eq!(row.status, RunStatus::Completed);
 }
 
-fn mkfifo(path: &Path) {
-    assert!(Command::new("mkfifo").arg(path).status().unwrap().success());
-}
-
 // 3. Writes never replace the registry, a run folder or a special file, and follow symlinks.
 #[test]
 fn outputs_refuse_the_registry_run_folders_and_special_files_and_follow_symlinks() {
     let dir = tempfile::tempdir().unwrap();
     let runs = dir.path().join("runs");
-    let id = trained_run(&runs, 1, 256);
+    let id = trained_run(&runs, &tiny_cpu_train(1, 256));
     let reg_path = runs.join("registry.sqlite");
     let reg_bytes = std::fs::read(&reg_path).unwrap();
 
@@ -479,7 +364,7 @@ fn outputs_refuse_the_registry_run_folders_and_special_files_and_follow_symlinks
 fn an_imported_run_is_listed_shown_and_resumable() {
     let dir = tempfile::tempdir().unwrap();
     let runs = dir.path().join("runs");
-    let id = trained_run(&runs, 1, 256);
+    let id = trained_run(&runs, &tiny_cpu_train(1, 256));
     let file = dir.path().join("w.safetensors");
     let (ok, _, stderr) = run_in(&runs, &["export", &id, "--out", file.to_str().unwrap()]);
     assert!(ok, "{stderr}");
@@ -502,7 +387,7 @@ fn an_imported_run_is_listed_shown_and_resumable() {
 fn every_command_takes_a_run_id_prefix_and_rejects_what_is_not_an_id() {
     let dir = tempfile::tempdir().unwrap();
     let runs = dir.path().join("runs");
-    let id = trained_run(&runs, 1, 256);
+    let id = trained_run(&runs, &tiny_cpu_train(1, 256));
     let prefix = &id[..5];
     let out = dir.path().join("x.safetensors");
     let png = dir.path().join("x.png");
@@ -538,7 +423,7 @@ fn interrupted_commands_exit_130_and_leave_the_run_interrupted() {
     let cases =
         std::iter::once((vec![SIGTERM], 1500)).chain([0, 100, 200, 300, 600, 1500].map(|ms| (double(), ms)));
     for (signals, after_ms) in cases {
-        let (mut child, id) = spawn_train(&runs, &tiny_train(2, 8192));
+        let (mut child, id) = spawn_train(&runs, &tiny_cpu_train(2, 8192));
         assert!(wait_for(Duration::from_secs(60), || {
             Registry::open(&reg_path).is_ok_and(|r| {
                 r.run(&id)
@@ -623,7 +508,7 @@ fn absurd_sizes_are_rejected_up_front() {
         ("--epoch-samples", "1000000000", "epoch_samples"),
         ("--batch-size", "9223372036854775807", "batch_size"),
     ] {
-        let mut args = tiny_train(1, 256);
+        let mut args = tiny_cpu_train(1, 256);
         set_flag(&mut args, flag, value);
         let mut cmd = pixelx();
         cmd.arg("--runs-dir").arg(&runs).args(&args);
@@ -632,7 +517,7 @@ fn absurd_sizes_are_rejected_up_front() {
         assert!(out.contains(&format!("invalid `{key}`")), "{flag}: {out}");
         assert!(!out.contains("panicked"), "{out}");
     }
-    let id = trained_run(&runs, 1, 256);
+    let id = trained_run(&runs, &tiny_cpu_train(1, 256));
     let png = dir.path().join("s.png");
     for args in [
         ["-c", "1000000000", "--height", "28"],
@@ -659,7 +544,7 @@ fn absurd_sizes_are_rejected_up_front() {
 fn a_failure_while_sampling_does_not_lose_the_epoch() {
     use pixelx::run_dir::RunDir;
     let runs = tempfile::tempdir().unwrap();
-    let mut config = common::tiny_config();
+    let mut config = support::tiny_config();
     config.epochs = 1;
     config.train_subset = 256;
     let run = RunDir::create(runs.path(), "s", &config).unwrap();
@@ -667,7 +552,7 @@ fn a_failure_while_sampling_does_not_lose_the_epoch() {
     std::fs::create_dir_all(run.epoch_samples(1)).unwrap();
     let checkpoint = run.epoch_checkpoint(1);
     let mut trainer =
-        pixelx::train::Trainer::new(config, run, &common::data_dir(), tch::Device::Cpu).unwrap();
+        pixelx::train::Trainer::new(config, run, &support::data_dir(), tch::Device::Cpu).unwrap();
     let _ = trainer.run(
         &mut pixelx::train::NoObserver,
         &std::sync::atomic::AtomicBool::new(false),
@@ -687,7 +572,7 @@ fn checkpoints_of(runs: &Path, id: &str) -> Vec<String> {
 
 /// Trains until `steps` optimiser steps are recorded, then interrupts with SIGINT.
 fn interrupted_after(runs: &Path, epochs: u32, images: u32, steps: i64) -> String {
-    let (mut child, id) = spawn_train(runs, &tiny_train(epochs, images));
+    let (mut child, id) = spawn_train(runs, &tiny_cpu_train(epochs, images));
     let reg_path = runs.join("registry.sqlite");
     assert!(wait_for(Duration::from_secs(120), || {
         Registry::open(&reg_path).is_ok_and(|r| max_step(&r, &id) >= steps)
@@ -748,7 +633,7 @@ fn resume_trains_in_the_runs_folder_it_is_given() {
 fn an_exploding_loss_is_diverged_and_nan_weights_are_refused() {
     let dir = tempfile::tempdir().unwrap();
     let runs = dir.path().join("runs");
-    let mut args = tiny_train(1, 512);
+    let mut args = tiny_cpu_train(1, 512);
     set_flag(&mut args, "--lr", "1e6");
     let mut cmd = pixelx();
     cmd.arg("--runs-dir").arg(&runs).arg("-q").args(&args);
@@ -760,7 +645,7 @@ fn an_exploding_loss_is_diverged_and_nan_weights_are_refused() {
     assert_eq!(all[0].status, "diverged", "{out}");
     assert!(!out.contains("diverged: diverged"), "{out}");
 
-    let id = trained_run(&runs, 1, 256);
+    let id = trained_run(&runs, &tiny_cpu_train(1, 256));
     let file = dir.path().join("w.safetensors");
     let (ok, _, stderr) = run_in(&runs, &["export", &id, "--out", file.to_str().unwrap()]);
     assert!(ok, "{stderr}");

@@ -1,5 +1,6 @@
 //! The model's autoregressive structure, checked through input gradients: each sub-pixel's logits
 //! depend on every earlier sub-pixel in reach and on nothing at or after it.
+//! Belongs here: properties of the network itself (masks, receptive field).
 
 use pixelx::model::{ModelSpec, PixelCnn};
 use tch::{nn, Device, Kind, Tensor};

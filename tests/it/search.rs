@@ -1,18 +1,13 @@
 //! Adaptive search and early stopping on real MNIST (tiny models): an ASHA sweep prunes some runs
 //! and completes the rest, a TPE study proposes its trials and stops at its budget, and running
 //! either file again trains nothing.
-
-mod common;
+//! Belongs here: adaptive search methods and pruners on real sweeps.
 
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use common::{run_in, tiny_experiment};
-use pixelx::registry::{Registry, RunFilter, RunStatus};
-
-fn registry(runs: &Path) -> Registry {
-    Registry::open_read_only(&runs.join("registry.sqlite")).unwrap()
-}
+use crate::support::{self, registry_read_only, run_in, tiny_experiment};
+use pixelx::registry::{RunFilter, RunStatus};
 
 #[test]
 fn an_asha_sweep_prunes_the_laggards_and_a_rerun_trains_nothing() {
@@ -28,7 +23,7 @@ fn an_asha_sweep_prunes_the_laggards_and_a_rerun_trains_nothing() {
     let (ok, stdout, stderr) = run_in(&runs, &["-q", "run", file.to_str().unwrap()]);
     assert!(ok, "{stdout}{stderr}");
 
-    let reg = registry(&runs);
+    let reg = registry_read_only(&runs);
     let all = reg.summaries(&RunFilter::default()).unwrap();
     assert_eq!(all.len(), 6);
     let pruned: Vec<_> = all.iter().filter(|r| r.status == "pruned").collect();
@@ -93,7 +88,7 @@ fn an_asha_sweep_prunes_the_laggards_and_a_rerun_trains_nothing() {
     let (ok, stdout, stderr) = run_in(&runs, &["-q", "resume", "--force", &id]);
     assert!(ok && stdout.contains("completed"), "{stdout}{stderr}");
     assert_eq!(
-        registry(&runs).run(&id).unwrap().unwrap().status,
+        registry_read_only(&runs).run(&id).unwrap().unwrap().status,
         RunStatus::Completed
     );
 }
@@ -125,7 +120,7 @@ hidden_ksize = { choice = [3, 5] }
 devices = ["cpu", "cpu"]
 "#;
     let file = dir.path().join("tpe.toml");
-    std::fs::write(&file, text.replace("{TINY}", common::TINY_MODEL_TOML)).unwrap();
+    std::fs::write(&file, text.replace("{TINY}", support::TINY_MODEL_TOML)).unwrap();
     let (ok, stdout, stderr) = run_in(&runs, &["run", file.to_str().unwrap()]);
     assert!(ok, "{stdout}{stderr}");
     assert!(stdout.contains("6 completed"), "{stdout}");
@@ -135,7 +130,7 @@ devices = ["cpu", "cpu"]
             "trial {n} announced: {stderr}"
         );
     }
-    let reg = registry(&runs);
+    let reg = registry_read_only(&runs);
     let all = reg.summaries(&RunFilter::default()).unwrap();
     let mut trials: Vec<i64> = all.iter().filter_map(|r| r.trial).collect();
     trials.sort();
@@ -201,7 +196,7 @@ fn random_study(
          epoch_samples = 0\ntrain_subset = {train_subset}\ntest_subset = 128\n\
          [search]\nmethod = \"random\"\ntrials = {trials}\n[search.space]\n{space}\n\
          [scheduler]\ndevices = \"cpu\"\n{scheduler}",
-        common::TINY_MODEL_TOML
+        support::TINY_MODEL_TOML
     );
     let file = dir.join(format!("{name}.toml"));
     std::fs::write(&file, text).unwrap();
@@ -266,7 +261,7 @@ fn recorded_trials_keep_the_method_that_proposed_them() {
             .contains("2 trial(s) of `switch` were proposed by random search and the file now asks for tpe"),
         "{stderr}"
     );
-    let methods: BTreeMap<i64, String> = registry(&runs)
+    let methods: BTreeMap<i64, String> = registry_read_only(&runs)
         .summaries(&RunFilter::default())
         .unwrap()
         .into_iter()

@@ -1,4 +1,5 @@
 //! The cached sampler against full forward passes: same logits at every step, same images.
+//! Belongs here: the samplers, in process.
 
 use pixelx::model::{ModelSpec, PixelCnn};
 use pixelx::sample::{cached_logits, sample, Sampler};

@@ -5,8 +5,6 @@
 //! cut off by a server killed mid-sync is completed exactly by the next one, and a run resumed
 //! since is updated. Everything about the MLflow integration that needs a server belongs here.
 
-mod common;
-
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -17,8 +15,7 @@ use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::{run_in, wait_for};
-use pixelx::registry::Registry;
+use crate::support::{self, run_in, wait_for};
 use serde_json::Value;
 
 fn venv_bin(name: &str) -> PathBuf {
@@ -339,7 +336,7 @@ fn assert_matches_registry(runs: &Path, mlflow: &[Value], scratch: &Path) {
         report.len(),
         "one MLflow run per pixelx run, none twice: {mlflow:#?}"
     );
-    let registry = Registry::open_read_only(&runs.join("registry.sqlite")).unwrap();
+    let registry = support::registry_read_only(runs);
     let sample_epochs = registry.sample_epochs(None).unwrap();
     for r in report {
         let id = r["id"].as_str().unwrap();
@@ -474,13 +471,13 @@ fn a_sweep_reads_back_from_mlflow_exactly_survives_a_dead_server_and_never_dupli
         std::fs::write(cifar.join(format!("{name}.bin")), b"").unwrap();
     }
     // The best learning rate first, so ASHA prunes the later ones at its first rung.
-    let text = common::tiny_experiment("mlsync", 3, 256, "learning_rate = [3e-2, 1e-2, 1e-4]", "devices = [\"cpu\"]")
+    let text = support::tiny_experiment("mlsync", 3, 256, "learning_rate = [3e-2, 1e-2, 1e-4]", "devices = [\"cpu\"]")
         .replace("lr_schedule = \"cosine\"", "lr_schedule = \"constant\"")
         + "\n[[points]]\nlearning_rate = 1e-3\ndataset = \"cifar\"\ndata_channels = 3\nhidden_fmaps = 9\nout_hidden_fmaps = 9\n"
         + "\n[pruner]\nkind = \"asha\"\ngrace_epochs = 1\nreduction_factor = 3\n";
     let file = dir.path().join("mlsync.toml");
     std::fs::write(&file, text).unwrap();
-    let out = common::pixelx()
+    let out = support::pixelx()
         .env("PIXELX_CIFAR_DIR", &cifar)
         .arg("--runs-dir")
         .arg(&runs)
@@ -503,7 +500,7 @@ fn a_sweep_reads_back_from_mlflow_exactly_survives_a_dead_server_and_never_dupli
     );
     let silent = TcpListener::bind("127.0.0.1:0").unwrap();
     let silent_uri = format!("http://127.0.0.1:{}", silent.local_addr().unwrap().port());
-    let out = common::pixelx()
+    let out = support::pixelx()
         .env("MLFLOW_HTTP_REQUEST_TIMEOUT", "1")
         .env("MLFLOW_TRACKING_TOKEN", "t0ps3cret")
         .arg("--runs-dir")

@@ -1,12 +1,11 @@
 //! The shell integration: `pixelx completions` scripts (run in a real bash against a registry
 //! with a real trained run), the hidden `__complete-runs` they call, and `pixelx man` pages.
-
-mod common;
+//! Belongs here: completions, `__complete-runs` and man pages.
 
 use std::path::Path;
 use std::process::Command;
 
-use common::{pixelx, run_in, TINY_MODEL};
+use crate::support::{pixelx, run_in, TINY_MODEL};
 
 /// Trains one tiny run (one epoch on 64 MNIST images) into `runs` and returns its id.
 fn trained_run(runs: &Path) -> String {

@@ -1,16 +1,11 @@
 //! Large sweeps: the report and the dashboard over thousands of runs summarise them (top runs,
 //! envelopes, sampled parameter charts, a limited or paged table) without losing the best run,
 //! and `--format csv` still lists every run.
+//! Belongs here: behaviour that only shows with thousands of runs.
 
-mod common;
-#[allow(dead_code)]
-#[path = "dashboard/http.rs"]
-mod http;
-
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Stdio};
 
+use crate::support::{self, http};
 use pixelx::config::{ExperimentInfo, RunConfig};
 use pixelx::registry::{Registry, RunFilter};
 
@@ -111,37 +106,6 @@ fn best_run() -> String {
     format!("{i:012x}")
 }
 
-struct Killed(Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn serve(runs_dir: &Path) -> (Killed, String) {
-    let mut child = common::pixelx()
-        .arg("--runs-dir")
-        .arg(runs_dir)
-        .args(["serve", "--port", "0"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let addr = line
-        .trim()
-        .strip_prefix("pixelx dashboard on http://")
-        .and_then(|a| a.strip_suffix('/'))
-        .unwrap_or_else(|| panic!("unexpected first line: {line:?}"))
-        .to_owned();
-    (Killed(child), addr)
-}
-
 /// The run ids of a page's table rows, in order.
 fn row_ids(page: &str) -> Vec<String> {
     page.split("data-run=\"")
@@ -200,7 +164,7 @@ fn five_thousand_runs_keep_the_best_run_drawn_and_linked_page_the_table_and_enve
     // The report: the best run in the legend and drawn in its colour, the table limited with
     // a note, the file small.
     let html = dir.path().join("report.html");
-    let (ok, _, err) = common::run_in(&runs_dir, &["report", "--html", html.to_str().unwrap()]);
+    let (ok, _, err) = support::run_in(&runs_dir, &["report", "--html", html.to_str().unwrap()]);
     assert!(ok, "{err}");
     let page = std::fs::read_to_string(&html).unwrap();
     assert!(page.len() < 3 * 1024 * 1024, "{} bytes", page.len());
@@ -222,12 +186,12 @@ fn five_thousand_runs_keep_the_best_run_drawn_and_linked_page_the_table_and_enve
     assert!(page.contains("4500 more runs are not listed here"));
 
     // Every run in the CSV.
-    let (ok, csv, err) = common::run_in(&runs_dir, &["report", "--format", "csv"]);
+    let (ok, csv, err) = support::run_in(&runs_dir, &["report", "--format", "csv"]);
     assert!(ok, "{err}");
     assert_eq!(csv.lines().count(), RUNS as usize + 1);
 
     // The dashboard: the best run linked, the table paged and sorted on the server.
-    let (_server, addr) = serve(&runs_dir);
+    let (_server, addr) = support::serve(&runs_dir, &[]);
     let front = http::get(&addr, "/").text();
     assert!(front.len() < 3 * 1024 * 1024);
     assert!(front.contains(&format!("<a href=\"/runs/{best}\">{best}</a>")));

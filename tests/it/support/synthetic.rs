@@ -1,7 +1,5 @@
-//! Synthetic run records for the benchmarks: what a worker journals, written directly.
-#![allow(dead_code)]
-
-pub mod cluster;
+//! Synthetic run records for the tests and the benchmarks: what a worker journals, written
+//! directly, with no training.
 
 use std::path::Path;
 

@@ -1,110 +1,25 @@
 //! Integrity of what a run leaves on disk (issue 17): a checkpoint proves which run it belongs
 //! to, a torn journal line never corrupts the record, an unreadable journal fails only its own
 //! run, special and oversized files are refused at once. Real binaries, real MNIST, real SQLite.
-
-mod common;
+//! Belongs here: checkpoints, journals and files a run leaves, and how they are verified.
 
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::time::Duration;
 
-use common::{pixelx, run_in, signal, tiny_experiment, wait_for, TINY_MODEL};
+use crate::support::{
+    mkfifo, output_guarded, pixelx, registry, run_in, set_flag, signal, spawn_train, tiny_experiment,
+    tiny_train, trained_run, wait_for, SIGKILL,
+};
 use pixelx::registry::{Registry, RunFilter, RunStatus};
-
-const SIGKILL: i32 = 9;
-
-fn registry(runs: &Path) -> Registry {
-    Registry::open(&runs.join("registry.sqlite")).unwrap()
-}
-
-/// `pixelx train` flags of a tiny run (device `auto`, which resolves to this machine's CPU).
-fn tiny_train(epochs: u32, images: u32, lr: &str) -> Vec<String> {
-    let mut args: Vec<String> = [
-        "train",
-        "--epochs",
-        &epochs.to_string(),
-        "--train-subset",
-        &images.to_string(),
-        "--test-subset",
-        "128",
-        "--epoch-samples",
-        "0",
-        "--lr",
-        lr,
-        "--lr-schedule",
-        "cosine",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    args.extend(TINY_MODEL.iter().map(|s| s.to_string()));
-    args
-}
-
-/// The id `pixelx train` prints on its first line (`run <id>  ->  <folder>`).
-fn run_id_of(stdout: &str) -> String {
-    stdout
-        .split_whitespace()
-        .nth(1)
-        .unwrap_or_else(|| panic!("no run id in: {stdout}"))
-        .to_owned()
-}
-
-fn trained_run(runs: &Path, epochs: u32, images: u32, lr: &str) -> String {
-    let args = tiny_train(epochs, images, lr);
-    let args: Vec<&str> = std::iter::once("-q")
-        .chain(args.iter().map(String::as_str))
-        .collect();
-    let (ok, stdout, stderr) = run_in(runs, &args);
-    assert!(ok, "{stdout}{stderr}");
-    run_id_of(&stdout)
-}
-
-fn spawn_train(runs: &Path, args: &[String]) -> (Child, String) {
-    let mut child = pixelx()
-        .arg("--runs-dir")
-        .arg(runs)
-        .arg("-q")
-        .args(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.as_mut().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    (child, run_id_of(&line))
-}
-
-/// Runs `cmd` with a guard: a command that hangs is killed and the test fails, instead of the
-/// test stalling. Returns (success, stdout + stderr).
-fn output_guarded(mut cmd: Command, limit: Duration, what: &str) -> (bool, String) {
-    let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
-    let start = std::time::Instant::now();
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        if start.elapsed() > limit {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("{what}: still running after {limit:?}");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    let mut out = String::new();
-    child.stdout.take().unwrap().read_to_string(&mut out).unwrap();
-    child.stderr.take().unwrap().read_to_string(&mut out).unwrap();
-    (status.success(), out)
-}
 
 fn guarded(runs: &Path, args: &[&str], what: &str) -> (bool, String) {
     let mut cmd = pixelx();
     cmd.arg("--runs-dir").arg(runs).args(args);
-    output_guarded(cmd, Duration::from_secs(60), what)
+    let (status, out) = output_guarded(cmd, Duration::from_secs(60), what);
+    (status.success(), out)
 }
 
 /// (metric, step) pairs recorded more than once for a run.
@@ -122,18 +37,16 @@ fn duplicated_steps(reg: &Registry, id: &str) -> Vec<(String, i64, usize)> {
     dups
 }
 
-fn mkfifo(path: &Path) {
-    assert!(Command::new("mkfifo").arg(path).status().unwrap().success());
-}
-
 // BAD 2. A checkpoint that is not the run's own is refused by every command that reads a run's
 // weights, naming both runs; a file given by path is still read.
 #[test]
 fn a_checkpoint_of_another_run_is_refused_naming_both_runs() {
     let dir = tempfile::tempdir().unwrap();
     let runs = dir.path().join("runs");
-    let a = trained_run(&runs, 1, 256, "0.005");
-    let b = trained_run(&runs, 1, 256, "0.002");
+    let a = trained_run(&runs, &tiny_train(1, 256));
+    let mut other_lr = tiny_train(1, 256);
+    set_flag(&mut other_lr, "--lr", "0.002");
+    let b = trained_run(&runs, &other_lr);
     let (ca, cb) = (
         runs.join(&a).join("checkpoints"),
         runs.join(&b).join("checkpoints"),
@@ -190,7 +103,7 @@ fn a_checkpoint_of_another_run_is_refused_naming_both_runs() {
 fn a_checkpoint_the_registry_recorded_other_bytes_for_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let runs = dir.path().join("runs");
-    let a = trained_run(&runs, 2, 256, "0.005");
+    let a = trained_run(&runs, &tiny_train(2, 256));
     let ckpts = runs.join(&a).join("checkpoints");
     std::fs::remove_file(ckpts.join("best.safetensors")).unwrap();
     for ext in ["safetensors", "safetensors.sha256"] {
@@ -227,7 +140,7 @@ fn killed_with_torn_tail(runs: &Path, lines: usize) -> (String, Vec<u8>) {
     // 2048 images: 64 steps an epoch, a few journal lines each; six epochs, so that the kill
     // after at most 6 lines lands well before the end even on a loaded machine (a run that had
     // finished would not be resumed, and would prove nothing).
-    let (mut child, id) = spawn_train(runs, &tiny_train(EPOCHS, 2048, "0.005"));
+    let (mut child, id) = spawn_train(runs, &tiny_train(EPOCHS, 2048));
     let journal = runs.join(&id).join("journal.jsonl");
     let reached = wait_for(Duration::from_secs(120), || {
         std::fs::read_to_string(&journal).is_ok_and(|t| t.lines().count() >= lines)
@@ -468,7 +381,7 @@ fn special_and_oversized_files_are_refused_at_once() {
 fn a_checksum_sidecar_that_is_a_fifo_is_refused_at_once() {
     let dir = tempfile::tempdir().unwrap();
     let runs = dir.path().join("runs");
-    let id = trained_run(&runs, 1, 256, "0.005");
+    let id = trained_run(&runs, &tiny_train(1, 256));
     let best = runs.join(&id).join("checkpoints/best.safetensors");
     let sidecar = runs.join(&id).join("checkpoints/best.safetensors.sha256");
     std::fs::remove_file(&sidecar).unwrap();
@@ -503,14 +416,15 @@ fn idx_files_of_another_image_size_are_refused_as_mnist() {
     let data = dir.path().join("data");
     write_idx_dataset(&data, 20, 64);
     let runs = dir.path().join("runs");
-    let args = tiny_train(1, 64, "0.005");
+    let args = tiny_train(1, 64);
     let mut cmd = pixelx();
     cmd.env("PIXELX_DATA_DIR", &data)
         .arg("--runs-dir")
         .arg(&runs)
         .arg("-q")
         .args(&args);
-    let (ok, out) = output_guarded(cmd, Duration::from_secs(120), "train");
+    let (status, out) = output_guarded(cmd, Duration::from_secs(120), "train");
+    let ok = status.success();
     assert!(!ok, "20x20 images trained as mnist: {out}");
     assert!(out.contains("20x20") && out.contains("28x28"), "{out}");
 }
@@ -523,7 +437,7 @@ fn a_runs_folder_that_is_a_symlink_loop_is_named_a_loop() {
     std::os::unix::fs::symlink(&runs, &runs).unwrap();
     let file = dir.path().join("e.toml");
     std::fs::write(&file, two_run_experiment("loop")).unwrap();
-    let train = tiny_train(1, 64, "0.005");
+    let train = tiny_train(1, 64);
     let train: Vec<&str> = train.iter().map(String::as_str).collect();
     for args in [vec!["run", file.to_str().unwrap()], train] {
         let (ok, out) = guarded(&runs, &args, &format!("{args:?}"));
@@ -560,7 +474,7 @@ fn a_run_folder_deleted_mid_sweep_names_the_cause() {
 fn the_metrics_migration_removes_duplicated_steps_and_forbids_new_ones() {
     let dir = tempfile::tempdir().unwrap();
     let runs = dir.path().join("runs");
-    let id = trained_run(&runs, 1, 64, "0.005");
+    let id = trained_run(&runs, &tiny_train(1, 64));
     let migration = pixelx::registry::schema::MIGRATIONS
         .iter()
         .find(|m| m.contains("CREATE UNIQUE INDEX metrics_by_run"))

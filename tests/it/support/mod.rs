@@ -1,9 +1,28 @@
-//! Helpers shared by the integration tests.
+//! Everything the integration tests share: the real `pixelx` binary and a runner that explains
+//! its failures ([`command`]), tiny models and training commands ([`train`]), guarded processes
+//! and signals ([`process`]), the registry of a runs folder, the dashboard's server, an HTTP
+//! client and a headless browser ([`http`], [`browser`]), synthetic journals ([`synthetic`]) and
+//! a local Slurm cluster ([`cluster`]). A helper two test files need belongs here, not in either.
 #![allow(dead_code)]
 
-use std::path::PathBuf;
+pub mod browser;
+pub mod cluster;
+pub mod command;
+pub mod http;
+pub mod process;
+pub mod synthetic;
+pub mod train;
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
 
 use pixelx::config::{LrSchedule, RunConfig};
+use pixelx::registry::Registry;
+
+pub use command::TestCommand;
+pub use process::{mkfifo, output_guarded, signal, wait_for, wait_guarded, Killed, SIGINT, SIGKILL, SIGTERM};
+pub use train::{set_flag, spawn_train, tiny_cpu_train, tiny_train, trained_run};
 
 /// The datasets `just setup` fetched (or `$PIXELX_DATA_DIR`).
 pub fn data_dir() -> PathBuf {
@@ -38,6 +57,11 @@ pub fn tiny_config() -> RunConfig {
     }
 }
 
+/// An experiment name and description that would inject markup or climb folders if a page or a
+/// path used them raw.
+pub const HOSTILE_NAME: &str = "<script>alert(1)</script> ../../x \"q\" 'q'";
+pub const HOSTILE_DESCRIPTION: &str = "<img src=x onerror=alert(2)> & ../../etc/passwd";
+
 /// The built `pixelx` binary.
 pub fn pixelx() -> std::process::Command {
     let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_pixelx"));
@@ -60,13 +84,45 @@ pub const TINY_MODEL: [&str; 10] = [
 ];
 
 /// Runs pixelx with `args` over the runs folder `runs`: (success, stdout, stderr).
-pub fn run_in(runs: &std::path::Path, args: &[&str]) -> (bool, String, String) {
-    let out = pixelx().arg("--runs-dir").arg(runs).args(args).output().unwrap();
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into(),
-        String::from_utf8_lossy(&out.stderr).into(),
-    )
+pub fn run_in(runs: &Path, args: &[&str]) -> (bool, String, String) {
+    TestCommand::pixelx_in(runs).args(args).run()
+}
+
+/// The registry of the runs folder `runs`, opened for writing (created if missing).
+pub fn registry(runs: &Path) -> Registry {
+    let path = runs.join("registry.sqlite");
+    Registry::open(&path).unwrap_or_else(|e| panic!("opening {}: {e:#}", path.display()))
+}
+
+/// The registry of the runs folder `runs`, opened read-only as `pixelx report` opens it.
+pub fn registry_read_only(runs: &Path) -> Registry {
+    let path = runs.join("registry.sqlite");
+    Registry::open_read_only(&path).unwrap_or_else(|e| panic!("opening {} read-only: {e:#}", path.display()))
+}
+
+/// `pixelx serve --port 0` over the runs folder `runs` with more `serve` flags: the process
+/// (killed when dropped) and the `HOST:PORT` it printed.
+pub fn serve(runs: &Path, extra: &[&str]) -> (Killed, String) {
+    let mut child = pixelx()
+        .arg("--runs-dir")
+        .arg(runs)
+        .args(["serve", "--port", "0"])
+        .args(extra)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let addr = line
+        .trim()
+        .strip_prefix("pixelx dashboard on http://")
+        .and_then(|a| a.strip_suffix('/'))
+        .unwrap_or_else(|| panic!("unexpected first line: {line:?}"))
+        .to_owned();
+    (Killed(child), addr)
 }
 
 /// The `[defaults]` lines of a model small enough to train in seconds (experiment files).
@@ -101,29 +157,6 @@ learning_rate = 5e-3
 {scheduler}
 "#
     )
-}
-
-/// Sends `sig` to `pid`.
-pub fn signal(pid: u32, sig: i32) {
-    extern "C" {
-        fn kill(pid: i32, sig: i32) -> i32;
-    }
-    // SAFETY: kill(2) on a process the test started; no memory is shared.
-    unsafe {
-        kill(pid as i32, sig);
-    }
-}
-
-/// Waits up to `limit` for `cond`, polling every 100 ms; false on time-out.
-pub fn wait_for(limit: std::time::Duration, mut cond: impl FnMut() -> bool) -> bool {
-    let start = std::time::Instant::now();
-    while start.elapsed() < limit {
-        if cond() {
-            return true;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
-    false
 }
 
 /// Every run's status and deterministic results (epoch metrics and step losses, as exact bits):

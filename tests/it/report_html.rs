@@ -1,19 +1,14 @@
 //! `pixelx report --html`: the comparison views on a real sweep (with a hostile experiment name
 //! and a run that really diverges), and a large synthetic registry that must stay small.
-
-mod common;
+//! Belongs here: the HTML report `pixelx report --html` writes.
 
 use std::path::Path;
 
+use crate::support::synthetic::{self, SyntheticEpoch};
+use crate::support::{self, HOSTILE_DESCRIPTION, HOSTILE_NAME};
 use pixelx::config::{ExperimentInfo, RunConfig};
 use pixelx::registry::Registry;
-#[path = "../benches/common/mod.rs"]
-mod synthetic;
 use pixelx::report::escape;
-use synthetic::SyntheticEpoch;
-
-const HOSTILE_NAME: &str = "<script>alert(1)</script> ../../x \"q\" 'q'";
-const HOSTILE_DESCRIPTION: &str = "<img src=x onerror=alert(2)> & ../../etc/passwd";
 
 /// Three learning rates that train and one so large (the largest pixelx accepts) that it blows up: a real
 /// `diverged` run next to completed ones.
@@ -58,7 +53,7 @@ fn the_report_overlays_every_run_escapes_hostile_names_and_labels_the_diverged_r
     let file = dir.path().join("sweep.toml");
     std::fs::write(&file, SWEEP).unwrap();
     let runs = dir.path().join("runs");
-    let out = common::pixelx()
+    let out = support::pixelx()
         .arg("--runs-dir")
         .arg(&runs)
         .args(["-q", "run"])
@@ -72,7 +67,7 @@ fn the_report_overlays_every_run_escapes_hostile_names_and_labels_the_diverged_r
     );
 
     let html = dir.path().join("report.html");
-    let out = common::pixelx()
+    let out = support::pixelx()
         .arg("--runs-dir")
         .arg(&runs)
         .args(["report", "--html"])

@@ -1,15 +1,15 @@
 //! Dataset readers on the real MNIST and Fashion-MNIST files, and on small CIFAR-10 files made here.
+//! Belongs here: reading, checking and quantising dataset files.
 
-mod common;
-
+use crate::support;
 use pixelx::data::{quantise, read_raw, Dataset, DatasetKind, Split};
 use tch::{Device, Kind};
 
 #[test]
 fn real_mnist_and_fashion_mnist_have_their_published_shapes() {
     for name in [DatasetKind::Mnist, DatasetKind::Fashionmnist] {
-        let train = read_raw(name, Split::Train, &common::data_dir()).unwrap();
-        let test = read_raw(name, Split::Test, &common::data_dir()).unwrap();
+        let train = read_raw(name, Split::Train, &support::data_dir()).unwrap();
+        let test = read_raw(name, Split::Test, &support::data_dir()).unwrap();
         assert_eq!(
             (train.count, train.channels, train.height, train.width),
             (60_000, 1, 28, 28),
@@ -27,7 +27,7 @@ fn real_mnist_and_fashion_mnist_have_their_published_shapes() {
 
 #[test]
 fn quantised_tensors_follow_the_raw_bytes() {
-    let raw = read_raw(DatasetKind::Mnist, Split::Test, &common::data_dir()).unwrap();
+    let raw = read_raw(DatasetKind::Mnist, Split::Test, &support::data_dir()).unwrap();
     for levels in [2i64, 4, 256] {
         let d = Dataset::from_raw(&raw, 100, 1, levels, DatasetKind::Mnist, Device::Cpu);
         assert_eq!(d.levels.size(), vec![100, 1, 28, 28]);
@@ -51,7 +51,7 @@ fn truncated_or_mislabelled_files_are_clear_errors() {
     let dir = tempfile::tempdir().unwrap();
     let mnist = dir.path().join("mnist");
     std::fs::create_dir_all(&mnist).unwrap();
-    let src = common::data_dir().join("mnist");
+    let src = support::data_dir().join("mnist");
     for f in ["t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"] {
         std::fs::copy(src.join(f), mnist.join(f)).unwrap();
     }

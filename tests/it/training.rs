@@ -1,17 +1,17 @@
 //! Training on real MNIST subsets: determinism, exact resume, checkpoint fall-back.
-
-mod common;
+//! Belongs here: the `Trainer` in process (determinism, resume, checkpoints, precision).
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
+use crate::support;
 use pixelx::run_dir::RunDir;
 use pixelx::train::{EpochRecord, NoObserver, Observer, Outcome, Trainer};
 use tch::Device;
 
 fn train(runs: &std::path::Path, id: &str, config: pixelx::config::RunConfig) -> Vec<EpochRecord> {
     let run = RunDir::create(runs, id, &config).unwrap();
-    let mut t = Trainer::new(config, run, &common::data_dir(), Device::Cpu).unwrap();
+    let mut t = Trainer::new(config, run, &support::data_dir(), Device::Cpu).unwrap();
     assert_eq!(
         t.run(&mut NoObserver, &AtomicBool::new(false)).unwrap(),
         Outcome::Completed
@@ -34,8 +34,8 @@ fn assert_same_metrics(a: &[EpochRecord], b: &[EpochRecord]) {
 fn same_config_and_seed_give_identical_metrics() {
     tch::set_num_threads(1);
     let runs = tempfile::tempdir().unwrap();
-    let a = train(runs.path(), "a", common::tiny_config());
-    let b = train(runs.path(), "b", common::tiny_config());
+    let a = train(runs.path(), "a", support::tiny_config());
+    let b = train(runs.path(), "b", support::tiny_config());
     assert_same_metrics(&a, &b);
     // And training did something: loss fell below the uniform 2-level model's ln 2 ≈ 0.693 (this config reaches about 0.27).
     assert!(a[1].test.nll < 0.4, "{:?}", a[1].test);
@@ -44,7 +44,7 @@ fn same_config_and_seed_give_identical_metrics() {
         (a[1].test.bpd8 - (a[1].test.bpd + 7.0)).abs() < 1e-9,
         "L = 2: each level spans 128 bytes"
     );
-    let mut other_seed = common::tiny_config();
+    let mut other_seed = support::tiny_config();
     other_seed.seed += 1;
     let c = train(runs.path(), "c", other_seed);
     assert_ne!(a[1].test, c[1].test);
@@ -68,14 +68,14 @@ impl Observer for StopAfter {
 fn a_resumed_run_ends_exactly_where_an_uninterrupted_one_does() {
     tch::set_num_threads(1);
     let runs = tempfile::tempdir().unwrap();
-    let mut config = common::tiny_config();
+    let mut config = support::tiny_config();
     config.epochs = 3;
     config.lr_schedule = pixelx::config::LrSchedule::Cyclic;
     let whole = train(runs.path(), "whole", config.clone());
 
     let run = RunDir::create(runs.path(), "split", &config).unwrap();
     let stop = Arc::new(AtomicBool::new(false));
-    let mut first = Trainer::new(config.clone(), run.clone(), &common::data_dir(), Device::Cpu).unwrap();
+    let mut first = Trainer::new(config.clone(), run.clone(), &support::data_dir(), Device::Cpu).unwrap();
     let mut obs = StopAfter {
         after: 1,
         stop: stop.clone(),
@@ -84,7 +84,7 @@ fn a_resumed_run_ends_exactly_where_an_uninterrupted_one_does() {
     assert_eq!(first.state.epochs_done, 1);
     drop(first);
 
-    let mut resumed = Trainer::resume(config, run, &common::data_dir(), Device::Cpu).unwrap();
+    let mut resumed = Trainer::resume(config, run, &support::data_dir(), Device::Cpu).unwrap();
     assert_eq!(resumed.state.epochs_done, 1);
     assert_eq!(
         resumed.run(&mut NoObserver, &AtomicBool::new(false)).unwrap(),
@@ -97,7 +97,7 @@ fn a_resumed_run_ends_exactly_where_an_uninterrupted_one_does() {
 fn a_corrupt_latest_checkpoint_falls_back_to_the_previous_one() {
     tch::set_num_threads(1);
     let runs = tempfile::tempdir().unwrap();
-    let config = common::tiny_config();
+    let config = support::tiny_config();
     train(runs.path(), "r", config.clone());
     let run = RunDir::new(runs.path(), "r");
     let latest = run.epoch_checkpoint(2);
@@ -105,7 +105,7 @@ fn a_corrupt_latest_checkpoint_falls_back_to_the_previous_one() {
     let mid = bytes.len() / 2;
     bytes[mid] ^= 0xff;
     std::fs::write(&latest, bytes).unwrap();
-    let resumed = Trainer::resume(config, run, &common::data_dir(), Device::Cpu).unwrap();
+    let resumed = Trainer::resume(config, run, &support::data_dir(), Device::Cpu).unwrap();
     assert_eq!(
         resumed.state.epochs_done, 1,
         "epoch 2's checkpoint is damaged, epoch 1's is used"
@@ -115,10 +115,10 @@ fn a_corrupt_latest_checkpoint_falls_back_to_the_previous_one() {
 #[test]
 fn each_epoch_leaves_a_checkpoint_samples_and_a_journal_line() {
     let runs = tempfile::tempdir().unwrap();
-    let mut config = common::tiny_config();
+    let mut config = support::tiny_config();
     config.epochs = 1;
     let run = RunDir::create(runs.path(), "x", &config).unwrap();
-    let mut t = Trainer::new(config, run.clone(), &common::data_dir(), Device::Cpu).unwrap();
+    let mut t = Trainer::new(config, run.clone(), &support::data_dir(), Device::Cpu).unwrap();
     let mut journal = pixelx::execute::JournalObserver::new(&run.root, false);
     assert_eq!(
         t.run(&mut journal, &AtomicBool::new(false)).unwrap(),
@@ -162,10 +162,10 @@ fn each_epoch_leaves_a_checkpoint_samples_and_a_journal_line() {
 fn bf16_autocast_trains_deterministically_and_keeps_fp32_weights() {
     tch::set_num_threads(1);
     let runs = tempfile::tempdir().unwrap();
-    let fp32 = train(runs.path(), "fp32", common::tiny_config());
+    let fp32 = train(runs.path(), "fp32", support::tiny_config());
     let bf16_config = pixelx::config::RunConfig {
         precision: pixelx::precision::Precision::Bf16,
-        ..common::tiny_config()
+        ..support::tiny_config()
     };
     let a = train(runs.path(), "bf16-a", bf16_config.clone());
     let b = train(runs.path(), "bf16-b", bf16_config);

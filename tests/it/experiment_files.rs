@@ -1,8 +1,8 @@
 //! Experiment files: expansion, layering, and a table of bad files that must each fail with a
 //! precise message before the registry is touched.
+//! Belongs here: parsing, layering, expanding and validating experiment files (no training).
 
-mod common;
-
+use crate::support;
 use pixelx::config::Experiment;
 
 const GOOD: &str = r#"
@@ -200,7 +200,7 @@ fn a_rejected_file_touches_nothing() {
         dir.path(),
         "[experiment]\nname = \"bad\"\n[grid]\nhidden_ksize = [4]\n",
     );
-    let out = common::pixelx()
+    let out = support::pixelx()
         .arg("--runs-dir")
         .arg(dir.path().join("runs"))
         .args(["run", path.to_str().unwrap()])

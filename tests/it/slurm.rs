@@ -2,20 +2,15 @@
 //! (`scripts/slurm-local.sh`): sweeps, preemption and requeue, a coordinator killed with -9,
 //! workers that die, cancelled jobs, and bad settings. One test, because the scenarios share one
 //! cluster, which the test starts and stops itself.
-
-mod common;
-#[path = "../benches/common/mod.rs"]
-mod synthetic;
+//! Belongs here: anything that needs the Slurm cluster (add a scenario to the one test).
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::Duration;
 
-use common::{pixelx, tiny_experiment, wait_for, Results};
+use crate::support::cluster::Cluster;
+use crate::support::{self, pixelx, tiny_experiment, wait_for, Results, SIGKILL};
 use pixelx::registry::{Registry, RunFilter, RunStatus};
-use synthetic::cluster::Cluster;
-
-const SIGKILL: i32 = 9;
 
 fn experiment(dir: &Path, name: &str, images: u32, backend: &str, extra: &str) -> PathBuf {
     let scheduler = match backend {
@@ -53,7 +48,7 @@ fn output(cmd: &mut Command) -> (bool, String) {
 }
 
 fn results(runs: &Path) -> Results {
-    common::results(&Registry::open_read_only(&runs.join("registry.sqlite")).unwrap())
+    support::results(&support::registry_read_only(runs))
 }
 
 /// Starts `pixelx run` of `file` in the background.
@@ -179,7 +174,7 @@ fn a_sweep_through_slurm_equals_the_local_one(cluster: &Cluster, base: &Path, lo
         &slurm, local,
         "the same metrics, value for value, as the local backend"
     );
-    let reg = Registry::open_read_only(&runs.join("registry.sqlite")).unwrap();
+    let reg = support::registry_read_only(&runs);
     for id in slurm.keys() {
         assert_eq!(job_ids(&runs, id).len(), 1, "{id}: one job");
         assert_eq!(reg.run(id).unwrap().unwrap().attempts, 1, "{id}: trained once");
@@ -249,7 +244,7 @@ fn a_killed_coordinator_reattaches_without_submitting_twice(
         .spawn()
         .unwrap();
     first_training_run(&runs, false);
-    common::signal(coordinator.id(), SIGKILL);
+    support::signal(coordinator.id(), SIGKILL);
     let _ = coordinator.wait();
     assert!(
         !cluster.pixelx_jobs().is_empty(),
@@ -272,10 +267,10 @@ fn dead_workers_fail_with_slurms_reason_and_cancelled_jobs_resume(cluster: &Clus
     let (id, _) = first_training_run(&runs, true);
     let journal = std::fs::read_to_string(runs.join(&id).join("journal.jsonl")).unwrap();
     let started: serde_json::Value = serde_json::from_str(journal.lines().next().unwrap()).unwrap();
-    common::signal(started["pid"].as_u64().unwrap() as u32, SIGKILL);
+    support::signal(started["pid"].as_u64().unwrap() as u32, SIGKILL);
     let (ok, text) = finished(coordinator);
     assert!(ok, "the retry completed it: {text}");
-    let reg = Registry::open_read_only(&runs.join("registry.sqlite")).unwrap();
+    let reg = support::registry_read_only(&runs);
     let events: Vec<String> = reg
         .events(&id)
         .unwrap()

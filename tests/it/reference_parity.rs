@@ -1,10 +1,10 @@
 //! pixelx's model against an independent PyTorch implementation of the reference layout
 //! (`python/reference_pixelcnn.py`): an export must load there and give the same logits.
-
-mod common;
+//! Belongs here: agreement with the PyTorch reference implementation.
 
 use std::collections::BTreeMap;
 
+use crate::support;
 use pixelx::model::{ModelSpec, PixelCnn};
 use pixelx::train::checkpoint;
 use pixelx::weights;
@@ -48,7 +48,7 @@ fn check(spec: ModelSpec, size: i64) {
     ]);
     weights::save(&batch_path, &batch, Default::default()).unwrap();
 
-    let out = std::process::Command::new(common::venv_python())
+    let out = std::process::Command::new(support::venv_python())
         .arg(concat!(
             env!("CARGO_MANIFEST_DIR"),
             "/python/reference_pixelcnn.py"
