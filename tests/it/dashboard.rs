@@ -501,7 +501,7 @@ fn hostile_experiment_run_and_parameter_text_is_escaped_by_the_templates_in_repo
     let all = [ESCAPED_TEXT, ESCAPED_RUN_ID];
 
     let html = dir.path().join("report.html");
-    let (ok, _, err) = common::run_in(&runs, &["report", "--html", html.to_str().unwrap()]);
+    let (ok, _, err) = support::run_in(&runs, &["report", "--html", html.to_str().unwrap()]);
     assert!(ok, "{err}");
     let report = std::fs::read_to_string(&html).unwrap();
     assert_escaped_by_the_templates("report", &report, &all);

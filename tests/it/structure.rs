@@ -11,6 +11,8 @@ use std::path::{Path, PathBuf};
 /// is ignored, so the table can name a module before it exists (the low home for slots and the
 /// one module of number, size and duration formats have several candidate names).
 const LAYERS: &[&[&str]] = &[
+    // The one median and other statistics of plain numbers, used by search and estimates alike.
+    &["stats"],
     // Leaves: this machine, stop signals, libtorch panics, device names, bf16, datasets, the
     // model, the pure search methods, and the formats of numbers, sizes and durations.
     &[
