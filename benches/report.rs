@@ -386,11 +386,28 @@ fn coordinator(runs: usize) {
     println!("  prepare + one loop pass, all {runs} registered and finished   {sweep:8.3} s");
 }
 
+/// Where the synthetic registry of `runs` runs lives: under `PIXELX_BENCH_DIR` when set (kept
+/// after the bench, and reused by the next one: writing 100,000 runs takes many minutes), else in
+/// a temporary folder removed at the end.
+fn bench_dir(runs: u64) -> (Option<tempfile::TempDir>, std::path::PathBuf) {
+    match std::env::var_os("PIXELX_BENCH_DIR") {
+        Some(root) => (None, Path::new(&root).join(runs.to_string())),
+        None => {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().to_owned();
+            (Some(dir), path)
+        }
+    }
+}
+
 fn measure(runs: u64) {
-    let dir = tempfile::tempdir().unwrap();
-    let runs_dir = dir.path().join("runs");
+    let (_temp, dir) = bench_dir(runs);
+    let runs_dir = dir.join("runs");
     let start = Instant::now();
-    let (reg, how) = if runs > JOURNALLED_RUNS {
+    let kept = runs_dir.join("registry.sqlite");
+    let (reg, how) = if kept.is_file() {
+        (Registry::open(&kept).unwrap(), "reused from PIXELX_BENCH_DIR")
+    } else if runs > JOURNALLED_RUNS {
         (
             synthetic_registry_sql(&runs_dir, runs),
             "with SQL in one transaction",
@@ -403,7 +420,7 @@ fn measure(runs: u64) {
         start.elapsed().as_secs_f64()
     );
 
-    let html = dir.path().join("report.html");
+    let html = dir.join("report.html");
     let start = Instant::now();
     let summaries = reg.summaries(&RunFilter::default()).unwrap();
     pixelx::report::write_html(&reg, &summaries, &runs_dir, &html).unwrap();

@@ -7,7 +7,8 @@ use std::path::Path;
 use anyhow::Result;
 use rusqlite::{params, Transaction};
 
-use super::{set_status_in, Registry, RunStatus};
+use super::lifecycle::set_status_in;
+use super::{Registry, RunStatus};
 use crate::journal::{self, EpochRecord, Event};
 
 /// What one ingest found, for the coordinator.
@@ -48,7 +49,7 @@ impl Registry {
         // Only epoch records (and a restart, which drops what came after its checkpoint) change
         // the results; step batches, far more frequent, do not.
         if out.started || !out.epochs.is_empty() {
-            super::query::refresh_results(&tx, run_id)?;
+            super::results::refresh_results(&tx, run_id)?;
         }
         tx.commit()?;
         Ok(out)

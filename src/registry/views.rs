@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use anyhow::Result;
 use rusqlite::OptionalExtension;
 
-pub use super::query::{BestEpoch, Curves};
+pub use super::summary::{BestEpoch, Curves};
 use super::Registry;
 
 /// One experiment as recorded.

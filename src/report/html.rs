@@ -330,7 +330,7 @@ mod tests {
                 Some(2.0 + i as f64),
                 serde_json::json!({"seed": i}),
             );
-            s.status = status.into();
+            s.status = crate::registry::RunStatus::parse(status).unwrap();
             s.curves.epochs = (1..=epochs).collect();
             s.curves.test_bpd8 = (1..=epochs).map(|e| 3.0 - 0.1 * e as f64 + i as f64).collect();
             runs.push(RunView {

@@ -121,7 +121,7 @@ pub fn sort_runs(runs: &mut [RunSummary], key: &str) -> Result<()> {
                 bpd(a).total_cmp(&bpd(b))
             })
         }),
-        "status" => runs.sort_by(|a, b| a.status.cmp(&b.status)),
+        "status" => runs.sort_by(|a, b| a.status.as_str().cmp(b.status.as_str())),
         "trial" => runs.sort_by_key(|r| r.trial.unwrap_or(i64::MAX)),
         "id" => runs.sort_by(|a, b| a.id.cmp(&b.id)),
         k if RUN_KEYS.contains(&k) => runs.sort_by(|a, b| {
@@ -306,7 +306,7 @@ mod tests {
         RunSummary {
             id: "abc".into(),
             experiment: "e".into(),
-            status: "running".into(),
+            status: crate::registry::RunStatus::Running,
             method: "grid".into(),
             trial: None,
             device: Some("cpu".into()),
@@ -359,13 +359,13 @@ mod tests {
             nll: 0.2,
         };
         let failed = RunSummary {
-            status: "failed".into(),
+            status: crate::registry::RunStatus::Failed,
             progress: None,
             best: Some(best),
             ..running()
         };
         let completed = RunSummary {
-            status: "completed".into(),
+            status: crate::registry::RunStatus::Completed,
             ..failed.clone()
         };
         let text = |r: &RunSummary| {

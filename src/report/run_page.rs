@@ -62,7 +62,7 @@ pub fn render(page: &RunPage) -> Result<String> {
         experiment_href(&s.experiment),
         escape(&s.experiment),
         escape(&s.id),
-        badge(&s.status)
+        badge(s.status.as_str())
     );
     if let Some(e) = &s.error {
         let _ = write!(out, "<p class=\"err\">{}</p>", escape(e));

@@ -36,15 +36,15 @@ fn table_header(view: &ExperimentView) -> String {
 
 fn table_row(view: &ExperimentView, run: &RunView, links: bool) -> String {
     let s = &run.summary;
-    let status_class: String = s.status.chars().filter(|c| c.is_ascii_lowercase()).collect();
+    let status_class: String = s.status.as_str().chars().filter(|c| c.is_ascii_lowercase()).collect();
     let best = if run.is_best() { " best" } else { "" };
     let mut row = format!(
         "<tr class=\"run-row st-row-{status_class}{best}\" data-run=\"{}\" data-status=\"{}\"><td>{}{}</td><td>{}",
         escape(&s.id),
-        escape(&s.status),
+        escape(s.status.as_str()),
         swatch(run),
         run_link(&s.id, links),
-        badge(&s.status)
+        badge(s.status.as_str())
     );
     if let Some(e) = &s.error {
         let _ = write!(row, " <span class=\"err\" title=\"{}\">!</span>", escape(e));
@@ -139,7 +139,7 @@ pub(super) fn legend(view: &ExperimentView, links: bool) -> String {
             "<li>{}{} {} <b>{}</b> <span class=\"muted\">{}</span></li>",
             swatch(r),
             run_link(&r.summary.id, links),
-            badge(&r.summary.status),
+            badge(r.summary.status.as_str()),
             fmt_opt(r.bpd8(), 4),
             escape(&params.join(" "))
         );
@@ -310,7 +310,7 @@ fn sorted_order(view: &ExperimentView, page: &TablePage) -> Vec<usize> {
     };
     let text = |r: &RunView| -> String {
         match key {
-            "status" => r.summary.status.clone(),
+            "status" => r.summary.status.as_str().to_owned(),
             "id" => r.summary.id.clone(),
             _ => super::param_text(&r.summary, key),
         }
@@ -400,7 +400,7 @@ pub(super) fn status_line(view: &ExperimentView) -> String {
     let parts: Vec<String> = view
         .status_counts()
         .iter()
-        .map(|(s, n)| format!("{n} {}", badge(s)))
+        .map(|(s, n)| format!("{n} {}", badge(s.as_str())))
         .collect();
     format!("<p>{} runs: {}</p>", view.runs.len(), parts.join(" "))
 }

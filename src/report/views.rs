@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use anyhow::Result;
 
 use crate::registry::views::StepSeries;
-use crate::registry::{Registry, RunSummary};
+use crate::registry::{Registry, RunStatus, RunSummary};
 
 /// Runs that get their own colour and a legend entry; the rest are drawn thin and grey so that
 /// charts of hundreds of runs stay readable.
@@ -187,28 +187,28 @@ impl ExperimentView {
     }
 
     /// How many runs are in each state, in a fixed order of states.
-    pub fn status_counts(&self) -> Vec<(String, usize)> {
-        let mut counts: Vec<(String, usize)> = Vec::new();
+    pub fn status_counts(&self) -> Vec<(RunStatus, usize)> {
+        let mut counts: Vec<(RunStatus, usize)> = Vec::new();
         for r in &self.runs {
             match counts.iter_mut().find(|(s, _)| *s == r.summary.status) {
                 Some((_, n)) => *n += 1,
-                None => counts.push((r.summary.status.clone(), 1)),
+                None => counts.push((r.summary.status, 1)),
             }
         }
-        counts.sort_by_key(|(s, _)| status_order(s));
+        counts.sort_by_key(|(s, _)| status_order(*s));
         counts
     }
 }
 
-fn status_order(status: &str) -> usize {
-    const ORDER: [&str; 7] = [
-        "running",
-        "queued",
-        "completed",
-        "pruned",
-        "diverged",
-        "failed",
-        "interrupted",
+fn status_order(status: RunStatus) -> usize {
+    const ORDER: [RunStatus; 7] = [
+        RunStatus::Running,
+        RunStatus::Queued,
+        RunStatus::Completed,
+        RunStatus::Pruned,
+        RunStatus::Diverged,
+        RunStatus::Failed,
+        RunStatus::Interrupted,
     ];
     ORDER.iter().position(|s| *s == status).unwrap_or(ORDER.len())
 }
@@ -421,7 +421,7 @@ pub(crate) mod tests {
         RunSummary {
             id: id.into(),
             experiment: "e".into(),
-            status: "completed".into(),
+            status: RunStatus::Completed,
             method: "grid".into(),
             trial: None,
             device: None,

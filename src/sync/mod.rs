@@ -125,7 +125,7 @@ pub fn sync_mlflow(registry: &Registry, opts: &SyncOptions) -> Result<SyncSummar
     // A queued run has nothing to show yet; it is sent once it starts (or fails to).
     let runs: Vec<RunSummary> = runs
         .into_iter()
-        .filter(|r| r.status != RunStatus::Queued.as_str())
+        .filter(|r| r.status != RunStatus::Queued)
         .collect();
     // Experiments first: finding that the server's store was replaced changes what is planned.
     let mut experiments: HashMap<String, String> = HashMap::new();
@@ -193,7 +193,7 @@ fn plan_run(
     sample_epochs: &[u32],
 ) -> Result<RunWork> {
     let id = run.id.clone();
-    let status = RunStatus::parse(&run.status)?;
+    let status = run.status;
     // A run that failed before it started training has no start: it is shown from when it was
     // queued (its first event), so that MLflow still orders it among its experiment's runs.
     let start_ms = match run.started_at.as_deref().and_then(mapping::millis) {
@@ -228,11 +228,11 @@ fn plan_run(
     let metrics: Vec<MetricRow> = registry
         .metric_history(&id)?
         .into_iter()
-        .filter(|(name, step, ..)| {
+        .filter(|m| {
             state
-                .get(&id, &format!("metric:{name}"))
+                .get(&id, &format!("metric:{}", m.name))
                 .and_then(|s| s.parse::<i64>().ok())
-                .is_none_or(|sent| *step > sent)
+                .is_none_or(|sent| m.step > sent)
         })
         .collect();
     let dir = RunDir::new(runs_dir, &id);
@@ -439,7 +439,7 @@ fn push_run(
     for chunk in w.metrics.chunks(mapping::MAX_METRICS_PER_BATCH) {
         let metrics: Vec<Value> = chunk
             .iter()
-            .map(|(name, step, _, value)| mapping::metric(name, *step, *value, w.start_ms))
+            .map(|m| mapping::metric(&m.name, m.step, m.value, w.start_ms))
             .collect();
         client.post(
             "runs/log-batch",
@@ -447,8 +447,8 @@ fn push_run(
         )?;
         // The rows come by name then step: the last of each name in a chunk is its furthest.
         let mut last: HashMap<&str, i64> = HashMap::new();
-        for (name, step, ..) in chunk {
-            last.insert(name, *step);
+        for m in chunk {
+            last.insert(&m.name, m.step);
         }
         for (name, step) in last {
             state.set(id, &format!("metric:{name}"), &step.to_string())?;
