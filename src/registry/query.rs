@@ -15,11 +15,16 @@ use super::{Registry, RunStatus};
 /// The columns of `runs` a summary reads, in the order [`summary_from_row`] expects them.
 const SUMMARY_COLUMNS: &str = "r.id, e.name, r.status, r.device, r.config_json, r.error, r.started_at,
     r.finished_at, COALESCE(r.method, e.search_method), r.trial, r.epoch, r.step_in_epoch,
-    r.steps_per_epoch, r.images_per_sec, r.progress_at, r.host, r.pid, r.job_id, r.journal_offset";
+    r.steps_per_epoch, r.images_per_sec, r.progress_at, r.host, r.pid, r.job_id, r.journal_offset,
+    rr.run_id, rr.best_epoch, rr.best_bpd8, rr.best_bpd, rr.best_nll, rr.images_per_sec, rr.wall_seconds, rr.curves";
 
-/// A summary from a row of [`SUMMARY_COLUMNS`], without its results (see `attach_results`),
-/// with its stored configuration still to parse.
-fn summary_from_row(r: &rusqlite::Row<'_>, this_host: &str) -> rusqlite::Result<(RunSummary, String)> {
+/// Where the `run_results` columns start in [`SUMMARY_COLUMNS`].
+const RESULTS_AT: usize = 19;
+
+/// A summary from a row of [`SUMMARY_COLUMNS`], with its stored configuration still to parse;
+/// its results are filled in from the row's `run_results` part, if it has one (else `found` is
+/// false in the returned row).
+fn summary_from_row(r: &rusqlite::Row<'_>, this_host: &str) -> rusqlite::Result<(RunSummary, String, bool)> {
     let status: RunStatus = r.get(2)?;
     let progress = match (r.get::<_, Option<u32>>(10)?, r.get::<_, Option<i64>>(12)?) {
         (Some(epoch), Some(steps_per_epoch)) if status == RunStatus::Running => Some(Progress {
@@ -38,7 +43,7 @@ fn summary_from_row(r: &rusqlite::Row<'_>, this_host: &str) -> rusqlite::Result<
         && job.is_none()
         && host.as_deref() == Some(this_host)
         && pid.is_none_or(|p| !crate::host::process_alive(p));
-    let summary = RunSummary {
+    let mut summary = RunSummary {
         id: r.get(0)?,
         experiment: r.get(1)?,
         status,
@@ -60,36 +65,50 @@ fn summary_from_row(r: &rusqlite::Row<'_>, this_host: &str) -> rusqlite::Result<
         journal_offset: r.get::<_, i64>(18)?.max(0) as u64,
         curves: Curves::default(),
     };
-    Ok((summary, r.get(4)?))
+    let found = match results_from_row(r, RESULTS_AT)? {
+        Some(results) => {
+            let stored: StoredCurves = serde_json::from_str(&results.curves).unwrap_or_default();
+            summary.best = results.best;
+            summary.images_per_sec = results.images_per_sec;
+            summary.wall_seconds = results.wall_seconds;
+            summary.curves = stored.into_curves();
+            true
+        }
+        None => false,
+    };
+    Ok((summary, r.get(4)?, found))
 }
 
-/// Results of a run as `run_results` keeps them, read by `attach_results`.
+/// Results of a run as `run_results` keeps them.
 struct ResultsRow {
-    run: String,
     best: Option<BestEpoch>,
     images_per_sec: Option<f64>,
     wall_seconds: Option<f64>,
     curves: String,
 }
 
-fn results_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ResultsRow> {
+/// The `run_results` columns of a row from column `at` on (`run_id` first: NULL when the run
+/// has no results row).
+fn results_from_row(r: &rusqlite::Row<'_>, at: usize) -> rusqlite::Result<Option<ResultsRow>> {
+    if r.get::<_, Option<String>>(at)?.is_none() {
+        return Ok(None);
+    }
     let nan = |v: Option<f64>| v.unwrap_or(f64::NAN);
-    let best = match r.get::<_, Option<u32>>(1)? {
+    let best = match r.get::<_, Option<u32>>(at + 1)? {
         Some(epoch) => Some(BestEpoch {
             epoch,
-            bpd8: nan(r.get(2)?),
-            bpd: nan(r.get(3)?),
-            nll: nan(r.get(4)?),
+            bpd8: nan(r.get(at + 2)?),
+            bpd: nan(r.get(at + 3)?),
+            nll: nan(r.get(at + 4)?),
         }),
         None => None,
     };
-    Ok(ResultsRow {
-        run: r.get(0)?,
+    Ok(Some(ResultsRow {
         best,
-        images_per_sec: r.get(5)?,
-        wall_seconds: r.get(6)?,
-        curves: r.get(7)?,
-    })
+        images_per_sec: r.get(at + 5)?,
+        wall_seconds: r.get(at + 6)?,
+        curves: r.get(at + 7)?,
+    }))
 }
 
 impl Registry {
@@ -105,6 +124,7 @@ impl Registry {
         let mut stmt = self.conn().prepare(&format!(
             "SELECT {SUMMARY_COLUMNS}
              FROM runs r JOIN experiments e ON e.id = r.experiment_id
+                  LEFT JOIN run_results rr ON rr.run_id = r.id
              WHERE (?1 IS NULL OR e.name = ?1) AND (?2 IS NULL OR r.status = ?2) AND {one_run}
              ORDER BY r.created_at, r.id"
         ))?;
@@ -113,56 +133,28 @@ impl Registry {
         let mut out = Vec::new();
         let mut parse = ParamsParser::default();
         for row in stmt.query_map(args, |r| summary_from_row(r, &this_host))? {
-            let (mut summary, json) = row?;
+            let (mut summary, json, found) = row?;
             summary.params = parse.params(&json)?;
             let wanted = filter
                 .conditions
                 .iter()
                 .all(|(k, v)| param_matches(&summary.params, k, v));
-            if wanted {
-                out.push(summary);
+            if !wanted {
+                continue;
             }
+            if !found {
+                // No results row (none is expected): computed from the run's own epoch rows.
+                let r = results_from_metrics(self.conn(), &summary.id)?;
+                summary.best = r.best;
+                summary.images_per_sec = r.images_per_sec;
+                summary.wall_seconds = r.wall_seconds;
+                summary.curves = r.curves;
+            }
+            out.push(summary);
         }
-        self.attach_results(&mut out, filter.run_id.as_deref())?;
+        let index: HashMap<String, usize> = out.iter().enumerate().map(|(i, r)| (r.id.clone(), i)).collect();
+        self.attach_artefacts(&mut out, &index, filter.run_id.as_deref())?;
         Ok(out)
-    }
-
-    /// Fills in results, checkpoint and samples with one query per table (over one run's rows
-    /// only when `only` names it). Results come from `run_results`, one row per run kept up to
-    /// date at ingestion, so no metric row is read; a run without that row (none is expected)
-    /// has its results computed from its own epoch rows.
-    fn attach_results(&self, runs: &mut [RunSummary], only: Option<&str>) -> Result<()> {
-        let index: HashMap<String, usize> = runs.iter().enumerate().map(|(i, r)| (r.id.clone(), i)).collect();
-        let conn = self.conn();
-        let mut found = vec![false; runs.len()];
-        // A plain `run_id = ?1` (not `?1 IS NULL OR …`) so SQLite uses the primary key.
-        let mut stmt = conn.prepare(if only.is_some() {
-            "SELECT run_id, best_epoch, best_bpd8, best_bpd, best_nll, images_per_sec, wall_seconds, curves
-             FROM run_results WHERE run_id = ?1"
-        } else {
-            "SELECT run_id, best_epoch, best_bpd8, best_bpd, best_nll, images_per_sec, wall_seconds, curves
-             FROM run_results WHERE ?1 IS NULL"
-        })?;
-        for row in stmt.query_map([only], results_from_row)? {
-            let row = row?;
-            if let Some(&i) = index.get(&row.run) {
-                let stored: StoredCurves = serde_json::from_str(&row.curves).unwrap_or_default();
-                let run = &mut runs[i];
-                run.best = row.best;
-                run.images_per_sec = row.images_per_sec;
-                run.wall_seconds = row.wall_seconds;
-                run.curves = stored.into_curves();
-                found[i] = true;
-            }
-        }
-        for (run, _) in runs.iter_mut().zip(&found).filter(|(_, f)| !**f) {
-            let r = results_from_metrics(conn, &run.id)?;
-            run.best = r.best;
-            run.images_per_sec = r.images_per_sec;
-            run.wall_seconds = r.wall_seconds;
-            run.curves = r.curves;
-        }
-        self.attach_artefacts(runs, &index, only)
     }
 
     /// Fills in each run's best checkpoint and sample grid (the best epoch's, else the first).

@@ -147,7 +147,9 @@ impl ParamsParser {
         }
         let current = self.current_keys.as_deref().unwrap_or_default();
         if let Ok(map) = serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(json) {
-            if map.len() == current.len() && current.iter().all(|k| map.contains_key(k)) {
+            // Compared in order (no lookup per key): a map keeps its keys in one order whatever
+            // the order they were written in, so the current keys read back in this order.
+            if map.len() == current.len() && map.keys().zip(current).all(|(a, b)| a == b) {
                 return Ok(map);
             }
         }

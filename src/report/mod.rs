@@ -3,6 +3,7 @@
 //! HTML report or served live by `pixelx serve`.
 
 pub mod charts;
+mod envelope;
 pub mod html;
 pub mod importance;
 pub mod param_charts;

@@ -315,14 +315,22 @@ fn sorted_order(view: &ExperimentView, page: &TablePage) -> Vec<usize> {
             _ => super::param_text(&r.summary, key),
         }
     };
+    // Each run's value is read once, not at every comparison (a parameter's is a lookup and a
+    // string): 100,000 runs take about 1.7 million comparisons.
+    let numbers: Vec<Option<f64>> = view.runs.iter().map(number).collect();
+    let texts: Vec<String> = if numbers.iter().any(Option::is_none) {
+        view.runs.iter().map(text).collect()
+    } else {
+        Vec::new()
+    };
     let mut order: Vec<usize> = (0..view.runs.len()).collect();
     order.sort_by(|&a, &b| {
         let (ra, rb) = (&view.runs[a], &view.runs[b]);
-        let by_value = match (number(ra), number(rb)) {
+        let by_value = match (numbers[a], numbers[b]) {
             (Some(x), Some(y)) => x.total_cmp(&y),
             (Some(_), None) => return Ordering::Less,
             (None, Some(_)) => return Ordering::Greater,
-            (None, None) => text(ra).cmp(&text(rb)),
+            (None, None) => texts[a].cmp(&texts[b]),
         };
         let by_value = if page.descending {
             by_value.reverse()

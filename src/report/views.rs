@@ -6,6 +6,7 @@ use std::collections::HashMap;
 
 use anyhow::Result;
 
+pub use super::envelope::{Envelope, EnvelopePoint};
 use crate::registry::views::StepSeries;
 use crate::registry::{Registry, RunStatus, RunSummary};
 
@@ -121,55 +122,6 @@ pub struct ExperimentView {
     pub loss_envelope: Option<Envelope>,
 }
 
-/// The spread of many runs' curves at each x: what a summarised chart draws in place of their
-/// lines.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Envelope {
-    /// How many runs it stands for.
-    pub runs: usize,
-    /// By x, ascending.
-    pub points: Vec<EnvelopePoint>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct EnvelopePoint {
-    pub x: f64,
-    pub min: f64,
-    pub q10: f64,
-    pub median: f64,
-    pub q90: f64,
-    pub max: f64,
-}
-
-impl Envelope {
-    /// The envelope of `(x, value)` samples grouped by x (non-finite values are left out).
-    pub fn of(runs: usize, samples: impl IntoIterator<Item = (f64, f64)>) -> Option<Self> {
-        let mut by_x: Vec<(f64, f64)> = samples
-            .into_iter()
-            .filter(|p| p.0.is_finite() && p.1.is_finite())
-            .collect();
-        if by_x.is_empty() || runs == 0 {
-            return None;
-        }
-        by_x.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.total_cmp(&b.1)));
-        let points = by_x
-            .chunk_by(|a, b| a.0 == b.0)
-            .map(|group| {
-                let q = |f: f64| group[((group.len() - 1) as f64 * f).round() as usize].1;
-                EnvelopePoint {
-                    x: group[0].0,
-                    min: group[0].1,
-                    q10: q(0.1),
-                    median: q(0.5),
-                    q90: q(0.9),
-                    max: group[group.len() - 1].1,
-                }
-            })
-            .collect();
-        Some(Self { runs, points })
-    }
-}
-
 impl ExperimentView {
     /// Indices of the runs in rank order, best first; runs without a result are left out.
     pub fn ranked(&self) -> Vec<usize> {
@@ -226,7 +178,7 @@ pub fn loss_points(run_count: usize, top: bool) -> usize {
 /// Builds the views of `runs` (any order, any mix of experiments), reading loss series and
 /// sample epochs from `registry`. Experiments come in name order.
 pub fn build(registry: &Registry, runs: &[RunSummary]) -> Result<Vec<ExperimentView>> {
-    build_with(registry, runs, loss_points)
+    build_owned(registry, runs.to_vec(), loss_points)
 }
 
 /// [`build`], with `points(runs in the experiment, is a top run)` loss points per run.
@@ -235,67 +187,89 @@ pub fn build_with(
     runs: &[RunSummary],
     points: impl Fn(usize, bool) -> usize,
 ) -> Result<Vec<ExperimentView>> {
+    build_owned(registry, runs.to_vec(), points)
+}
+
+/// [`build_with`] over summaries the caller no longer needs: they move into the views instead
+/// of being copied (100,000 summaries are a noticeable copy).
+pub fn build_owned(
+    registry: &Registry,
+    runs: Vec<RunSummary>,
+    points: impl Fn(usize, bool) -> usize,
+) -> Result<Vec<ExperimentView>> {
     let descriptions: HashMap<String, String> = registry
         .experiments()?
         .into_iter()
         .map(|e| (e.name, e.description))
         .collect();
-    let only = (runs.len() == 1).then(|| runs[0].id.as_str());
-    let mut samples = registry.sample_epochs(only)?;
-    let mut names: Vec<&str> = runs.iter().map(|r| r.experiment.as_str()).collect();
-    names.sort();
-    names.dedup();
-    let mut out = Vec::with_capacity(names.len());
-    for name in names {
-        let mine: Vec<&RunSummary> = runs.iter().filter(|r| r.experiment == name).collect();
-        let ranks = rank(&mine);
-        let n = mine.len();
-        let drawn = drawn_runs(&ranks);
-        // Only the runs drawn one by one have their per-step loss read: the query count stays
-        // bounded however large the experiment.
-        let ids: Vec<&str> = mine
-            .iter()
-            .zip(&drawn)
-            .filter(|(_, d)| **d)
-            .map(|(r, _)| r.id.as_str())
-            .collect();
-        let top: Vec<bool> = ranks.iter().map(|r| r.is_some_and(|r| r < TOP_N)).collect();
-        let by_id: HashMap<&str, bool> = mine
-            .iter()
-            .map(|r| r.id.as_str())
-            .zip(top.iter().copied())
-            .collect();
-        let mut loss =
-            registry.train_loss_series(&ids, |id| points(n, by_id.get(id).copied().unwrap_or(false)))?;
-        let run_views = mine
-            .iter()
-            .zip(ranks)
-            .zip(drawn)
-            .map(|((r, rank), drawn)| RunView {
-                colour: rank.and_then(|k| PALETTE.get(k).copied()).unwrap_or(OTHER),
-                rank,
-                loss: loss.remove(&r.id).unwrap_or_default(),
-                sample_epochs: samples.remove(&r.id).unwrap_or_default(),
-                summary: (*r).clone(),
-                drawn,
-            })
-            .collect::<Vec<_>>();
-        let params = swept_params(&mine);
-        let mut view = ExperimentView {
-            name: name.to_owned(),
-            description: descriptions.get(name).cloned().unwrap_or_default(),
-            runs: run_views,
-            params,
-            epoch_envelope: None,
-            loss_envelope: None,
-        };
-        if view.summarised() {
-            view.epoch_envelope = epoch_envelope(&view);
-            view.loss_envelope = loss_envelope(&view);
-        }
-        out.push(view);
+    let mut by_experiment: std::collections::BTreeMap<String, Vec<RunSummary>> = Default::default();
+    for run in runs {
+        by_experiment.entry(run.experiment.clone()).or_default().push(run);
     }
-    Ok(out)
+    by_experiment
+        .into_iter()
+        .map(|(name, mine)| {
+            let description = descriptions.get(&name).cloned().unwrap_or_default();
+            experiment_view(registry, name, description, mine, &points)
+        })
+        .collect()
+}
+
+/// The view of one experiment's runs (in the order given).
+fn experiment_view(
+    registry: &Registry,
+    name: String,
+    description: String,
+    mine: Vec<RunSummary>,
+    points: &impl Fn(usize, bool) -> usize,
+) -> Result<ExperimentView> {
+    let refs: Vec<&RunSummary> = mine.iter().collect();
+    let ranks = rank(&refs);
+    let params = swept_params(&refs);
+    let n = mine.len();
+    let drawn = drawn_runs(&ranks);
+    // Only the runs drawn one by one have their per-step loss and sample epochs read: the query
+    // count stays bounded however large the experiment.
+    let ids: Vec<&str> = mine
+        .iter()
+        .zip(&drawn)
+        .filter(|(_, d)| **d)
+        .map(|(r, _)| r.id.as_str())
+        .collect();
+    let top: HashMap<&str, bool> = mine
+        .iter()
+        .zip(&ranks)
+        .filter(|(_, r)| r.is_some_and(|r| r < TOP_N))
+        .map(|(run, _)| (run.id.as_str(), true))
+        .collect();
+    let mut loss = registry.train_loss_series(&ids, |id| points(n, top.contains_key(id)))?;
+    let mut samples = registry.sample_epochs_of(&ids)?;
+    let runs = mine
+        .into_iter()
+        .zip(ranks)
+        .zip(drawn)
+        .map(|((summary, rank), drawn)| RunView {
+            colour: rank.and_then(|k| PALETTE.get(k).copied()).unwrap_or(OTHER),
+            rank,
+            loss: loss.remove(&summary.id).unwrap_or_default(),
+            sample_epochs: samples.remove(&summary.id).unwrap_or_default(),
+            summary,
+            drawn,
+        })
+        .collect::<Vec<_>>();
+    let mut view = ExperimentView {
+        name,
+        description,
+        runs,
+        params,
+        epoch_envelope: None,
+        loss_envelope: None,
+    };
+    if view.summarised() {
+        view.epoch_envelope = epoch_envelope(&view);
+        view.loss_envelope = loss_envelope(&view);
+    }
+    Ok(view)
 }
 
 /// Which runs are drawn one by one: all of a small experiment; of a large one, the top runs,
@@ -376,16 +350,53 @@ fn rank(runs: &[&RunSummary]) -> Vec<Option<usize>> {
     out
 }
 
+/// The keys of [`crate::config::RUN_KEYS`] whose values differ among `runs`, in that order.
+/// Runs whose parameters have the same keys in the same order as the first run's (every run one
+/// version recorded) are compared value by value without a lookup per key: at 100,000 runs the
+/// lookups were the largest cost of building a view.
+fn varying_keys(runs: &[&RunSummary]) -> Vec<&'static str> {
+    let Some((first, rest)) = runs.split_first() else {
+        return Vec::new();
+    };
+    let mut by_position = vec![false; first.params.len()];
+    let mut by_key: Vec<&'static str> = Vec::new();
+    for run in rest {
+        let aligned = run.params.len() == first.params.len()
+            && run.params.keys().zip(first.params.keys()).all(|(a, b)| a == b);
+        if aligned {
+            for (differs, (a, b)) in by_position
+                .iter_mut()
+                .zip(run.params.values().zip(first.params.values()))
+            {
+                *differs |= a != b;
+            }
+        } else {
+            for k in crate::config::RUN_KEYS {
+                if !by_key.contains(&k) && run.params.get(k) != first.params.get(k) {
+                    by_key.push(k);
+                }
+            }
+        }
+    }
+    let flagged: Vec<&str> = first
+        .params
+        .keys()
+        .zip(&by_position)
+        .filter(|(_, differs)| **differs)
+        .map(|(k, _)| k.as_str())
+        .collect();
+    crate::config::RUN_KEYS
+        .into_iter()
+        .filter(|k| by_key.contains(k) || flagged.contains(k))
+        .collect()
+}
+
 /// The parameters whose values differ among `runs`, with how to lay each out.
 fn swept_params(runs: &[&RunSummary]) -> Vec<ParamInfo> {
-    crate::config::RUN_KEYS
-        .iter()
-        .filter(|k| {
-            runs.windows(2)
-                .any(|w| w[0].params.get(**k) != w[1].params.get(**k))
-        })
+    varying_keys(runs)
+        .into_iter()
         .map(|k| {
-            let values: Vec<&serde_json::Value> = runs.iter().filter_map(|r| r.params.get(*k)).collect();
+            let values: Vec<&serde_json::Value> = runs.iter().filter_map(|r| r.params.get(k)).collect();
             let numbers: Option<Vec<f64>> = values.iter().map(|v| v.as_f64()).collect();
             let kind = match numbers {
                 Some(xs) if !xs.is_empty() => {
@@ -394,7 +405,7 @@ fn swept_params(runs: &[&RunSummary]) -> Vec<ParamInfo> {
                         (a.min(x), b.max(x))
                     });
                     // A recorded spread over 1.5 decades reads better on a log axis.
-                    let log = positive && (LOG_KEYS.contains(k) || hi / lo >= 30.0);
+                    let log = positive && (LOG_KEYS.contains(&k) || hi / lo >= 30.0);
                     ParamKind::Numeric { log }
                 }
                 _ => {

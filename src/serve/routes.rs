@@ -256,7 +256,10 @@ async fn experiment_page(st: Arc<AppState>, name: Option<String>, table: TablePa
                 );
             }
             sort_runs(&mut runs, "bpd8")?;
-            for (i, view) in views::build(&registry, &runs)?.iter().enumerate() {
+            for (i, view) in views::build_owned(&registry, runs, views::loss_points)?
+                .iter()
+                .enumerate()
+            {
                 if !TablePage::valid_sort(view, &table.sort) {
                     return Err(AppError::BadRequest("unknown sort column"));
                 }
