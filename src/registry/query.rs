@@ -7,8 +7,8 @@ use rusqlite::OptionalExtension;
 
 use super::results::{backfill_results, results_from_metrics, StoredCurves};
 use super::summary::{
-    param_matches, run_relative, stored_params, BestEpoch, Curves, MetricRow, ParamsParser, Progress, RunFilter,
-    RunSummary,
+    param_matches, run_relative, stored_params, BestEpoch, Curves, MetricRow, ParamsParser, Progress,
+    RunFilter, RunSummary,
 };
 use super::{Registry, RunStatus};
 
@@ -158,7 +158,12 @@ impl Registry {
     }
 
     /// Fills in each run's best checkpoint and sample grid (the best epoch's, else the first).
-    fn attach_artefacts(&self, runs: &mut [RunSummary], index: &HashMap<String, usize>, only: Option<&str>) -> Result<()> {
+    fn attach_artefacts(
+        &self,
+        runs: &mut [RunSummary],
+        index: &HashMap<String, usize>,
+        only: Option<&str>,
+    ) -> Result<()> {
         let conn = self.conn();
         let mut stmt = conn.prepare(if only.is_some() {
             "SELECT run_id FROM checkpoints WHERE is_best = 1 AND run_id = ?1"
@@ -178,7 +183,11 @@ impl Registry {
             "SELECT run_id, epoch, path FROM samples WHERE ?1 IS NULL ORDER BY id"
         })?;
         let rows = stmt.query_map([only], |r| {
-            Ok((r.get::<_, String>(0)?, r.get::<_, u32>(1)?, r.get::<_, String>(2)?))
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, u32>(1)?,
+                r.get::<_, String>(2)?,
+            ))
         })?;
         for row in rows {
             let (run, epoch, path) = row?;

@@ -129,10 +129,10 @@ pub(super) fn backfill_results(conn: &rusqlite::Connection) -> Result<()> {
 
 #[cfg(test)]
 mod tests {
-    use crate::registry::run_relative;
     use crate::config::{ExperimentInfo, RunConfig};
     use crate::journal::{append, CheckpointRecord, EpochRecord, Event};
     use crate::metrics::EvalMetrics;
+    use crate::registry::run_relative;
     use crate::registry::{Registry, RunFilter};
 
     fn epoch(run_dir: &std::path::Path, epoch: u32, bpd8: f64) {

@@ -220,5 +220,4 @@ impl Registry {
             )
             .transpose()
     }
-
 }

@@ -104,7 +104,9 @@ impl rusqlite::types::FromSql for RunStatus {
         RunStatus::ALL
             .into_iter()
             .find(|s| s.as_str() == name)
-            .ok_or_else(|| rusqlite::types::FromSqlError::Other(format!("unknown run status `{name}`").into()))
+            .ok_or_else(|| {
+                rusqlite::types::FromSqlError::Other(format!("unknown run status `{name}`").into())
+            })
     }
 }
 

@@ -111,7 +111,11 @@ pub fn run_relative(stored: &str, id: &str) -> String {
     }
 }
 
-pub(super) fn param_matches(params: &serde_json::Map<String, serde_json::Value>, key: &str, want: &str) -> bool {
+pub(super) fn param_matches(
+    params: &serde_json::Map<String, serde_json::Value>,
+    key: &str,
+    want: &str,
+) -> bool {
     let Some(v) = params.get(key) else { return false };
     let text = match v {
         serde_json::Value::String(s) => s.clone(),

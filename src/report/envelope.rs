@@ -56,4 +56,3 @@ impl Envelope {
         Some(Self { runs, points })
     }
 }
-

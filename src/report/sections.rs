@@ -36,7 +36,12 @@ fn table_header(view: &ExperimentView) -> String {
 
 fn table_row(view: &ExperimentView, run: &RunView, links: bool) -> String {
     let s = &run.summary;
-    let status_class: String = s.status.as_str().chars().filter(|c| c.is_ascii_lowercase()).collect();
+    let status_class: String = s
+        .status
+        .as_str()
+        .chars()
+        .filter(|c| c.is_ascii_lowercase())
+        .collect();
     let best = if run.is_best() { " best" } else { "" };
     let mut row = format!(
         "<tr class=\"run-row st-row-{status_class}{best}\" data-run=\"{}\" data-status=\"{}\"><td>{}{}</td><td>{}",
