@@ -7,6 +7,7 @@ mod envelope;
 pub mod html;
 pub mod importance;
 pub mod param_charts;
+mod params;
 pub mod run_page;
 mod sections;
 pub mod views;
