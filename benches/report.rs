@@ -10,7 +10,11 @@
 //!   `/` and of one `/runs/<id>`, first (rendered) and again (cached, same registry state), and
 //!   of one sample image.
 //!
-//! Figures are printed; nothing is asserted about time.
+//! Figures are printed, wall time and the CPU time this process used (on a shared machine the
+//! wall time grows with the other work, the CPU time much less); nothing is asserted about time.
+//! `PIXELX_BENCH_DIR=DIR` keeps each synthetic registry under `DIR/<runs>` and reuses it on the
+//! next run (writing 100,000 runs takes most of an hour on 2 cores); a registry left by an
+//! interrupted write is reused as it is, so remove the folder after one.
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -268,6 +272,19 @@ fn synthetic_run(i: u64) -> SyntheticRun {
     }
 }
 
+/// CPU seconds this process has used (every thread: the dashboard serves from this process),
+/// which a machine shared with other work does not inflate as it does wall time.
+fn cpu_seconds() -> f64 {
+    let mut usage = std::mem::MaybeUninit::<libc::rusage>::zeroed();
+    // SAFETY: getrusage fills the struct it is given; RUSAGE_SELF is always valid.
+    let usage = unsafe {
+        libc::getrusage(libc::RUSAGE_SELF, usage.as_mut_ptr());
+        usage.assume_init()
+    };
+    let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 * 1e-6;
+    secs(usage.ru_utime) + secs(usage.ru_stime)
+}
+
 /// Time to first byte and the whole response of `GET path`.
 fn fetch(addr: &str, path: &str) -> (Duration, u16, usize) {
     let mut s = TcpStream::connect(addr).unwrap();
@@ -314,7 +331,10 @@ fn main() {
     for runs in run_counts() {
         measure(runs);
     }
-    coordinator(COORDINATOR_RUNS);
+    // `PIXELX_BENCH_COORDINATOR=0` leaves the coordinator out (when only the views changed).
+    if std::env::var("PIXELX_BENCH_COORDINATOR").as_deref() != Ok("0") {
+        coordinator(COORDINATOR_RUNS);
+    }
 }
 
 /// Runs of the coordinator's sweep.
@@ -386,11 +406,28 @@ fn coordinator(runs: usize) {
     println!("  prepare + one loop pass, all {runs} registered and finished   {sweep:8.3} s");
 }
 
+/// Where the synthetic registry of `runs` runs lives: under `PIXELX_BENCH_DIR` when set (kept
+/// after the bench, and reused by the next one: writing 100,000 runs takes many minutes), else in
+/// a temporary folder removed at the end.
+fn bench_dir(runs: u64) -> (Option<tempfile::TempDir>, std::path::PathBuf) {
+    match std::env::var_os("PIXELX_BENCH_DIR") {
+        Some(root) => (None, Path::new(&root).join(runs.to_string())),
+        None => {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().to_owned();
+            (Some(dir), path)
+        }
+    }
+}
+
 fn measure(runs: u64) {
-    let dir = tempfile::tempdir().unwrap();
-    let runs_dir = dir.path().join("runs");
+    let (_temp, dir) = bench_dir(runs);
+    let runs_dir = dir.join("runs");
     let start = Instant::now();
-    let (reg, how) = if runs > JOURNALLED_RUNS {
+    let kept = runs_dir.join("registry.sqlite");
+    let (reg, how) = if kept.is_file() {
+        (Registry::open(&kept).unwrap(), "reused from PIXELX_BENCH_DIR")
+    } else if runs > JOURNALLED_RUNS {
         (
             synthetic_registry_sql(&runs_dir, runs),
             "with SQL in one transaction",
@@ -403,14 +440,16 @@ fn measure(runs: u64) {
         start.elapsed().as_secs_f64()
     );
 
-    let html = dir.path().join("report.html");
-    let start = Instant::now();
+    let html = dir.join("report.html");
+    let (start, cpu) = (Instant::now(), cpu_seconds());
     let summaries = reg.summaries(&RunFilter::default()).unwrap();
+    let (read, read_cpu) = (start.elapsed().as_secs_f64(), cpu_seconds() - cpu);
     pixelx::report::write_html(&reg, &summaries, &runs_dir, &html).unwrap();
-    let t = start.elapsed().as_secs_f64();
+    let (t, t_cpu) = (start.elapsed().as_secs_f64(), cpu_seconds() - cpu);
     let size = std::fs::metadata(&html).unwrap().len();
     println!(
-        "  [{runs} runs] pixelx report --html     {t:8.3} s   {:8.0} KiB  (read registry, draw, write)",
+        "  [{runs} runs] pixelx report --html     {t:8.3} s   {:8.0} KiB  (read registry, draw, write; \
+         CPU {t_cpu:.3} s, of which reading the summaries {read:.3} s, CPU {read_cpu:.3} s)",
         size as f64 / 1024.0
     );
 
@@ -432,11 +471,13 @@ fn measure(runs: u64) {
         ("GET /runs/<id>", format!("/runs/{id}")),
         ("GET /img/<id>/10", format!("/img/{id}/10")),
     ] {
+        let cpu = cpu_seconds();
         let (cold, status, bytes) = fetch(&addr, &path);
+        let cold_cpu = cpu_seconds() - cpu;
         assert_eq!(status, 200, "{path}");
         let (warm, _, _) = fetch(&addr, &path);
         println!(
-            "  [{runs} runs] dashboard {what:<16} TTFB {:8.3} s first, {:6.3} s again   {:8.0} KiB",
+            "  [{runs} runs] dashboard {what:<16} TTFB {:8.3} s first (CPU {cold_cpu:.3} s), {:6.3} s again   {:8.0} KiB",
             cold.as_secs_f64(),
             warm.as_secs_f64(),
             bytes as f64 / 1024.0

@@ -192,13 +192,13 @@ pub fn show(cli: &Cli, given: &str) -> Result<()> {
         "  {:<6} {:>11} {:>9} {:>9} {:>9} {:>8}",
         "epoch", "train loss", "nll", "bpd", "bpd8", "img/s"
     );
-    let epochs: std::collections::BTreeSet<i64> = history.iter().filter_map(|(_, _, e, _)| *e).collect();
+    let epochs: std::collections::BTreeSet<i64> = history.iter().filter_map(|m| m.epoch).collect();
     for e in epochs {
         let get = |name: &str| {
             history
                 .iter()
-                .find(|(n, _, ep, _)| n == name && *ep == Some(e))
-                .map_or(f64::NAN, |m| m.3)
+                .find(|m| m.name == name && m.epoch == Some(e))
+                .map_or(f64::NAN, |m| m.value)
         };
         println!(
             "  {e:<6} {:>11.4} {:>9.4} {:>9.4} {:>9.4} {:>8.1}",
@@ -209,7 +209,7 @@ pub fn show(cli: &Cli, given: &str) -> Result<()> {
             get("images_per_sec")
         );
     }
-    let steps = history.iter().filter(|(n, ..)| n == "train_loss").count();
+    let steps = history.iter().filter(|m| m.name == "train_loss").count();
     println!("  ({steps} training steps recorded)");
     if let Some(s) = summary {
         let show = |rel: Option<&str>| rel.map_or("-".into(), |r| run.root.join(r).display().to_string());

@@ -108,7 +108,7 @@ fn states(registry: Option<&Registry>, experiment: &str) -> Result<HashMap<Strin
             continue;
         };
         let state = RunState {
-            status: RunStatus::parse(&s.status)?,
+            status: s.status,
             trained: s.curves.epochs.len() as u32,
             config,
             trial: s.trial.is_some(),

@@ -7,7 +7,8 @@ use std::path::Path;
 use anyhow::Result;
 use rusqlite::{params, Transaction};
 
-use super::{set_status_in, Registry, RunStatus};
+use super::lifecycle::set_status_in;
+use super::{Registry, RunStatus};
 use crate::journal::{self, EpochRecord, Event};
 
 /// What one ingest found, for the coordinator.
@@ -48,7 +49,7 @@ impl Registry {
         // Only epoch records (and a restart, which drops what came after its checkpoint) change
         // the results; step batches, far more frequent, do not.
         if out.started || !out.epochs.is_empty() {
-            super::query::refresh_results(&tx, run_id)?;
+            super::results::refresh_results(&tx, run_id)?;
         }
         tx.commit()?;
         Ok(out)
@@ -102,42 +103,15 @@ fn apply(tx: &Transaction<'_>, run_id: &str, at: &str, event: Event, out: &mut I
             steps_per_epoch,
             history,
         } => {
-            // Whatever was recorded past the checkpoint the worker resumed from will be recorded
-            // again; whatever the checkpoint has done must be there.
-            tx.execute(
-                "DELETE FROM metrics WHERE run_id = ?1 AND ((epoch IS NULL AND step > ?3) OR epoch > ?2)",
-                params![run_id, epochs_done, global_step],
-            )?;
-            tx.execute(
-                "DELETE FROM checkpoints WHERE run_id = ?1 AND epoch > ?2",
-                params![run_id, epochs_done],
-            )?;
-            tx.execute(
-                "DELETE FROM samples WHERE run_id = ?1 AND epoch > ?2",
-                params![run_id, epochs_done],
-            )?;
-            for r in &history {
-                let present: i64 = tx.query_row(
-                    "SELECT COUNT(*) FROM metrics WHERE run_id = ?1 AND epoch = ?2 AND name = 'test_bpd8'",
-                    params![run_id, r.epoch],
-                    |row| row.get(0),
-                )?;
-                if present == 0 {
-                    insert_epoch(tx, run_id, r, None, None)?;
-                }
-            }
-            tx.execute(
-                "UPDATE runs SET status = 'running', device = ?2, host = ?3, pid = ?4, job_id = COALESCE(?5, job_id),
-                     heartbeat_at = ?6, started_at = COALESCE(started_at, ?6), finished_at = NULL, error = NULL,
-                     epoch = ?7, step_in_epoch = 0, steps_per_epoch = ?8, images_per_sec = NULL, progress_at = ?6
-                 WHERE id = ?1",
-                params![run_id, device, host, pid, job, at, epochs_done + 1, steps_per_epoch],
-            )?;
+            let worker = Worker {
+                pid,
+                host,
+                device,
+                job,
+            };
             let from = checkpoint.map_or("from the start".to_owned(), |c| format!("from {c}"));
-            tx.execute(
-                "INSERT INTO run_events (run_id, status, at, detail) VALUES (?1, 'running', ?2, ?3)",
-                params![run_id, at, format!("pid {pid} on {host}, {device}, {from}")],
-            )?;
+            forget_past(tx, run_id, epochs_done, global_step, &history)?;
+            started(tx, run_id, at, &worker, &from, epochs_done + 1, steps_per_epoch)?;
             out.started = true;
         }
         Event::Steps {
@@ -147,21 +121,7 @@ fn apply(tx: &Transaction<'_>, run_id: &str, at: &str, event: Event, out: &mut I
             images_per_sec,
             steps,
         } => {
-            // A step recorded before (a worker resumed from a checkpoint older than the steps
-            // an earlier attempt journalled) takes the value measured last: never twice.
-            let mut stmt = tx.prepare_cached(
-                "INSERT INTO metrics (run_id, name, step, value) VALUES (?1, ?2, ?3, ?4)
-                 ON CONFLICT (run_id, name, step) DO UPDATE SET value = excluded.value",
-            )?;
-            // SQLite stores NaN as NULL, which the column refuses: an undefined value (the
-            // journal's `null`) is left out rather than wedging ingestion.
-            for s in &steps {
-                for (name, value) in [("train_loss", s.1), ("lr", s.2)] {
-                    if !value.is_nan() {
-                        stmt.execute(params![run_id, name, s.0, value])?;
-                    }
-                }
-            }
+            insert_steps(tx, run_id, &steps)?;
             tx.execute(
                 "UPDATE runs SET heartbeat_at = ?2, epoch = ?3, step_in_epoch = ?4, steps_per_epoch = ?5,
                      images_per_sec = ?6, progress_at = ?2
@@ -177,26 +137,7 @@ fn apply(tx: &Transaction<'_>, run_id: &str, at: &str, event: Event, out: &mut I
             threads,
         } => {
             insert_epoch(tx, run_id, &record, peak_rss_mb, threads)?;
-            if best {
-                tx.execute("UPDATE checkpoints SET is_best = 0 WHERE run_id = ?1", [run_id])?;
-            }
-            tx.execute(
-                "DELETE FROM checkpoints WHERE run_id = ?1 AND epoch = ?2",
-                params![run_id, record.epoch],
-            )?;
-            tx.execute(
-                "INSERT INTO checkpoints (run_id, path, size, sha256, epoch, is_best, created_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-                params![
-                    run_id,
-                    format!("checkpoints/{}", checkpoint.file),
-                    checkpoint.size as i64,
-                    checkpoint.sha256,
-                    record.epoch,
-                    best,
-                    at
-                ],
-            )?;
+            insert_checkpoint(tx, run_id, at, record.epoch, &checkpoint, best)?;
             tx.execute(
                 "UPDATE runs SET heartbeat_at = ?2, epoch = ?3, step_in_epoch = 0, progress_at = ?2 WHERE id = ?1",
                 params![run_id, at, record.epoch + 1],
@@ -225,5 +166,129 @@ fn apply(tx: &Transaction<'_>, run_id: &str, at: &str, event: Event, out: &mut I
             out.finished = Some((status, detail));
         }
     }
+    Ok(())
+}
+
+/// The process a `started` event says trains the run.
+struct Worker {
+    pid: u32,
+    host: String,
+    device: String,
+    job: Option<String>,
+}
+
+/// A worker (re)started from the checkpoint after `epochs_done` epochs: whatever was recorded
+/// past it will be recorded again; whatever the checkpoint has done (`history`) must be there.
+fn forget_past(
+    tx: &Transaction<'_>,
+    run_id: &str,
+    epochs_done: u32,
+    global_step: i64,
+    history: &[EpochRecord],
+) -> Result<()> {
+    tx.execute(
+        "DELETE FROM metrics WHERE run_id = ?1 AND ((epoch IS NULL AND step > ?3) OR epoch > ?2)",
+        params![run_id, epochs_done, global_step],
+    )?;
+    tx.execute(
+        "DELETE FROM checkpoints WHERE run_id = ?1 AND epoch > ?2",
+        params![run_id, epochs_done],
+    )?;
+    tx.execute(
+        "DELETE FROM samples WHERE run_id = ?1 AND epoch > ?2",
+        params![run_id, epochs_done],
+    )?;
+    for r in history {
+        let present: i64 = tx.query_row(
+            "SELECT COUNT(*) FROM metrics WHERE run_id = ?1 AND epoch = ?2 AND name = 'test_bpd8'",
+            params![run_id, r.epoch],
+            |row| row.get(0),
+        )?;
+        if present == 0 {
+            insert_epoch(tx, run_id, r, None, None)?;
+        }
+    }
+    Ok(())
+}
+
+/// Marks the run `running` under `worker`, training `epoch`, with its event.
+fn started(
+    tx: &Transaction<'_>,
+    run_id: &str,
+    at: &str,
+    worker: &Worker,
+    from: &str,
+    epoch: u32,
+    steps_per_epoch: i64,
+) -> Result<()> {
+    let Worker {
+        pid,
+        host,
+        device,
+        job,
+    } = worker;
+    tx.execute(
+        "UPDATE runs SET status = 'running', device = ?2, host = ?3, pid = ?4, job_id = COALESCE(?5, job_id),
+             heartbeat_at = ?6, started_at = COALESCE(started_at, ?6), finished_at = NULL, error = NULL,
+             epoch = ?7, step_in_epoch = 0, steps_per_epoch = ?8, images_per_sec = NULL, progress_at = ?6
+         WHERE id = ?1",
+        params![run_id, device, host, pid, job, at, epoch, steps_per_epoch],
+    )?;
+    tx.execute(
+        "INSERT INTO run_events (run_id, status, at, detail) VALUES (?1, 'running', ?2, ?3)",
+        params![run_id, at, format!("pid {pid} on {host}, {device}, {from}")],
+    )?;
+    Ok(())
+}
+
+/// A batch of steps' training loss and learning rate. A step recorded before (a worker resumed
+/// from a checkpoint older than the steps an earlier attempt journalled) takes the value
+/// measured last: never twice.
+fn insert_steps(tx: &Transaction<'_>, run_id: &str, steps: &[journal::StepRecord]) -> Result<()> {
+    let mut stmt = tx.prepare_cached(
+        "INSERT INTO metrics (run_id, name, step, value) VALUES (?1, ?2, ?3, ?4)
+         ON CONFLICT (run_id, name, step) DO UPDATE SET value = excluded.value",
+    )?;
+    // SQLite stores NaN as NULL, which the column refuses: an undefined value (the journal's
+    // `null`) is left out rather than wedging ingestion.
+    for s in steps {
+        for (name, value) in [("train_loss", s.1), ("lr", s.2)] {
+            if !value.is_nan() {
+                stmt.execute(params![run_id, name, s.0, value])?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// An epoch's checkpoint; a new best one takes the mark from the previous best.
+fn insert_checkpoint(
+    tx: &Transaction<'_>,
+    run_id: &str,
+    at: &str,
+    epoch: u32,
+    checkpoint: &journal::CheckpointRecord,
+    best: bool,
+) -> Result<()> {
+    if best {
+        tx.execute("UPDATE checkpoints SET is_best = 0 WHERE run_id = ?1", [run_id])?;
+    }
+    tx.execute(
+        "DELETE FROM checkpoints WHERE run_id = ?1 AND epoch = ?2",
+        params![run_id, epoch],
+    )?;
+    tx.execute(
+        "INSERT INTO checkpoints (run_id, path, size, sha256, epoch, is_best, created_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        params![
+            run_id,
+            format!("checkpoints/{}", checkpoint.file),
+            checkpoint.size as i64,
+            checkpoint.sha256,
+            epoch,
+            best,
+            at
+        ],
+    )?;
     Ok(())
 }

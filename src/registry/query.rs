@@ -4,138 +4,116 @@ use std::collections::HashMap;
 
 use anyhow::Result;
 use rusqlite::OptionalExtension;
-use serde::Serialize;
 
-use super::Registry;
+use super::results::{backfill_results, results_from_metrics, StoredCurves};
+use super::summary::{
+    param_matches, run_relative, stored_params, BestEpoch, Curves, MetricRow, ParamsParser, Progress,
+    RunFilter, RunSummary,
+};
+use super::{Registry, RunStatus};
 
-/// One recorded metric value: (name, step, epoch for per-epoch metrics, value).
-pub type MetricRow = (String, i64, Option<i64>, f64);
+/// The columns of `runs` a summary reads, in the order [`summary_from_row`] expects them.
+const SUMMARY_COLUMNS: &str = "r.id, e.name, r.status, r.device, r.config_json, r.error, r.started_at,
+    r.finished_at, COALESCE(r.method, e.search_method), r.trial, r.epoch, r.step_in_epoch,
+    r.steps_per_epoch, r.images_per_sec, r.progress_at, r.host, r.pid, r.job_id, r.journal_offset,
+    rr.run_id, rr.best_epoch, rr.best_bpd8, rr.best_bpd, rr.best_nll, rr.images_per_sec, rr.wall_seconds, rr.curves";
 
-/// Which runs a report covers.
-#[derive(Debug, Clone, Default)]
-pub struct RunFilter {
-    pub experiment: Option<String>,
-    /// `key=value` conditions on run parameters; numbers compare numerically.
-    pub conditions: Vec<(String, String)>,
-    pub status: Option<super::RunStatus>,
-    /// One run only (a full id); its metrics are then read alone, not every run's.
-    pub run_id: Option<String>,
-}
+/// Where the `run_results` columns start in [`SUMMARY_COLUMNS`].
+const RESULTS_AT: usize = 19;
 
-impl RunFilter {
-    pub fn run(id: &str) -> Self {
-        Self {
-            run_id: Some(id.to_owned()),
-            ..Self::default()
+/// A summary from a row of [`SUMMARY_COLUMNS`], with its stored configuration still to parse;
+/// its results are filled in from the row's `run_results` part, if it has one (else `found` is
+/// false in the returned row).
+fn summary_from_row(r: &rusqlite::Row<'_>, this_host: &str) -> rusqlite::Result<(RunSummary, String, bool)> {
+    let status: RunStatus = r.get(2)?;
+    let progress = match (r.get::<_, Option<u32>>(10)?, r.get::<_, Option<i64>>(12)?) {
+        (Some(epoch), Some(steps_per_epoch)) if status == RunStatus::Running => Some(Progress {
+            epoch,
+            step_in_epoch: r.get::<_, Option<i64>>(11)?.unwrap_or(0),
+            steps_per_epoch,
+            images_per_sec: r.get(13)?,
+            at: r.get(14)?,
+        }),
+        _ => None,
+    };
+    let host: Option<String> = r.get(15)?;
+    let pid: Option<i64> = r.get(16)?;
+    let job: Option<String> = r.get(17)?;
+    let process_gone = status == RunStatus::Running
+        && job.is_none()
+        && host.as_deref() == Some(this_host)
+        && pid.is_none_or(|p| !crate::host::process_alive(p));
+    let mut summary = RunSummary {
+        id: r.get(0)?,
+        experiment: r.get(1)?,
+        status,
+        method: r.get(8)?,
+        trial: r.get(9)?,
+        device: r.get(3)?,
+        params: Default::default(),
+        best: None,
+        images_per_sec: None,
+        wall_seconds: None,
+        checkpoint: None,
+        samples: None,
+        error: r.get(5)?,
+        started_at: r.get(6)?,
+        finished_at: r.get(7)?,
+        progress,
+        process_gone,
+        job,
+        journal_offset: r.get::<_, i64>(18)?.max(0) as u64,
+        curves: Curves::default(),
+    };
+    let found = match results_from_row(r, RESULTS_AT)? {
+        Some(results) => {
+            let stored: StoredCurves = serde_json::from_str(&results.curves).unwrap_or_default();
+            summary.best = results.best;
+            summary.images_per_sec = results.images_per_sec;
+            summary.wall_seconds = results.wall_seconds;
+            summary.curves = stored.into_curves();
+            true
         }
-    }
-}
-
-/// The best epoch of a run by test `bpd8` (ties broken by `bpd`).
-#[derive(Debug, Clone, Copy, Serialize, PartialEq)]
-pub struct BestEpoch {
-    pub epoch: u32,
-    pub bpd8: f64,
-    pub bpd: f64,
-    pub nll: f64,
-}
-
-/// Per-epoch values of one run, for curves.
-///
-/// Artefact paths in a summary (`checkpoint`, `samples`) are relative to the run's folder,
-/// `<runs dir>/<id>/`.
-#[derive(Debug, Clone, Default, Serialize)]
-pub struct Curves {
-    pub epochs: Vec<u32>,
-    pub test_bpd8: Vec<f64>,
-    pub test_bpd: Vec<f64>,
-    pub train_loss: Vec<f64>,
-}
-
-/// Where a running run stands, from its journal's latest `steps` line.
-#[derive(Debug, Clone, Serialize, PartialEq)]
-pub struct Progress {
-    /// The epoch being trained, 1-based.
-    pub epoch: u32,
-    pub step_in_epoch: i64,
-    pub steps_per_epoch: i64,
-    pub images_per_sec: Option<f64>,
-    /// When this was recorded.
-    pub at: Option<String>,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct RunSummary {
-    pub id: String,
-    pub experiment: String,
-    pub status: String,
-    /// How the experiment chooses its runs (grid, random, tpe).
-    pub method: String,
-    /// The trial number within an adaptive search.
-    pub trial: Option<i64>,
-    pub device: Option<String>,
-    pub params: serde_json::Map<String, serde_json::Value>,
-    pub best: Option<BestEpoch>,
-    pub images_per_sec: Option<f64>,
-    pub wall_seconds: Option<f64>,
-    pub checkpoint: Option<String>,
-    pub samples: Option<String>,
-    pub error: Option<String>,
-    pub started_at: Option<String>,
-    pub finished_at: Option<String>,
-    /// Running runs: the epoch and step being trained.
-    pub progress: Option<Progress>,
-    /// Recorded as running on this host, but its process is gone.
-    pub process_gone: bool,
-    /// The Slurm job training it, if any.
-    pub job: Option<String>,
-    /// Bytes of the run's journal ingested (to tell whether it holds newer results).
-    #[serde(skip)]
-    pub journal_offset: u64,
-    #[serde(skip)]
-    pub curves: Curves,
-}
-
-/// A path the registry stored for a run's artefact, relative to the run's folder. Older
-/// registries stored the path the run was created under (`runs/<id>/checkpoints/...`, possibly
-/// absolute); the part after the run's id is what locates it now.
-pub fn run_relative(stored: &str, id: &str) -> String {
-    let marker = format!("{id}/");
-    match stored.rfind(&marker) {
-        Some(i) if i == 0 || stored[..i].ends_with('/') => stored[i + marker.len()..].to_owned(),
-        _ => stored.to_owned(),
-    }
-}
-
-fn param_matches(params: &serde_json::Map<String, serde_json::Value>, key: &str, want: &str) -> bool {
-    let Some(v) = params.get(key) else { return false };
-    let text = match v {
-        serde_json::Value::String(s) => s.clone(),
-        other => other.to_string(),
+        None => false,
     };
-    match (text.parse::<f64>(), want.parse::<f64>()) {
-        (Ok(a), Ok(b)) => a == b,
-        _ => text == want,
-    }
+    Ok((summary, r.get(4)?, found))
 }
 
-/// A run's parameters from its stored config. Configs recorded before a parameter existed are
-/// read through `RunConfig`, which fills in its default, so every run shows every parameter.
-fn stored_params(json: &str) -> Result<serde_json::Map<String, serde_json::Value>> {
-    let value = match serde_json::from_str::<crate::config::RunConfig>(json) {
-        Ok(config) => serde_json::to_value(config)?,
-        Err(_) => serde_json::from_str(json)?,
+/// Results of a run as `run_results` keeps them.
+struct ResultsRow {
+    best: Option<BestEpoch>,
+    images_per_sec: Option<f64>,
+    wall_seconds: Option<f64>,
+    curves: String,
+}
+
+/// The `run_results` columns of a row from column `at` on (`run_id` first: NULL when the run
+/// has no results row).
+fn results_from_row(r: &rusqlite::Row<'_>, at: usize) -> rusqlite::Result<Option<ResultsRow>> {
+    if r.get::<_, Option<String>>(at)?.is_none() {
+        return Ok(None);
+    }
+    let nan = |v: Option<f64>| v.unwrap_or(f64::NAN);
+    let best = match r.get::<_, Option<u32>>(at + 1)? {
+        Some(epoch) => Some(BestEpoch {
+            epoch,
+            bpd8: nan(r.get(at + 2)?),
+            bpd: nan(r.get(at + 3)?),
+            nll: nan(r.get(at + 4)?),
+        }),
+        None => None,
     };
-    Ok(match value {
-        serde_json::Value::Object(m) => m,
-        _ => Default::default(),
-    })
+    Ok(Some(ResultsRow {
+        best,
+        images_per_sec: r.get(at + 5)?,
+        wall_seconds: r.get(at + 6)?,
+        curves: r.get(at + 7)?,
+    }))
 }
 
 impl Registry {
     /// Summaries of the runs matching `filter`, in creation order.
     pub fn summaries(&self, filter: &RunFilter) -> Result<Vec<RunSummary>> {
-        let conn = self.conn();
         // One run is looked up by its key (`r.id = ?3`): with `?3 IS NULL OR …` SQLite scans
         // every run, which a run's dashboard page would pay at every render.
         let one_run = if filter.run_id.is_some() {
@@ -143,159 +121,57 @@ impl Registry {
         } else {
             "?3 IS NULL"
         };
-        let mut stmt = conn.prepare(&format!(
-            "SELECT r.id, e.name, r.status, r.device, r.config_json, r.error, r.started_at, r.finished_at,
-                    COALESCE(r.method, e.search_method), r.trial, r.epoch, r.step_in_epoch, r.steps_per_epoch, r.images_per_sec,
-                    r.progress_at, r.host, r.pid, r.job_id, r.journal_offset
+        let mut stmt = self.conn().prepare(&format!(
+            "SELECT {SUMMARY_COLUMNS}
              FROM runs r JOIN experiments e ON e.id = r.experiment_id
+                  LEFT JOIN run_results rr ON rr.run_id = r.id
              WHERE (?1 IS NULL OR e.name = ?1) AND (?2 IS NULL OR r.status = ?2) AND {one_run}
              ORDER BY r.created_at, r.id"
         ))?;
-        let status_filter = filter.status.map(|s| s.as_str());
-        let args = rusqlite::params![filter.experiment, status_filter, filter.run_id];
+        let args = rusqlite::params![filter.experiment, filter.status, filter.run_id];
         let this_host = crate::host::hostname();
-        let rows = stmt.query_map(args, |r| {
-            let progress = match (r.get::<_, Option<u32>>(10)?, r.get::<_, Option<i64>>(12)?) {
-                (Some(epoch), Some(steps_per_epoch)) => Some(Progress {
-                    epoch,
-                    step_in_epoch: r.get::<_, Option<i64>>(11)?.unwrap_or(0),
-                    steps_per_epoch,
-                    images_per_sec: r.get(13)?,
-                    at: r.get(14)?,
-                }),
-                _ => None,
-            };
-            let host: Option<String> = r.get(15)?;
-            let pid: Option<i64> = r.get(16)?;
-            let job: Option<String> = r.get(17)?;
-            let status: String = r.get(2)?;
-            let process_gone = status == "running"
-                && job.is_none()
-                && host.as_deref() == Some(this_host.as_str())
-                && pid.is_none_or(|p| !crate::host::process_alive(p));
-            Ok((
-                (
-                    r.get::<_, String>(0)?,
-                    r.get::<_, String>(1)?,
-                    status,
-                    r.get::<_, Option<String>>(3)?,
-                    r.get::<_, String>(4)?,
-                ),
-                (
-                    r.get::<_, Option<String>>(5)?,
-                    r.get::<_, Option<String>>(6)?,
-                    r.get::<_, Option<String>>(7)?,
-                    r.get::<_, String>(8)?,
-                    r.get::<_, Option<i64>>(9)?,
-                ),
-                (progress, process_gone, r.get::<_, i64>(18)?, job),
-            ))
-        })?;
         let mut out = Vec::new();
-        for row in rows {
-            let (
-                (id, experiment, status, device, json),
-                (error, started_at, finished_at, method, trial),
-                (progress, process_gone, offset, job),
-            ) = row?;
-            let params = stored_params(&json)?;
-            if !filter
+        let mut parse = ParamsParser::default();
+        for row in stmt.query_map(args, |r| summary_from_row(r, &this_host))? {
+            let (mut summary, json, found) = row?;
+            summary.params = parse.params(&json)?;
+            let wanted = filter
                 .conditions
                 .iter()
-                .all(|(k, v)| param_matches(&params, k, v))
-            {
+                .all(|(k, v)| param_matches(&summary.params, k, v));
+            if !wanted {
                 continue;
             }
-            let running = status == "running";
-            out.push(RunSummary {
-                id,
-                experiment,
-                status,
-                method,
-                trial,
-                device,
-                params,
-                best: None,
-                images_per_sec: None,
-                wall_seconds: None,
-                checkpoint: None,
-                samples: None,
-                error,
-                started_at,
-                finished_at,
-                progress: progress.filter(|_| running),
-                process_gone,
-                job,
-                journal_offset: offset.max(0) as u64,
-                curves: Curves::default(),
-            });
+            if !found {
+                // No results row (none is expected): computed from the run's own epoch rows.
+                let r = results_from_metrics(self.conn(), &summary.id)?;
+                summary.best = r.best;
+                summary.images_per_sec = r.images_per_sec;
+                summary.wall_seconds = r.wall_seconds;
+                summary.curves = r.curves;
+            }
+            out.push(summary);
         }
-        self.attach_results(&mut out, filter.run_id.as_deref())?;
+        let index: HashMap<String, usize> = out.iter().enumerate().map(|(i, r)| (r.id.clone(), i)).collect();
+        self.attach_artefacts(&mut out, &index, filter.run_id.as_deref())?;
         Ok(out)
     }
 
-    /// Fills in results, checkpoint and samples with one query per table (over one run's rows
-    /// only when `only` names it). Results come from `run_results`, one row per run kept up to
-    /// date at ingestion, so no metric row is read; a run without that row (none is expected)
-    /// has its results computed from its own epoch rows.
-    fn attach_results(&self, runs: &mut [RunSummary], only: Option<&str>) -> Result<()> {
-        let index: HashMap<String, usize> = runs.iter().enumerate().map(|(i, r)| (r.id.clone(), i)).collect();
+    /// Fills in each run's best checkpoint and sample grid (the best epoch's, else the first).
+    fn attach_artefacts(
+        &self,
+        runs: &mut [RunSummary],
+        index: &HashMap<String, usize>,
+        only: Option<&str>,
+    ) -> Result<()> {
         let conn = self.conn();
-        let mut found = vec![false; runs.len()];
-        // A plain `run_id = ?1` (not `?1 IS NULL OR …`) so SQLite uses the primary key.
         let mut stmt = conn.prepare(if only.is_some() {
-            "SELECT run_id, best_epoch, best_bpd8, best_bpd, best_nll, images_per_sec, wall_seconds, curves
-             FROM run_results WHERE run_id = ?1"
+            "SELECT run_id FROM checkpoints WHERE is_best = 1 AND run_id = ?1"
         } else {
-            "SELECT run_id, best_epoch, best_bpd8, best_bpd, best_nll, images_per_sec, wall_seconds, curves
-             FROM run_results WHERE ?1 IS NULL"
+            "SELECT run_id FROM checkpoints WHERE is_best = 1 AND ?1 IS NULL"
         })?;
-        let rows = stmt.query_map([only], |r| {
-            let nan = |v: Option<f64>| v.unwrap_or(f64::NAN);
-            let best = r
-                .get::<_, Option<u32>>(1)?
-                .map(|epoch| -> rusqlite::Result<BestEpoch> {
-                    Ok(BestEpoch {
-                        epoch,
-                        bpd8: nan(r.get(2)?),
-                        bpd: nan(r.get(3)?),
-                        nll: nan(r.get(4)?),
-                    })
-                });
-            Ok((
-                r.get::<_, String>(0)?,
-                best.transpose()?,
-                r.get::<_, Option<f64>>(5)?,
-                r.get::<_, Option<f64>>(6)?,
-                r.get::<_, String>(7)?,
-            ))
-        })?;
-        for row in rows {
-            let (run, best, images_per_sec, wall_seconds, curves) = row?;
-            if let Some(&i) = index.get(&run) {
-                let stored: StoredCurves = serde_json::from_str(&curves).unwrap_or_default();
-                runs[i].best = best;
-                runs[i].images_per_sec = images_per_sec;
-                runs[i].wall_seconds = wall_seconds;
-                runs[i].curves = stored.into_curves();
-                found[i] = true;
-            }
-        }
-        for (run, _) in runs.iter_mut().zip(&found).filter(|(_, f)| !**f) {
-            let r = results_from_metrics(conn, &run.id)?;
-            run.best = r.best;
-            run.images_per_sec = r.images_per_sec;
-            run.wall_seconds = r.wall_seconds;
-            run.curves = r.curves;
-        }
-        let mut stmt = conn.prepare(if only.is_some() {
-            "SELECT run_id, path FROM checkpoints WHERE is_best = 1 AND run_id = ?1 ORDER BY id"
-        } else {
-            "SELECT run_id, path FROM checkpoints WHERE is_best = 1 AND ?1 IS NULL ORDER BY id"
-        })?;
-        for row in stmt.query_map([only], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))? {
-            let (run, _) = row?;
-            if let Some(&i) = index.get(&run) {
+        for run in stmt.query_map([only], |r| r.get::<_, String>(0))? {
+            if let Some(&i) = index.get(&run?) {
                 // The best epoch's weights are also kept as `best.safetensors`, which outlives
                 // the epoch checkpoints that are cleaned up.
                 runs[i].checkpoint = Some("checkpoints/best.safetensors".into());
@@ -306,13 +182,14 @@ impl Registry {
         } else {
             "SELECT run_id, epoch, path FROM samples WHERE ?1 IS NULL ORDER BY id"
         })?;
-        for row in stmt.query_map([only], |r| {
+        let rows = stmt.query_map([only], |r| {
             Ok((
                 r.get::<_, String>(0)?,
                 r.get::<_, u32>(1)?,
                 r.get::<_, String>(2)?,
             ))
-        })? {
+        })?;
+        for row in rows {
             let (run, epoch, path) = row?;
             if let Some(&i) = index.get(&run) {
                 if runs[i].best.is_some_and(|b| b.epoch == epoch) || runs[i].samples.is_none() {
@@ -337,7 +214,14 @@ impl Registry {
         let mut stmt = self
             .conn()
             .prepare("SELECT name, step, epoch, value FROM metrics WHERE run_id = ?1 ORDER BY name, step")?;
-        let rows = stmt.query_map([run_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?;
+        let rows = stmt.query_map([run_id], |r| {
+            Ok(MetricRow {
+                name: r.get(0)?,
+                step: r.get(1)?,
+                epoch: r.get(2)?,
+                value: r.get(3)?,
+            })
+        })?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
@@ -365,7 +249,7 @@ impl Registry {
 #[derive(Debug, Clone)]
 pub struct TrialRow {
     pub id: String,
-    pub status: super::RunStatus,
+    pub status: RunStatus,
     pub trial: Option<i64>,
     /// The search method that proposed it.
     pub method: Option<String>,
@@ -386,7 +270,7 @@ impl Registry {
         for row in stmt.query_map([experiment], |r| {
             Ok((
                 r.get::<_, String>(0)?,
-                r.get::<_, String>(1)?,
+                r.get::<_, RunStatus>(1)?,
                 r.get::<_, Option<i64>>(2)?,
                 r.get::<_, String>(3)?,
                 r.get::<_, Option<String>>(4)?,
@@ -396,7 +280,7 @@ impl Registry {
             index.insert(id.clone(), rows.len());
             rows.push(TrialRow {
                 id,
-                status: super::RunStatus::parse(&status)?,
+                status,
                 trial,
                 method,
                 params: stored_params(&json)?,
@@ -472,209 +356,5 @@ impl Registry {
             .query_map([sha256], |r| r.get(0))?
             .collect::<rusqlite::Result<Vec<String>>>()?;
         Ok(ids)
-    }
-}
-
-/// What `run_results` keeps of a run: its results over the epochs it finished.
-#[derive(Debug, Default)]
-struct RunResults {
-    best: Option<BestEpoch>,
-    images_per_sec: Option<f64>,
-    wall_seconds: Option<f64>,
-    curves: Curves,
-}
-
-/// Curves as stored in `run_results.curves` (JSON has no NaN: a missing value is `null`).
-#[derive(Debug, Default, Serialize, serde::Deserialize)]
-struct StoredCurves {
-    epochs: Vec<u32>,
-    test_bpd8: Vec<Option<f64>>,
-    test_bpd: Vec<Option<f64>>,
-    train_loss: Vec<Option<f64>>,
-}
-
-impl StoredCurves {
-    fn from_curves(c: &Curves) -> Self {
-        let opt = |v: &[f64]| v.iter().map(|x| x.is_finite().then_some(*x)).collect();
-        Self {
-            epochs: c.epochs.clone(),
-            test_bpd8: opt(&c.test_bpd8),
-            test_bpd: opt(&c.test_bpd),
-            train_loss: opt(&c.train_loss),
-        }
-    }
-
-    fn into_curves(self) -> Curves {
-        let nan = |v: Vec<Option<f64>>| v.into_iter().map(|x| x.unwrap_or(f64::NAN)).collect();
-        Curves {
-            epochs: self.epochs,
-            test_bpd8: nan(self.test_bpd8),
-            test_bpd: nan(self.test_bpd),
-            train_loss: nan(self.train_loss),
-        }
-    }
-}
-
-/// A run's results from its epoch rows (the `metrics_by_epoch` index: a few rows per epoch).
-fn results_from_metrics(conn: &rusqlite::Connection, run_id: &str) -> Result<RunResults> {
-    let mut stmt = conn
-        .prepare_cached("SELECT epoch, name, value FROM metrics WHERE run_id = ?1 AND epoch IS NOT NULL")?;
-    let mut per_epoch: HashMap<u32, HashMap<String, f64>> = HashMap::new();
-    for row in stmt.query_map([run_id], |r| {
-        Ok((r.get::<_, u32>(0)?, r.get::<_, String>(1)?, r.get::<_, f64>(2)?))
-    })? {
-        let (epoch, name, value) = row?;
-        per_epoch.entry(epoch).or_default().insert(name, value);
-    }
-    let mut sorted: Vec<(u32, HashMap<String, f64>)> = per_epoch.into_iter().collect();
-    sorted.sort_by_key(|(e, _)| *e);
-    let get = |m: &HashMap<String, f64>, k: &str| m.get(k).copied().unwrap_or(f64::NAN);
-    let mut out = RunResults::default();
-    for (epoch, m) in &sorted {
-        out.curves.epochs.push(*epoch);
-        out.curves.test_bpd8.push(get(m, "test_bpd8"));
-        out.curves.test_bpd.push(get(m, "test_bpd"));
-        out.curves.train_loss.push(get(m, "epoch_train_loss"));
-    }
-    out.best = sorted
-        .iter()
-        .filter(|(_, m)| m.contains_key("test_bpd8"))
-        .map(|(e, m)| BestEpoch {
-            epoch: *e,
-            bpd8: get(m, "test_bpd8"),
-            bpd: get(m, "test_bpd"),
-            nll: get(m, "test_nll"),
-        })
-        .min_by(|a, b| a.bpd8.total_cmp(&b.bpd8).then(a.bpd.total_cmp(&b.bpd)));
-    let speeds: Vec<f64> = sorted
-        .iter()
-        .filter_map(|(_, m)| m.get("images_per_sec").copied())
-        .collect();
-    if !speeds.is_empty() {
-        out.images_per_sec = Some(speeds.iter().sum::<f64>() / speeds.len() as f64);
-        out.wall_seconds = Some(sorted.iter().filter_map(|(_, m)| m.get("epoch_seconds")).sum());
-    }
-    Ok(out)
-}
-
-/// Recomputes `run_id`'s row of `run_results` from its epoch rows: what ingestion calls after
-/// applying a journal's events, in the same transaction.
-pub(super) fn refresh_results(conn: &rusqlite::Connection, run_id: &str) -> Result<()> {
-    let r = results_from_metrics(conn, run_id)?;
-    let finite = |v: f64| v.is_finite().then_some(v);
-    let curves = serde_json::to_string(&StoredCurves::from_curves(&r.curves))?;
-    conn.prepare_cached(
-        "INSERT OR REPLACE INTO run_results
-             (run_id, best_epoch, best_bpd8, best_bpd, best_nll, images_per_sec, wall_seconds, curves)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-    )?
-    .execute(rusqlite::params![
-        run_id,
-        r.best.map(|b| b.epoch),
-        r.best.and_then(|b| finite(b.bpd8)),
-        r.best.and_then(|b| finite(b.bpd)),
-        r.best.and_then(|b| finite(b.nll)),
-        r.images_per_sec,
-        r.wall_seconds,
-        curves
-    ])?;
-    Ok(())
-}
-
-/// Fills `run_results` for every run of a registry that predates it.
-pub(super) fn backfill_results(conn: &rusqlite::Connection) -> Result<()> {
-    let ids: Vec<String> = conn
-        .prepare("SELECT id FROM runs")?
-        .query_map([], |r| r.get(0))?
-        .collect::<rusqlite::Result<_>>()?;
-    for id in ids {
-        refresh_results(conn, &id)?;
-    }
-    Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::run_relative;
-    use crate::config::{ExperimentInfo, RunConfig};
-    use crate::journal::{append, CheckpointRecord, EpochRecord, Event};
-    use crate::metrics::EvalMetrics;
-    use crate::registry::{Registry, RunFilter};
-
-    fn epoch(run_dir: &std::path::Path, epoch: u32, bpd8: f64) {
-        let record = EpochRecord {
-            epoch,
-            train_loss: 0.2,
-            test: EvalMetrics {
-                nll: 0.5,
-                bpd: bpd8 - 7.0,
-                bpd8,
-            },
-            learning_rate: 1e-3,
-            images_per_sec: 100.0 * epoch as f64,
-            seconds: 10.0,
-        };
-        let checkpoint = CheckpointRecord {
-            file: format!("epoch-{epoch:04}.safetensors"),
-            sha256: "00".into(),
-            size: 1,
-        };
-        let event = Event::Epoch {
-            record,
-            checkpoint,
-            best: true,
-            peak_rss_mb: None,
-            threads: None,
-        };
-        append(run_dir, event).unwrap();
-    }
-
-    #[test]
-    fn results_rows_follow_ingestion_and_a_forced_rerun() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut reg = Registry::open(&dir.path().join("registry.sqlite")).unwrap();
-        let exp = reg
-            .upsert_experiment(&ExperimentInfo::named("e", ""), None, Default::default())
-            .unwrap();
-        let run_dir = dir.path().join("r1");
-        std::fs::create_dir_all(&run_dir).unwrap();
-        reg.add_run(exp, "r1", &RunConfig::default(), &run_dir, None)
-            .unwrap();
-        let best = |reg: &Registry| {
-            reg.summaries(&RunFilter::run("r1")).unwrap()[0]
-                .best
-                .map(|b| (b.epoch, b.bpd8))
-        };
-        assert_eq!(best(&reg), None, "a queued run has no result");
-        epoch(&run_dir, 1, 1.5);
-        epoch(&run_dir, 2, 1.2);
-        reg.ingest("r1", &run_dir).unwrap();
-        assert_eq!(best(&reg), Some((2, 1.2)));
-        epoch(&run_dir, 3, 1.3);
-        reg.ingest("r1", &run_dir).unwrap();
-        let runs = reg.summaries(&RunFilter::default()).unwrap();
-        assert_eq!(runs[0].curves.epochs, vec![1, 2, 3]);
-        assert_eq!(runs[0].curves.test_bpd8, vec![1.5, 1.2, 1.3]);
-        assert_eq!(runs[0].images_per_sec, Some(200.0));
-        assert_eq!(runs[0].wall_seconds, Some(30.0));
-        reg.reset_run("r1").unwrap();
-        assert_eq!(best(&reg), None, "a forced rerun forgets the results");
-    }
-
-    #[test]
-    fn stored_paths_become_run_relative() {
-        assert_eq!(
-            run_relative("runs/abc/checkpoints/epoch-0001.safetensors", "abc"),
-            "checkpoints/epoch-0001.safetensors"
-        );
-        assert_eq!(
-            run_relative("/x/y/abc/samples/epoch-0001.png", "abc"),
-            "samples/epoch-0001.png"
-        );
-        assert_eq!(
-            run_relative("checkpoints/best.safetensors", "abc"),
-            "checkpoints/best.safetensors"
-        );
-        assert_eq!(run_relative("xabc/checkpoints/a", "abc"), "xabc/checkpoints/a");
     }
 }

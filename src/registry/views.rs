@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use anyhow::Result;
 use rusqlite::OptionalExtension;
 
-pub use super::query::{BestEpoch, Curves};
+pub use super::summary::{BestEpoch, Curves};
 use super::Registry;
 
 /// One experiment as recorded.
@@ -66,8 +66,10 @@ impl Registry {
         Ok(self
             .conn()
             .query_row(
+                // By rowid, the order runs were added in: one end of the table's b-tree, where
+                // `created_at` has no index and would sort every run.
                 "SELECT e.name FROM runs r JOIN experiments e ON e.id = r.experiment_id
-                 ORDER BY r.created_at DESC, r.id DESC LIMIT 1",
+                 ORDER BY r.rowid DESC LIMIT 1",
                 [],
                 |r| r.get(0),
             )
@@ -109,6 +111,24 @@ impl Registry {
         for row in stmt.query_map([only], |r| Ok((r.get::<_, String>(0)?, r.get::<_, u32>(1)?)))? {
             let (run, epoch) = row?;
             out.entry(run).or_default().push(epoch);
+        }
+        Ok(out)
+    }
+
+    /// Epochs with a recorded sample grid of each of `run_ids`, ascending: one indexed query
+    /// per run (`samples_by_run`), for views that show the samples of a few runs of many.
+    pub fn sample_epochs_of(&self, run_ids: &[&str]) -> Result<HashMap<String, Vec<u32>>> {
+        let mut stmt = self
+            .conn()
+            .prepare_cached("SELECT DISTINCT epoch FROM samples WHERE run_id = ?1 ORDER BY epoch")?;
+        let mut out = HashMap::with_capacity(run_ids.len());
+        for &id in run_ids {
+            let epochs: Vec<u32> = stmt
+                .query_map([id], |r| r.get(0))?
+                .collect::<rusqlite::Result<_>>()?;
+            if !epochs.is_empty() {
+                out.insert(id.to_owned(), epochs);
+            }
         }
         Ok(out)
     }

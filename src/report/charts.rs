@@ -9,6 +9,7 @@ use plotters::coord::Shift;
 use plotters::prelude::*;
 
 use super::views::{Envelope, EnvelopePoint, ExperimentView, RunView, OTHER, TOP_N};
+use crate::registry::RunStatus;
 
 type Area<'a> = DrawingArea<SVGBackend<'a>, Shift>;
 
@@ -103,12 +104,12 @@ pub enum EndMarker {
 }
 
 /// The marker for a run's status; statuses are strings so that new ones still render.
-pub fn end_marker(status: &str) -> Option<EndMarker> {
+pub fn end_marker(status: RunStatus) -> Option<EndMarker> {
     match status {
-        "failed" | "diverged" => Some(EndMarker::Stopped),
-        "pruned" => Some(EndMarker::Pruned),
-        "running" | "interrupted" => Some(EndMarker::Open),
-        _ => None,
+        RunStatus::Failed | RunStatus::Diverged => Some(EndMarker::Stopped),
+        RunStatus::Pruned => Some(EndMarker::Pruned),
+        RunStatus::Running | RunStatus::Interrupted => Some(EndMarker::Open),
+        RunStatus::Queued | RunStatus::Completed => None,
     }
 }
 
@@ -126,7 +127,7 @@ const STOPPED: (u8, u8, u8) = (176, 0, 0);
 
 /// Draws `run`'s end marker at `at`, with its status as text if `label`.
 fn draw_end(chart: &mut Chart, run: &RunView, at: (f64, f64), label: bool) -> Result<()> {
-    let Some(marker) = end_marker(&run.summary.status) else {
+    let Some(marker) = end_marker(run.summary.status) else {
         return Ok(());
     };
     let c = match marker {
@@ -141,7 +142,7 @@ fn draw_end(chart: &mut Chart, run: &RunView, at: (f64, f64), label: bool) -> Re
     };
     if label {
         let style = TextStyle::from((FONT, 12).into_font()).color(&c);
-        let label = EmptyElement::at(at) + Text::new(run.summary.status.clone(), (7, -16), style);
+        let label = EmptyElement::at(at) + Text::new(run.summary.status.as_str(), (7, -16), style);
         chart.draw_series(std::iter::once(label))?;
     }
     Ok(())

@@ -87,7 +87,7 @@ mod tests {
                     Some(2.0 + i as f64),
                     serde_json::json!({"seed": i}),
                 );
-                s.status = (*status).into();
+                s.status = crate::registry::RunStatus::parse(status).unwrap();
                 s.curves.epochs = (1..=*epochs).collect();
                 s.curves.test_bpd8 = (1..=*epochs).map(|e| 3.0 - 0.1 * e as f64 + i as f64).collect();
                 RunView {
@@ -129,13 +129,13 @@ mod tests {
     }
 
     #[test]
-    fn badges_keep_unknown_statuses_as_escaped_text_and_classes_clean() {
+    fn hostile_experiment_names_are_escaped_and_badges_keep_their_class() {
+        // A run's status is a `RunStatus` now, so only names can carry markup into a section.
         let mut view = view_of(&[("pruned", 1)]);
         view.name = "<i>e</i> & \"q\"".into();
-        view.runs[0].summary.status = "<b>\" x".into();
         let html = experiment_section(&view, 0, &Embedded(Path::new("runs"))).unwrap();
         assert!(
-            html.contains("<span class=\"badge st-bx\">&#60;b&#62;&#34; x</span>"),
+            html.contains("<span class=\"badge st-pruned\">pruned</span>"),
             "{html}"
         );
         assert!(html.contains("<h2>&#60;i&#62;e&#60;/i&#62; &#38; &#34;q&#34;</h2>"));

@@ -9,6 +9,7 @@ pub mod html;
 pub mod importance;
 pub mod markup;
 pub mod param_charts;
+mod params;
 mod section;
 mod table;
 pub mod views;
@@ -117,7 +118,7 @@ pub fn sort_runs(runs: &mut [RunSummary], key: &str) -> Result<()> {
                 bpd(a).total_cmp(&bpd(b))
             })
         }),
-        "status" => runs.sort_by(|a, b| a.status.cmp(&b.status)),
+        "status" => runs.sort_by(|a, b| a.status.as_str().cmp(b.status.as_str())),
         "trial" => runs.sort_by_key(|r| r.trial.unwrap_or(i64::MAX)),
         "id" => runs.sort_by(|a, b| a.id.cmp(&b.id)),
         k if RUN_KEYS.contains(&k) => runs.sort_by(|a, b| {
@@ -302,7 +303,7 @@ mod tests {
         RunSummary {
             id: "abc".into(),
             experiment: "e".into(),
-            status: "running".into(),
+            status: crate::registry::RunStatus::Running,
             method: "grid".into(),
             trial: None,
             device: Some("cpu".into()),
@@ -355,13 +356,13 @@ mod tests {
             nll: 0.2,
         };
         let failed = RunSummary {
-            status: "failed".into(),
+            status: crate::registry::RunStatus::Failed,
             progress: None,
             best: Some(best),
             ..running()
         };
         let completed = RunSummary {
-            status: "completed".into(),
+            status: crate::registry::RunStatus::Completed,
             ..failed.clone()
         };
         let text = |r: &RunSummary| {

@@ -96,7 +96,7 @@ pub fn param_chart(view: &ExperimentView, p: &ParamInfo, size: (u32, u32)) -> Re
             } else {
                 2
             };
-            match end_marker(&run.summary.status) {
+            match end_marker(run.summary.status) {
                 Some(EndMarker::Stopped) => {
                     chart.draw_series(std::iter::once(Cross::new(at, r + 1, c.stroke_width(2))))?;
                 }

@@ -103,7 +103,11 @@ pub fn experiment_section_paged(
         index,
         view,
         title_href: links.experiment(&view.name),
-        counts: view.status_counts(),
+        counts: view
+            .status_counts()
+            .into_iter()
+            .map(|(s, n)| (s.as_str().to_owned(), n))
+            .collect(),
         curves,
         top_n: TOP_N,
         key: summary_key(view),
@@ -162,7 +166,7 @@ fn legend(view: &ExperimentView, links: &dyn Links) -> Vec<LegendEntry> {
             colour: hex(r.colour),
             id: r.summary.id.clone(),
             href: links.run(&r.summary.id),
-            status: r.summary.status.clone(),
+            status: r.summary.status.as_str().to_owned(),
             bpd8: fmt_opt(r.bpd8(), 4),
             params: params.join(" "),
         }

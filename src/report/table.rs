@@ -51,7 +51,7 @@ fn row(view: &ExperimentView, run: &RunView, links: &dyn Links) -> Row {
         id: s.id.clone(),
         href: links.run(&s.id),
         colour: hex(run.colour),
-        status: s.status.clone(),
+        status: s.status.as_str().to_owned(),
         best: run.is_best(),
         error: s.error.clone(),
         params: view.params.iter().map(|p| super::param_text(s, &p.key)).collect(),
@@ -148,19 +148,27 @@ fn sorted_order(view: &ExperimentView, page: &TablePage) -> Vec<usize> {
     };
     let text = |r: &RunView| -> String {
         match key {
-            "status" => r.summary.status.clone(),
+            "status" => r.summary.status.as_str().to_owned(),
             "id" => r.summary.id.clone(),
             _ => super::param_text(&r.summary, key),
         }
     };
+    // Each run's value is read once, not at every comparison (a parameter's is a lookup and a
+    // string): 100,000 runs take about 1.7 million comparisons.
+    let numbers: Vec<Option<f64>> = view.runs.iter().map(number).collect();
+    let texts: Vec<String> = if numbers.iter().any(Option::is_none) {
+        view.runs.iter().map(text).collect()
+    } else {
+        Vec::new()
+    };
     let mut order: Vec<usize> = (0..view.runs.len()).collect();
     order.sort_by(|&a, &b| {
         let (ra, rb) = (&view.runs[a], &view.runs[b]);
-        let by_value = match (number(ra), number(rb)) {
+        let by_value = match (numbers[a], numbers[b]) {
             (Some(x), Some(y)) => x.total_cmp(&y),
             (Some(_), None) => return Ordering::Less,
             (None, Some(_)) => return Ordering::Greater,
-            (None, None) => text(ra).cmp(&text(rb)),
+            (None, None) => texts[a].cmp(&texts[b]),
         };
         let by_value = if page.descending {
             by_value.reverse()

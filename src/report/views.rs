@@ -7,8 +7,10 @@ use std::collections::HashMap;
 use anyhow::Result;
 
 pub use super::envelope::{Envelope, EnvelopePoint};
+use super::params::swept_params;
+pub use super::params::{ParamInfo, ParamKind};
 use crate::registry::views::StepSeries;
-use crate::registry::{Registry, RunSummary};
+use crate::registry::{Registry, RunStatus, RunSummary};
 
 /// Runs that get their own colour and a legend entry; the rest are drawn thin and grey so that
 /// charts of hundreds of runs stay readable.
@@ -40,47 +42,6 @@ pub const FULL_DETAIL_RUNS: usize = 50;
 /// reads the training loss of (the loss envelope): evenly spaced by rank, so the sample spans
 /// the best to the worst.
 pub const SAMPLED_OTHERS: usize = 200;
-
-/// Parameters that are searched on a log scale whatever their recorded values.
-const LOG_KEYS: [&str; 2] = ["learning_rate", "weight_decay"];
-
-/// How a swept parameter is laid out on an axis.
-#[derive(Debug, Clone, PartialEq)]
-pub enum ParamKind {
-    Numeric {
-        log: bool,
-    },
-    /// Distinct values, in order.
-    Categorical(Vec<String>),
-}
-
-#[derive(Debug, Clone)]
-pub struct ParamInfo {
-    pub key: String,
-    pub kind: ParamKind,
-}
-
-impl ParamInfo {
-    /// A run's value on this parameter's axis: the number (log10 on a log axis) or the index of
-    /// its category.
-    pub fn position(&self, run: &RunSummary) -> Option<f64> {
-        let v = run.params.get(&self.key)?;
-        match &self.kind {
-            ParamKind::Numeric { log } => {
-                let x = v.as_f64()?;
-                if *log {
-                    (x > 0.0).then(|| x.log10())
-                } else {
-                    Some(x)
-                }
-            }
-            ParamKind::Categorical(values) => {
-                let text = super::param_text(run, &self.key);
-                values.iter().position(|c| *c == text).map(|i| i as f64)
-            }
-        }
-    }
-}
 
 /// One run as the views show it.
 #[derive(Debug, Clone)]
@@ -139,28 +100,28 @@ impl ExperimentView {
     }
 
     /// How many runs are in each state, in a fixed order of states.
-    pub fn status_counts(&self) -> Vec<(String, usize)> {
-        let mut counts: Vec<(String, usize)> = Vec::new();
+    pub fn status_counts(&self) -> Vec<(RunStatus, usize)> {
+        let mut counts: Vec<(RunStatus, usize)> = Vec::new();
         for r in &self.runs {
             match counts.iter_mut().find(|(s, _)| *s == r.summary.status) {
                 Some((_, n)) => *n += 1,
-                None => counts.push((r.summary.status.clone(), 1)),
+                None => counts.push((r.summary.status, 1)),
             }
         }
-        counts.sort_by_key(|(s, _)| status_order(s));
+        counts.sort_by_key(|(s, _)| status_order(*s));
         counts
     }
 }
 
-fn status_order(status: &str) -> usize {
-    const ORDER: [&str; 7] = [
-        "running",
-        "queued",
-        "completed",
-        "pruned",
-        "diverged",
-        "failed",
-        "interrupted",
+fn status_order(status: RunStatus) -> usize {
+    const ORDER: [RunStatus; 7] = [
+        RunStatus::Running,
+        RunStatus::Queued,
+        RunStatus::Completed,
+        RunStatus::Pruned,
+        RunStatus::Diverged,
+        RunStatus::Failed,
+        RunStatus::Interrupted,
     ];
     ORDER.iter().position(|s| *s == status).unwrap_or(ORDER.len())
 }
@@ -178,7 +139,7 @@ pub fn loss_points(run_count: usize, top: bool) -> usize {
 /// Builds the views of `runs` (any order, any mix of experiments), reading loss series and
 /// sample epochs from `registry`. Experiments come in name order.
 pub fn build(registry: &Registry, runs: &[RunSummary]) -> Result<Vec<ExperimentView>> {
-    build_with(registry, runs, loss_points)
+    build_owned(registry, runs.to_vec(), loss_points)
 }
 
 /// [`build`], with `points(runs in the experiment, is a top run)` loss points per run.
@@ -187,67 +148,89 @@ pub fn build_with(
     runs: &[RunSummary],
     points: impl Fn(usize, bool) -> usize,
 ) -> Result<Vec<ExperimentView>> {
+    build_owned(registry, runs.to_vec(), points)
+}
+
+/// [`build_with`] over summaries the caller no longer needs: they move into the views instead
+/// of being copied (100,000 summaries are a noticeable copy).
+pub fn build_owned(
+    registry: &Registry,
+    runs: Vec<RunSummary>,
+    points: impl Fn(usize, bool) -> usize,
+) -> Result<Vec<ExperimentView>> {
     let descriptions: HashMap<String, String> = registry
         .experiments()?
         .into_iter()
         .map(|e| (e.name, e.description))
         .collect();
-    let only = (runs.len() == 1).then(|| runs[0].id.as_str());
-    let mut samples = registry.sample_epochs(only)?;
-    let mut names: Vec<&str> = runs.iter().map(|r| r.experiment.as_str()).collect();
-    names.sort();
-    names.dedup();
-    let mut out = Vec::with_capacity(names.len());
-    for name in names {
-        let mine: Vec<&RunSummary> = runs.iter().filter(|r| r.experiment == name).collect();
-        let ranks = rank(&mine);
-        let n = mine.len();
-        let drawn = drawn_runs(&ranks);
-        // Only the runs drawn one by one have their per-step loss read: the query count stays
-        // bounded however large the experiment.
-        let ids: Vec<&str> = mine
-            .iter()
-            .zip(&drawn)
-            .filter(|(_, d)| **d)
-            .map(|(r, _)| r.id.as_str())
-            .collect();
-        let top: Vec<bool> = ranks.iter().map(|r| r.is_some_and(|r| r < TOP_N)).collect();
-        let by_id: HashMap<&str, bool> = mine
-            .iter()
-            .map(|r| r.id.as_str())
-            .zip(top.iter().copied())
-            .collect();
-        let mut loss =
-            registry.train_loss_series(&ids, |id| points(n, by_id.get(id).copied().unwrap_or(false)))?;
-        let run_views = mine
-            .iter()
-            .zip(ranks)
-            .zip(drawn)
-            .map(|((r, rank), drawn)| RunView {
-                colour: rank.and_then(|k| PALETTE.get(k).copied()).unwrap_or(OTHER),
-                rank,
-                loss: loss.remove(&r.id).unwrap_or_default(),
-                sample_epochs: samples.remove(&r.id).unwrap_or_default(),
-                summary: (*r).clone(),
-                drawn,
-            })
-            .collect::<Vec<_>>();
-        let params = swept_params(&mine);
-        let mut view = ExperimentView {
-            name: name.to_owned(),
-            description: descriptions.get(name).cloned().unwrap_or_default(),
-            runs: run_views,
-            params,
-            epoch_envelope: None,
-            loss_envelope: None,
-        };
-        if view.summarised() {
-            view.epoch_envelope = epoch_envelope(&view);
-            view.loss_envelope = loss_envelope(&view);
-        }
-        out.push(view);
+    let mut by_experiment: std::collections::BTreeMap<String, Vec<RunSummary>> = Default::default();
+    for run in runs {
+        by_experiment.entry(run.experiment.clone()).or_default().push(run);
     }
-    Ok(out)
+    by_experiment
+        .into_iter()
+        .map(|(name, mine)| {
+            let description = descriptions.get(&name).cloned().unwrap_or_default();
+            experiment_view(registry, name, description, mine, &points)
+        })
+        .collect()
+}
+
+/// The view of one experiment's runs (in the order given).
+fn experiment_view(
+    registry: &Registry,
+    name: String,
+    description: String,
+    mine: Vec<RunSummary>,
+    points: &impl Fn(usize, bool) -> usize,
+) -> Result<ExperimentView> {
+    let refs: Vec<&RunSummary> = mine.iter().collect();
+    let ranks = rank(&refs);
+    let params = swept_params(&refs);
+    let n = mine.len();
+    let drawn = drawn_runs(&ranks);
+    // Only the runs drawn one by one have their per-step loss and sample epochs read: the query
+    // count stays bounded however large the experiment.
+    let ids: Vec<&str> = mine
+        .iter()
+        .zip(&drawn)
+        .filter(|(_, d)| **d)
+        .map(|(r, _)| r.id.as_str())
+        .collect();
+    let top: HashMap<&str, bool> = mine
+        .iter()
+        .zip(&ranks)
+        .filter(|(_, r)| r.is_some_and(|r| r < TOP_N))
+        .map(|(run, _)| (run.id.as_str(), true))
+        .collect();
+    let mut loss = registry.train_loss_series(&ids, |id| points(n, top.contains_key(id)))?;
+    let mut samples = registry.sample_epochs_of(&ids)?;
+    let runs = mine
+        .into_iter()
+        .zip(ranks)
+        .zip(drawn)
+        .map(|((summary, rank), drawn)| RunView {
+            colour: rank.and_then(|k| PALETTE.get(k).copied()).unwrap_or(OTHER),
+            rank,
+            loss: loss.remove(&summary.id).unwrap_or_default(),
+            sample_epochs: samples.remove(&summary.id).unwrap_or_default(),
+            summary,
+            drawn,
+        })
+        .collect::<Vec<_>>();
+    let mut view = ExperimentView {
+        name,
+        description,
+        runs,
+        params,
+        epoch_envelope: None,
+        loss_envelope: None,
+    };
+    if view.summarised() {
+        view.epoch_envelope = epoch_envelope(&view);
+        view.loss_envelope = loss_envelope(&view);
+    }
+    Ok(view)
 }
 
 /// Which runs are drawn one by one: all of a small experiment; of a large one, the top runs,
@@ -328,42 +311,6 @@ fn rank(runs: &[&RunSummary]) -> Vec<Option<usize>> {
     out
 }
 
-/// The parameters whose values differ among `runs`, with how to lay each out.
-fn swept_params(runs: &[&RunSummary]) -> Vec<ParamInfo> {
-    crate::config::RUN_KEYS
-        .iter()
-        .filter(|k| {
-            runs.windows(2)
-                .any(|w| w[0].params.get(**k) != w[1].params.get(**k))
-        })
-        .map(|k| {
-            let values: Vec<&serde_json::Value> = runs.iter().filter_map(|r| r.params.get(*k)).collect();
-            let numbers: Option<Vec<f64>> = values.iter().map(|v| v.as_f64()).collect();
-            let kind = match numbers {
-                Some(xs) if !xs.is_empty() => {
-                    let positive = xs.iter().all(|&x| x > 0.0);
-                    let (lo, hi) = xs.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &x| {
-                        (a.min(x), b.max(x))
-                    });
-                    // A recorded spread over 1.5 decades reads better on a log axis.
-                    let log = positive && (LOG_KEYS.contains(k) || hi / lo >= 30.0);
-                    ParamKind::Numeric { log }
-                }
-                _ => {
-                    let mut cats: Vec<String> = runs.iter().map(|r| super::param_text(r, k)).collect();
-                    cats.sort();
-                    cats.dedup();
-                    ParamKind::Categorical(cats)
-                }
-            };
-            ParamInfo {
-                key: k.to_string(),
-                kind,
-            }
-        })
-        .collect()
-}
-
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
@@ -373,7 +320,7 @@ pub(crate) mod tests {
         RunSummary {
             id: id.into(),
             experiment: "e".into(),
-            status: "completed".into(),
+            status: RunStatus::Completed,
             method: "grid".into(),
             trial: None,
             device: None,

@@ -446,8 +446,8 @@ impl<'a> Coordinator<'a> {
                     .registry
                     .metric_history(&id)?
                     .iter()
-                    .find(|(n, _, e, _)| n == "test_bpd8" && *e == Some(epoch as i64))
-                    .map(|m| m.3);
+                    .find(|m| m.name == "test_bpd8" && m.epoch == Some(epoch as i64))
+                    .map(|m| m.value);
                 self.progress.epoch(&id, epoch, bpd8);
                 self.answer(&id, epoch)?;
             }

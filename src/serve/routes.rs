@@ -259,7 +259,10 @@ fn render_experiment_page(
         let mut runs = registry.summaries(&filter)?;
         no_runs_yet = runs.is_empty();
         sort_runs(&mut runs, "bpd8")?;
-        for (i, view) in views::build(registry, &runs)?.iter().enumerate() {
+        for (i, view) in views::build_owned(registry, runs, views::loss_points)?
+            .iter()
+            .enumerate()
+        {
             if !TablePage::valid_sort(view, &table.sort) {
                 return Err(AppError::BadRequest("unknown sort column"));
             }

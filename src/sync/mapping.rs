@@ -63,13 +63,13 @@ pub fn tags(run: &RunSummary, prune_reason: Option<&str>) -> Vec<(String, String
     let mut tags = vec![
         (TAG_RUN_ID.to_owned(), run.id.clone()),
         (TAG_EXPERIMENT.to_owned(), run.experiment.clone()),
-        (TAG_STATUS.to_owned(), run.status.clone()),
+        (TAG_STATUS.to_owned(), run.status.to_string()),
         (TAG_METHOD.to_owned(), run.method.clone()),
     ];
     if let Some(trial) = run.trial {
         tags.push((TAG_TRIAL.to_owned(), trial.to_string()));
     }
-    if run.status == RunStatus::Pruned.as_str() {
+    if run.status == RunStatus::Pruned {
         if let Some(reason) = prune_reason {
             tags.push((TAG_PRUNE_REASON.to_owned(), truncate(reason)));
         }

@@ -63,7 +63,7 @@ pub fn sync_mlflow(registry: &Registry, opts: &SyncOptions) -> Result<SyncSummar
     // A queued run has nothing to show yet; it is sent once it starts (or fails to).
     let runs: Vec<RunSummary> = runs
         .into_iter()
-        .filter(|r| r.status != RunStatus::Queued.as_str())
+        .filter(|r| r.status != RunStatus::Queued)
         .collect();
     // Experiments first: finding that the server's store was replaced changes what is planned.
     let mut experiments: HashMap<String, String> = HashMap::new();

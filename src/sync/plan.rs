@@ -84,7 +84,7 @@ pub(super) fn plan_run(
     sample_epochs: &[u32],
 ) -> Result<RunWork> {
     let id = run.id.clone();
-    let status = RunStatus::parse(&run.status)?;
+    let status = run.status;
     let start_ms = start_ms(registry, &run)?;
     let end_ms = run
         .finished_at
@@ -153,11 +153,11 @@ fn unsent_metrics(registry: &Registry, state: &SentState, id: &str) -> Result<Ve
     Ok(registry
         .metric_history(id)?
         .into_iter()
-        .filter(|(name, step, ..)| {
+        .filter(|m| {
             state
-                .get(id, &format!("metric:{name}"))
+                .get(id, &format!("metric:{}", m.name))
                 .and_then(|s| s.parse::<i64>().ok())
-                .is_none_or(|sent| *step > sent)
+                .is_none_or(|sent| m.step > sent)
         })
         .collect())
 }

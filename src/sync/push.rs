@@ -207,7 +207,7 @@ fn push_metrics(to: &Target, state: &mut SentState, w: &RunWork, summary: &mut S
     for chunk in w.metrics.chunks(mapping::MAX_METRICS_PER_BATCH) {
         let metrics: Vec<Value> = chunk
             .iter()
-            .map(|(name, step, _, value)| mapping::metric(name, *step, *value, w.start_ms))
+            .map(|m| mapping::metric(&m.name, m.step, m.value, w.start_ms))
             .collect();
         to.client.post(
             "runs/log-batch",
@@ -215,8 +215,8 @@ fn push_metrics(to: &Target, state: &mut SentState, w: &RunWork, summary: &mut S
         )?;
         // The rows come by name then step: the last of each name in a chunk is its furthest.
         let mut last: HashMap<&str, i64> = HashMap::new();
-        for (name, step, ..) in chunk {
-            last.insert(name, *step);
+        for m in chunk {
+            last.insert(&m.name, m.step);
         }
         for (name, step) in last {
             state.set(to.id, &format!("metric:{name}"), &step.to_string())?;

@@ -242,7 +242,7 @@ fn ctrl_c_checkpoints_mid_epoch_and_resume_finishes_the_run() {
         .metric_history(&id)
         .unwrap()
         .iter()
-        .filter(|(n, ..)| n == "train_loss")
+        .filter(|m| m.name == "train_loss")
         .count();
     assert_eq!(steps, 2 * 4096 / 32, "every step recorded exactly once");
 }

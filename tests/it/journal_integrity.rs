@@ -25,8 +25,8 @@ fn guarded(runs: &Path, args: &[&str], what: &str) -> (bool, String) {
 /// (metric, step) pairs recorded more than once for a run.
 fn duplicated_steps(reg: &Registry, id: &str) -> Vec<(String, i64, usize)> {
     let mut seen: HashMap<(String, i64), usize> = HashMap::new();
-    for (name, step, ..) in reg.metric_history(id).unwrap() {
-        *seen.entry((name, step)).or_default() += 1;
+    for m in reg.metric_history(id).unwrap() {
+        *seen.entry((m.name, m.step)).or_default() += 1;
     }
     let mut dups: Vec<_> = seen
         .into_iter()
@@ -201,7 +201,7 @@ fn a_torn_journal_tail_is_cut_before_a_resume_and_no_step_is_recorded_twice() {
             .metric_history(&id)
             .unwrap()
             .iter()
-            .filter(|(n, ..)| n == "train_loss")
+            .filter(|m| m.name == "train_loss")
             .count();
         assert_eq!(
             losses,

@@ -383,8 +383,8 @@ fn assert_matches_registry(runs: &Path, mlflow: &[Value], scratch: &Path) {
         }
         // Metrics: every registry value at its step (per-epoch ones at their epoch), bit for bit.
         let mut want: BTreeMap<String, Vec<(i64, u64)>> = BTreeMap::new();
-        for (name, step, _, value) in registry.metric_history(id).unwrap() {
-            want.entry(name).or_default().push((step, value.to_bits()));
+        for m in registry.metric_history(id).unwrap() {
+            want.entry(m.name).or_default().push((m.step, m.value.to_bits()));
         }
         let mut got: BTreeMap<String, Vec<(i64, u64)>> = BTreeMap::new();
         for (name, rows) in m["metrics"].as_object().unwrap() {

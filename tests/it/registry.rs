@@ -91,8 +91,8 @@ fn eight_coordinators_ingest_into_one_registry_without_losing_rows() {
     let registry = support::registry(&runs);
     for id in &ids {
         let history = registry.metric_history(id).unwrap();
-        let steps = history.iter().filter(|(n, ..)| n == "train_loss").count() as i64;
-        let epochs = history.iter().filter(|(n, ..)| n == "test_bpd8").count() as u32;
+        let steps = history.iter().filter(|m| m.name == "train_loss").count() as i64;
+        let epochs = history.iter().filter(|m| m.name == "test_bpd8").count() as u32;
         assert_eq!((steps, epochs), (STEPS, EPOCHS), "run {id} lost rows");
         let row = registry.run(id).unwrap().unwrap();
         assert_eq!(row.status, RunStatus::Completed);
@@ -270,9 +270,9 @@ fn undefined_values_in_a_journal_do_not_block_ingestion() {
     let read = registry.ingest("nan", &run_dir).unwrap();
     assert!(read.events > 0);
     let history = registry.metric_history("nan").unwrap();
-    assert!(history.iter().all(|(_, _, _, v)| !v.is_nan()));
+    assert!(history.iter().all(|m| !m.value.is_nan()));
     assert!(
-        history.iter().any(|(n, ..)| n == "lr"),
+        history.iter().any(|m| m.name == "lr"),
         "the defined values are kept"
     );
 }

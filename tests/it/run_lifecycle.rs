@@ -18,7 +18,7 @@ fn count(reg: &Registry, id: &str, metric: &str) -> usize {
     reg.metric_history(id)
         .unwrap()
         .iter()
-        .filter(|(n, ..)| n == metric)
+        .filter(|m| m.name == metric)
         .count()
 }
 
@@ -26,8 +26,8 @@ fn max_step(reg: &Registry, id: &str) -> i64 {
     reg.metric_history(id)
         .unwrap()
         .iter()
-        .filter(|(n, ..)| n == "train_loss")
-        .map(|(_, s, ..)| *s)
+        .filter(|m| m.name == "train_loss")
+        .map(|m| m.step)
         .max()
         .unwrap_or(0)
 }
@@ -38,8 +38,8 @@ fn epoch_metrics(reg: &Registry, id: &str) -> Vec<(String, i64, u64)> {
     reg.metric_history(id)
         .unwrap()
         .into_iter()
-        .filter(|(n, ..)| kept.contains(&n.as_str()))
-        .map(|(n, s, _, v)| (n, s, v.to_bits()))
+        .filter(|m| kept.contains(&m.name.as_str()))
+        .map(|m| (m.name, m.step, m.value.to_bits()))
         .collect()
 }
 

@@ -264,7 +264,7 @@ fn run_states(dir: &Path) -> Option<Vec<(String, String)>> {
     }
     let reg = Registry::open_read_only(&path).ok()?;
     let runs = reg.summaries(&RunFilter::default()).ok()?;
-    Some(runs.into_iter().map(|s| (s.id, s.status)).collect())
+    Some(runs.into_iter().map(|s| (s.id, s.status.to_string())).collect())
 }
 
 #[test]
@@ -327,7 +327,7 @@ fn study(reg: &Registry) -> BTreeMap<String, (String, Option<i64>)> {
     reg.summaries(&RunFilter::default())
         .unwrap()
         .into_iter()
-        .map(|s| (s.id, (s.status, s.trial)))
+        .map(|s| (s.id, (s.status.to_string(), s.trial)))
         .collect()
 }
 

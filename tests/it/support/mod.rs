@@ -180,10 +180,10 @@ pub fn results(reg: &pixelx::registry::Registry) -> Results {
                 .metric_history(&s.id)
                 .unwrap()
                 .into_iter()
-                .filter(|(n, ..)| kept.contains(&n.as_str()))
-                .map(|(n, step, _, v)| (n, step, v.to_bits()))
+                .filter(|m| kept.contains(&m.name.as_str()))
+                .map(|m| (m.name, m.step, m.value.to_bits()))
                 .collect();
-            (s.id, (s.status, rows))
+            (s.id, (s.status.to_string(), rows))
         })
         .collect()
 }
