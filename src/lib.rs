@@ -9,12 +9,14 @@
 //! [`journal`] in its run folder ([`run_dir`]); the coordinator ingests journals into the
 //! [`registry`], which [`report`] reads. [`search`] holds the pure search and pruning methods.
 
+pub mod census;
 pub mod cli;
 pub mod config;
 pub mod data;
 pub mod device;
 pub mod estimate;
 pub mod execute;
+pub mod format;
 pub mod fsio;
 pub mod host;
 pub mod interop;
@@ -31,6 +33,7 @@ pub mod schedule;
 pub mod search;
 pub mod serve;
 pub mod signals;
+pub mod slots;
 pub mod sync;
 pub mod train;
 pub mod weights;

@@ -21,8 +21,9 @@ use std::time::Instant;
 use anyhow::{anyhow, Result};
 use tch::Device;
 
-use super::{Arch, SlotKind, Speed};
+use super::{Arch, Speed};
 use crate::sample::{sample, sample_labels, Sampler};
+use crate::slots::SlotKind;
 use crate::train::speed::StepTimer;
 
 /// Seconds of timed work the calibration aims at per lane, all architectures together.
@@ -190,7 +191,7 @@ pub fn calibrate(
                 eval_images_per_sec: 1.0 / mean(|s| s.eval).max(1e-12),
                 sample_seconds_per_image: mean(|s| s.sample),
                 epoch_fixed_seconds: Speed::checkpoint_seconds(job.arch.spec.parameter_count()),
-                startup_seconds: kind.startup_seconds(),
+                startup_seconds: super::startup_seconds(kind),
             },
             batch: samples[0].batch,
             steps: samples.iter().map(|s| s.steps).sum(),
