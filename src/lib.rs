@@ -4,10 +4,13 @@
 //! here so that tests and benchmarks exercise exactly the code users run.
 //!
 //! Data flows one way (docs/architecture.md has the whole map): [`config`] expands an experiment
-//! file into runs; the [`schedule`] coordinator starts workers through a backend; each worker
-//! ([`execute`]) trains one run with [`train`] (on [`data`] and [`model`]) and writes its
-//! [`journal`] in its run folder ([`run_dir`]); the coordinator ingests journals into the
-//! [`registry`], which [`report`] reads. [`search`] holds the pure search and pruning methods.
+//! file into runs; the [`schedule`] coordinator starts workers through a backend on the
+//! [`slots`] the scheduler gives, and tells a `SweepObserver` what happens (the [`cli`] draws
+//! it); each worker ([`execute`]) trains one run with [`train`] (on [`data`] and [`model`]) and
+//! writes its [`journal`] in its run folder ([`run_dir`]); the coordinator ingests journals into
+//! the [`registry`], which [`report`] reads and [`serve`] shows. [`search`] holds the pure search
+//! and pruning methods, [`census`] what a study's space holds; [`estimate`] says what a sweep
+//! costs before it runs; [`format`] writes numbers, sizes and durations for people.
 
 pub mod census;
 pub mod cli;

@@ -165,10 +165,15 @@ pub fn calibrate(
     let results = results
         .into_inner()
         .map_err(|_| anyhow!("a calibration thread panicked"))?;
+    average(jobs, &results, kind)
+}
+
+/// Each job's speed: the mean of its timings (its extrapolations only where nothing was timed).
+fn average(jobs: &[Job], results: &[(usize, Result<Sample>)], kind: SlotKind) -> Result<Vec<Timed>> {
     let mut timed = Vec::new();
     for (i, job) in jobs.iter().enumerate() {
         let mut samples = Vec::new();
-        for (j, r) in &results {
+        for (j, r) in results {
             if *j == i {
                 match r {
                     Ok(s) => samples.push(*s),
