@@ -312,3 +312,15 @@ impl Observer for Tee<'_, '_> {
 fn humantime(d: Duration) -> String {
     format!("{} min", d.as_secs() / 60)
 }
+
+#[cfg(test)]
+mod tests {
+    /// "A worker never opens the registry" holds by imports: the worker's side names no
+    /// registry (`pixelx train`/`resume` record from the command line, `cli/recorded.rs`).
+    #[test]
+    fn the_worker_side_does_not_import_the_registry() {
+        let source = include_str!("execute.rs");
+        let path = ["crate", "::", "registry"].concat();
+        assert!(!source.contains(&path), "execute.rs imports the registry");
+    }
+}

@@ -306,4 +306,34 @@ mod tests {
         assert_eq!(capacity(&e, 4), 2);
         assert_eq!(capacity(&e, 1), 1, "no more than the slots");
     }
+
+    /// The estimate and the coordinator share slots through this module, not through each
+    /// other: neither names the other in its imports.
+    #[test]
+    fn estimate_and_schedule_do_not_import_each_other() {
+        let estimate = [
+            include_str!("estimate/mod.rs"),
+            include_str!("estimate/plan.rs"),
+            include_str!("estimate/text.rs"),
+            include_str!("estimate/history.rs"),
+            include_str!("estimate/calibrate.rs"),
+        ];
+        let schedule = [
+            include_str!("schedule/mod.rs"),
+            include_str!("schedule/observer.rs"),
+            include_str!("schedule/options.rs"),
+            include_str!("schedule/backend.rs"),
+            include_str!("schedule/local.rs"),
+            include_str!("schedule/study.rs"),
+            include_str!("schedule/coordinator/mod.rs"),
+            include_str!("schedule/coordinator/state.rs"),
+            include_str!("schedule/coordinator/prepare.rs"),
+            include_str!("schedule/coordinator/ingest.rs"),
+            include_str!("schedule/coordinator/reap.rs"),
+            include_str!("schedule/coordinator/fill.rs"),
+        ];
+        let names = |module: &str| ["crate", "::", module].concat();
+        assert!(estimate.iter().all(|s| !s.contains(&names("schedule"))));
+        assert!(schedule.iter().all(|s| !s.contains(&names("estimate"))));
+    }
 }
