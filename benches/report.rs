@@ -347,7 +347,7 @@ const COORDINATOR_RUNS: usize = 10_000;
 /// Nothing trains: a queued run would start a worker process.
 fn coordinator(runs: usize) {
     use pixelx::config::Experiment;
-    use pixelx::schedule::{run_experiment, SweepOptions};
+    use pixelx::schedule::{run_experiment, NoSweepObserver, SweepOptions};
     let dir = tempfile::tempdir().unwrap();
     let runs_dir = dir.path().join("runs");
     let file = dir.path().join("sweep.toml");
@@ -392,12 +392,10 @@ fn coordinator(runs: usize) {
         data_dir: dir.path().join("data"),
         registry,
         force: false,
-        quiet: true,
         threads: None,
-        estimate: None,
     };
     let start = Instant::now();
-    let summary = run_experiment(&experiment, &opts).unwrap();
+    let summary = run_experiment(&experiment, &opts, &mut NoSweepObserver).unwrap();
     let sweep = start.elapsed().as_secs_f64();
     assert_eq!(summary.skipped, runs);
     println!("coordinator: a grid of {runs} runs");

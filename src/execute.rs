@@ -2,9 +2,10 @@
 //!
 //! A worker takes its run folder's lock (so no two processes ever train one folder), reads the
 //! run's `config.toml`, resumes from the newest intact checkpoint, and records everything in the
-//! run's journal; it never opens the registry. `pixelx worker` (started by the scheduler, locally
-//! or as a Slurm job) runs just this; `pixelx train` and `pixelx resume` run it too, ingesting
-//! the journal into the registry as they go ([`execute_recorded`]).
+//! run's journal; it never opens the registry (this module does not import it). `pixelx worker`
+//! (started by the scheduler, locally or as a Slurm job) runs just this; `pixelx train` and
+//! `pixelx resume` run it too, while the command line ingests the journal into the registry as
+//! they go.
 
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -15,7 +16,6 @@ use anyhow::{bail, Context, Result};
 use crate::device::{device_name, resolve_device};
 use crate::fsio::FileLock;
 use crate::journal::{self, CheckpointRecord, EpochRecord, Event, FinalStatus, StepRecord};
-use crate::registry::{Registry, RunStatus};
 use crate::run_dir::RunDir;
 use crate::signals;
 use crate::train::{Diverged, Next, Observer, Outcome, StepInfo, TrainState, Trainer};
@@ -46,7 +46,6 @@ pub struct ExecuteOptions<'a> {
     pub data_dir: &'a Path,
     /// Device for this run; `None` uses the run's own `device` setting.
     pub device: Option<&'a str>,
-    pub show_progress: bool,
     /// Wait after each epoch for the coordinator's decision (the experiment has a pruner).
     pub ask_before_epoch: bool,
     /// The Slurm job running this worker, if any.
@@ -61,8 +60,9 @@ pub fn lock_path(run: &RunDir) -> std::path::PathBuf {
 /// Trains run `run_id` in its folder to its end, until a stop is requested, or until the
 /// coordinator prunes it, recording everything in its journal. Returns how the run was left. A
 /// problem of the run itself (bad data, divergence) is journalled and returned as a status; an
-/// `Err` means the run could not be taken at all ([`Busy`], no such run).
-pub fn execute_run(opts: &ExecuteOptions, run_id: &str) -> Result<FinalStatus> {
+/// `Err` means the run could not be taken at all ([`Busy`], no such run). `display` sees the
+/// training too (a progress bar), after the journal.
+pub fn execute_run(opts: &ExecuteOptions, run_id: &str, display: &mut dyn Observer) -> Result<FinalStatus> {
     crate::run_dir::check_run_id(run_id)?;
     let run = RunDir::new(opts.runs_dir, run_id);
     if !run.config_path().is_file() {
@@ -81,7 +81,7 @@ pub fn execute_run(opts: &ExecuteOptions, run_id: &str) -> Result<FinalStatus> {
     // The last writer may have been killed mid-line: a new event appended to that half line
     // would be lost with it.
     journal::cut_torn_tail(&run.root).context("preparing the run's journal")?;
-    let (status, detail) = match train(opts, &run) {
+    let (status, detail) = match train(opts, &run, display) {
         Ok((status, detail)) => (status, detail),
         Err(e) => {
             let status = if e.downcast_ref::<Diverged>().is_some() {
@@ -97,7 +97,11 @@ pub fn execute_run(opts: &ExecuteOptions, run_id: &str) -> Result<FinalStatus> {
     Ok(status)
 }
 
-fn train(opts: &ExecuteOptions, run: &RunDir) -> Result<(FinalStatus, Option<String>)> {
+fn train(
+    opts: &ExecuteOptions,
+    run: &RunDir,
+    display: &mut dyn Observer,
+) -> Result<(FinalStatus, Option<String>)> {
     let config = crate::run_dir::read_config(run)?;
     let device_choice = opts.device.unwrap_or(&config.device).to_owned();
     let device = resolve_device(&device_choice)?;
@@ -105,7 +109,6 @@ fn train(opts: &ExecuteOptions, run: &RunDir) -> Result<(FinalStatus, Option<Str
     let mut trainer = crate::panics::catch("loading the run", || {
         Trainer::resume(config.clone(), run.clone(), opts.data_dir, device)
     })?;
-    trainer.show_progress = opts.show_progress;
     journal::append(
         &run.root,
         Event::Started {
@@ -125,7 +128,15 @@ fn train(opts: &ExecuteOptions, run: &RunDir) -> Result<(FinalStatus, Option<Str
         },
     )?;
     let mut observer = JournalObserver::new(&run.root, opts.ask_before_epoch);
-    let outcome = crate::panics::catch("training", || trainer.run(&mut observer, &signals::STOP));
+    let outcome = crate::panics::catch("training", || {
+        trainer.run(
+            &mut Tee {
+                journal: &mut observer,
+                display,
+            },
+            &signals::STOP,
+        )
+    });
     observer.flush();
     if let Some(e) = observer.error.take() {
         return Err(e.context("writing the run's journal"));
@@ -261,91 +272,55 @@ impl Observer for JournalObserver<'_> {
     }
 }
 
+/// The journal first, then a display; only the journal answers between epochs.
+struct Tee<'a, 'j> {
+    journal: &'a mut JournalObserver<'j>,
+    display: &'a mut dyn Observer,
+}
+
+impl Observer for Tee<'_, '_> {
+    fn on_step(&mut self, step: &StepInfo) {
+        self.journal.on_step(step);
+        self.display.on_step(step);
+    }
+
+    fn before_checkpoint(&mut self) {
+        self.journal.before_checkpoint();
+        self.display.before_checkpoint();
+    }
+
+    fn on_epoch(&mut self, record: &EpochRecord, checkpoint: &CheckpointRecord, is_best: bool) {
+        self.journal.on_epoch(record, checkpoint, is_best);
+        self.display.on_epoch(record, checkpoint, is_best);
+    }
+
+    fn on_samples(&mut self, epoch: u32, path: &Path) {
+        self.journal.on_samples(epoch, path);
+        self.display.on_samples(epoch, path);
+    }
+
+    fn on_interrupt_checkpoint(&mut self, checkpoint: &CheckpointRecord, state: &TrainState) {
+        self.journal.on_interrupt_checkpoint(checkpoint, state);
+        self.display.on_interrupt_checkpoint(checkpoint, state);
+    }
+
+    fn next_epoch(&mut self, epochs_done: u32, stop: &AtomicBool) -> Result<Next> {
+        self.journal.next_epoch(epochs_done, stop)
+    }
+}
+
 fn humantime(d: Duration) -> String {
     format!("{} min", d.as_secs() / 60)
 }
 
-/// `pixelx train` and `pixelx resume`: claims the run in the registry, executes it here while a
-/// thread ingests its journal, and leaves the registry complete. A second stop signal records the
-/// run as interrupted before the process exits.
-pub fn execute_recorded(opts: &ExecuteOptions, registry_path: &Path, run_id: &str) -> Result<RunStatus> {
-    let mut registry = Registry::open(registry_path)?;
-    let device = opts.device.map(str::to_owned).unwrap_or_else(|| {
-        registry
-            .run(run_id)
-            .ok()
-            .flatten()
-            .map_or_else(|| "auto".into(), |r| r.config.device)
-    });
-    // The device the run will really use (`auto` says nothing); the worker's start event
-    // records the same, and a choice that does not resolve is the worker's error to report.
-    let device = resolve_device(&device).map_or(device, device_name);
-    if !registry.claim_run(run_id, &device, Some(std::process::id()))? {
-        let row = registry
-            .run(run_id)?
-            .with_context(|| format!("no run `{run_id}` in {}", registry_path.display()))?;
-        bail!(Busy {
-            run: run_id.to_owned(),
-            holder: row.holder()
-        });
+#[cfg(test)]
+mod tests {
+    /// "A worker never opens the registry" holds by imports: the worker's side names no
+    /// registry (`pixelx train`/`resume` record from the command line, `cli/recorded.rs`).
+    #[test]
+    fn the_worker_side_does_not_import_the_registry() {
+        let source = include_str!("execute.rs");
+        let path = ["crate", "::", "registry"].concat();
+        assert!(!source.contains(&path), "execute.rs imports the registry");
     }
-    let run_root = RunDir::new(opts.runs_dir, run_id).root;
-    {
-        let (registry_path, run_id, root) = (registry_path.to_owned(), run_id.to_owned(), run_root.clone());
-        signals::install(
-            Some("interrupt: checkpointing and stopping (again to stop at once)"),
-            move || {
-                // The second signal: whatever the trainer was doing, the run ends interrupted.
-                let _ = journal::append(
-                    &root,
-                    Event::Finished {
-                        status: FinalStatus::Interrupted,
-                        detail: Some("stopped at once (second signal)".into()),
-                    },
-                );
-                if let Ok(mut reg) = Registry::open(&registry_path) {
-                    let _ = reg.ingest(&run_id, &root);
-                }
-            },
-        );
-    }
-    let done = AtomicBool::new(false);
-    let status = std::thread::scope(|scope| {
-        // The recording thread has its own connection: the registry's one writer is this
-        // process, whose worker (this thread) only writes the journal.
-        scope.spawn(|| {
-            let mut pump = match Registry::open(registry_path) {
-                Ok(r) => r,
-                Err(e) => return tracing::warn!("recording run {run_id}: {e:#}"),
-            };
-            while !done.load(Ordering::SeqCst) {
-                if let Err(e) = pump.ingest(run_id, &run_root) {
-                    tracing::warn!("recording run {run_id}: {e:#}");
-                }
-                std::thread::sleep(Duration::from_millis(500));
-            }
-        });
-        let result = execute_run(opts, run_id);
-        done.store(true, Ordering::SeqCst);
-        result
-    });
-    let ingested = registry.ingest(run_id, &run_root)?;
-    let status = match status {
-        Ok(s) => RunStatus::from(s),
-        Err(e) => {
-            // Not taken (another process holds its folder) or not there: nothing was trained,
-            // so the run goes back to a state the next `run`/`resume` picks up.
-            let detail = format!("{e:#}");
-            registry.set_status(run_id, RunStatus::Interrupted, Some(&detail))?;
-            return Err(e);
-        }
-    };
-    if ingested.finished.is_none()
-        && registry
-            .run(run_id)?
-            .is_some_and(|r| r.status == RunStatus::Running)
-    {
-        registry.set_status(run_id, status, None)?;
-    }
-    Ok(status)
 }

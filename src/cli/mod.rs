@@ -4,11 +4,14 @@
 mod args;
 mod exit;
 mod model_cmds;
+mod recorded;
 mod report_cmds;
 mod run_cmd;
 mod serve_cmd;
 mod shell_cmds;
+mod sweep_view;
 mod sync_cmd;
+mod train_bar;
 mod train_cmd;
 
 use std::path::PathBuf;

@@ -7,11 +7,13 @@ use anyhow::{bail, Result};
 use clap::Args;
 
 use super::{Cli, Interrupted};
+use crate::census::Census;
 use crate::config::{BackendKind, Experiment, RunConfig};
 use crate::data::DatasetKind;
-use crate::estimate::{about, EstimateOptions, SweepEstimate};
-use crate::schedule::study::Census;
+use crate::estimate::{EstimateOptions, SweepEstimate};
+use crate::format::{about, count_grouped};
 use crate::schedule::{run_experiment, SweepOptions};
+use crate::slots;
 
 #[derive(Args, Debug)]
 pub struct RunArgs {
@@ -66,12 +68,12 @@ fn configs(experiment: &Experiment) -> Vec<&RunConfig> {
 /// only warns when the Slurm cluster cannot be reached (it may be planned from elsewhere).
 fn preflight(experiment: &Experiment, dry_run: bool) -> Result<usize> {
     let slots = if experiment.scheduler.backend == BackendKind::Local {
-        let slots = crate::schedule::plan_slots(
+        let slots = slots::plan_slots(
             &experiment.scheduler,
             crate::device::cuda_device_count(),
             crate::host::num_cores(),
         )?;
-        let warning = crate::schedule::local::cpu_slots_warning(
+        let warning = slots::cpu_slots_warning(
             &experiment.scheduler,
             crate::device::cuda_device_count(),
             crate::host::num_cores(),
@@ -92,10 +94,7 @@ fn preflight(experiment: &Experiment, dry_run: bool) -> Result<usize> {
         }
         experiment.scheduler.slurm.max_jobs
     };
-    Ok(match experiment.search.parallel {
-        Some(p) if experiment.search.method.is_adaptive() => p.min(slots),
-        _ => slots,
-    })
+    Ok(slots::capacity(experiment, slots))
 }
 
 /// What the sweep will cost on the slots it would use (see [`crate::estimate`]).
@@ -122,7 +121,7 @@ pub fn run(cli: &Cli, args: &RunArgs) -> Result<()> {
         .search
         .method
         .is_adaptive()
-        .then(|| crate::schedule::study::census(&experiment, true))
+        .then(|| crate::census::census(&experiment, true))
         .flatten();
     if let Some(w) = census.as_ref().and_then(|c| c.warning()) {
         eprintln!("{w}");
@@ -152,11 +151,10 @@ pub fn run(cli: &Cli, args: &RunArgs) -> Result<()> {
         data_dir: cli.data_dir.clone(),
         registry: cli.registry_path(),
         force: args.force,
-        quiet: cli.quiet,
         threads: (cli.threads > 0).then_some(cli.threads as usize),
-        estimate,
     };
-    let s = run_experiment(&experiment, &opts)?;
+    let mut observer = super::sweep_view::observer(cli.quiet, estimate.as_ref());
+    let s = run_experiment(&experiment, &opts, observer.as_mut())?;
     let pruned = if s.pruned > 0 || experiment.pruner.is_active() {
         format!(", {} pruned", s.pruned)
     } else {
@@ -224,79 +222,10 @@ fn print_plan(
     in_flight: usize,
     census: Option<&Census>,
 ) -> Result<()> {
-    let e = experiment;
-    if e.search.method.is_adaptive() {
-        println!(
-            "experiment {}: {} search, {} trial(s): {}, {} in parallel{}",
-            e.info.name,
-            e.search.method.as_str(),
-            e.search.trials.unwrap_or(0),
-            trials_to_train(estimate, census),
-            match e.search.parallel {
-                Some(p) if p > in_flight =>
-                    format!("{in_flight} (of `parallel` = {p}: the scheduler has {in_flight} slot(s))"),
-                _ => in_flight.to_string(),
-            },
-            if e.pruner.is_active() {
-                format!(", pruner {:?} on {}", e.pruner.kind, e.pruner.metric).to_lowercase()
-            } else {
-                String::new()
-            }
-        );
-        for (key, dist) in &e.search.space {
-            println!("  {key}: {dist}");
-        }
-        if let Some(trial) = estimate.next_trial() {
-            let w = &trial.work;
-            println!(
-                "  each trial (base configuration): {} parameters, {} images/epoch, {} epochs, {}",
-                count(w.params),
-                count(w.images_per_epoch),
-                w.epochs,
-                trial
-                    .seconds
-                    .map_or("time unknown".into(), |s| format!("about {}", about(s)))
-            );
-        }
+    if experiment.search.method.is_adaptive() {
+        print_study_plan(experiment, estimate, in_flight, census);
     } else {
-        let same = match e.equivalent.len() {
-            0 => String::new(),
-            n => format!(" (and {n} grid point(s) the same model as one of these, not trained again)"),
-        };
-        println!("experiment {}: {} run(s){same}", e.info.name, e.runs.len());
-        let varying: Vec<&str> = e.varying_keys().into_iter().filter(|k| *k != "epochs").collect();
-        let mut rows = vec![["run", "params", "images/epoch", "epochs", "est. time"]
-            .iter()
-            .map(|s| s.to_string())
-            .chain(varying.iter().map(|k| k.to_string()))
-            .collect::<Vec<_>>()];
-        for (r, est) in e.runs.iter().zip(&estimate.runs) {
-            let v = serde_json::to_value(&r.config)?;
-            let w = &est.work;
-            let time = match est.seconds {
-                _ if w.epochs_left == 0 => "done".to_owned(),
-                Some(s) => crate::schedule::progress::duration(std::time::Duration::from_secs_f64(s)),
-                None => "-".into(),
-            };
-            let epochs = if w.epochs_left < w.epochs && w.epochs_left > 0 {
-                format!("{} ({} left)", w.epochs, w.epochs_left)
-            } else {
-                w.epochs.to_string()
-            };
-            let mut row = vec![
-                r.id.clone(),
-                count(w.params),
-                count(w.images_per_epoch),
-                epochs,
-                time,
-            ];
-            row.extend(varying.iter().map(|k| match &v[*k] {
-                serde_json::Value::String(s) => s.clone(),
-                other => other.to_string(),
-            }));
-            rows.push(row);
-        }
-        print_aligned(&rows);
+        print_grid_plan(experiment, estimate)?;
     }
     for note in estimate.notes() {
         println!("{note}");
@@ -308,21 +237,83 @@ fn print_plan(
     Ok(())
 }
 
-/// `434,162`: counts in full, grouped by thousands.
-fn count(n: i64) -> String {
-    let digits = n.unsigned_abs().to_string();
-    let mut out = String::new();
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i).is_multiple_of(3) {
-            out.push(',');
+/// A study's dry run: its search, its space, and what each trial costs.
+fn print_study_plan(e: &Experiment, estimate: &SweepEstimate, in_flight: usize, census: Option<&Census>) {
+    println!(
+        "experiment {}: {} search, {} trial(s): {}, {} in parallel{}",
+        e.info.name,
+        e.search.method.as_str(),
+        e.search.trials.unwrap_or(0),
+        trials_to_train(estimate, census),
+        match e.search.parallel {
+            Some(p) if p > in_flight =>
+                format!("{in_flight} (of `parallel` = {p}: the scheduler has {in_flight} slot(s))"),
+            _ => in_flight.to_string(),
+        },
+        if e.pruner.is_active() {
+            format!(", pruner {:?} on {}", e.pruner.kind, e.pruner.metric).to_lowercase()
+        } else {
+            String::new()
         }
-        out.push(c);
+    );
+    for (key, dist) in &e.search.space {
+        println!("  {key}: {dist}");
     }
-    if n < 0 {
-        format!("-{out}")
-    } else {
-        out
+    if let Some(trial) = estimate.next_trial() {
+        let w = &trial.work;
+        println!(
+            "  each trial (base configuration): {} parameters, {} images/epoch, {} epochs, {}",
+            count_grouped(w.params),
+            count_grouped(w.images_per_epoch),
+            w.epochs,
+            trial
+                .seconds
+                .map_or("time unknown".into(), |s| format!("about {}", about(s)))
+        );
     }
+}
+
+/// A grid's dry run: a row per run with what it costs and the parameters that vary.
+fn print_grid_plan(e: &Experiment, estimate: &SweepEstimate) -> Result<()> {
+    let same = match e.equivalent.len() {
+        0 => String::new(),
+        n => format!(" (and {n} grid point(s) the same model as one of these, not trained again)"),
+    };
+    println!("experiment {}: {} run(s){same}", e.info.name, e.runs.len());
+    let varying: Vec<&str> = e.varying_keys().into_iter().filter(|k| *k != "epochs").collect();
+    let mut rows = vec![["run", "params", "images/epoch", "epochs", "est. time"]
+        .iter()
+        .map(|s| s.to_string())
+        .chain(varying.iter().map(|k| k.to_string()))
+        .collect::<Vec<_>>()];
+    for (r, est) in e.runs.iter().zip(&estimate.runs) {
+        let v = serde_json::to_value(&r.config)?;
+        let w = &est.work;
+        let time = match est.seconds {
+            _ if w.epochs_left == 0 => "done".to_owned(),
+            Some(s) => crate::format::seconds(s),
+            None => "-".into(),
+        };
+        let epochs = if w.epochs_left < w.epochs && w.epochs_left > 0 {
+            format!("{} ({} left)", w.epochs, w.epochs_left)
+        } else {
+            w.epochs.to_string()
+        };
+        let mut row = vec![
+            r.id.clone(),
+            count_grouped(w.params),
+            count_grouped(w.images_per_epoch),
+            epochs,
+            time,
+        ];
+        row.extend(varying.iter().map(|k| match &v[*k] {
+            serde_json::Value::String(s) => s.clone(),
+            other => other.to_string(),
+        }));
+        rows.push(row);
+    }
+    print_aligned(&rows);
+    Ok(())
 }
 
 pub fn print_aligned(rows: &[Vec<String>]) {

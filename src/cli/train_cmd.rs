@@ -2,9 +2,11 @@
 
 use anyhow::{bail, Result};
 
+use super::recorded::execute_recorded;
+use super::train_bar::TrainBar;
 use super::{init_logging, Cli, Interrupted, TrainArgs, WorkerBusy, WorkerStopped};
 use crate::config::{ExperimentInfo, SearchMethod};
-use crate::execute::{execute_recorded, execute_run, Busy, ExecuteOptions};
+use crate::execute::{execute_run, Busy, ExecuteOptions};
 use crate::journal::FinalStatus;
 use crate::registry::{Registry, RunFilter, RunStatus};
 use crate::run_dir::{adhoc_run_id, RunDir};
@@ -27,7 +29,7 @@ pub fn train(cli: &Cli, args: &TrainArgs) -> Result<()> {
     drop(registry);
     init_logging(cli.quiet, Some(&run.log_path()));
     println!("run {id}  ->  {}", run.root.display());
-    execute_here(cli, &id)
+    execute_here(cli, &id, config.epochs)
 }
 
 pub fn resume(cli: &Cli, given: &str, force: bool) -> Result<()> {
@@ -76,7 +78,7 @@ pub fn resume(cli: &Cli, given: &str, force: bool) -> Result<()> {
     } else {
         println!("run {id} resumes from its last checkpoint");
     }
-    execute_here(cli, &id)
+    execute_here(cli, &id, row.config.epochs)
 }
 
 /// The hidden subcommand the scheduler starts, one per run. It writes only the run's folder.
@@ -87,11 +89,10 @@ pub fn worker(cli: &Cli, run_id: &str, device: Option<&str>, ask_before_epoch: b
         runs_dir: &cli.runs_dir,
         data_dir: &cli.data_dir,
         device,
-        show_progress: false,
         ask_before_epoch,
         job: std::env::var("SLURM_JOB_ID").ok(),
     };
-    match execute_run(&opts, run_id) {
+    match execute_run(&opts, run_id, &mut crate::train::NoObserver) {
         Ok(FinalStatus::Interrupted) => {
             crate::schedule::slurm::requeue_if_asked(run_id)?;
             Err(WorkerStopped.into())
@@ -102,17 +103,21 @@ pub fn worker(cli: &Cli, run_id: &str, device: Option<&str>, ask_before_epoch: b
     }
 }
 
-/// Executes a registered run here, recording it, and prints how it ended.
-fn execute_here(cli: &Cli, run_id: &str) -> Result<()> {
+/// Executes a registered run of `epochs` epochs here, recording it, and prints how it ended.
+fn execute_here(cli: &Cli, run_id: &str, epochs: u32) -> Result<()> {
     let opts = ExecuteOptions {
         runs_dir: &cli.runs_dir,
         data_dir: &cli.data_dir,
         device: None,
-        show_progress: !cli.quiet,
         ask_before_epoch: false,
         job: None,
     };
-    let status = execute_recorded(&opts, &cli.registry_path(), run_id)?;
+    let mut display: Box<dyn crate::train::Observer> = if cli.quiet {
+        Box::new(crate::train::NoObserver)
+    } else {
+        Box::new(TrainBar::new(epochs))
+    };
+    let status = execute_recorded(&opts, &cli.registry_path(), run_id, display.as_mut())?;
     let registry = Registry::open_read_only(&cli.registry_path())?;
     let row = registry
         .run(run_id)?

@@ -21,8 +21,9 @@ use std::time::Instant;
 use anyhow::{anyhow, Result};
 use tch::Device;
 
-use super::{Arch, SlotKind, Speed};
+use super::{Arch, Speed};
 use crate::sample::{sample, sample_labels, Sampler};
+use crate::slots::SlotKind;
 use crate::train::speed::StepTimer;
 
 /// Seconds of timed work the calibration aims at per lane, all architectures together.
@@ -164,10 +165,15 @@ pub fn calibrate(
     let results = results
         .into_inner()
         .map_err(|_| anyhow!("a calibration thread panicked"))?;
+    average(jobs, &results, kind)
+}
+
+/// Each job's speed: the mean of its timings (its extrapolations only where nothing was timed).
+fn average(jobs: &[Job], results: &[(usize, Result<Sample>)], kind: SlotKind) -> Result<Vec<Timed>> {
     let mut timed = Vec::new();
     for (i, job) in jobs.iter().enumerate() {
         let mut samples = Vec::new();
-        for (j, r) in &results {
+        for (j, r) in results {
             if *j == i {
                 match r {
                     Ok(s) => samples.push(*s),
@@ -190,7 +196,7 @@ pub fn calibrate(
                 eval_images_per_sec: 1.0 / mean(|s| s.eval).max(1e-12),
                 sample_seconds_per_image: mean(|s| s.sample),
                 epoch_fixed_seconds: Speed::checkpoint_seconds(job.arch.spec.parameter_count()),
-                startup_seconds: kind.startup_seconds(),
+                startup_seconds: super::startup_seconds(kind),
             },
             batch: samples[0].batch,
             steps: samples.iter().map(|s| s.steps).sum(),

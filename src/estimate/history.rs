@@ -3,8 +3,9 @@
 //! threads (a slot's threads follow how many runs share the cores); a GPU run counts from any
 //! host when asked (a cluster's GPUs are taken as alike).
 
-use super::{Arch, Measured, SlotKind, Source, Speed};
+use super::{Arch, Measured, Source, Speed};
 use crate::registry::SpeedRecord;
+use crate::slots::SlotKind;
 use crate::stats::median_of_finite as median;
 
 /// The slot kind a record ran on, when it can be told.
@@ -50,7 +51,7 @@ fn speed_of(r: &SpeedRecord, kind: SlotKind) -> Option<Speed> {
         eval_images_per_sec: test_images as f64 / eval_seconds,
         sample_seconds_per_image,
         epoch_fixed_seconds,
-        startup_seconds: kind.startup_seconds(),
+        startup_seconds: super::startup_seconds(kind),
     })
 }
 
@@ -82,7 +83,7 @@ pub fn speeds(records: &[SpeedRecord], wanted: &[(Arch, SlotKind)], host: Option
                 eval_images_per_sec: eval,
                 sample_seconds_per_image: sample,
                 epoch_fixed_seconds: fixed,
-                startup_seconds: kind.startup_seconds(),
+                startup_seconds: super::startup_seconds(kind),
             },
             source: Source::History { runs: found.len() },
         });

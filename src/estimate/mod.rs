@@ -2,9 +2,9 @@
 //! estimated time on the slots the scheduler would use; for the sweep the time until the last
 //! slot frees.
 //!
-//! The pure part ([`Speed::run_seconds`], [`schedule`]) turns work and speeds into times: runs go,
-//! in order, to the slot that frees first, which is how the local backend fills its slots (and
-//! how Slurm fills `max_jobs`). Speeds are measured per architecture and kind of slot: from the
+//! The pure part ([`Speed::run_seconds`], with [`crate::slots::assign`]) turns work and speeds
+//! into times: runs go, in order, to the slot that frees first, which is how the local backend
+//! fills its slots (and how Slurm fills `max_jobs`). Speeds are measured per architecture and kind of slot: from the
 //! registry's history of completed runs of the same architecture, batch, precision, device kind
 //! and threads ([`history`]) when there is one, else by timing a few real training steps, a
 //! forward pass and a few sampled pixels of each distinct architecture ([`calibrate`]).
@@ -14,12 +14,11 @@ pub mod history;
 mod plan;
 mod text;
 
-pub use plan::{estimate, EstimateOptions};
-pub use text::about;
-
 use crate::config::RunConfig;
 use crate::model::ModelSpec;
 use crate::precision::Precision;
+use crate::slots::{assign, Slot, SlotKind};
+pub use plan::{estimate, EstimateOptions};
 
 /// Above this much time on CPU slots, `pixelx run` says how to cut the sweep.
 pub const CPU_WARNING_SECONDS: f64 = 2.0 * 3600.0;
@@ -32,28 +31,12 @@ const CUDA_STARTUP_SECONDS: f64 = 6.0;
 /// while the run improves, `best.safetensors` too.
 const CHECKPOINT_BYTES_PER_SEC: f64 = 300e6;
 
-/// The kind of slot a run trains on, as far as its speed goes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SlotKind {
-    Cpu { threads: usize },
-    Cuda,
-}
-
-impl SlotKind {
-    fn startup_seconds(self) -> f64 {
-        match self {
-            Self::Cpu { .. } => CPU_STARTUP_SECONDS,
-            Self::Cuda => CUDA_STARTUP_SECONDS,
-        }
+/// Seconds from a worker's start to its first step on a kind of slot.
+fn startup_seconds(kind: SlotKind) -> f64 {
+    match kind {
+        SlotKind::Cpu { .. } => CPU_STARTUP_SECONDS,
+        SlotKind::Cuda => CUDA_STARTUP_SECONDS,
     }
-}
-
-/// One place a run can train: a local device slot or a Slurm job.
-#[derive(Debug, Clone, PartialEq)]
-pub struct SlotSpec {
-    /// `cpu`, `cuda:0`, or `slurm`.
-    pub device: String,
-    pub kind: SlotKind,
 }
 
 /// Everything of a run's configuration its speed depends on.
@@ -212,32 +195,6 @@ impl Speeds {
     }
 }
 
-/// Assigns `runs` runs in order, each to the slot that frees first (the lowest-numbered among
-/// equals, as the local backend picks), slot `i` being busy for `busy[i]` seconds at first;
-/// `seconds(run, slot)` is a run's time on a slot. Returns each run's slot and when the last
-/// slot frees.
-pub fn schedule(
-    busy: &[f64],
-    runs: usize,
-    mut seconds: impl FnMut(usize, usize) -> f64,
-) -> (Vec<usize>, f64) {
-    let mut free: Vec<f64> = busy.iter().map(|b| b.max(0.0)).collect();
-    if free.is_empty() {
-        return (Vec::new(), 0.0);
-    }
-    let mut slots = Vec::with_capacity(runs);
-    for run in 0..runs {
-        let (slot, at) =
-            free.iter().copied().enumerate().fold(
-                (0, f64::INFINITY),
-                |best, (i, t)| if t < best.1 { (i, t) } else { best },
-            );
-        free[slot] = at + seconds(run, slot).max(0.0);
-        slots.push(slot);
-    }
-    (slots, free.iter().copied().fold(0.0, f64::max))
-}
-
 /// One run of an estimate: its work, and its time on the slot the schedule gives it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RunEstimate {
@@ -275,7 +232,7 @@ pub struct SweepEstimate {
     /// Every run of the sweep in order (done ones with nothing left), or the trials of an
     /// adaptive search at the base configuration.
     pub runs: Vec<RunEstimate>,
-    pub slots: Vec<SlotSpec>,
+    pub slots: Vec<Slot>,
     pub backend_slurm: bool,
     /// An adaptive search's trial budget.
     pub trials: Option<usize>,
@@ -313,8 +270,7 @@ impl SweepEstimate {
 
     /// Whether any slot is a CPU and the sweep takes longer than [`CPU_WARNING_SECONDS`].
     pub fn too_long_for_cpu(&self) -> bool {
-        self.slots.iter().any(|s| matches!(s.kind, SlotKind::Cpu { .. }))
-            && self.total_seconds.is_some_and(|t| t > CPU_WARNING_SECONDS)
+        self.slots.iter().any(|s| !s.gpu) && self.total_seconds.is_some_and(|t| t > CPU_WARNING_SECONDS)
     }
 
     /// The total with every pending run's work changed by `f`, at the same speeds: what a cut
@@ -330,7 +286,7 @@ impl SweepEstimate {
             .collect::<Option<_>>()?;
         let busy = vec![0.0; self.slots.len()];
         Some(
-            schedule(&busy, pending.len(), |i, _| {
+            assign(&busy, pending.len(), |i, _| {
                 pending[i].1.run_seconds(&pending[i].0)
             })
             .1,
@@ -355,11 +311,12 @@ pub(crate) mod testing {
                 }
             })
             .collect();
-        let slot = SlotSpec {
+        let slot = Slot {
             device: "cpu".into(),
-            kind: SlotKind::Cpu { threads: 1 },
+            threads: 1,
+            gpu: false,
         };
-        let (_, total) = schedule(&vec![0.0; slots], n, |i, _| runs[i].seconds.unwrap_or(0.0));
+        let (_, total) = assign(&vec![0.0; slots], n, |i, _| runs[i].seconds.unwrap_or(0.0));
         SweepEstimate {
             experiment: "e".into(),
             runs,
@@ -418,26 +375,8 @@ mod tests {
     }
 
     #[test]
-    fn runs_go_to_the_slot_that_frees_first() {
-        let times = [3.0, 3.0, 3.0];
-        let (slots, end) = schedule(&[0.0, 0.0], 3, |r, _| times[r]);
-        assert_eq!((slots, end), (vec![0, 1, 0], 6.0));
-        // A long run first keeps one slot; the short ones share the other.
-        let times = [10.0, 2.0, 2.0, 2.0];
-        let (slots, end) = schedule(&[0.0, 0.0], 4, |r, _| times[r]);
-        assert_eq!((slots, end), (vec![0, 1, 1, 1], 10.0));
-        // Busy slots first finish what they run.
-        let (slots, end) = schedule(&[5.0, 1.0], 1, |_, _| 3.0);
-        assert_eq!((slots, end), (vec![1], 5.0));
-        // Slots of different speeds.
-        let (_, end) = schedule(&[0.0, 0.0], 2, |_, s| if s == 0 { 1.0 } else { 4.0 });
-        assert_eq!(end, 4.0);
-        assert_eq!(schedule(&[], 3, |_, _| 1.0).1, 0.0);
-    }
-
-    #[test]
     fn slot_kinds_differ_in_startup() {
-        assert!(SlotKind::Cuda.startup_seconds() > SlotKind::Cpu { threads: 2 }.startup_seconds());
+        assert!(startup_seconds(SlotKind::Cuda) > startup_seconds(SlotKind::Cpu { threads: 2 }));
         assert!(Speed::checkpoint_seconds(434_162) < 0.1);
     }
 }

@@ -8,12 +8,10 @@ use std::time::{Duration, Instant};
 use anyhow::Result;
 
 use super::calibrate::{self, Job};
-use super::{
-    history, schedule, Arch, Measured, RunEstimate, RunWork, SlotKind, SlotSpec, Source, SpeedReport, Speeds,
-    SweepEstimate,
-};
+use super::{history, Arch, Measured, RunEstimate, RunWork, Source, SpeedReport, Speeds, SweepEstimate};
 use crate::config::{BackendKind, Experiment, RunConfig};
 use crate::registry::{Registry, RunFilter, RunStatus};
+use crate::slots::{self, assign, Slot, SlotKind};
 
 /// After this long, architectures still untimed are scaled from those timed (a loaded machine
 /// would otherwise stretch the calibration; a sweep's own should take well under it).
@@ -32,53 +30,14 @@ pub struct EstimateOptions {
     pub announce: bool,
 }
 
-/// The slots the scheduler would use, in its order.
-fn slots(experiment: &Experiment) -> Result<Vec<SlotSpec>> {
-    let s = &experiment.scheduler;
-    let mut slots: Vec<SlotSpec> = match s.backend {
-        BackendKind::Local => {
-            crate::schedule::plan_slots(s, crate::device::cuda_device_count(), crate::host::num_cores())?
-                .into_iter()
-                .map(|slot| SlotSpec {
-                    kind: if slot.device == "cpu" {
-                        SlotKind::Cpu {
-                            threads: slot.threads,
-                        }
-                    } else {
-                        SlotKind::Cuda
-                    },
-                    device: slot.device,
-                })
-                .collect()
-        }
-        // Each job is a node's worth of this machine: its cores, or `cpus_per_run` of them.
-        BackendKind::Slurm => {
-            let kind = if s.slurm.gpus_per_run > 0 {
-                SlotKind::Cuda
-            } else {
-                SlotKind::Cpu {
-                    threads: s
-                        .slurm
-                        .cpus_per_run
-                        .map_or(crate::host::num_cores(), |c| c as usize),
-                }
-            };
-            vec![
-                SlotSpec {
-                    device: "slurm".into(),
-                    kind
-                };
-                s.slurm.max_jobs.max(1)
-            ]
-        }
-    };
-    if let Some(p) = experiment
-        .search
-        .parallel
-        .filter(|_| experiment.search.method.is_adaptive())
-    {
-        slots.truncate(p.max(1));
-    }
+/// The slots the scheduler would use, in its order, as many as it would fill at once.
+fn slots(experiment: &Experiment) -> Result<Vec<Slot>> {
+    let mut slots = slots::experiment_slots(
+        experiment,
+        crate::device::cuda_device_count(),
+        crate::host::num_cores(),
+    )?;
+    slots.truncate(slots::capacity(experiment, slots.len()));
     Ok(slots)
 }
 
@@ -123,7 +82,7 @@ fn states(registry: Option<&Registry>, experiment: &str) -> Result<HashMap<Strin
 fn epochs_done(state: Option<&RunState>, epochs: u32, force: bool) -> u32 {
     let Some(s) = state else { return 0 };
     // An invalid trial of a study is settled without training: nothing left to do.
-    if crate::schedule::study::is_invalid(&s.config) {
+    if crate::census::is_invalid(&s.config) {
         return epochs;
     }
     match s.status {
@@ -164,7 +123,7 @@ fn work(experiment: &Experiment, registry: Option<&Registry>, force: bool) -> Re
     out.sort_by(|a, b| a.id.cmp(&b.id));
     let mut left = e.search.trials.unwrap_or(0).saturating_sub(out.len());
     // A space of few configurations ends the study once each valid one is tried.
-    if let Some(valid) = crate::schedule::study::census(e, false).and_then(|c| c.valid_ids) {
+    if let Some(valid) = crate::census::census(e, false).and_then(|c| c.valid_ids) {
         let untried = valid.iter().filter(|id| !states.contains_key(*id)).count();
         left = left.min(untried);
     }
@@ -214,7 +173,7 @@ fn from_history(
 /// Times what history did not cover, kind of slot by kind of slot.
 fn from_calibration(
     missing: &[Wanted],
-    slots: &[SlotSpec],
+    slots: &[Slot],
     slurm: bool,
     announce: bool,
     speeds: &mut Speeds,
@@ -279,10 +238,10 @@ pub fn estimate(experiment: &Experiment, opts: &EstimateOptions) -> Result<Sweep
         for slot in &slots {
             match wanted
                 .iter_mut()
-                .find(|(a, k, _)| *a == w.arch && *k == slot.kind)
+                .find(|(a, k, _)| *a == w.arch && *k == slot.kind())
             {
                 Some(entry) => entry.2 = entry.2.max(w.epoch_samples),
-                None => wanted.push((w.arch, slot.kind, w.epoch_samples)),
+                None => wanted.push((w.arch, slot.kind(), w.epoch_samples)),
             }
         }
     }
@@ -313,7 +272,7 @@ pub fn estimate(experiment: &Experiment, opts: &EstimateOptions) -> Result<Sweep
 fn calibrate_kind(
     jobs: &[Job],
     kind: SlotKind,
-    slots: &[SlotSpec],
+    slots: &[Slot],
     slurm: bool,
     deadline: Instant,
 ) -> Result<Vec<calibrate::Timed>> {
@@ -322,7 +281,7 @@ fn calibrate_kind(
             let lanes = if slurm {
                 1
             } else {
-                let cpu_slots = slots.iter().filter(|s| s.kind == kind).count();
+                let cpu_slots = slots.iter().filter(|s| s.kind() == kind).count();
                 cpu_slots.min(crate::host::num_cores() / threads.max(1)).max(1)
             };
             calibrate::calibrate(jobs, kind, tch::Device::Cpu, lanes, deadline)
@@ -345,18 +304,18 @@ fn calibrate_kind(
 fn assemble(
     experiment: &Experiment,
     runs: Vec<RunWork>,
-    slots: Vec<SlotSpec>,
+    slots: Vec<Slot>,
     slurm: bool,
     speeds: &Speeds,
     report: SpeedReport,
 ) -> SweepEstimate {
     let pending: Vec<usize> = (0..runs.len()).filter(|&i| runs[i].epochs_left > 0).collect();
-    let speed = |run: &RunWork, slot: usize| speeds.get(&run.arch, slots[slot].kind).map(|m| m.speed);
+    let speed = |run: &RunWork, slot: usize| speeds.get(&run.arch, slots[slot].kind()).map(|m| m.speed);
     let complete = pending
         .iter()
         .all(|&i| (0..slots.len()).all(|s| speed(&runs[i], s).is_some()));
     let busy = vec![0.0; slots.len()];
-    let (assigned, total) = schedule(&busy, pending.len(), |p, s| {
+    let (assigned, total) = assign(&busy, pending.len(), |p, s| {
         speed(&runs[pending[p]], s).map_or(0.0, |sp| sp.run_seconds(&runs[pending[p]]))
     });
     let mut slot_of: HashMap<usize, usize> = HashMap::new();
@@ -403,20 +362,6 @@ mod tests {
         );
         std::fs::write(&path, text).unwrap();
         Experiment::load(&path, &[]).unwrap()
-    }
-
-    #[test]
-    fn slurm_jobs_are_slots_like_this_machine() {
-        let e = experiment(
-            "[scheduler]\nbackend = \"slurm\"\n[scheduler.slurm]\nmax_jobs = 4\ncpus_per_run = 3\n",
-        );
-        let jobs = slots(&e).unwrap();
-        assert_eq!(jobs.len(), 4);
-        assert!(jobs.iter().all(|s| s.kind == SlotKind::Cpu { threads: 3 }));
-        let gpu = experiment("[scheduler]\nbackend = \"slurm\"\n[scheduler.slurm]\ngpus_per_run = 1\n");
-        assert_eq!(slots(&gpu).unwrap()[0].kind, SlotKind::Cuda);
-        let local = experiment("[scheduler]\ndevices = [\"cpu\", \"cpu\"]\n");
-        assert_eq!(slots(&local).unwrap().len(), 2);
     }
 
     #[test]

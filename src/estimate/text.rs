@@ -3,39 +3,9 @@
 
 #[cfg(test)]
 use super::SpeedReport;
-use super::{SlotKind, SweepEstimate, CPU_WARNING_SECONDS};
-
-/// A rounded duration for estimates, which should not pretend to precision: `45 s`, `2.5 min`,
-/// `38 min`, `3.5 h`, `31 h`, `12.9 days`.
-pub fn about(seconds: f64) -> String {
-    let s = seconds.max(0.0);
-    if s < 90.0 {
-        format!("{:.0} s", s.max(1.0))
-    } else if s < 600.0 {
-        format!("{:.1} min", s / 60.0)
-    } else if s < 90.0 * 60.0 {
-        format!("{:.0} min", s / 60.0)
-    } else if s < 10.0 * 3600.0 {
-        format!("{:.1} h", s / 3600.0)
-    } else if s < 72.0 * 3600.0 {
-        format!("{:.0} h", s / 3600.0)
-    } else {
-        format!("{:.1} days", s / 86400.0)
-    }
-}
-
-/// `950`, `12.5 k`, `3.9 M`.
-pub fn count(n: f64) -> String {
-    if n < 1e3 {
-        format!("{n:.0}")
-    } else if n < 1e6 {
-        format!("{:.1} k", n / 1e3)
-    } else if n < 1e9 {
-        format!("{:.1} M", n / 1e6)
-    } else {
-        format!("{:.1} G", n / 1e9)
-    }
-}
+use super::{SweepEstimate, CPU_WARNING_SECONDS};
+use crate::format::{about, count_rounded};
+use crate::slots::SlotKind;
 
 fn plural(n: usize, one: &str, many: &str) -> String {
     format!("{n} {}", if n == 1 { one } else { many })
@@ -48,7 +18,7 @@ impl SweepEstimate {
         let cpu: Vec<usize> = self
             .slots
             .iter()
-            .filter_map(|s| match s.kind {
+            .filter_map(|s| match s.kind() {
                 SlotKind::Cpu { threads } => Some(threads),
                 SlotKind::Cuda => None,
             })
@@ -129,7 +99,10 @@ impl SweepEstimate {
             None if done > 0 => format!("{} to train ({done} done)", plural(pending, "run", "runs")),
             None => plural(pending, "run", "runs"),
         };
-        let work = format!("{what}, {} images·epochs", count(self.image_epochs() as f64));
+        let work = format!(
+            "{what}, {} images·epochs",
+            count_rounded(self.image_epochs() as f64)
+        );
         let Some(total) = self.total_seconds else {
             let why = if self.speeds.skipped {
                 "estimate skipped (--no-calibrate)".to_owned()
@@ -336,19 +309,5 @@ mod tests {
         let small = testing::estimate(100, 1, &config(2, 5_000), SPEED);
         let w = small.cpu_warning().expect("a warning");
         assert!(!w.contains("train_subset") && !w.contains("epochs=3"), "{w}");
-    }
-
-    #[test]
-    fn durations_and_counts_are_rounded_for_reading() {
-        assert_eq!(about(42.4), "42 s");
-        assert_eq!(about(0.2), "1 s");
-        assert_eq!(about(150.0), "2.5 min");
-        assert_eq!(about(38.0 * 60.0), "38 min");
-        assert_eq!(about(3.46 * 3600.0), "3.5 h");
-        assert_eq!(about(31.2 * 3600.0), "31 h");
-        assert_eq!(about(12.9 * 86400.0), "12.9 days");
-        assert_eq!(count(950.0), "950");
-        assert_eq!(count(12_500.0), "12.5 k");
-        assert_eq!(count(3_900_000.0), "3.9 M");
     }
 }

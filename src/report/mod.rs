@@ -74,9 +74,7 @@ pub fn status_text(run: &RunSummary) -> String {
             if p.epoch as u64 > epochs {
                 return format!("running (epoch {epochs}/{epochs}, finishing)");
             }
-            let eta = eta(run).map_or(String::new(), |d| {
-                format!(", ETA {}", crate::schedule::progress::duration(d))
-            });
+            let eta = eta(run).map_or(String::new(), |d| format!(", ETA {}", crate::format::duration(d)));
             format!("running (epoch {}/{epochs}{eta})", p.epoch)
         }
         (None, "running") => match &run.job {

@@ -49,6 +49,12 @@ pub trait Backend {
     fn whereabouts(&self, run_id: &str) -> Option<String>;
     /// Asks every worker to checkpoint and stop (the user's first Ctrl-C).
     fn interrupt_all(&mut self);
+    /// Whether its workers end with the coordinator (local processes get SIGTERM when it
+    /// dies), so that a coordinator stopping on an error stops them and settles their runs;
+    /// workers that outlive it (Slurm jobs) are re-attached to by the next coordinator instead.
+    fn workers_end_with_coordinator(&self) -> bool {
+        false
+    }
     /// Takes over the workers an earlier coordinator started and that are still alive, given
     /// (run id, Slurm job); returns the runs taken over.
     fn reattach(&mut self, _runs: &[(String, String)]) -> Result<Vec<String>> {

@@ -21,17 +21,6 @@ pub fn training_bytes(config: &RunConfig) -> u64 {
         .saturating_mul(4)
 }
 
-pub fn format_bytes(bytes: u64) -> String {
-    const UNITS: [&str; 6] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
-    let mut value = bytes as f64;
-    let mut unit = 0;
-    while value >= 1024.0 && unit + 1 < UNITS.len() {
-        value /= 1024.0;
-        unit += 1;
-    }
-    format!("{value:.1} {}", UNITS[unit])
-}
-
 /// Refuses a run whose training step cannot fit in this machine's memory (CPU runs; a GPU's
 /// own limit is left to libtorch, which fails there with an error rather than an abort).
 pub fn check_fits(config: &RunConfig, device: Device) -> Result<(), ConfigError> {
@@ -49,8 +38,8 @@ pub fn check_fits(config: &RunConfig, device: Device) -> Result<(), ConfigError>
                 "a training step of {} images of this model needs about {} of memory, more than this \
                  machine's {}; use a smaller batch_size or hidden_fmaps",
                 config.batch_size,
-                format_bytes(need),
-                format_bytes(total)
+                crate::format::bytes(need),
+                crate::format::bytes(total)
             ),
         ));
     }
@@ -67,7 +56,7 @@ mod tests {
         assert!(
             training_bytes(&config) < 1 << 30,
             "{}",
-            format_bytes(training_bytes(&config))
+            crate::format::bytes(training_bytes(&config))
         );
         let absurd = RunConfig {
             batch_size: 60_000,
@@ -75,6 +64,6 @@ mod tests {
             ..RunConfig::default()
         };
         assert!(training_bytes(&absurd) > 1 << 40);
-        assert_eq!(format_bytes(1536), "1.5 KiB");
+        assert_eq!(crate::format::bytes(1536), "1.5 KiB");
     }
 }

@@ -1,7 +1,8 @@
 //! The training loop: data order, optimisation, per-epoch evaluation, checkpoints and samples.
 //!
-//! The trainer knows nothing of registries or journals: whoever runs it passes an [`Observer`]
-//! that records what happens and answers, between epochs, whether to go on.
+//! The trainer knows nothing of registries or journals and draws nothing: whoever runs it passes
+//! an [`Observer`] that records (or shows) what happens and answers, between epochs, whether to
+//! go on.
 
 pub mod checkpoint;
 mod divergence;
@@ -20,7 +21,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use anyhow::{Context, Result};
-use indicatif::{ProgressBar, ProgressStyle};
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use serde::{Deserialize, Serialize};
@@ -131,7 +131,6 @@ pub struct Trainer {
     test: Dataset,
     divergence: Divergence,
     pub sampler: Sampler,
-    pub show_progress: bool,
 }
 
 impl Trainer {
@@ -171,7 +170,6 @@ impl Trainer {
             train,
             test,
             sampler: Sampler::Cached,
-            show_progress: false,
         })
     }
 
@@ -246,14 +244,11 @@ impl Trainer {
         let steps = self.steps_per_epoch();
         let total_steps = steps * self.config.epochs as i64;
         let order = self.epoch_order(epoch);
-        let bar = self.progress_bar(epoch, steps);
-        bar.set_position(self.state.step_in_epoch as u64);
         let started = Instant::now();
         let mut lr = self.config.learning_rate;
         let skip = self.state.step_in_epoch as usize;
         for batch in order.chunks(self.config.batch_size as usize).skip(skip) {
             if stop.load(Ordering::SeqCst) {
-                bar.abandon();
                 observer.before_checkpoint();
                 self.save_interrupt_checkpoint(observer)?;
                 return Ok(());
@@ -263,7 +258,6 @@ impl Trainer {
             let loss = training_loss(&self.model, &x, &labels, &target, self.config.precision)?;
             let value = loss.double_value(&[]);
             if let Err(diverged) = self.divergence.check(self.state.global_step + 1, value) {
-                bar.abandon();
                 return Err(diverged.into());
             }
             self.optim.zero_grad();
@@ -291,11 +285,8 @@ impl Trainer {
                 steps_per_epoch: steps,
                 images_per_sec: rate,
             });
-            bar.inc(1);
-            bar.set_message(format!("loss {value:.4}  {rate:.0} img/s"));
         }
         let train_seconds = started.elapsed().as_secs_f64();
-        bar.finish_and_clear();
         let trained = self.state.epoch_images - skip as i64 * self.config.batch_size;
         let loss = self.state.epoch_loss_sum / steps as f64;
         self.state.step_in_epoch = 0;
@@ -428,20 +419,6 @@ impl Trainer {
         let path = self.run.epoch_samples(epoch);
         sample::write_grid(&levels, self.config.color_levels, &path)?;
         Ok(Some(path))
-    }
-
-    fn progress_bar(&self, epoch: u32, steps: i64) -> ProgressBar {
-        if !self.show_progress {
-            return ProgressBar::hidden();
-        }
-        let bar = ProgressBar::new(steps as u64);
-        bar.set_style(
-            ProgressStyle::with_template("epoch {prefix} [{bar:30}] {pos}/{len} {msg} ({eta} left)")
-                .unwrap_or_else(|_| ProgressStyle::default_bar())
-                .progress_chars("=> "),
-        );
-        bar.set_prefix(format!("{}/{}", epoch + 1, self.config.epochs));
-        bar
     }
 }
 
