@@ -119,13 +119,12 @@ def replay(table, sampler_name, pruner_name, count, budget, seed, startup):
 
 def main():
     table = json.load(sys.stdin)
-    only = sys.argv[1:]
-    for sampler_name in ["random", "tpe-univariate", "tpe-multivariate"]:
+    # Samplers to replay, in this order (all three by default): lets a caller split the work.
+    samplers = sys.argv[1:] or ["random", "tpe-univariate", "tpe-multivariate"]
+    for sampler_name in samplers:
         for pruner_name in ["none", "sh"]:
             for count in ["trials", "distinct"]:
                 for budget in table["budgets"]:
-                    if only and sampler_name not in only:
-                        continue
                     startup = table["startup"][str(budget)]
                     runs = [
                         replay(table, sampler_name, pruner_name, count, budget, seed, startup)

@@ -28,7 +28,11 @@ fn a_shuffled_registry_prints_the_same_replay() {
     for (i, grid) in grids.iter().enumerate() {
         let runs = dir.path().join(format!("runs{i}"));
         let file = dir.path().join(format!("grid{i}.toml"));
-        std::fs::write(&file, tiny_experiment("order", 2, 256, grid, "devices = [\"cpu\"]")).unwrap();
+        std::fs::write(
+            &file,
+            tiny_experiment("order", 2, 256, grid, "devices = [\"cpu\"]"),
+        )
+        .unwrap();
         let (ok, out, err) = run_in(&runs, &["-q", "run", file.to_str().unwrap()]);
         assert!(ok, "{out}\n{err}");
         let registry = runs.join("registry.sqlite");
@@ -38,7 +42,10 @@ fn a_shuffled_registry_prints_the_same_replay() {
     }
     let ((raw0, t0), (raw1, t1)) = (&tables[0], &tables[1]);
     assert_eq!(raw0.rows.len(), 4);
-    assert_ne!(raw0.rows, raw1.rows, "the two registries list their runs in the same order");
+    assert_ne!(
+        raw0.rows, raw1.rows,
+        "the two registries list their runs in the same order"
+    );
     assert_eq!(t0, t1, "the canonical tables differ");
     let asha = Pruner::Asha {
         grace_epochs: 1,
@@ -46,12 +53,16 @@ fn a_shuffled_registry_prints_the_same_replay() {
     };
     for seed in 0..20 {
         for method in [Method::Random, Method::TpeMultivariateDistinct] {
-            assert_eq!(replay(t0, method, &asha, 3, 2, seed), replay(t1, method, &asha, 3, 2, seed));
+            assert_eq!(
+                replay(t0, method, &asha, 3, 2, seed),
+                replay(t1, method, &asha, 3, 2, seed)
+            );
         }
     }
     // Read in the registry's order, the same seeds map to other configurations.
     let differs = (0..20).any(|seed| {
-        replay(raw0, Method::Random, &Pruner::None, 2, 2, seed) != replay(raw1, Method::Random, &Pruner::None, 2, 2, seed)
+        replay(raw0, Method::Random, &Pruner::None, 2, 2, seed)
+            != replay(raw1, Method::Random, &Pruner::None, 2, 2, seed)
     });
     assert!(differs, "the registry order did not change any replay");
 }
@@ -74,7 +85,10 @@ fn canonical_order_ignores_row_and_value_order() {
     ];
     let a = replay::Table {
         axes: vec![
-            ("lr".into(), vec![toml::Value::Float(1e-3), toml::Value::Float(1e-2)]),
+            (
+                "lr".into(),
+                vec![toml::Value::Float(1e-3), toml::Value::Float(1e-2)],
+            ),
             ("w".into(), vec![toml::Value::Integer(8), toml::Value::Integer(4)]),
         ],
         rows: rows.clone(),
@@ -84,7 +98,10 @@ fn canonical_order_ignores_row_and_value_order() {
     b.axes[0].1.reverse();
     let (a, b) = (table::canonical(a), table::canonical(b));
     assert_eq!(a, b);
-    assert_eq!(a.axes[1].1, vec![toml::Value::Integer(4), toml::Value::Integer(8)]);
+    assert_eq!(
+        a.axes[1].1,
+        vec![toml::Value::Integer(4), toml::Value::Integer(8)]
+    );
     assert_eq!(a.rows[0], (p(1e-3, 4), vec![4.0]));
     assert_eq!(a.rows[3], (p(1e-2, 8), vec![1.0]));
 }

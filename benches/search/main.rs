@@ -119,13 +119,23 @@ fn seeds() -> u64 {
         .unwrap_or(500)
 }
 
+/// Seeds per Optuna row: [`seeds`], or `PIXELX_BENCH_OPTUNA_SEEDS` (Optuna's ask/tell costs
+/// milliseconds a trial, pixelx's replay microseconds).
+fn optuna_seeds() -> u64 {
+    std::env::var("PIXELX_BENCH_OPTUNA_SEEDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(seeds)
+}
+
 /// Trains the grid (or finds it trained) and returns the folder holding its runs.
 fn trained(grid: &Grid) -> PathBuf {
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(grid.folder);
     std::fs::create_dir_all(&dir).unwrap();
     let file = dir.join("grid.toml");
     std::fs::write(&file, grid.toml).unwrap();
-    let data = std::env::var("PIXELX_DATA_DIR").unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/data").into());
+    let data = std::env::var("PIXELX_DATA_DIR")
+        .unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/data").into());
     let start = Instant::now();
     let out = Command::new(env!("CARGO_BIN_EXE_pixelx"))
         .arg("--runs-dir")
@@ -207,10 +217,20 @@ impl Cell {
 const SAMPLERS: [(&str, &str, Method); 3] = [
     ("random", "random", Method::Random),
     ("TPE univariate", "tpe-univariate", Method::TpeDistinct),
-    ("TPE multivariate", "tpe-multivariate", Method::TpeMultivariateDistinct),
+    (
+        "TPE multivariate",
+        "tpe-multivariate",
+        Method::TpeMultivariateDistinct,
+    ),
 ];
 
-fn pixelx_cell(table: &Table, best: f64, method: Method, pruner: &Pruner, (budget, startup): (usize, usize)) -> Cell {
+fn pixelx_cell(
+    table: &Table,
+    best: f64,
+    method: Method,
+    pruner: &Pruner,
+    (budget, startup): (usize, usize),
+) -> Cell {
     let runs: Vec<(f64, u64, usize)> = (0..seeds())
         .map(|seed| {
             let r: ReplayResult = replay_with_startup(table, method, pruner, budget, PARALLEL, seed, startup);
@@ -228,7 +248,7 @@ fn compare(grid: &Grid) {
     let full = replay_with_startup(&table, Method::Grid, &Pruner::None, 0, PARALLEL, 0, 10);
     let best = full.best;
     let seeds = seeds();
-    let optuna = optuna::replay(&dir, &table, grid.budgets, PARALLEL, seeds).unwrap_or_else(|e| {
+    let optuna = optuna::replay(&dir, &table, grid.budgets, PARALLEL, optuna_seeds()).unwrap_or_else(|e| {
         println!("  Optuna not replayed: {e:#}");
         Vec::new()
     });
@@ -242,11 +262,12 @@ fn compare(grid: &Grid) {
             })
     };
     println!(
-        "  {} configurations x {} epochs: grid best {best:.4} in {} epochs; {seeds} seeds, {PARALLEL} in flight; \
+        "  {} configurations x {} epochs: grid best {best:.4} in {} epochs; {seeds} seeds ({} for Optuna), {PARALLEL} in flight; \
          pruning: pixelx ASHA / Optuna SuccessiveHalving, min resource 1, reduction factor 3",
         table.rows.len(),
         grid.epochs,
-        full.epochs_spent
+        full.epochs_spent,
+        optuna_seeds(),
     );
     println!(
         "  {:<24} {:>6}  {:<24}  {:<24}  {:<24} {:>7}",
@@ -269,7 +290,9 @@ fn compare(grid: &Grid) {
                     ours.show(),
                     show(&trials),
                     show(&distinct),
-                    distinct.as_ref().map_or("-".into(), |c| format!("{:.0}", c.trials)),
+                    distinct
+                        .as_ref()
+                        .map_or("-".into(), |c| format!("{:.0}", c.trials)),
                 );
             }
         }

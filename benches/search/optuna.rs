@@ -44,7 +44,10 @@ fn input(table: &Table, budgets: &[(usize, usize)], parallel: usize, seeds: u64)
         .iter()
         .map(|(p, curve)| {
             let values: Vec<serde_json::Value> = table.axes.iter().map(|(k, _)| to_json(&p[k])).collect();
-            let curve: Vec<f64> = curve.iter().map(|v| if v.is_finite() { *v } else { 1e9 }).collect();
+            let curve: Vec<f64> = curve
+                .iter()
+                .map(|v| if v.is_finite() { *v } else { 1e9 })
+                .collect();
             serde_json::json!([values, curve])
         })
         .collect();
@@ -77,6 +80,9 @@ pub fn replay(
     hash.update(input.as_bytes());
     hash.update(std::fs::read(&script).with_context(|| format!("reading {}", script.display()))?);
     let cache = dir.join(format!("optuna-{}.jsonl", &hex::encode(hash.finalize())[..16]));
+    // The script's input, to rerun it by hand: `.venv/bin/python benches/optuna_replay.py < …`.
+    let saved = dir.join("optuna-input.json");
+    std::fs::write(&saved, &input).with_context(|| format!("writing {}", saved.display()))?;
     let text = match std::fs::read_to_string(&cache) {
         Ok(text) => text,
         Err(_) => {

@@ -20,7 +20,8 @@ use crate::replay::Table;
 /// better: its curve is padded with +inf.
 pub fn registry_order(path: &Path, axes: &[&str], epochs: usize) -> Result<Table> {
     let reg = Registry::open_read_only(path).with_context(|| format!("opening {}", path.display()))?;
-    let mut columns: Vec<(String, Vec<toml::Value>)> = axes.iter().map(|a| (a.to_string(), Vec::new())).collect();
+    let mut columns: Vec<(String, Vec<toml::Value>)> =
+        axes.iter().map(|a| (a.to_string(), Vec::new())).collect();
     let mut rows = Vec::new();
     let runs = reg
         .summaries(&RunFilter::default())

@@ -290,7 +290,9 @@ impl<'a> Study<'a> {
         // invalid one included; so would a float within the axis's resolution of a tried one
         // (`search::same_params`), which hashes to another id.
         let tried = |p: &Params| {
-            trials.iter().any(|t| search::same_params(&search.space, p, &t.params))
+            trials
+                .iter()
+                .any(|t| search::same_params(&search.space, p, &t.params))
                 || self
                     .experiment
                     .trial_config_unchecked(p)

@@ -103,8 +103,9 @@ mod tests {
         }
     }
 
-    /// Two observations at opposite corners of a square: the joint density is high at the
-    /// corners and low at the other two, which a product of marginals cannot tell apart.
+    /// Observations clustered at two opposite corners of a square: the joint density is high
+    /// at those corners and low at the other two, which a product of marginals cannot tell
+    /// apart.
     #[test]
     fn the_joint_density_sees_which_values_go_together() {
         let d = Distribution::Float {
@@ -112,14 +113,15 @@ mod tests {
             high: 1.0,
             log: false,
         };
-        let rows = vec![vec![0.1, 0.1], vec![0.9, 0.9]];
+        let xs = [0.1, 0.12, 0.14, 0.86, 0.88, 0.9];
+        let rows: Vec<Vec<f64>> = xs.iter().map(|x| vec![*x, *x]).collect();
         let joint = JointParzen::new(&rows, &[&d, &d], &OPTUNA);
-        let corner = joint.log_pdf(&[0.1, 0.1]);
-        let off = joint.log_pdf(&[0.1, 0.9]);
-        assert!(corner > off + 0.5, "corner {corner} vs off-diagonal {off}");
-        let uni = Parzen::new(&[0.1, 0.9], &d, &OPTUNA);
+        let corner = joint.log_pdf(&[0.12, 0.12]);
+        let off = joint.log_pdf(&[0.12, 0.88]);
+        assert!(corner > off + 1.0, "corner {corner} vs off-diagonal {off}");
+        let uni = Parzen::new(&xs, &d, &OPTUNA);
         let independent = |a: f64, b: f64| uni.log_pdf(a) + uni.log_pdf(b);
-        assert!((independent(0.1, 0.1) - independent(0.1, 0.9)).abs() < 1e-12);
+        assert!((independent(0.12, 0.12) - independent(0.12, 0.88)).abs() < 1e-9);
     }
 
     /// Draws pick one kernel for all axes: with narrow kernels at two opposite corners, almost
@@ -176,7 +178,12 @@ mod tests {
             (
                 vec![float(0.0, 1.0, false), int(1, 50, 1, true)],
                 ramp,
-                vec![vec![0.05, 1.0], vec![0.5, 10.0], vec![0.95, 50.0], vec![0.3, 23.0]],
+                vec![
+                    vec![0.05, 1.0],
+                    vec![0.5, 10.0],
+                    vec![0.95, 50.0],
+                    vec![0.3, 23.0],
+                ],
                 vec![
                     -4.469585380607512,
                     -6.515913447820084,

@@ -460,7 +460,11 @@ mod tests {
         assert!(!ints.same_value(&toml::Value::Integer(3), &toml::Value::Integer(4)));
         let space: Space = [("lr".to_owned(), log), ("w".to_owned(), ints)].into();
         let p = |lr: f64, w: i64| -> Params {
-            [("lr".to_owned(), f(lr)), ("w".to_owned(), toml::Value::Integer(w))].into()
+            [
+                ("lr".to_owned(), f(lr)),
+                ("w".to_owned(), toml::Value::Integer(w)),
+            ]
+            .into()
         };
         assert!(same_params(&space, &p(1e-3, 4), &p(1e-3 * (1.0 + 1e-12), 4)));
         assert!(!same_params(&space, &p(1e-3, 4), &p(1e-3 * (1.0 + 1e-12), 5)));
