@@ -14,6 +14,7 @@ pub mod joint;
 pub mod parzen;
 pub mod propose;
 pub mod pruner;
+pub mod same;
 pub mod space;
 pub mod tpe;
 pub mod trial;
@@ -21,6 +22,7 @@ mod truncnorm;
 
 pub use propose::{propose, Proposer};
 pub use pruner::{decide, rungs, Decision, Pruner};
-pub use space::{enumerate, same_params, sample_params, values_equal, Distribution, Params, Space};
+pub use same::same_params;
+pub use space::{enumerate, sample_params, values_equal, Distribution, Params, Space};
 pub use tpe::{gamma, suggest_random, suggest_tpe, TpeSettings};
 pub use trial::{Trial, TrialState};

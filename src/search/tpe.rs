@@ -26,7 +26,8 @@ use rand_chacha::ChaCha8Rng;
 
 use super::joint::JointParzen;
 use super::parzen::{Parzen, ParzenSettings};
-use super::space::{numeric, same_params, sample_params, values_equal, Distribution, Params, Space};
+use super::same::same_params;
+use super::space::{numeric, sample_params, values_equal, Distribution, Params, Space};
 use super::trial::{Trial, TrialState};
 
 /// TPE's knobs; [`Default`] gives Optuna's defaults, univariate (`multivariate: false`).
