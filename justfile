@@ -52,6 +52,7 @@ resume run_id: setup
 # Benchmarks (ratios against baselines measured in the same invocation); name parts to run only
 # those: training, sampling, registry, packing, slurm, estimate, report, search.
 bench *parts: setup
+    scripts/setup-optuna.sh
     cargo bench --quiet --bench speed --bench report --bench search -- "$@"
 
 # The live dashboard over the registry on http://127.0.0.1:8080 (any `pixelx serve` flags).

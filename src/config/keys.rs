@@ -51,7 +51,15 @@ const SLURM_KEYS: [&str; 8] = [
     "signal_grace",
 ];
 const RANDOM_KEYS: [&str; 3] = ["samples", "seed", "space"];
-const SEARCH_KEYS: [&str; 6] = ["method", "trials", "seed", "parallel", "startup_trials", "space"];
+const SEARCH_KEYS: [&str; 7] = [
+    "method",
+    "trials",
+    "seed",
+    "parallel",
+    "startup_trials",
+    "multivariate",
+    "space",
+];
 const PRUNER_KEYS: [&str; 6] = [
     "kind",
     "metric",

@@ -142,7 +142,21 @@ pub struct SearchSettings {
     pub parallel: Option<usize>,
     /// TPE: trials drawn at random before the model takes over (Optuna's `n_startup_trials`).
     pub startup_trials: Option<usize>,
+    /// TPE: one joint model over all axes (Optuna's `multivariate=True`) rather than one per
+    /// axis; [`SearchSettings::MULTIVARIATE_DEFAULT`] when absent.
+    pub multivariate: Option<bool>,
     pub space: Space,
+}
+
+impl SearchSettings {
+    /// `multivariate` when the file does not say: chosen from `just bench search` (see
+    /// docs/search.md, "Univariate or multivariate").
+    pub const MULTIVARIATE_DEFAULT: bool = false;
+
+    /// Whether TPE models the axes jointly.
+    pub fn multivariate(&self) -> bool {
+        self.multivariate.unwrap_or(Self::MULTIVARIATE_DEFAULT)
+    }
 }
 
 /// Per-epoch metrics a pruner can compare (lower is better for each).

@@ -52,6 +52,7 @@ impl<'a> Study<'a> {
                     .search
                     .startup_trials
                     .unwrap_or(TpeSettings::default().n_startup_trials),
+                multivariate: experiment.search.multivariate(),
                 ..TpeSettings::default()
             },
             exhausted: std::cell::Cell::new(false),
@@ -176,11 +177,16 @@ impl<'a> Study<'a> {
         };
         let name = &self.experiment.info.name;
         // A configuration tried already would be the same run (its id hashes the config), an
-        // invalid one included.
+        // invalid one included; so would a float within the axis's resolution of a tried one
+        // (`search::same_params`), which hashes to another id.
         let tried = |p: &Params| {
-            self.experiment
-                .trial_config_unchecked(p)
-                .is_ok_and(|c| rows.iter().any(|r| r.id == run_id(name, &c)))
+            trials
+                .iter()
+                .any(|t| search::same_params(&search.space, p, &t.params))
+                || self
+                    .experiment
+                    .trial_config_unchecked(p)
+                    .is_ok_and(|c| rows.iter().any(|r| r.id == run_id(name, &c)))
         };
         let Some(params) = search::propose(&proposer, &search.space, &trials, search.seed, number, tried)
         else {

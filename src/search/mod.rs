@@ -7,23 +7,22 @@
 //!   start-up, pruned trials as data, running trials as bad: the constant liar), each a pure
 //!   function of (space, trials, seed, trial number).
 //! - [`pruner`]: early-stopping decisions (ASHA, median) as pure functions of the study.
-//! - [`replay`](mod@replay): a tabular benchmark that simulates searchers and pruners on recorded curves.
 //!
 //! Conventions: lower values are better; trial numbers are 0-based; epochs are 1-based.
 
+pub mod joint;
 pub mod parzen;
 pub mod propose;
 pub mod pruner;
-pub mod replay;
+pub mod same;
 pub mod space;
 pub mod tpe;
+pub mod trial;
 mod truncnorm;
 
 pub use propose::{propose, Proposer};
 pub use pruner::{decide, rungs, Decision, Pruner};
-pub use replay::{
-    replay, replay_seeds, replay_seeds_with_startup, replay_with_startup, Method, ReplayResult,
-    ReplaySummary, Table,
-};
+pub use same::same_params;
 pub use space::{enumerate, sample_params, values_equal, Distribution, Params, Space};
-pub use tpe::{gamma, suggest_random, suggest_tpe, TpeSettings, Trial, TrialState};
+pub use tpe::{gamma, suggest_random, suggest_tpe, TpeSettings};
+pub use trial::{Trial, TrialState};

@@ -95,46 +95,53 @@ impl Parzen {
         Self { weights, kernels }
     }
 
-    /// `size` independent draws from the mixture.
+    /// `size` independent draws from the mixture: per draw, a kernel by weight, then a value
+    /// from that kernel (one uniform each, in that order).
     pub fn sample(&self, rng: &mut impl Rng, size: usize) -> Vec<f64> {
         (0..size)
             .map(|_| {
                 let k = pick(&self.weights, rng.gen::<f64>());
-                match &self.kernels {
-                    Kernels::Categorical { rows } => pick(&rows[k], rng.gen::<f64>()) as f64,
-                    Kernels::Numeric {
-                        mus,
-                        sigmas,
-                        low,
-                        high,
-                        log,
-                        step,
-                        grid_low,
-                        grid_high,
-                    } => {
-                        let t = truncnorm::ppf(rng.gen::<f64>(), mus[k], sigmas[k], *low, *high);
-                        let x = if *log { t.exp() } else { t };
-                        if *step > 0.0 {
-                            (grid_low + ((x - grid_low) / step).round() * step).clamp(*grid_low, *grid_high)
-                        } else {
-                            // `exp(ln low)` may round a hair outside the bounds.
-                            x.clamp(*grid_low, *grid_high)
-                        }
-                    }
-                }
+                self.kernel_sample(k, rng.gen::<f64>())
             })
             .collect()
     }
 
+    /// The mixture weights, the prior's last (they sum to 1).
+    pub fn weights(&self) -> &[f64] {
+        &self.weights
+    }
+
+    /// The value of kernel `k` at quantile `u` in [0, 1) (internal form).
+    pub fn kernel_sample(&self, k: usize, u: f64) -> f64 {
+        match &self.kernels {
+            Kernels::Categorical { rows } => pick(&rows[k], u) as f64,
+            Kernels::Numeric {
+                mus,
+                sigmas,
+                low,
+                high,
+                log,
+                step,
+                grid_low,
+                grid_high,
+            } => {
+                let t = truncnorm::ppf(u, mus[k], sigmas[k], *low, *high);
+                let x = if *log { t.exp() } else { t };
+                if *step > 0.0 {
+                    (grid_low + ((x - grid_low) / step).round() * step).clamp(*grid_low, *grid_high)
+                } else {
+                    // `exp(ln low)` may round a hair outside the bounds.
+                    x.clamp(*grid_low, *grid_high)
+                }
+            }
+        }
+    }
+
     /// Log density (continuous axes, in the transformed space) or log mass (discrete and
-    /// categorical axes) of the mixture at `x` (internal form).
-    pub fn log_pdf(&self, x: f64) -> f64 {
-        let terms: Vec<f64> = match &self.kernels {
-            Kernels::Categorical { rows } => rows
-                .iter()
-                .zip(&self.weights)
-                .map(|(row, w)| (w * row[x as usize]).ln())
-                .collect(),
+    /// categorical axes) of kernel `k` alone at `x` (internal form), its weight left out.
+    pub fn kernel_log_pdf(&self, k: usize, x: f64) -> f64 {
+        match &self.kernels {
+            Kernels::Categorical { rows } => rows[k][x as usize].ln(),
             Kernels::Numeric {
                 mus,
                 sigmas,
@@ -145,27 +152,39 @@ impl Parzen {
                 ..
             } => {
                 let t = |v: f64| if *log { v.ln() } else { v };
-                mus.iter()
-                    .zip(sigmas)
-                    .zip(&self.weights)
-                    .map(|((mu, sigma), w)| {
-                        let l = if *step > 0.0 {
-                            let (left, right) = (t(x - step / 2.0), t(x + step / 2.0));
-                            truncnorm::log_cell_mass(left, right, *mu, *sigma, *low, *high)
-                        } else {
-                            truncnorm::log_pdf(t(x), *mu, *sigma, *low, *high)
-                        };
-                        w.ln() + l
-                    })
-                    .collect()
+                if *step > 0.0 {
+                    let (left, right) = (t(x - step / 2.0), t(x + step / 2.0));
+                    truncnorm::log_cell_mass(left, right, mus[k], sigmas[k], *low, *high)
+                } else {
+                    truncnorm::log_pdf(t(x), mus[k], sigmas[k], *low, *high)
+                }
             }
+        }
+    }
+
+    /// Log density (continuous axes, in the transformed space) or log mass (discrete and
+    /// categorical axes) of the mixture at `x` (internal form).
+    pub fn log_pdf(&self, x: f64) -> f64 {
+        let terms: Vec<f64> = match &self.kernels {
+            // ln(w * p), as Optuna computes a categorical term (the product first).
+            Kernels::Categorical { rows } => rows
+                .iter()
+                .zip(&self.weights)
+                .map(|(row, w)| (w * row[x as usize]).ln())
+                .collect(),
+            Kernels::Numeric { .. } => self
+                .weights
+                .iter()
+                .enumerate()
+                .map(|(k, w)| w.ln() + self.kernel_log_pdf(k, x))
+                .collect(),
         };
         log_sum_exp(&terms)
     }
 }
 
 /// Index `k` where the cumulative sum of `weights` (summing to ~1) first exceeds `u` in [0, 1).
-fn pick(weights: &[f64], u: f64) -> usize {
+pub(super) fn pick(weights: &[f64], u: f64) -> usize {
     let total: f64 = weights.iter().sum();
     let target = u * total;
     let mut acc = 0.0;
@@ -179,7 +198,7 @@ fn pick(weights: &[f64], u: f64) -> usize {
     weights.iter().rposition(|w| *w > 0.0).unwrap_or(0)
 }
 
-fn log_sum_exp(terms: &[f64]) -> f64 {
+pub(super) fn log_sum_exp(terms: &[f64]) -> f64 {
     let m = terms.iter().copied().fold(f64::NEG_INFINITY, f64::max);
     if m == f64::NEG_INFINITY || m.is_nan() {
         return m;

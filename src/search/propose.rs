@@ -2,7 +2,8 @@
 //! one policy the coordinator's study and the benchmark's replay share.
 
 use super::space::{Params, Space};
-use super::tpe::{suggest_random, suggest_tpe, TpeSettings, Trial};
+use super::tpe::{suggest_random, suggest_tpe, TpeSettings};
+use super::trial::Trial;
 
 /// How trials are proposed.
 #[derive(Debug, Clone)]
@@ -41,7 +42,7 @@ pub fn propose(
 #[cfg(test)]
 mod tests {
     use super::super::space::Distribution;
-    use super::super::tpe::{Trial, TrialState};
+    use super::super::trial::{Trial, TrialState};
     use super::*;
 
     /// Invalid proposals of a study with `proposer` over `space` (each axis valid, `invalid` the

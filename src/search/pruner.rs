@@ -5,7 +5,7 @@
 //! complete, not pruned): the rules below never look at `max_epochs`, so asking after the
 //! final epoch would judge it like any other.
 
-use super::tpe::{Trial, TrialState};
+use super::trial::{Trial, TrialState};
 
 /// An early-stopping rule.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

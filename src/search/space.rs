@@ -396,6 +396,7 @@ pub fn sample_params(space: &Space, rng: &mut impl Rng) -> Params {
 #[cfg(test)]
 mod tests {
     use super::*;
+
     use rand::SeedableRng;
     use rand_chacha::ChaCha8Rng;
 

@@ -1,4 +1,5 @@
-//! Tree-structured Parzen Estimator (independent, univariate TPE; minimisation), with Optuna's
+//! Tree-structured Parzen Estimator (univariate, or multivariate with
+//! [`TpeSettings::multivariate`]; minimisation), with Optuna's
 //! `TPESampler` semantics (`optuna/samplers/_tpe/sampler.py`):
 //!
 //! - random search until `n_startup_trials` trials are complete or pruned;
@@ -8,8 +9,9 @@
 //!   epoch), then complete ones of infinite value (diverged, or an invalid configuration: not in
 //!   Optuna, which has no such value); running trials are above (the constant liar); failed
 //!   ones are ignored;
-//! - per axis, in key order: 24 candidates drawn from the below mixture `l`, each scored by
-//!   `ln l(x) - ln g(x)`, the best kept.
+//! - univariate: per axis, in key order, 24 candidates drawn from the below mixture `l`, each
+//!   scored by `ln l(x) - ln g(x)`, the best kept; multivariate: 24 whole configurations drawn
+//!   from the joint below mixture ([`JointParzen`]), scored by the joint densities.
 //!
 //! Every suggestion is a pure function of (space, trials, settings, seed, number): the trials
 //! are sorted by number first (their slice order does not matter), start-up points are those of
@@ -17,63 +19,18 @@
 //!
 //! One addition, off by default: [`TpeSettings::avoid_repeats`] (see there).
 
-use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
+use std::collections::{BTreeSet, BinaryHeap};
 
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
+use super::joint::JointParzen;
 use super::parzen::{Parzen, ParzenSettings};
+use super::same::same_params;
 use super::space::{numeric, sample_params, values_equal, Distribution, Params, Space};
+use super::trial::{Trial, TrialState};
 
-/// Where a trial stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum TrialState {
-    Complete,
-    Pruned,
-    Running,
-    Failed,
-}
-
-/// One trial of a study, as the searcher and the pruner see it.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Trial {
-    /// 0-based, unique within the study.
-    pub number: usize,
-    pub params: Params,
-    pub state: TrialState,
-    /// Objective of a complete trial (lower is better).
-    pub value: Option<f64>,
-    /// Per-epoch values of the pruning metric (epoch numbers are 1-based).
-    pub intermediate: BTreeMap<u32, f64>,
-}
-
-impl Trial {
-    /// A running trial with no results yet.
-    pub fn running(number: usize, params: Params) -> Self {
-        Self {
-            number,
-            params,
-            state: TrialState::Running,
-            value: None,
-            intermediate: BTreeMap::new(),
-        }
-    }
-
-    /// The last epoch with a recorded value, and that value.
-    pub fn last_intermediate(&self) -> Option<(u32, f64)> {
-        self.intermediate.iter().next_back().map(|(e, v)| (*e, *v))
-    }
-
-    /// The objective of a complete trial with a usable (non-NaN) value.
-    fn complete_value(&self) -> Option<f64> {
-        match (self.state, self.value) {
-            (TrialState::Complete, Some(v)) if !v.is_nan() => Some(v),
-            _ => None,
-        }
-    }
-}
-
-/// TPE's knobs; [`Default`] gives Optuna's defaults.
+/// TPE's knobs; [`Default`] gives Optuna's defaults, univariate (`multivariate: false`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct TpeSettings {
     /// Random search until this many trials are complete or pruned (Optuna: 10).
@@ -95,6 +52,11 @@ pub struct TpeSettings {
     /// untaken prior draw. For spaces of choices and ints, where TPE otherwise re-proposes its
     /// favourite configuration again and again (and pixelx would find that run done).
     pub avoid_repeats: bool,
+    /// Multivariate TPE (Optuna's `multivariate=True`, its default for one objective since
+    /// Optuna 4): one joint mixture over all axes ([`JointParzen`]) instead of one per axis, so
+    /// that TPE learns which values go together. Off in [`Default`] (pixelx's TPE was
+    /// univariate); a study takes `[search] multivariate`.
+    pub multivariate: bool,
 }
 
 impl Default for TpeSettings {
@@ -107,6 +69,7 @@ impl Default for TpeSettings {
             consider_endpoints: false,
             constant_liar: true,
             avoid_repeats: false,
+            multivariate: false,
         }
     }
 }
@@ -231,22 +194,19 @@ pub fn suggest_tpe(
         .iter()
         .filter(|t| t.complete_value().is_some() || t.state == TrialState::Pruned)
         .count();
-    // Whether a complete, pruned or running trial already has these values.
+    // Whether a complete, pruned or running trial already has these values (floats: within
+    // the axis's resolution, see `same_params`).
     let taken = |p: &Params| {
-        trials.iter().any(|t| {
-            t.state != TrialState::Failed
-                && p.iter()
-                    .all(|(k, v)| t.params.get(k).is_some_and(|w| values_equal(v, w)))
-        })
+        trials
+            .iter()
+            .any(|t| t.state != TrialState::Failed && same_params(space, p, &t.params))
     };
     let mut rng = tpe_rng(seed, number);
+    let untaken_draw = |rng: &mut ChaCha8Rng| (0..100).map(|_| sample_params(space, rng)).find(|p| !taken(p));
     if finished < settings.n_startup_trials {
         let p = suggest_random(space, seed, number);
         if settings.avoid_repeats && taken(&p) {
-            return (0..100)
-                .map(|_| sample_params(space, &mut rng))
-                .find(|p| !taken(p))
-                .unwrap_or(p);
+            return untaken_draw(&mut rng).unwrap_or(p);
         }
         return p;
     }
@@ -257,6 +217,18 @@ pub fn suggest_tpe(
         consider_endpoints: settings.consider_endpoints,
     };
     let n_candidates = settings.n_ei_candidates.max(1);
+    if settings.multivariate {
+        let ranked = joint_candidates(space, (&below, &above), &parzen, &mut rng, n_candidates);
+        if !settings.avoid_repeats {
+            return ranked.into_iter().next().expect("at least one candidate");
+        }
+        // The best candidate not taken (the joint scores rank whole configurations).
+        let best = ranked[0].clone();
+        return match ranked.into_iter().find(|p| !taken(p)) {
+            Some(p) => p,
+            None => untaken_draw(&mut rng).unwrap_or(best),
+        };
+    }
     let axes: Vec<AxisCandidates> = space
         .iter()
         .map(|(name, dist)| {
@@ -276,12 +248,54 @@ pub fn suggest_tpe(
         return best;
     }
     untaken_combination(&axes, taken)
-        .or_else(|| {
-            (0..100)
-                .map(|_| sample_params(space, &mut rng))
-                .find(|p| !taken(p))
-        })
+        .or_else(|| untaken_draw(&mut rng))
         .unwrap_or(best)
+}
+
+/// Multivariate TPE's candidates (Optuna's `multivariate=True`): `n` draws of whole
+/// configurations from the joint below mixture, distinct, ranked by `ln l(x) - ln g(x)` of the
+/// joint mixtures, best first (a stable sort: among equal scores the first drawn wins, as
+/// numpy's argmax does; NaN scores rank last). A trial contributes only when every axis has a
+/// valid value.
+fn joint_candidates(
+    space: &Space,
+    (below, above): (&[&Trial], &[&Trial]),
+    parzen: &ParzenSettings,
+    rng: &mut ChaCha8Rng,
+    n: usize,
+) -> Vec<Params> {
+    let dists: Vec<&Distribution> = space.values().collect();
+    let observe = |group: &[&Trial]| -> Vec<Vec<f64>> {
+        group
+            .iter()
+            .filter_map(|t| {
+                space
+                    .iter()
+                    .map(|(name, dist)| internal(dist, t.params.get(name)))
+                    .collect::<Option<Vec<f64>>>()
+            })
+            .collect()
+    };
+    let l = JointParzen::new(&observe(below), &dists, parzen);
+    let g = JointParzen::new(&observe(above), &dists, parzen);
+    let mut ranked: Vec<(f64, Vec<f64>)> = Vec::new();
+    for x in l.sample(rng, n) {
+        if !ranked.iter().any(|(_, y)| *y == x) {
+            let score = l.log_pdf(&x) - g.log_pdf(&x);
+            ranked.push((if score.is_nan() { f64::NEG_INFINITY } else { score }, x));
+        }
+    }
+    ranked.sort_by(|a, b| b.0.total_cmp(&a.0));
+    ranked
+        .into_iter()
+        .map(|(_, x)| {
+            space
+                .iter()
+                .zip(x)
+                .map(|((name, dist), v)| (name.clone(), external(dist, v)))
+                .collect()
+        })
+        .collect()
 }
 
 /// One axis's candidates: distinct values (internal form) with their scores
@@ -666,5 +680,29 @@ mod tests {
         failed.push(complete(10, p(2, 16), 0.5));
         let q = suggest_tpe(&s, &failed, &distinct, 0, 11);
         assert_eq!(q, p(2, 32));
+    }
+
+    /// A continuous study never counts a near-duplicate as new: a trial running at the start-up
+    /// point's learning rate times (1 + 1e-12) takes that point, and a study avoiding repeats
+    /// draws another; in TPE's phase, no proposal lands within the resolution of a trial.
+    #[test]
+    fn near_duplicates_of_floats_are_taken() {
+        let s = space("lr = { log_uniform = [1e-4, 1e-1] }\nx = { uniform = [0, 1] }");
+        let settings = TpeSettings {
+            avoid_repeats: true,
+            ..TpeSettings::default()
+        };
+        let p = suggest_random(&s, 5, 1);
+        let mut near = p.clone();
+        near.insert("lr".into(), toml::Value::Float(f(&p, "lr") * (1.0 + 1e-12)));
+        assert_ne!(near, p);
+        let trials = vec![Trial::running(0, near)];
+        let q = suggest_tpe(&s, &trials, &settings, 5, 1);
+        assert!(!same_params(&s, &q, &p), "{q:?} repeats {p:?}");
+        assert_eq!(
+            suggest_tpe(&s, &trials, &TpeSettings::default(), 5, 1),
+            p,
+            "without avoid_repeats the point stays"
+        );
     }
 }

@@ -24,6 +24,7 @@ mod run_lifecycle;
 mod sampling;
 mod scale;
 mod search;
+mod search_replay;
 mod shell;
 mod slurm;
 mod structure;

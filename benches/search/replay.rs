@@ -17,14 +17,17 @@
 //! in trial-number order (each recorded, then judged, before the next), and only then are free
 //! workers given new trials, one after another in number order (each seeing the ones started
 //! before it as running).
+//!
+//! It lives with the benchmark (`benches/search/`) because nothing in the library uses it;
+//! `tests/search_replay.rs` compiles it (and `table.rs`) to run their tests.
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap};
 
-use super::propose::{propose, Proposer};
-use super::pruner::{decide, Pruner};
-use super::space::{values_equal, Distribution, Params, Space};
-use super::tpe::{suggest_tpe, TpeSettings, Trial, TrialState};
+use pixelx::search::{
+    decide, propose, suggest_tpe, values_equal, Distribution, Params, Proposer, Pruner, Space, TpeSettings,
+    Trial, TrialState,
+};
 
 /// Recorded curves of a grid: per configuration, the test metric at epochs 1, 2, ...
 #[derive(Debug, Clone, PartialEq)]
@@ -48,6 +51,22 @@ pub enum Method {
     Tpe,
     /// [`suggest_tpe`] with Optuna's defaults plus [`TpeSettings::avoid_repeats`].
     TpeDistinct,
+    /// [`Method::Tpe`], multivariate ([`TpeSettings::multivariate`]).
+    TpeMultivariate,
+    /// [`Method::TpeDistinct`], multivariate: what a pixelx study with `multivariate = true` does.
+    TpeMultivariateDistinct,
+}
+
+impl Method {
+    /// TPE's settings for this method (Optuna's defaults otherwise).
+    fn tpe(self, startup_trials: usize) -> TpeSettings {
+        TpeSettings {
+            avoid_repeats: matches!(self, Method::TpeDistinct | Method::TpeMultivariateDistinct),
+            multivariate: matches!(self, Method::TpeMultivariate | Method::TpeMultivariateDistinct),
+            n_startup_trials: startup_trials,
+            ..TpeSettings::default()
+        }
+    }
 }
 
 /// The outcome of one replayed study.
@@ -60,6 +79,8 @@ pub struct ReplayResult {
     pub epochs_spent: u64,
     /// Trials started.
     pub trials: usize,
+    /// Trials that trained a configuration (not a repeat, not missing from the table).
+    pub distinct: usize,
     /// Trials stopped early.
     pub pruned: usize,
     /// Suggestions that repeated the configuration of an earlier trial: not trained (as
@@ -114,7 +135,7 @@ impl Table {
     }
 
     /// The configuration's position on each axis.
-    fn key(&self, params: &Params) -> Option<Vec<usize>> {
+    pub fn key(&self, params: &Params) -> Option<Vec<usize>> {
         self.axes
             .iter()
             .map(|(k, vs)| {
@@ -154,130 +175,172 @@ pub fn replay_with_startup(
     if let Err(e) = table.validate() {
         panic!("replay: invalid table: {e}");
     }
-    let space = table.space();
-    let index: BTreeMap<Vec<usize>, usize> = table
-        .rows
-        .iter()
-        .enumerate()
-        .filter_map(|(i, (p, _))| table.key(p).map(|k| (k, i)))
-        .collect();
-    let max_epochs = table.epochs();
     let budget = if method == Method::Grid {
         table.rows.len()
     } else {
         trials
     };
-    let settings = TpeSettings {
-        avoid_repeats: method == Method::TpeDistinct,
-        n_startup_trials: startup_trials,
-        ..TpeSettings::default()
-    };
-
-    let mut study: Vec<Trial> = Vec::new();
-    // Per trial: its row and start time.
-    let mut runs: Vec<(usize, u64)> = Vec::new();
-    let mut events: BinaryHeap<Reverse<(u64, usize)>> = BinaryHeap::new();
-    let mut free = parallel.max(1);
-    let mut now = 0u64;
-    let mut epochs_spent = 0u64;
-    let mut repeats = 0;
+    let mut sim = Sim::new(table, method, startup_trials, parallel);
     loop {
-        while free > 0 && study.len() < budget {
-            let number = study.len();
-            // Random and distinct TPE propose as pixelx's study does: a configuration already
-            // tried is drawn again. Plain TPE (Optuna's) may repeat one, which then costs a trial.
-            let tried = |p: &Params| {
-                table
-                    .key(p)
-                    .and_then(|k| index.get(&k))
-                    .is_some_and(|row| runs.iter().any(|(r, _)| r == row))
-            };
-            let params = match method {
-                Method::Grid => Some(table.rows[number].0.clone()),
-                Method::Random => propose(&Proposer::Random, &space, &study, seed, number, tried),
-                Method::TpeDistinct => propose(
-                    &Proposer::Tpe(settings.clone()),
-                    &space,
-                    &study,
-                    seed,
-                    number,
-                    tried,
-                ),
-                Method::Tpe => Some(suggest_tpe(&space, &study, &settings, seed, number)),
-            };
-            let Some(params) = params else {
-                // Every configuration tried: the study ends here.
-                break;
-            };
-            let row = table.key(&params).and_then(|k| index.get(&k).copied());
-            let mut trial = Trial::running(number, params);
-            match row {
-                Some(row) if runs.iter().any(|(r, _)| *r == row) => {
-                    runs.push((usize::MAX, now));
-                    trial.state = TrialState::Failed;
-                    repeats += 1;
-                }
-                Some(row) => {
-                    runs.push((row, now));
-                    events.push(Reverse((now + 1, number)));
-                    free -= 1;
-                }
-                None => {
-                    runs.push((usize::MAX, now));
-                    trial.state = TrialState::Failed;
-                }
-            }
-            study.push(trial);
-        }
-        let Some(Reverse((t, _))) = events.peek().copied() else {
+        sim.start_trials(budget, seed);
+        let Some(Reverse((t, _))) = sim.events.peek().copied() else {
             break;
         };
-        now = t;
-        while let Some(Reverse((t, number))) = events.peek().copied() {
-            if t != now {
-                break;
+        sim.end_epochs(t, pruner);
+    }
+    sim.result()
+}
+
+/// A study being replayed: the trials, which row each trains, the pending epoch ends.
+struct Sim<'a> {
+    table: &'a Table,
+    method: Method,
+    space: Space,
+    settings: TpeSettings,
+    /// Row of each configuration key.
+    index: BTreeMap<Vec<usize>, usize>,
+    study: Vec<Trial>,
+    /// Per trial: its row (`usize::MAX` when it trains nothing) and start time.
+    runs: Vec<(usize, u64)>,
+    /// Epoch ends: (time, trial number), earliest first, then by number.
+    events: BinaryHeap<Reverse<(u64, usize)>>,
+    free: usize,
+    now: u64,
+    epochs_spent: u64,
+    repeats: usize,
+}
+
+impl<'a> Sim<'a> {
+    fn new(table: &'a Table, method: Method, startup_trials: usize, parallel: usize) -> Self {
+        Self {
+            table,
+            method,
+            space: table.space(),
+            settings: method.tpe(startup_trials),
+            index: table
+                .rows
+                .iter()
+                .enumerate()
+                .filter_map(|(i, (p, _))| table.key(p).map(|k| (k, i)))
+                .collect(),
+            study: Vec::new(),
+            runs: Vec::new(),
+            events: BinaryHeap::new(),
+            free: parallel.max(1),
+            now: 0,
+            epochs_spent: 0,
+            repeats: 0,
+        }
+    }
+
+    fn row_of(&self, params: &Params) -> Option<usize> {
+        self.table.key(params).and_then(|k| self.index.get(&k).copied())
+    }
+
+    /// The next trial's parameters; None when the space holds nothing untried (distinct
+    /// methods) and the study ends.
+    fn suggest(&self, number: usize, seed: u64) -> Option<Params> {
+        // Random and distinct TPE propose as pixelx's study does: a configuration already
+        // tried is drawn again. Plain TPE (Optuna's) may repeat one, which then costs a trial.
+        let tried = |p: &Params| {
+            self.row_of(p)
+                .is_some_and(|row| self.runs.iter().any(|(r, _)| *r == row))
+        };
+        let (space, study) = (&self.space, &self.study);
+        match self.method {
+            Method::Grid => Some(self.table.rows[number].0.clone()),
+            Method::Random => propose(&Proposer::Random, space, study, seed, number, tried),
+            Method::TpeDistinct | Method::TpeMultivariateDistinct => {
+                let proposer = Proposer::Tpe(self.settings.clone());
+                propose(&proposer, space, study, seed, number, tried)
             }
-            events.pop();
-            epochs_spent += 1;
-            let (row, start) = runs[number];
-            let curve = &table.rows[row].1;
-            let epoch = (now - start) as u32;
-            study[number]
-                .intermediate
-                .insert(epoch, curve[epoch as usize - 1]);
-            if epoch == max_epochs {
-                let trial = &mut study[number];
-                trial.state = TrialState::Complete;
-                trial.value = Some(curve.iter().copied().fold(f64::INFINITY, f64::min));
-                free += 1;
-            } else if decide(pruner, &study[number], epoch, &study).is_some_and(|d| d.prune) {
-                study[number].state = TrialState::Pruned;
-                free += 1;
-            } else {
-                events.push(Reverse((now + 1, number)));
+            Method::Tpe | Method::TpeMultivariate => {
+                Some(suggest_tpe(space, study, &self.settings, seed, number))
             }
         }
     }
-    // What `pixelx report --best` shows: the best complete trial, or any trial's best epoch
-    // while none is complete.
-    let lowest = |trials: &mut dyn Iterator<Item = &Trial>| {
-        trials
-            .flat_map(|t| t.intermediate.values())
-            .copied()
-            .filter(|v| !v.is_nan())
-            .fold(f64::INFINITY, f64::min)
-    };
-    let complete = lowest(&mut study.iter().filter(|t| t.state == TrialState::Complete));
-    ReplayResult {
-        best: if complete.is_finite() {
-            complete
-        } else {
-            lowest(&mut study.iter())
-        },
-        epochs_spent,
-        trials: study.len(),
-        pruned: study.iter().filter(|t| t.state == TrialState::Pruned).count(),
-        repeats,
+
+    /// Gives every free worker a new trial while the budget lasts. A repeat, or a
+    /// configuration missing from the table, is a failed trial that costs no epochs.
+    fn start_trials(&mut self, budget: usize, seed: u64) {
+        while self.free > 0 && self.study.len() < budget {
+            let number = self.study.len();
+            let Some(params) = self.suggest(number, seed) else {
+                return;
+            };
+            let row = self.row_of(&params);
+            let mut trial = Trial::running(number, params);
+            match row {
+                Some(row) if !self.runs.iter().any(|(r, _)| *r == row) => {
+                    self.runs.push((row, self.now));
+                    self.events.push(Reverse((self.now + 1, number)));
+                    self.free -= 1;
+                }
+                _ => {
+                    self.repeats += usize::from(row.is_some());
+                    self.runs.push((usize::MAX, self.now));
+                    trial.state = TrialState::Failed;
+                }
+            }
+            self.study.push(trial);
+        }
+    }
+
+    /// Handles every epoch end at time `t`, in trial-number order: record, then complete
+    /// (last epoch), prune, or go on.
+    fn end_epochs(&mut self, t: u64, pruner: &Pruner) {
+        self.now = t;
+        let max_epochs = self.table.epochs();
+        while let Some(Reverse((t, number))) = self.events.peek().copied() {
+            if t != self.now {
+                break;
+            }
+            self.events.pop();
+            self.epochs_spent += 1;
+            let (row, start) = self.runs[number];
+            let curve = &self.table.rows[row].1;
+            let epoch = (self.now - start) as u32;
+            self.study[number]
+                .intermediate
+                .insert(epoch, curve[epoch as usize - 1]);
+            if epoch == max_epochs {
+                let trial = &mut self.study[number];
+                trial.state = TrialState::Complete;
+                trial.value = Some(curve.iter().copied().fold(f64::INFINITY, f64::min));
+                self.free += 1;
+            } else if decide(pruner, &self.study[number], epoch, &self.study).is_some_and(|d| d.prune) {
+                self.study[number].state = TrialState::Pruned;
+                self.free += 1;
+            } else {
+                self.events.push(Reverse((self.now + 1, number)));
+            }
+        }
+    }
+
+    fn result(&self) -> ReplayResult {
+        // What `pixelx report --best` shows: the best complete trial, or any trial's best
+        // epoch while none is complete.
+        let lowest = |trials: &mut dyn Iterator<Item = &Trial>| {
+            trials
+                .flat_map(|t| t.intermediate.values())
+                .copied()
+                .filter(|v| !v.is_nan())
+                .fold(f64::INFINITY, f64::min)
+        };
+        let study = &self.study;
+        let complete = lowest(&mut study.iter().filter(|t| t.state == TrialState::Complete));
+        ReplayResult {
+            best: if complete.is_finite() {
+                complete
+            } else {
+                lowest(&mut study.iter())
+            },
+            epochs_spent: self.epochs_spent,
+            trials: study.len(),
+            distinct: self.runs.iter().filter(|(r, _)| *r != usize::MAX).count(),
+            pruned: study.iter().filter(|t| t.state == TrialState::Pruned).count(),
+            repeats: self.repeats,
+        }
     }
 }
 
@@ -309,12 +372,12 @@ pub fn replay_seeds_with_startup(
         .map(|s| replay_with_startup(table, method, pruner, trials, parallel, s, startup_trials))
         .collect();
     ReplaySummary {
-        median_best: crate::stats::median(results.iter().map(|r| r.best).collect()).unwrap_or(f64::NAN),
-        median_epochs: crate::stats::median(results.iter().map(|r| r.epochs_spent as f64).collect())
+        median_best: pixelx::stats::median(results.iter().map(|r| r.best).collect()).unwrap_or(f64::NAN),
+        median_epochs: pixelx::stats::median(results.iter().map(|r| r.epochs_spent as f64).collect())
             .unwrap_or(f64::NAN),
-        median_pruned: crate::stats::median(results.iter().map(|r| r.pruned as f64).collect())
+        median_pruned: pixelx::stats::median(results.iter().map(|r| r.pruned as f64).collect())
             .unwrap_or(f64::NAN),
-        median_repeats: crate::stats::median(results.iter().map(|r| r.repeats as f64).collect())
+        median_repeats: pixelx::stats::median(results.iter().map(|r| r.repeats as f64).collect())
             .unwrap_or(f64::NAN),
         seeds,
     }
@@ -432,6 +495,7 @@ mod tests {
             best,
             epochs_spent: 24 * 6,
             trials: 24,
+            distinct: 24,
             pruned: 0,
             repeats: 0,
         };
@@ -486,6 +550,7 @@ mod tests {
             best: 2.0,
             epochs_spent: 6,
             trials: 3,
+            distinct: 3,
             pruned: 2,
             repeats: 0,
         };
@@ -495,7 +560,13 @@ mod tests {
     #[test]
     fn replays_are_deterministic() {
         let table = small();
-        for method in [Method::Random, Method::Tpe, Method::TpeDistinct] {
+        for method in [
+            Method::Random,
+            Method::Tpe,
+            Method::TpeDistinct,
+            Method::TpeMultivariate,
+            Method::TpeMultivariateDistinct,
+        ] {
             let a = replay(&table, method, &ASHA, 24, 4, 11);
             assert_eq!(a, replay(&table, method, &ASHA, 24, 4, 11));
             assert_eq!(a.trials, 24);
