@@ -17,8 +17,10 @@ struct Layer {
     v_conv: (Tensor, Tensor),
     v_fc: (Tensor, Tensor),
     v_to_h: (Tensor, Tensor),
-    /// Horizontal `1 × k` kernel cut to its left half and centre: the right taps are masked to zero.
+    /// Horizontal `1 × k` kernel cut to the `cols` leading columns its mask keeps (the left half,
+    /// and the centre unless the mask drops it): the right taps are masked to zero.
     h_conv_left: (Tensor, Tensor),
+    cols: i64,
     h_fc: (Tensor, Tensor),
     h_skip: Option<(Tensor, Tensor)>,
     /// Label bias `[N, 2F, 1, 1]` (gated layers only).
@@ -36,15 +38,16 @@ fn apply(x: &Tensor, (w, b): &(Tensor, Tensor)) -> Tensor {
 
 fn layers(model: &PixelCnn, labels: &Tensor) -> Vec<Layer> {
     let c = &model.causal;
-    let left = |conv: &Conv, half: i64| {
+    let left = |conv: &Conv| {
         let (w, b) = weights(conv);
-        (w.narrow(3, 0, half + 1).contiguous(), b)
+        (w.contiguous(), b)
     };
     let mut out = vec![Layer {
         v_conv: weights(&c.v_conv),
         v_fc: weights(&c.v_fc),
         v_to_h: weights(&c.v_to_h),
-        h_conv_left: left(&c.h_conv, c.ksize / 2),
+        h_conv_left: left(&c.h_conv),
+        cols: c.h_conv.kept_cols(),
         h_fc: weights(&c.h_fc),
         h_skip: None,
         label: None,
@@ -55,7 +58,8 @@ fn layers(model: &PixelCnn, labels: &Tensor) -> Vec<Layer> {
             v_conv: weights(&g.v_conv),
             v_fc: weights(&g.v_fc),
             v_to_h: weights(&g.v_to_h),
-            h_conv_left: left(&g.h_conv, g.ksize / 2),
+            h_conv_left: left(&g.h_conv),
+            cols: g.h_conv.kept_cols(),
             h_fc: weights(&g.h_fc),
             h_skip: Some(weights(&g.h_skip)),
             label: Some(g.embed(labels)),
@@ -111,7 +115,7 @@ fn generate(
                 .collect();
             for j in 0..width {
                 for c in 0..ch {
-                    let window = x.narrow(2, i + h0, 1).narrow(3, j, h0 + 1);
+                    let window = x.narrow(2, i + h0, 1).narrow(3, j, layers[0].cols);
                     let l0 = &layers[0];
                     let pre = apply(&window, &l0.h_conv_left) + vh[0].narrow(3, j, 1);
                     let mut h = apply(&gate(&pre), &l0.h_fc);
@@ -120,7 +124,7 @@ fn generate(
                         let below = &h_out[g - 1];
                         below.narrow(3, j + hg, 1).copy_(&h);
                         let pre =
-                            apply(&below.narrow(3, j, hg + 1), &layer.h_conv_left) + vh[g].narrow(3, j, 1);
+                            apply(&below.narrow(3, j, layer.cols), &layer.h_conv_left) + vh[g].narrow(3, j, 1);
                         let gated = gate(&pre);
                         if let Some(s) = &layer.h_skip {
                             skip += apply(&gated, s);
