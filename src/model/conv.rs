@@ -65,9 +65,15 @@ pub struct Conv {
 /// unless it is all ones there.
 fn crop(mask: &Tensor) -> (i64, Option<Tensor>) {
     let kw = mask.size()[3];
-    let per_col = mask.abs().sum_dim_intlist([0i64, 1, 2].as_slice(), false, Kind::Float);
+    let per_col = mask
+        .abs()
+        .sum_dim_intlist([0i64, 1, 2].as_slice(), false, Kind::Float);
     let per_col = Vec::<f32>::try_from(per_col).unwrap_or_default();
-    let kept = per_col.iter().rposition(|&s| s > 0.0).map_or(1, |last| last as i64 + 1).min(kw);
+    let kept = per_col
+        .iter()
+        .rposition(|&s| s > 0.0)
+        .map_or(1, |last| last as i64 + 1)
+        .min(kw);
     let cropped = mask.narrow(3, 0, kept);
     let all_ones = cropped.eq(1.0).all().int64_value(&[]) == 1;
     (kept, (!all_ones).then(|| cropped.contiguous()))
@@ -152,12 +158,26 @@ impl Conv {
     /// reference computes it (the baseline the cropped one is tested and benchmarked against).
     pub fn row_masked(&self, x: &Tensor) -> Tensor {
         let half = self.weight.size()[3] / 2;
-        x.conv2d(&self.masked_weight(), Some(&self.bias), [1, 1], [0, half], [1, 1], 1)
+        x.conv2d(
+            &self.masked_weight(),
+            Some(&self.bias),
+            [1, 1],
+            [0, half],
+            [1, 1],
+            1,
+        )
     }
 
     /// A 1×1 convolution.
     pub fn pointwise(&self, x: &Tensor) -> Tensor {
-        x.conv2d(&self.effective_weight(), Some(&self.bias), [1, 1], [0, 0], [1, 1], 1)
+        x.conv2d(
+            &self.effective_weight(),
+            Some(&self.bias),
+            [1, 1],
+            [0, 0],
+            [1, 1],
+            1,
+        )
     }
 }
 

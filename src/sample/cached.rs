@@ -78,14 +78,24 @@ impl Layer {
 fn layers(model: &PixelCnn, labels: &Tensor) -> Vec<Layer> {
     let c = &model.causal;
     let fc = (matrix(&c.h_fc), c.h_fc.bias.shallow_clone());
-    let mut out = vec![Layer::new(&c.v_conv, &c.v_fc, &c.v_to_h, &c.h_conv, fc, None, c.ksize)];
+    let mut out = vec![Layer::new(
+        &c.v_conv, &c.v_fc, &c.v_to_h, &c.h_conv, fc, None, c.ksize,
+    )];
     for g in &model.gated {
         let both = (
             Tensor::cat(&[matrix(&g.h_skip), matrix(&g.h_fc)], 1),
             Tensor::cat(&[&g.h_skip.bias, &g.h_fc.bias], 0),
         );
         let label = g.embed(labels).flatten(1, -1);
-        out.push(Layer::new(&g.v_conv, &g.v_fc, &g.v_to_h, &g.h_conv, both, Some(label), g.ksize));
+        out.push(Layer::new(
+            &g.v_conv,
+            &g.v_fc,
+            &g.v_to_h,
+            &g.h_conv,
+            both,
+            Some(label),
+            g.ksize,
+        ));
     }
     out
 }
@@ -153,7 +163,9 @@ impl State {
         let v_out = (0..inner)
             .map(|_| Tensor::zeros([n, height + hg, width + 2 * hg, f], opts))
             .collect();
-        let h_out = (0..inner).map(|_| Tensor::zeros([n, width + hg, f], opts)).collect();
+        let h_out = (0..inner)
+            .map(|_| Tensor::zeros([n, width + hg, f], opts))
+            .collect();
         let mut state = Self {
             head: Head::new(model, labels),
             layers,
@@ -167,7 +179,10 @@ impl State {
         };
         state.vh = (0..state.layers.len())
             .map(|g| {
-                let top = state.layers[g].v_top.view([1, 1, -1]).expand([n, width, -1], false);
+                let top = state.layers[g]
+                    .v_top
+                    .view([1, 1, -1])
+                    .expand([n, width, -1], false);
                 state.row_term(g, &top)
             })
             .collect();
@@ -196,7 +211,11 @@ impl State {
     /// Logits `[N, L]` of sub-pixel (i, j, c), the image known up to it.
     fn step(&self, i: i64, j: i64, c: i64) -> Tensor {
         let (l0, f) = (&self.layers[0], self.f);
-        let window = self.x.select(1, i + l0.half).narrow(1, j, l0.cols).reshape([self.n, -1]);
+        let window = self
+            .x
+            .select(1, i + l0.half)
+            .narrow(1, j, l0.cols)
+            .reshape([self.n, -1]);
         let h = l0.out.1.addmm(&self.gated(0, &window, j), &l0.out.0);
         let mut skip: Option<Tensor> = None;
         for g in 1..self.layers.len() {
@@ -213,7 +232,9 @@ impl State {
                 None => skip = Some(part),
             }
             if let Some(next) = self.h_out.get(g) {
-                let _ = both.narrow(1, f, f).add_out(&next.select(1, at), &below.select(1, at));
+                let _ = both
+                    .narrow(1, f, f)
+                    .add_out(&next.select(1, at), &below.select(1, at));
             }
         }
         let skip = skip.unwrap_or_else(|| Tensor::zeros([self.n, f], (Kind::Float, self.x.device())));
@@ -245,7 +266,9 @@ impl State {
             self.vh[g] = self.row_term(g, &v_pre.squeeze_dim(2).permute([0, 2, 1]));
             let Some(out) = self.v_out.get(g) else { break };
             let hg = self.layers[g + 1].half;
-            out.select(1, i + hg).narrow(1, hg, width).copy_(&v.squeeze_dim(2).permute([0, 2, 1]));
+            out.select(1, i + hg)
+                .narrow(1, hg, width)
+                .copy_(&v.squeeze_dim(2).permute([0, 2, 1]));
             input = out.permute([0, 3, 1, 2]);
         }
     }
@@ -306,8 +329,15 @@ pub fn cached_logits(model: &PixelCnn, labels: &Tensor, given: &Tensor) -> Tenso
     );
     let _levels = generate(model, labels, height, width, |i, j, c, logits| {
         out.select(2, c).select(2, i).select(2, j).copy_(logits);
-        Vec::<i64>::try_from(given.select(1, c).select(1, i).select(1, j).to_device(tch::Device::Cpu).contiguous())
-            .expect("levels are int64")
+        Vec::<i64>::try_from(
+            given
+                .select(1, c)
+                .select(1, i)
+                .select(1, j)
+                .to_device(tch::Device::Cpu)
+                .contiguous(),
+        )
+        .expect("levels are int64")
     });
     out
 }

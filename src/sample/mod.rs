@@ -47,7 +47,10 @@ impl Draws {
     /// handful of tensor operations per sub-pixel cost more than the arithmetic.
     pub fn draw(&mut self, logits: &Tensor) -> Vec<i64> {
         let (n, levels) = logits.size2().expect("logits are [N, L]");
-        let host = logits.to_device(tch::Device::Cpu).to_kind(Kind::Float).contiguous();
+        let host = logits
+            .to_device(tch::Device::Cpu)
+            .to_kind(Kind::Float)
+            .contiguous();
         let values = Vec::<f32>::try_from(host.flatten(0, -1)).expect("float logits");
         let temperature = self.temperature as f32;
         values

@@ -150,8 +150,11 @@ impl Trainer {
                 device,
             )
         };
-        if config.precision == Precision::Bf16 && device == Device::Cpu {
-            tracing::warn!("bf16 on CPU: most CPUs emulate it, so expect it to be slower than fp32");
+        if config.precision == Precision::Bf16
+            && device == Device::Cpu
+            && !crate::precision::cpu_has_native_bf16()
+        {
+            tracing::warn!("bf16 on a CPU without native bf16 (avx512_bf16/amx_bf16): emulated, so expect it to be slower than fp32");
         }
         let train = load(Split::Train, config.train_subset)?;
         let test = load(Split::Test, config.test_subset)?;
