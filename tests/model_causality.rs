@@ -129,7 +129,11 @@ fn logits_and_grads(vs: &nn::VarStore, m: &PixelCnn, x: &Tensor, labels: &Tensor
     let logits = m.forward(x, labels);
     (&logits * r).sum(Kind::Float).backward();
     let mut out = vec![logits.detach()];
-    let mut named: Vec<_> = vs.variables().into_iter().filter(|(_, v)| v.requires_grad()).collect();
+    let mut named: Vec<_> = vs
+        .variables()
+        .into_iter()
+        .filter(|(_, v)| v.requires_grad())
+        .collect();
     named.sort_by(|a, b| a.0.cmp(&b.0));
     out.extend(named.into_iter().map(|(_, v)| v.grad().copy()));
     out
@@ -145,6 +149,7 @@ fn cropped_row_convolutions_give_the_masked_ones_logits_and_gradients() {
             let x = Tensor::rand([3, channels, 6, 7], (Kind::Float, Device::Cpu));
             let labels = Tensor::from_slice(&[0i64, 4, 9]);
             let r = Tensor::randn([3, 4, channels, 6, 7], (Kind::Float, Device::Cpu));
+            m.set_cropped(true);
             let cropped = logits_and_grads(&vs, &m, &x, &labels, &r);
             m.set_cropped(false);
             let masked = logits_and_grads(&vs, &m, &x, &labels, &r);
@@ -152,7 +157,10 @@ fn cropped_row_convolutions_give_the_masked_ones_logits_and_gradients() {
             for (i, (a, b)) in cropped.iter().zip(&masked).enumerate() {
                 let diff = (a - b).abs().max().double_value(&[]);
                 let what = if i == 0 { "logits" } else { "a gradient" };
-                assert!(diff <= 1e-6, "C={channels} k={k}: {what} (#{i}) differs by {diff}");
+                assert!(
+                    diff <= 1e-6,
+                    "C={channels} k={k}: {what} (#{i}) differs by {diff}"
+                );
             }
             // The masked path computes with the full kernel: the cropped one really is narrower.
             let h = &m.causal.h_conv;

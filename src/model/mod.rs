@@ -105,8 +105,9 @@ impl PixelCnn {
         }
     }
 
-    /// Whether the horizontal stacks' masked convolutions skip their zero taps (the default);
-    /// off, they run over the full masked kernels as the reference does (tests, benchmark).
+    /// Whether the horizontal stacks' masked convolutions skip their zero taps; off (the
+    /// default, see [`CausalBlock::cropped`]), they run over the full masked kernels as the
+    /// reference does.
     pub fn set_cropped(&mut self, on: bool) {
         self.causal.cropped = on;
         for block in &mut self.gated {
