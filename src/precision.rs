@@ -46,6 +46,15 @@ pub fn cpu_has_native_bf16() -> bool {
     })
 }
 
+/// Warns that bf16 training will be slower than fp32 where the CPU emulates bf16.
+pub fn warn_if_emulated(precision: Precision, device: Device) {
+    if precision == Precision::Bf16 && device == Device::Cpu && !cpu_has_native_bf16() {
+        tracing::warn!(
+            "bf16 on a CPU without native bf16 (avx512_bf16, amx_bf16): emulated, so expect it to be slower than fp32"
+        );
+    }
+}
+
 extern "C" {
     fn pixelx_autocast_enter(cuda: i32, was_enabled: *mut i32, previous_dtype: *mut i32) -> i32;
     fn pixelx_autocast_exit(cuda: i32, was_enabled: i32, previous_dtype: i32) -> i32;

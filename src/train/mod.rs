@@ -150,12 +150,7 @@ impl Trainer {
                 device,
             )
         };
-        if config.precision == Precision::Bf16
-            && device == Device::Cpu
-            && !crate::precision::cpu_has_native_bf16()
-        {
-            tracing::warn!("bf16 on a CPU without native bf16 (avx512_bf16/amx_bf16): emulated, so expect it to be slower than fp32");
-        }
+        crate::precision::warn_if_emulated(config.precision, device);
         let train = load(Split::Train, config.train_subset)?;
         let test = load(Split::Test, config.test_subset)?;
         let vs = nn::VarStore::new(device);
