@@ -145,29 +145,41 @@ def parity(model_path, batch_path, tolerance):
 def train_speed(args):
     torch.manual_seed(0)
     torch.set_num_threads(args.threads)
-    model = model_from_spec(vars(args) | {"classes": 10})
+    device = torch.device(args.device)
+    model = model_from_spec(vars(args) | {"classes": 10}).to(device)
     opt = torch.optim.Adam(model.parameters(), lr=1e-4, weight_decay=1e-4)
-    x_levels = torch.randint(0, args.levels, (args.batch_size, args.channels, args.size, args.size))
+    x_levels = torch.randint(0, args.levels, (args.batch_size, args.channels, args.size, args.size)).to(device)
     x = x_levels.float() / (args.levels - 1)
-    labels = torch.randint(0, 10, (args.batch_size,))
+    labels = torch.randint(0, 10, (args.batch_size,)).to(device)
     if args.channels_last:
         model = model.to(memory_format=torch.channels_last)
         x = x.contiguous(memory_format=torch.channels_last)
 
     def step():
-        loss = F.cross_entropy(model(x, labels), x_levels)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=args.bf16):
+            logits = model(x, labels)
+        loss = F.cross_entropy(logits.float(), x_levels)
         opt.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
 
+    def sync():
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+
     for _ in range(args.warmup):
         step()
+    sync()
     start = time.perf_counter()
     for _ in range(args.steps):
         step()
+    sync()
     seconds = time.perf_counter() - start
-    print(json.dumps({"images_per_sec": args.steps * args.batch_size / seconds, "seconds": seconds}))
+    import resource  # peak resident memory of this process (KiB on Linux)
+    peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(json.dumps({"images_per_sec": args.steps * args.batch_size / seconds, "seconds": seconds,
+                      "peak_rss_mb": peak_rss_mb}))
     return 0
 
 
@@ -184,6 +196,8 @@ def main():
                           ("size", 28), ("steps", 10), ("warmup", 2), ("threads", 2)]:
         sp.add_argument("--" + name.replace("_", "-"), dest=name, type=int, default=default)
     sp.add_argument("--channels-last", action="store_true", help="NHWC model and input (not in the original)")
+    sp.add_argument("--device", default="cpu", help="cpu or cuda[:N]")
+    sp.add_argument("--bf16", action="store_true", help="bf16 autocast for the forward pass (not in the original)")
     args = p.parse_args()
     if args.cmd == "parity":
         return parity(args.model, args.batch, args.tolerance)

@@ -34,6 +34,27 @@ impl Precision {
     }
 }
 
+/// Whether this machine's CPU computes bf16 natively (AVX-512 BF16 or AMX-BF16, as Linux reports
+/// in `/proc/cpuinfo`): there bf16 autocast can be faster than fp32; elsewhere libtorch emulates
+/// it and it is slower. False where the flags cannot be read.
+pub fn cpu_has_native_bf16() -> bool {
+    std::fs::read_to_string("/proc/cpuinfo").is_ok_and(|info| {
+        info.lines().filter(|l| l.starts_with("flags")).take(1).any(|l| {
+            l.split_whitespace()
+                .any(|f| f == "avx512_bf16" || f == "amx_bf16")
+        })
+    })
+}
+
+/// Warns that bf16 training will be slower than fp32 where the CPU emulates bf16.
+pub fn warn_if_emulated(precision: Precision, device: Device) {
+    if precision == Precision::Bf16 && device == Device::Cpu && !cpu_has_native_bf16() {
+        tracing::warn!(
+            "bf16 on a CPU without native bf16 (avx512_bf16, amx_bf16): emulated, so expect it to be slower than fp32"
+        );
+    }
+}
+
 extern "C" {
     fn pixelx_autocast_enter(cuda: i32, was_enabled: *mut i32, previous_dtype: *mut i32) -> i32;
     fn pixelx_autocast_exit(cuda: i32, was_enabled: i32, previous_dtype: i32) -> i32;

@@ -105,6 +105,16 @@ impl PixelCnn {
         }
     }
 
+    /// Whether the horizontal stacks' masked convolutions skip their zero taps; off (the
+    /// default, see [`CausalBlock::cropped`]), they run over the full masked kernels as the
+    /// reference does.
+    pub fn set_cropped(&mut self, on: bool) {
+        self.causal.cropped = on;
+        for block in &mut self.gated {
+            block.cropped = on;
+        }
+    }
+
     /// Logits `[N, L, C, H, W]` for images `[N, C, H, W]` (values `level / (L-1)`) and labels `[N]`.
     pub fn forward(&self, x: &Tensor, labels: &Tensor) -> Tensor {
         let (n, c, h, w) = x.size4().expect("images are [N, C, H, W]");

@@ -42,17 +42,37 @@ impl Draws {
         }
     }
 
-    /// One level per image from `logits` `[N, L]`, as int64 `[N]`.
-    pub fn draw(&mut self, logits: &Tensor) -> Tensor {
+    /// One level per image from `logits` `[N, L]`: the number of CDF values below a uniform
+    /// draw, clamped to the last level. Computed on the host (the logits are `N·L` values): a
+    /// handful of tensor operations per sub-pixel cost more than the arithmetic.
+    pub fn draw(&mut self, logits: &Tensor) -> Vec<i64> {
         let (n, levels) = logits.size2().expect("logits are [N, L]");
-        let u: Vec<f32> = (0..n).map(|_| self.rng.gen::<f32>()).collect();
-        let u = Tensor::from_slice(&u).to_device(logits.device()).unsqueeze(1);
-        let cdf = (logits / self.temperature)
-            .softmax(-1, Kind::Float)
-            .cumsum(-1, Kind::Float);
-        cdf.lt_tensor(&u)
-            .sum_dim_intlist([1i64].as_slice(), false, Kind::Int64)
-            .clamp_max(levels - 1)
+        let host = logits
+            .to_device(tch::Device::Cpu)
+            .to_kind(Kind::Float)
+            .contiguous();
+        let values = Vec::<f32>::try_from(host.flatten(0, -1)).expect("float logits");
+        let temperature = self.temperature as f32;
+        values
+            .chunks(levels as usize)
+            .take(n as usize)
+            .map(|row| {
+                let u = self.rng.gen::<f32>();
+                let scaled: Vec<f32> = row.iter().map(|&l| l / temperature).collect();
+                let max = scaled.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+                let exps: Vec<f32> = scaled.iter().map(|&l| (l - max).exp()).collect();
+                let total: f32 = exps.iter().sum();
+                let mut cdf = 0f32;
+                let below = exps
+                    .iter()
+                    .filter(|&&e| {
+                        cdf += e / total;
+                        cdf < u
+                    })
+                    .count() as i64;
+                below.min(levels - 1)
+            })
+            .collect()
     }
 }
 
@@ -85,7 +105,7 @@ fn sample_naive(model: &PixelCnn, labels: &Tensor, height: i64, width: i64, draw
                 for c in 0..spec.channels {
                     let x = levels.to_kind(Kind::Float) / scale;
                     let logits = model.forward(&x, labels).select(2, c).select(2, i).select(2, j);
-                    let drawn = draws.draw(&logits);
+                    let drawn = Tensor::from_slice(&draws.draw(&logits)).to_device(device);
                     levels.select(1, c).select(1, i).select(1, j).copy_(&drawn);
                 }
             }

@@ -149,9 +149,7 @@ impl Trainer {
                 device,
             )
         };
-        if config.precision == Precision::Bf16 && device == Device::Cpu {
-            tracing::warn!("bf16 on CPU: most CPUs emulate it, so expect it to be slower than fp32");
-        }
+        crate::precision::warn_if_emulated(config.precision, device);
         let train = load(Split::Train, config.train_subset)?;
         let test = load(Split::Test, config.test_subset)?;
         let vs = nn::VarStore::new(device);

@@ -48,6 +48,13 @@ impl StepTimer {
         self
     }
 
+    /// Runs the horizontal stacks' masked convolutions cropped to the taps their masks keep, or
+    /// over the full kernels as the reference does (the default; a benchmark lever).
+    pub fn cropped(mut self, on: bool) -> Self {
+        self.model.set_cropped(on);
+        self
+    }
+
     pub fn model(&self) -> &PixelCnn {
         &self.model
     }
