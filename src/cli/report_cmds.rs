@@ -8,7 +8,7 @@ use clap::Args;
 use super::args::at_least_one;
 use super::Cli;
 use crate::config::{suggest, RUN_KEYS};
-use crate::registry::{Registry, RunFilter, RunStatus, RunSummary};
+use crate::registry::{MetricRow, Registry, RunFilter, RunStatus, RunSummary};
 use crate::report::{self, Format};
 use crate::run_dir::RunDir;
 
@@ -186,7 +186,21 @@ pub fn show(cli: &Cli, given: &str) -> Result<()> {
     for (status, at, detail) in registry.events(&id)? {
         println!("  {at}  {status:<11} {}", detail.unwrap_or_default());
     }
-    let history = registry.metric_history(&id)?;
+    print_epochs(&registry.metric_history(&id)?);
+    if let Some(s) = summary {
+        let show = |rel: Option<&str>| rel.map_or("-".into(), |r| run.root.join(r).display().to_string());
+        println!(
+            "\nartefacts\n  checkpoint {}\n  samples    {}",
+            show(s.checkpoint.as_deref()),
+            show(s.samples.as_deref())
+        );
+        note_unread(cli, &[s]);
+    }
+    Ok(())
+}
+
+/// `show`'s table of a run's epochs, and how many training steps it recorded.
+fn print_epochs(history: &[MetricRow]) {
     println!("\nepochs");
     println!(
         "  {:<6} {:>11} {:>9} {:>9} {:>9} {:>8}",
@@ -211,14 +225,4 @@ pub fn show(cli: &Cli, given: &str) -> Result<()> {
     }
     let steps = history.iter().filter(|m| m.name == "train_loss").count();
     println!("  ({steps} training steps recorded)");
-    if let Some(s) = summary {
-        let show = |rel: Option<&str>| rel.map_or("-".into(), |r| run.root.join(r).display().to_string());
-        println!(
-            "\nartefacts\n  checkpoint {}\n  samples    {}",
-            show(s.checkpoint.as_deref()),
-            show(s.samples.as_deref())
-        );
-        note_unread(cli, &[s]);
-    }
-    Ok(())
 }
