@@ -270,7 +270,7 @@ fn compare(grid: &Grid) {
         optuna_seeds(),
     );
     println!(
-        "  {:<24} {:>6}  {:<24}  {:<24}  {:<24} {:>7}",
+        "  {:<26} {:>6}  {:<24}  {:<24}  {:<24} {:>7}",
         "method", "budget", "pixelx", "Optuna, in trials", "Optuna, in distinct", "trials"
     );
     for &(budget, startup) in grid.budgets {
@@ -285,7 +285,7 @@ fn compare(grid: &Grid) {
                     _ => "",
                 };
                 println!(
-                    "  {:<24} {budget:>6}  {:<24}  {:<24}  {:<24} {:>7}{verdict}",
+                    "  {:<26} {budget:>6}  {:<24}  {:<24}  {:<24} {:>7}{verdict}",
                     format!("{name}{pruned}"),
                     ours.show(),
                     show(&trials),
