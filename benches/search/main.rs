@@ -11,7 +11,7 @@
 //! configuration was found over the seeds, with its 95% interval, and the median epochs spent.
 
 mod optuna;
-// Shared with tests/search_replay.rs, which uses parts the benchmark does not.
+// Shared with tests/it/search_replay.rs, which uses parts the benchmark does not.
 #[allow(dead_code)]
 mod replay;
 mod table;
