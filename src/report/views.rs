@@ -142,17 +142,9 @@ pub fn build(registry: &Registry, runs: &[RunSummary]) -> Result<Vec<ExperimentV
     build_owned(registry, runs.to_vec(), loss_points)
 }
 
-/// [`build`], with `points(runs in the experiment, is a top run)` loss points per run.
-pub fn build_with(
-    registry: &Registry,
-    runs: &[RunSummary],
-    points: impl Fn(usize, bool) -> usize,
-) -> Result<Vec<ExperimentView>> {
-    build_owned(registry, runs.to_vec(), points)
-}
-
-/// [`build_with`] over summaries the caller no longer needs: they move into the views instead
-/// of being copied (100,000 summaries are a noticeable copy).
+/// [`build`] over summaries the caller no longer needs (they move into the views instead of
+/// being copied: 100,000 summaries are a noticeable copy), with `points(runs in the experiment,
+/// is a top run)` loss points per run.
 pub fn build_owned(
     registry: &Registry,
     runs: Vec<RunSummary>,

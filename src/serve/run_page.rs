@@ -31,7 +31,7 @@ pub fn build(registry: &Registry, id: &str, runs_dir: &Path) -> Result<Option<Ru
     if runs.is_empty() {
         return Ok(None);
     }
-    let mut built = views::build_with(registry, &runs, |_, _| 2000)?;
+    let mut built = views::build_owned(registry, runs, |_, _| 2000)?;
     let Some(view) = built.pop() else {
         return Ok(None);
     };
