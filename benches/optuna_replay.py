@@ -12,7 +12,15 @@ A configuration already asked for is not trained again: it is answered from the 
 (its intermediate values reported, then told with its state and value; if that trial still runs,
 when it finishes), costs no epochs and no worker. With `--count trials` it uses up a trial of the
 budget; with `--count distinct` it does not, and the study goes on until `budget` distinct
-configurations were trained (at most 50 times the budget in trials).
+configurations were trained.
+
+A study whose last `REDRAWS` (64) asks in a row all repeated a configuration asks no more (the
+trials running finish), short of its budget: a pixelx study ends by the same rule
+(`search::propose::REDRAWS` redraws of a repeat, then "the space holds no configuration not
+tried yet" and the study ends, `schedule/study.rs`), so both tools get the same cap. It matters only for
+Optuna's univariate TPE asked for every configuration of a small grid, whose Parzen estimators
+may keep proposing the few configurations it has already tried (without the cap, 1,200 asks a
+seed and about an hour a row); the output counts such studies (`distinct` < budget).
 
 Input (stdin): {"axes": [[name, [values...]], ...], "rows": [[[value per axis], [metric per
 epoch]], ...], "parallel": 2, "startup": {"8": 4, ...}, "budgets": [8, ...], "seeds": 500}.
@@ -31,6 +39,9 @@ from optuna.trial import TrialState
 
 optuna.logging.set_verbosity(optuna.logging.ERROR)
 warnings.filterwarnings("ignore")
+
+# Asks in a row that may all repeat a configuration before a study stops (pixelx's REDRAWS).
+REDRAWS = 64
 
 
 def sampler(name, seed, startup):
@@ -61,7 +72,8 @@ def replay(table, sampler_name, pruner_name, count, budget, seed, startup):
     outcome = {}  # key -> (state, value, intermediate) once that trial finished
     waiting = {}  # key -> [trials to answer when it finishes]
     trials = distinct = epochs = 0
-    limit = budget if count == "trials" else 50 * budget
+    since_new = 0  # asks in a row that repeated a configuration
+    limit = budget if count == "trials" else None
 
     def answer(trial, key):
         state, value, intermediate = outcome[key]
@@ -79,10 +91,11 @@ def replay(table, sampler_name, pruner_name, count, budget, seed, startup):
         free += 1
 
     while True:
-        while free > 0 and trials < limit and not (count == "distinct" and distinct >= budget):
+        while free > 0 and (trials < limit if limit else distinct < budget) and since_new < REDRAWS:
             trial = study.ask(dists)
             trials += 1
             key = tuple(json.dumps(trial.params[name]) for name, _ in axes)
+            since_new = 0 if key not in first else since_new + 1
             if key in outcome:
                 answer(trial, key)
             elif key in first:

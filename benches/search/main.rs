@@ -20,7 +20,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
 
-use pixelx::search::Pruner;
+use pixelx::search::{startup_for_budget, Pruner};
 use replay::{replay_with_startup, Method, ReplayResult, Table};
 
 const GRID: &str = r#"
@@ -82,9 +82,9 @@ struct Grid {
     toml: &'static str,
     axes: &'static [&'static str],
     epochs: usize,
-    /// Trial budgets, each with TPE's random start-up trials (10 of 8 would leave nothing for
-    /// the model).
-    budgets: &'static [(usize, usize)],
+    /// Trial budgets; TPE's random start-up trials are pixelx's default for each
+    /// ([`startup_for_budget`]), for Optuna too.
+    budgets: &'static [usize],
 }
 
 const GRIDS: [Grid; 2] = [
@@ -93,7 +93,7 @@ const GRIDS: [Grid; 2] = [
         toml: GRID,
         axes: &["learning_rate", "hidden_fmaps", "hidden_ksize"],
         epochs: 6,
-        budgets: &[(8, 4), (12, 10), (24, 10)],
+        budgets: &[8, 12, 24],
     },
     Grid {
         folder: "search-grid-large",
@@ -101,7 +101,7 @@ const GRIDS: [Grid; 2] = [
         axes: &["learning_rate", "hidden_fmaps", "hidden_ksize", "hidden_layers"],
         epochs: 4,
         // 10%, 20% and 40% of 72.
-        budgets: &[(7, 4), (14, 10), (29, 10)],
+        budgets: &[7, 14, 29],
     },
 ];
 
@@ -185,21 +185,24 @@ fn median(mut v: Vec<f64>) -> f64 {
     }
 }
 
-/// One row's figures over the seeds: share found, median epochs, median trials asked.
+/// One row's figures over the seeds: share found, median epochs, median trials asked, seeds
+/// whose study ended short of its budget of distinct configurations.
 struct Cell {
     found: Share,
     epochs: f64,
     trials: f64,
+    short: usize,
 }
 
 impl Cell {
-    /// From per-seed (best, epochs, trials).
-    fn of(runs: &[(f64, u64, usize)], best: f64) -> Self {
+    /// From per-seed (best, epochs, trials, distinct).
+    fn of(runs: &[(f64, u64, usize, usize)], best: f64, budget: usize) -> Self {
         let found = runs.iter().filter(|r| r.0 <= best).count();
         Self {
             found: wilson(found, runs.len()),
             epochs: median(runs.iter().map(|r| r.1 as f64).collect()),
             trials: median(runs.iter().map(|r| r.2 as f64).collect()),
+            short: runs.iter().filter(|r| r.3 < budget).count(),
         }
     }
 
@@ -231,13 +234,13 @@ fn pixelx_cell(
     pruner: &Pruner,
     (budget, startup): (usize, usize),
 ) -> Cell {
-    let runs: Vec<(f64, u64, usize)> = (0..seeds())
+    let runs: Vec<(f64, u64, usize, usize)> = (0..seeds())
         .map(|seed| {
             let r: ReplayResult = replay_with_startup(table, method, pruner, budget, PARALLEL, seed, startup);
-            (r.best, r.epochs_spent, r.trials)
+            (r.best, r.epochs_spent, r.trials, r.distinct)
         })
         .collect();
-    Cell::of(&runs, best)
+    Cell::of(&runs, best, budget)
 }
 
 /// Prints one grid's side-by-side table and the verdicts against Optuna.
@@ -248,7 +251,8 @@ fn compare(grid: &Grid) {
     let full = replay_with_startup(&table, Method::Grid, &Pruner::None, 0, PARALLEL, 0, 10);
     let best = full.best;
     let seeds = seeds();
-    let optuna = optuna::replay(&dir, &table, grid.budgets, PARALLEL, optuna_seeds()).unwrap_or_else(|e| {
+    let budgets: Vec<(usize, usize)> = grid.budgets.iter().map(|&b| (b, startup_for_budget(b))).collect();
+    let optuna = optuna::replay(&dir, &table, &budgets, PARALLEL, optuna_seeds()).unwrap_or_else(|e| {
         println!("  Optuna not replayed: {e:#}");
         Vec::new()
     });
@@ -256,24 +260,26 @@ fn compare(grid: &Grid) {
         optuna
             .iter()
             .find(|r| r.sampler == sampler && r.pruner == pruner && r.count == count && r.budget == budget)
-            .map(|r| {
-                let runs: Vec<(f64, u64, usize)> = r.runs.iter().map(|x| (x.0, x.1, x.2)).collect();
-                Cell::of(&runs, best)
-            })
+            .map(|r| Cell::of(&r.runs, best, budget))
     };
     println!(
         "  {} configurations x {} epochs: grid best {best:.4} in {} epochs; {seeds} seeds ({} for Optuna), {PARALLEL} in flight; \
-         pruning: pixelx ASHA / Optuna SuccessiveHalving, min resource 1, reduction factor 3",
+         pruning: pixelx ASHA / Optuna SuccessiveHalving, min resource 1, reduction factor 3; TPE start-up {}",
         table.rows.len(),
         grid.epochs,
         full.epochs_spent,
         optuna_seeds(),
+        budgets
+            .iter()
+            .map(|(b, s)| format!("{s} of {b}"))
+            .collect::<Vec<_>>()
+            .join(", "),
     );
     println!(
-        "  {:<26} {:>6}  {:<24}  {:<24}  {:<24} {:>7}",
-        "method", "budget", "pixelx", "Optuna, in trials", "Optuna, in distinct", "trials"
+        "  {:<26} {:>6}  {:<24}  {:<24}  {:<24} {:>7} {:>7}",
+        "method", "budget", "pixelx", "Optuna, in trials", "Optuna, in distinct", "trials", "short"
     );
-    for &(budget, startup) in grid.budgets {
+    for &(budget, startup) in &budgets {
         for (name, sampler, method) in SAMPLERS {
             for (pruned, pruner, optuna_pruner) in [("", Pruner::None, "none"), (" + pruning", ASHA, "sh")] {
                 let ours = pixelx_cell(&table, best, method, &pruner, (budget, startup));
@@ -284,8 +290,9 @@ fn compare(grid: &Grid) {
                     Some(o) if ours.found.hi < o.found.lo => "  Optuna wins",
                     _ => "",
                 };
+                let short = distinct.as_ref().map_or("-".into(), |c| c.short.to_string());
                 println!(
-                    "  {:<26} {budget:>6}  {:<24}  {:<24}  {:<24} {:>7}{verdict}",
+                    "  {:<26} {budget:>6}  {:<24}  {:<24}  {:<24} {:>7} {:>7}{verdict}",
                     format!("{name}{pruned}"),
                     ours.show(),
                     show(&trials),
@@ -293,6 +300,7 @@ fn compare(grid: &Grid) {
                     distinct
                         .as_ref()
                         .map_or("-".into(), |c| format!("{:.0}", c.trials)),
+                    format!("{}/{short}", ours.short),
                 );
             }
         }
@@ -308,7 +316,10 @@ fn main() {
         "  found: share of seeds whose study reached the grid's best test bpd8 [95% interval]; ep: median \
          epochs trained. pixelx never trains a configuration twice; Optuna's repeats are answered from the \
          earlier trial at no cost, counted as trials (\"in trials\") or not (\"in distinct\": it asks until \
-         the budget's distinct configurations are trained; \"trials\" is the median it asked)"
+         the budget's distinct configurations are trained; \"trials\" is the median it asked). A study stops \
+         after 64 asks in a row that all repeat a configuration (pixelx's rule: 64 redraws, then its space \
+         counts as exhausted); short: seeds, pixelx/Optuna, ending below the budget in distinct configurations. \
+         TPE's random start-up trials: a quarter of the budget, 2 to 10, for both tools"
     );
     for grid in &GRIDS {
         compare(grid);

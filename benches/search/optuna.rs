@@ -1,7 +1,9 @@
 //! Optuna on the same tables: writes the table as JSON, runs `benches/optuna_replay.py` with the
-//! project's `.venv` Python (Optuna pinned by `scripts/setup-optuna.sh`), reads one line per
-//! (sampler, pruner, budget count, budget) back. The output is cached beside the grid under a
-//! hash of the input and the script, so a second `just bench search` does not replay again.
+//! project's `.venv` Python (Optuna pinned by `scripts/setup-optuna.sh`), one process per
+//! sampler and at most [`PROCESSES`] at once, and reads one line per (sampler, pruner, budget
+//! count, budget) back. Each sampler's output is cached beside the grid under a hash of the
+//! input, the script and the sampler, so a second `just bench search` does not replay again and
+//! an interrupted one keeps the samplers it finished.
 
 use std::io::Write;
 use std::path::Path;
@@ -12,6 +14,14 @@ use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
 use crate::replay::Table;
+
+/// Optuna's samplers as the script names them, the slowest first (univariate TPE asks the most
+/// trials when the budget is counted in distinct configurations).
+const SAMPLERS: [&str; 3] = ["tpe-univariate", "tpe-multivariate", "random"];
+
+/// Replay processes at once: each is one Python thread, and the machine's other work keeps the
+/// rest of its cores.
+const PROCESSES: usize = 2;
 
 /// One (sampler, pruner, count, budget) of Optuna, replayed over the seeds.
 #[derive(Debug, Deserialize)]
@@ -76,29 +86,87 @@ pub fn replay(
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let script = root.join("benches/optuna_replay.py");
     let input = input(table, budgets, parallel, seeds).to_string();
-    let mut hash = Sha256::new();
-    hash.update(input.as_bytes());
-    hash.update(std::fs::read(&script).with_context(|| format!("reading {}", script.display()))?);
-    let cache = dir.join(format!("optuna-{}.jsonl", &hex::encode(hash.finalize())[..16]));
-    // The script's input, to rerun it by hand: `.venv/bin/python benches/optuna_replay.py < …`.
+    let code = std::fs::read(&script).with_context(|| format!("reading {}", script.display()))?;
+    // The script's input, to rerun it by hand: `.venv/bin/python benches/optuna_replay.py
+    // SAMPLER < …`.
     let saved = dir.join("optuna-input.json");
     std::fs::write(&saved, &input).with_context(|| format!("writing {}", saved.display()))?;
-    let text = match std::fs::read_to_string(&cache) {
-        Ok(text) => text,
-        Err(_) => {
-            let text = run(&root.join(".venv/bin/python"), &script, &input)?;
-            std::fs::write(&cache, &text).with_context(|| format!("writing {}", cache.display()))?;
-            text
-        }
-    };
-    text.lines()
-        .map(|l| serde_json::from_str(l).with_context(|| format!("a line of {}", cache.display())))
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let outputs: Vec<Result<Vec<(usize, String)>>> = std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..PROCESSES)
+            .map(|_| {
+                scope.spawn(|| {
+                    let mut done = Vec::new();
+                    loop {
+                        let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        let Some(sampler) = SAMPLERS.get(i) else {
+                            return Ok(done);
+                        };
+                        done.push((
+                            i,
+                            cached(
+                                dir,
+                                &root.join(".venv/bin/python"),
+                                &script,
+                                &code,
+                                &input,
+                                sampler,
+                            )?,
+                        ));
+                    }
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .map(|w| {
+                w.join()
+                    .unwrap_or_else(|_| bail!("an Optuna replay thread panicked"))
+            })
+            .collect()
+    });
+    let mut texts = Vec::new();
+    for output in outputs {
+        texts.extend(output?);
+    }
+    texts.sort();
+    texts
+        .iter()
+        .flat_map(|(_, text)| text.lines())
+        .map(|l| serde_json::from_str(l).context("a line of the Optuna replay's output"))
         .collect()
 }
 
-fn run(python: &Path, script: &Path, input: &str) -> Result<String> {
+/// One sampler's output: from its cache file, or by running the script and caching what it
+/// prints.
+fn cached(
+    dir: &Path,
+    python: &Path,
+    script: &Path,
+    code: &[u8],
+    input: &str,
+    sampler: &str,
+) -> Result<String> {
+    let mut hash = Sha256::new();
+    hash.update(input.as_bytes());
+    hash.update(code);
+    hash.update(sampler.as_bytes());
+    let cache = dir.join(format!(
+        "optuna-{sampler}-{}.jsonl",
+        &hex::encode(hash.finalize())[..16]
+    ));
+    if let Ok(text) = std::fs::read_to_string(&cache) {
+        return Ok(text);
+    }
+    let text = run(python, script, sampler, input)?;
+    std::fs::write(&cache, &text).with_context(|| format!("writing {}", cache.display()))?;
+    Ok(text)
+}
+
+fn run(python: &Path, script: &Path, sampler: &str, input: &str) -> Result<String> {
     let mut child = Command::new(python)
         .arg(script)
+        .arg(sampler)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

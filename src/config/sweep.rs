@@ -140,7 +140,8 @@ pub struct SearchSettings {
     pub seed: u64,
     /// Runs in flight at once; the scheduler's slots when absent.
     pub parallel: Option<usize>,
-    /// TPE: trials drawn at random before the model takes over (Optuna's `n_startup_trials`).
+    /// TPE: trials drawn at random before the model takes over (Optuna's `n_startup_trials`);
+    /// a quarter of `trials`, 2 to 10, when absent (`search::startup_for_budget`).
     pub startup_trials: Option<usize>,
     /// TPE: one joint model over all axes (Optuna's `multivariate=True`) rather than one per
     /// axis; [`SearchSettings::MULTIVARIATE_DEFAULT`] when absent.

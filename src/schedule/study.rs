@@ -48,10 +48,12 @@ impl<'a> Study<'a> {
             // Repeats waste the budget: a repeated configuration is the same run, already done.
             tpe: TpeSettings {
                 avoid_repeats: true,
-                n_startup_trials: experiment
-                    .search
-                    .startup_trials
-                    .unwrap_or(TpeSettings::default().n_startup_trials),
+                n_startup_trials: experiment.search.startup_trials.unwrap_or_else(|| {
+                    experiment.search.trials.map_or(
+                        TpeSettings::default().n_startup_trials,
+                        search::startup_for_budget,
+                    )
+                }),
                 multivariate: experiment.search.multivariate(),
                 ..TpeSettings::default()
             },

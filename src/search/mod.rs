@@ -24,5 +24,5 @@ pub use propose::{propose, Proposer};
 pub use pruner::{decide, rungs, Decision, Pruner};
 pub use same::same_params;
 pub use space::{enumerate, sample_params, values_equal, Distribution, Params, Space};
-pub use tpe::{gamma, suggest_random, suggest_tpe, TpeSettings};
+pub use tpe::{gamma, startup_for_budget, suggest_random, suggest_tpe, TpeSettings};
 pub use trial::{Trial, TrialState};
