@@ -81,11 +81,13 @@ def replay(table, sampler_name, pruner_name, count, budget, seed, startup):
             trial.report(v, step)
         study.tell(trial, value if state == TrialState.COMPLETE else None, state=state)
 
-    def finish(number, state, value):
+    def finish(number, state, value, epoch):
         nonlocal free
         trial, key, _ = running.pop(number)
         study.tell(trial, value, state=state)
-        outcome[key] = (state, value, sorted(study.trials[number].intermediate_values.items()))
+        # What it reported (read back from the study, this deep-copied every trial: most of the
+        # replay's time).
+        outcome[key] = (state, value, [(e, rows[key][e - 1]) for e in range(1, epoch + 1)])
         for other in waiting.pop(key, []):
             answer(other, key)
         free += 1
@@ -117,16 +119,17 @@ def replay(table, sampler_name, pruner_name, count, budget, seed, startup):
             epochs += 1
             trial.report(curve[epoch - 1], epoch)
             if epoch == max_epochs:
-                finish(number, TrialState.COMPLETE, min(curve))
+                finish(number, TrialState.COMPLETE, min(curve), epoch)
             elif trial.should_prune():
-                finish(number, TrialState.PRUNED, None)
+                finish(number, TrialState.PRUNED, None, epoch)
             else:
                 heapq.heappush(events, (now + 1, number))
-    complete = [t.value for t in study.trials if t.state == TrialState.COMPLETE]
+    trials_done = study.get_trials(deepcopy=False)
+    complete = [t.value for t in trials_done if t.state == TrialState.COMPLETE]
     if complete:
         best = min(complete)
     else:
-        best = min(v for t in study.trials for v in t.intermediate_values.values())
+        best = min(v for t in trials_done for v in t.intermediate_values.values())
     return [best, epochs, trials, distinct]
 
 
