@@ -152,7 +152,7 @@ pub struct SearchSettings {
 impl SearchSettings {
     /// `multivariate` when the file does not say: chosen from `just bench search` (see
     /// docs/search.md, "Univariate or multivariate").
-    pub const MULTIVARIATE_DEFAULT: bool = false;
+    pub const MULTIVARIATE_DEFAULT: bool = true;
 
     /// Whether TPE models the axes jointly.
     pub fn multivariate(&self) -> bool {

@@ -59,12 +59,18 @@ fn a_shuffled_registry_prints_the_same_replay() {
             );
         }
     }
-    // Read in the registry's order, the same seeds map to other configurations.
+    // The order matters: with each axis's values listed the other way round, the same seeds map
+    // to other configurations. (The two registries' own orders may list each axis's values
+    // alike, when only their rows differ, so they do not show it every time.)
+    let mut reversed = raw0.clone();
+    for (_, values) in &mut reversed.axes {
+        values.reverse();
+    }
     let differs = (0..20).any(|seed| {
         replay(raw0, Method::Random, &Pruner::None, 2, 2, seed)
-            != replay(raw1, Method::Random, &Pruner::None, 2, 2, seed)
+            != replay(&reversed, Method::Random, &Pruner::None, 2, 2, seed)
     });
-    assert!(differs, "the registry order did not change any replay");
+    assert!(differs, "the order of the values did not change any replay");
 }
 
 /// In memory: any order of rows and of each axis's values gives the same canonical table.
