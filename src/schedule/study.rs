@@ -244,3 +244,34 @@ impl<'a> Study<'a> {
         }))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The TPE settings a study takes from a file whose `[search]` holds `search`.
+    fn tpe_of(search: &str) -> TpeSettings {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("study.toml");
+        let text = format!(
+            "[experiment]\nname = \"study\"\n\n[search]\nmethod = \"tpe\"\n{search}\n\n\
+             [search.space]\nlearning_rate = {{ log_uniform = [1e-4, 1e-2] }}\n"
+        );
+        std::fs::write(&file, text).unwrap();
+        let experiment = Experiment::load(&file, &[]).unwrap();
+        Study::new(&experiment).tpe
+    }
+
+    #[test]
+    fn tpe_is_multivariate_with_a_quarter_of_the_budget_as_start_up_unless_the_file_says() {
+        let t = tpe_of("trials = 12");
+        assert_eq!(
+            (t.n_startup_trials, t.multivariate, t.avoid_repeats),
+            (3, true, true)
+        );
+        let t = tpe_of("trials = 100");
+        assert_eq!(t.n_startup_trials, 10);
+        let t = tpe_of("trials = 12\nstartup_trials = 5\nmultivariate = false");
+        assert_eq!((t.n_startup_trials, t.multivariate), (5, false));
+    }
+}
