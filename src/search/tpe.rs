@@ -30,7 +30,9 @@ use super::same::same_params;
 use super::space::{numeric, sample_params, values_equal, Distribution, Params, Space};
 use super::trial::{Trial, TrialState};
 
-/// TPE's knobs; [`Default`] gives Optuna's defaults, univariate (`multivariate: false`).
+/// TPE's knobs; [`Default`] gives Optuna's defaults, but univariate (`multivariate: false`) and
+/// with 10 start-up trials: a study takes its own (`[search]`, multivariate and
+/// [`startup_for_budget`] unless the file says).
 #[derive(Debug, Clone, PartialEq)]
 pub struct TpeSettings {
     /// Random search until this many trials are complete or pruned (Optuna: 10).
@@ -54,8 +56,8 @@ pub struct TpeSettings {
     pub avoid_repeats: bool,
     /// Multivariate TPE (Optuna's `multivariate=True`, its default for one objective since
     /// Optuna 4): one joint mixture over all axes ([`JointParzen`]) instead of one per axis, so
-    /// that TPE learns which values go together. Off in [`Default`] (pixelx's TPE was
-    /// univariate); a study takes `[search] multivariate`.
+    /// that TPE learns which values go together. Off in [`Default`]; a study takes
+    /// `[search] multivariate`, true when absent.
     pub multivariate: bool,
 }
 
