@@ -115,7 +115,14 @@ pub fn report(cli: &Cli, args: &ReportArgs) -> Result<()> {
     }
     let params = report::varying_params(&runs);
     if let Some(path) = &html {
-        report::write_html(&registry, &runs, &cli.runs_dir, path)?;
+        // Whole experiments are read at scale (only the runs shown); a filtered or limited
+        // selection is drawn from the summaries read above.
+        let whole = filter.conditions.is_empty() && filter.status.is_none() && args.limit.is_none();
+        if whole {
+            report::write_report(&registry, args.experiment.as_deref(), &args.sort, &cli.runs_dir, path)?;
+        } else {
+            report::write_html(&registry, &runs, &cli.runs_dir, path)?;
+        }
         eprintln!("wrote {}", args.html.as_ref().unwrap_or(path).display());
     }
     match args.best {
