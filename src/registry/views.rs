@@ -61,6 +61,14 @@ impl Registry {
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
+    /// Each experiment's description, by name: [`Registry::experiments`] without counting
+    /// every experiment's runs.
+    pub fn experiment_descriptions(&self) -> Result<HashMap<String, String>> {
+        let mut stmt = self.conn().prepare_cached("SELECT name, description FROM experiments")?;
+        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
     /// The experiment of the most recently added run, if any.
     pub fn latest_experiment(&self) -> Result<Option<String>> {
         Ok(self

@@ -201,11 +201,7 @@ pub fn build_owned(
     runs: Vec<RunSummary>,
     points: impl Fn(usize, bool) -> usize,
 ) -> Result<Vec<ExperimentView>> {
-    let descriptions: HashMap<String, String> = registry
-        .experiments()?
-        .into_iter()
-        .map(|e| (e.name, e.description))
-        .collect();
+    let descriptions = registry.experiment_descriptions()?;
     let mut by_experiment: std::collections::BTreeMap<String, Vec<RunSummary>> = Default::default();
     for run in runs {
         by_experiment.entry(run.experiment.clone()).or_default().push(run);
