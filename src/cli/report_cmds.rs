@@ -130,7 +130,23 @@ pub fn report(cli: &Cli, args: &ReportArgs) -> Result<()> {
             "{}",
             report::render_best(&report::best_runs(&runs, n), args.format, &cli.runs_dir)?
         ),
-        None => println!("{}", report::render(&runs, &params, args.format)?),
+        None => {
+            // Beside an HTML report the terminal gets the rows the report's table lists, not
+            // thousands of lines; without --html, or in another format, every run is printed.
+            let listed = match (&html, args.format) {
+                (Some(_), Format::Table) => runs.len().min(report::html::REPORT_ROWS),
+                _ => runs.len(),
+            };
+            println!("{}", report::render(&runs[..listed], &params, args.format)?);
+            if listed < runs.len() {
+                eprintln!(
+                    "note: {} more runs are not listed here, as in the HTML report's table; \
+                     `--format csv` lists all {}",
+                    runs.len() - listed,
+                    runs.len()
+                );
+            }
+        }
     }
     note_unread(cli, &runs);
     Ok(())

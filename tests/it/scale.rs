@@ -191,8 +191,12 @@ fn five_thousand_runs_keep_the_best_run_drawn_and_linked_page_the_table_and_enve
     // The report: the best run in the legend and drawn in its colour, the table limited with
     // a note, the file small.
     let html = dir.path().join("report.html");
-    let (ok, _, err) = support::run_in(&runs_dir, &["report", "--html", html.to_str().unwrap()]);
+    let (ok, out, err) = support::run_in(&runs_dir, &["report", "--html", html.to_str().unwrap()]);
     assert!(ok, "{err}");
+    // The terminal table beside it lists what the report's table lists, with the same note.
+    assert_eq!(out.lines().count(), 1 + 500, "header and the best 500");
+    assert!(out.lines().nth(1).unwrap().starts_with(&best), "{out:.300}");
+    assert!(err.contains("4500 more runs are not listed here"), "{err}");
     let page = std::fs::read_to_string(&html).unwrap();
     assert!(page.len() < 3 * 1024 * 1024, "{} bytes", page.len());
     let legend = part(&page, "<ol class=\"legend\">", "</ol>");
