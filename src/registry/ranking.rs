@@ -11,7 +11,12 @@ use super::{Registry, RunStatus};
 
 /// The rank order of runs with a result: best test bpd8, then bpd (a missing one last), then id,
 /// as `report::views` ranks the runs it holds.
-const RANK_ORDER: &str = "rr.best_bpd8, rr.best_bpd IS NULL, rr.best_bpd, r.id";
+/// `run_results_by_rank` holds each experiment's runs in this order, so SQLite reads it from the
+/// index, without a sort.
+const RANK_ORDER: &str = "rr.best_bpd8, rr.best_bpd IS NULL, rr.best_bpd, rr.run_id";
+
+/// The experiment named `?1`.
+const EXPERIMENT: &str = "(SELECT id FROM experiments WHERE name = ?1)";
 
 /// A column the runs table of a large experiment is sorted by on the server.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -73,44 +78,74 @@ impl Registry {
 
     /// Runs of `experiment` with a finite best test bpd8 (the ones a view ranks).
     pub fn ranked_count(&self, experiment: &str) -> Result<usize> {
-        let n: i64 = self.conn().prepare_cached(
-            "SELECT COUNT(*) FROM runs r JOIN experiments e ON e.id = r.experiment_id
-             JOIN run_results rr ON rr.run_id = r.id
-             WHERE e.name = ?1 AND rr.best_bpd8 IS NOT NULL",
-        )?
-        .query_row([experiment], |r| r.get(0))?;
+        let n: i64 = self
+            .conn()
+            .prepare_cached(&format!(
+                "SELECT COUNT(*) FROM run_results WHERE experiment_id = {EXPERIMENT}
+                 AND best_bpd8 IS NOT NULL"
+            ))?
+            .query_row([experiment], |r| r.get(0))?;
         Ok(n.max(0) as usize)
     }
 
     /// `(rank, id)` of the ranked runs of `experiment` whose 0-based rank is below `top`, a
-    /// multiple of `every`, or the last: the best runs and an evenly spaced sample of the rest,
-    /// best first. The ranking is done by SQLite; only the rows asked for come back.
-    pub fn ranked_ids(&self, experiment: &str, top: usize, every: usize) -> Result<Vec<(usize, String)>> {
+    /// multiple of `every`, or the last of `ranked`: the best runs and an evenly spaced sample
+    /// of the rest, best first. SQLite numbers the runs along `run_results_by_rank`; only the
+    /// rows asked for come back.
+    pub fn ranked_ids(
+        &self,
+        experiment: &str,
+        ranked: usize,
+        top: usize,
+        every: usize,
+    ) -> Result<Vec<(usize, String)>> {
         let sql = format!(
-            "SELECT rank, id FROM (
-                 SELECT r.id, ROW_NUMBER() OVER (ORDER BY {RANK_ORDER}) - 1 AS rank, COUNT(*) OVER () AS n
-                 FROM runs r JOIN experiments e ON e.id = r.experiment_id
-                 JOIN run_results rr ON rr.run_id = r.id
-                 WHERE e.name = ?1 AND rr.best_bpd8 IS NOT NULL)
-             WHERE rank < ?2 OR rank % ?3 = 0 OR rank = n - 1 ORDER BY rank"
+            "SELECT rank, run_id FROM (
+                 SELECT rr.run_id, ROW_NUMBER() OVER (ORDER BY {RANK_ORDER}) - 1 AS rank
+                 FROM run_results rr
+                 WHERE rr.experiment_id = {EXPERIMENT} AND rr.best_bpd8 IS NOT NULL)
+             WHERE rank < ?2 OR rank % ?3 = 0 OR rank = ?4 - 1 ORDER BY rank"
         );
         let mut stmt = self.conn().prepare_cached(&sql)?;
-        let rows = stmt.query_map(
-            rusqlite::params![experiment, top as i64, every.max(1) as i64],
-            |r| Ok((r.get::<_, i64>(0)? as usize, r.get::<_, String>(1)?)),
-        )?;
+        let args = rusqlite::params![experiment, top as i64, every.max(1) as i64, ranked as i64];
+        let rows = stmt.query_map(args, |r| Ok((r.get::<_, i64>(0)? as usize, r.get::<_, String>(1)?)))?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// Up to `limit` runs of `experiment` without a result, from `offset` on, in `order`
+    /// (`r.created_at, r.id` or `r.id`).
+    fn unranked(&self, experiment: &str, order: &str, offset: usize, limit: usize) -> Result<Vec<String>> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let mut stmt = self.conn().prepare_cached(&format!(
+            "SELECT r.id FROM runs r LEFT JOIN run_results rr ON rr.run_id = r.id
+             WHERE r.experiment_id = {EXPERIMENT} AND rr.best_bpd8 IS NULL
+             ORDER BY {order} LIMIT ?2 OFFSET ?3"
+        ))?;
+        let args = rusqlite::params![experiment, limit as i64, offset as i64];
+        let rows = stmt.query_map(args, |r| r.get(0))?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
     /// Up to `limit` runs of `experiment` without a result, in the order they were added.
     pub fn unranked_ids(&self, experiment: &str, limit: usize) -> Result<Vec<String>> {
-        let mut stmt = self.conn().prepare_cached(
-            "SELECT r.id FROM runs r JOIN experiments e ON e.id = r.experiment_id
-             LEFT JOIN run_results rr ON rr.run_id = r.id
-             WHERE e.name = ?1 AND rr.best_bpd8 IS NULL ORDER BY r.created_at, r.id LIMIT ?2",
-        )?;
-        let rows = stmt.query_map(rusqlite::params![experiment, limit as i64], |r| r.get(0))?;
-        Ok(rows.collect::<rusqlite::Result<_>>()?)
+        self.unranked(experiment, "r.created_at, r.id", 0, limit)
+    }
+
+    /// [`Registry::page_ids`] by best bpd8, ascending: the ranked runs along the rank index
+    /// (no sort), then the others by id.
+    fn page_by_rank(&self, experiment: &str, ranked: usize, offset: usize, limit: usize) -> Result<Vec<String>> {
+        let mut stmt = self.conn().prepare_cached(&format!(
+            "SELECT rr.run_id FROM run_results rr
+             WHERE rr.experiment_id = {EXPERIMENT} AND rr.best_bpd8 IS NOT NULL
+             ORDER BY {RANK_ORDER} LIMIT ?2 OFFSET ?3"
+        ))?;
+        let args = rusqlite::params![experiment, limit as i64, offset as i64];
+        let mut ids: Vec<String> = stmt.query_map(args, |r| r.get(0))?.collect::<rusqlite::Result<_>>()?;
+        let rest = limit - ids.len();
+        ids.extend(self.unranked(experiment, "r.id", offset.saturating_sub(ranked), rest)?);
+        Ok(ids)
     }
 
     /// Ids of `limit` runs of `experiment` from `offset` on, sorted by `column` (runs without a
@@ -118,17 +153,19 @@ impl Registry {
     pub fn page_ids(
         &self,
         experiment: &str,
-        column: SortColumn<'_>,
-        descending: bool,
+        (column, descending): (SortColumn<'_>, bool),
+        ranked: usize,
         offset: usize,
         limit: usize,
     ) -> Result<Vec<String>> {
+        if column == SortColumn::Bpd8 && !descending {
+            return self.page_by_rank(experiment, ranked, offset, limit);
+        }
         let value = column.expr();
         let dir = if descending { "DESC" } else { "ASC" };
         let sql = format!(
-            "SELECT r.id FROM runs r JOIN experiments e ON e.id = r.experiment_id
-             LEFT JOIN run_results rr ON rr.run_id = r.id
-             WHERE e.name = ?1
+            "SELECT r.id FROM runs r LEFT JOIN run_results rr ON rr.run_id = r.id
+             WHERE r.experiment_id = {EXPERIMENT}
              ORDER BY {value} IS NULL, typeof({value}) NOT IN ('integer', 'real'), {value} {dir},
                       rr.best_bpd8 IS NULL, {RANK_ORDER}
              LIMIT ?2 OFFSET ?3"

@@ -62,7 +62,7 @@ pub fn experiment(
         TableRows::Best(n, _) => n.max(TOP_N),
         TableRows::Page(_) => TOP_N,
     };
-    let by_rank = registry.ranked_ids(name, top, every)?;
+    let by_rank = registry.ranked_ids(name, ranked, top, every)?;
     let table_ids = table_ids(registry, name, rows, total, ranked, &by_rank)?;
     // Each run once: the ranked ones first (best first), then the table's other rows.
     let rank_of: HashMap<&str, usize> = by_rank.iter().map(|(k, id)| (id.as_str(), *k)).collect();
@@ -148,7 +148,7 @@ fn table_ids(
                 _ => SortColumn::Bpd8,
             };
             let offset = page_index(page, total) * PAGE_ROWS;
-            registry.page_ids(name, column, page.descending, offset, PAGE_ROWS)?
+            registry.page_ids(name, (column, page.descending), ranked, offset, PAGE_ROWS)?
         }
     })
 }
