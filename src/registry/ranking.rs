@@ -108,7 +108,9 @@ impl Registry {
         );
         let mut stmt = self.conn().prepare_cached(&sql)?;
         let args = rusqlite::params![experiment, top as i64, every.max(1) as i64, ranked as i64];
-        let rows = stmt.query_map(args, |r| Ok((r.get::<_, i64>(0)? as usize, r.get::<_, String>(1)?)))?;
+        let rows = stmt.query_map(args, |r| {
+            Ok((r.get::<_, i64>(0)? as usize, r.get::<_, String>(1)?))
+        })?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
@@ -133,16 +135,60 @@ impl Registry {
         self.unranked(experiment, "r.created_at, r.id", 0, limit)
     }
 
+    /// The `limit` best runs of `experiment` (or of every experiment) by best bpd8, then runs
+    /// without a result in the order they were added: what `report --sort bpd8` lists first,
+    /// read along the rank indexes. With the run count it was cut from.
+    pub fn best_ids(&self, experiment: Option<&str>, limit: usize) -> Result<(Vec<String>, usize)> {
+        let Some(name) = experiment else {
+            let total: i64 = self
+                .conn()
+                .query_row("SELECT COUNT(*) FROM runs", [], |r| r.get(0))?;
+            let mut stmt = self.conn().prepare_cached(
+                "SELECT run_id FROM run_results WHERE best_bpd8 IS NOT NULL
+                 ORDER BY best_bpd8, best_bpd IS NULL, best_bpd, run_id LIMIT ?1",
+            )?;
+            let mut ids: Vec<String> = stmt
+                .query_map([limit as i64], |r| r.get(0))?
+                .collect::<rusqlite::Result<_>>()?;
+            let mut stmt = self.conn().prepare_cached(
+                "SELECT r.id FROM runs r LEFT JOIN run_results rr ON rr.run_id = r.id
+                 WHERE rr.best_bpd8 IS NULL ORDER BY r.created_at, r.id LIMIT ?1",
+            )?;
+            let rest = (limit - ids.len()) as i64;
+            let unranked = stmt.query_map([rest], |r| r.get(0))?;
+            ids.extend(unranked.collect::<rusqlite::Result<Vec<String>>>()?);
+            return Ok((ids, total.max(0) as usize));
+        };
+        let total = self.status_counts(name)?.iter().map(|(_, n)| n).sum();
+        let ranked = self.ranked_count(name)?;
+        let mut ids: Vec<String> = self
+            .ranked_ids(name, ranked, limit, ranked + 1)?
+            .into_iter()
+            .map(|(_, id)| id)
+            .collect();
+        ids.truncate(limit);
+        ids.extend(self.unranked_ids(name, limit - ids.len())?);
+        Ok((ids, total))
+    }
+
     /// [`Registry::page_ids`] by best bpd8, ascending: the ranked runs along the rank index
     /// (no sort), then the others by id.
-    fn page_by_rank(&self, experiment: &str, ranked: usize, offset: usize, limit: usize) -> Result<Vec<String>> {
+    fn page_by_rank(
+        &self,
+        experiment: &str,
+        ranked: usize,
+        offset: usize,
+        limit: usize,
+    ) -> Result<Vec<String>> {
         let mut stmt = self.conn().prepare_cached(&format!(
             "SELECT rr.run_id FROM run_results rr
              WHERE rr.experiment_id = {EXPERIMENT} AND rr.best_bpd8 IS NOT NULL
              ORDER BY {RANK_ORDER} LIMIT ?2 OFFSET ?3"
         ))?;
         let args = rusqlite::params![experiment, limit as i64, offset as i64];
-        let mut ids: Vec<String> = stmt.query_map(args, |r| r.get(0))?.collect::<rusqlite::Result<_>>()?;
+        let mut ids: Vec<String> = stmt
+            .query_map(args, |r| r.get(0))?
+            .collect::<rusqlite::Result<_>>()?;
         let rest = limit - ids.len();
         ids.extend(self.unranked(experiment, "r.id", offset.saturating_sub(ranked), rest)?);
         Ok(ids)
@@ -171,10 +217,9 @@ impl Registry {
              LIMIT ?2 OFFSET ?3"
         );
         let mut stmt = self.conn().prepare(&sql)?;
-        let rows = stmt.query_map(
-            rusqlite::params![experiment, limit as i64, offset as i64],
-            |r| r.get(0),
-        )?;
+        let rows = stmt.query_map(rusqlite::params![experiment, limit as i64, offset as i64], |r| {
+            r.get(0)
+        })?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 }

@@ -64,7 +64,9 @@ impl Registry {
     /// Each experiment's description, by name: [`Registry::experiments`] without counting
     /// every experiment's runs.
     pub fn experiment_descriptions(&self) -> Result<HashMap<String, String>> {
-        let mut stmt = self.conn().prepare_cached("SELECT name, description FROM experiments")?;
+        let mut stmt = self
+            .conn()
+            .prepare_cached("SELECT name, description FROM experiments")?;
         let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }

@@ -83,7 +83,10 @@ pub fn experiment(
         .map(|r| r.is_some_and(|k| k < TOP_N || k.is_multiple_of(draw_every) || k + 1 == ranked))
         .collect();
     let position: HashMap<&str, usize> = runs.iter().enumerate().map(|(i, r)| (r.id.as_str(), i)).collect();
-    let table = table_ids.iter().filter_map(|id| position.get(id.as_str()).copied()).collect();
+    let table = table_ids
+        .iter()
+        .filter_map(|id| position.get(id.as_str()).copied())
+        .collect();
     let sample = ranks
         .iter()
         .enumerate()

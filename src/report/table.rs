@@ -230,7 +230,10 @@ pub(crate) fn paged_table(view: &ExperimentView, page: &TablePage, links: &dyn L
         None => {
             let order = sorted_order(view, page);
             let current = page.page.min(pages - 1);
-            (current, order[current * PAGE_ROWS..((current + 1) * PAGE_ROWS).min(order.len())].to_vec())
+            (
+                current,
+                order[current * PAGE_ROWS..((current + 1) * PAGE_ROWS).min(order.len())].to_vec(),
+            )
         }
     };
     let href = |sort: &str, descending: bool, to: usize| {

@@ -228,7 +228,9 @@ fn experiment_view(
     let params = swept_params(&refs);
     let drawn = drawn_runs(&ranks);
     let n = mine.len();
-    let mut view = assemble(registry, (name, description), mine, ranks, drawn, |top| points(n, top))?;
+    let mut view = assemble(registry, (name, description), mine, ranks, drawn, |top| {
+        points(n, top)
+    })?;
     view.params = params;
     if view.summarised() {
         view.epoch_envelope = epoch_envelope(&view);

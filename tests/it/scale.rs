@@ -152,12 +152,13 @@ fn five_thousand_runs_keep_the_best_run_drawn_and_linked_page_the_table_and_enve
     let env = view.epoch_envelope.as_ref().expect("an epoch envelope");
     let stand_ins = view.stand_ins().into_iter().filter(|r| !r.is_top()).count();
     assert_eq!(env.runs, stand_ins);
-    assert!(
-        (900..=scaled::SAMPLE_RUNS).contains(&env.runs),
-        "{}",
-        env.runs
-    );
-    let top: Vec<&str> = view.runs.iter().filter(|r| r.is_top()).map(|r| r.summary.id.as_str()).collect();
+    assert!((900..=scaled::SAMPLE_RUNS).contains(&env.runs), "{}", env.runs);
+    let top: Vec<&str> = view
+        .runs
+        .iter()
+        .filter(|r| r.is_top())
+        .map(|r| r.summary.id.as_str())
+        .collect();
     assert_eq!(top.len(), views::TOP_N);
     let others: Vec<_> = all.iter().filter(|r| !top.contains(&r.id.as_str())).collect();
     for epoch in 1..=EPOCHS {
@@ -183,10 +184,7 @@ fn five_thousand_runs_keep_the_best_run_drawn_and_linked_page_the_table_and_enve
     let loss = view.loss_envelope.as_ref().expect("a loss envelope");
     let sampled = view.runs.iter().filter(|r| r.drawn && !r.is_top()).count();
     assert_eq!(loss.runs, sampled);
-    assert!(
-        (100..=views::SAMPLED_OTHERS + 1).contains(&sampled),
-        "{sampled}"
-    );
+    assert!((100..=views::SAMPLED_OTHERS + 1).contains(&sampled), "{sampled}");
 
     // The report: the best run in the legend and drawn in its colour, the table limited with
     // a note, the file small.
@@ -197,6 +195,11 @@ fn five_thousand_runs_keep_the_best_run_drawn_and_linked_page_the_table_and_enve
     assert_eq!(out.lines().count(), 1 + 500, "header and the best 500");
     assert!(out.lines().nth(1).unwrap().starts_with(&best), "{out:.300}");
     assert!(err.contains("4500 more runs are not listed here"), "{err}");
+    let one = dir.path().join("one.html");
+    let args = ["report", "--experiment", "big", "--html", one.to_str().unwrap()];
+    let (ok, out_one, err) = support::run_in(&runs_dir, &args);
+    assert!(ok, "{err}");
+    assert_eq!(out_one, out, "one experiment of one: the same 500 runs");
     let page = std::fs::read_to_string(&html).unwrap();
     assert!(page.len() < 3 * 1024 * 1024, "{} bytes", page.len());
     let legend = part(&page, "<ol class=\"legend\">", "</ol>");
@@ -237,7 +240,11 @@ fn five_thousand_runs_keep_the_best_run_drawn_and_linked_page_the_table_and_enve
         second_rows.iter().all(|id| !first.contains(id)),
         "page 2 continues page 1"
     );
-    assert_eq!(second_rows, rows[50..100], "pages in rank order, as the report lists them");
+    assert_eq!(
+        second_rows,
+        rows[50..100],
+        "pages in rank order, as the report lists them"
+    );
     let by_lr = http::get(&addr, "/experiments/big?sort=learning_rate&desc=1").text();
     let top_lr = by_lr.split("data-run=\"").nth(1).unwrap();
     let id = &top_lr[..12];
