@@ -44,17 +44,7 @@ pub fn experiment(
         return Ok(None);
     }
     if total <= FULL_DETAIL_RUNS {
-        let filter = RunFilter {
-            experiment: Some(name.to_owned()),
-            ..RunFilter::default()
-        };
-        let mut runs = registry.summaries(&filter)?;
-        let sort = match rows {
-            TableRows::Best(_, sort) => sort,
-            TableRows::Page(_) => "bpd8",
-        };
-        super::sort_runs(&mut runs, sort)?;
-        return Ok(views::build_owned(registry, runs, points)?.pop());
+        return whole(registry, name, rows, points);
     }
     let ranked = registry.ranked_count(name)?;
     let every = ranked.div_ceil(SAMPLE_RUNS).max(1);
@@ -112,6 +102,26 @@ pub fn experiment(
     view.epoch_envelope = views::epoch_envelope(&view);
     view.loss_envelope = views::loss_envelope(&view);
     Ok(Some(view))
+}
+
+/// The view of a small experiment: every run read and drawn, in the table's order.
+fn whole(
+    registry: &Registry,
+    name: &str,
+    rows: TableRows<'_>,
+    points: impl Fn(usize, bool) -> usize,
+) -> Result<Option<ExperimentView>> {
+    let filter = RunFilter {
+        experiment: Some(name.to_owned()),
+        ..RunFilter::default()
+    };
+    let mut runs = registry.summaries(&filter)?;
+    let sort = match rows {
+        TableRows::Best(_, sort) => sort,
+        TableRows::Page(_) => "bpd8",
+    };
+    super::sort_runs(&mut runs, sort)?;
+    Ok(views::build_owned(registry, runs, points)?.pop())
 }
 
 /// The page shown (0-based): the one asked for, or the last there is.
