@@ -223,3 +223,80 @@ impl Registry {
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{ExperimentInfo, RunConfig};
+
+    /// Runs a..e of experiment `e` with these best (bpd8, bpd) and learning rates; `c` has no
+    /// result, `a` and `d` tie on bpd8.
+    fn registry(dir: &std::path::Path) -> Registry {
+        let mut reg = Registry::open(&dir.join("registry.sqlite")).unwrap();
+        let exp = reg
+            .upsert_experiment(&ExperimentInfo::named("e", ""), None, Default::default())
+            .unwrap();
+        let runs = [
+            ("a", Some((1.0, 0.1)), 1e-3),
+            ("b", Some((2.0, 0.2)), 1e-2),
+            ("c", None, 1e-1),
+            ("d", Some((1.0, 0.3)), 1e-2),
+            ("e", Some((3.0, 0.4)), 1e-4),
+        ];
+        for (id, best, lr) in runs {
+            let config = RunConfig {
+                learning_rate: lr,
+                ..RunConfig::default()
+            };
+            reg.add_run(exp, id, &config, dir, None).unwrap();
+            if let Some((bpd8, bpd)) = best {
+                reg.conn()
+                    .execute(
+                        "UPDATE run_results SET best_epoch = 1, best_bpd8 = ?1, best_bpd = ?2 WHERE run_id = ?3",
+                        rusqlite::params![bpd8, bpd, id],
+                    )
+                    .unwrap();
+            }
+        }
+        reg
+    }
+
+    #[test]
+    fn runs_are_counted_ranked_and_paged_in_sql_as_the_views_order_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let reg = registry(dir.path());
+        assert_eq!(reg.status_counts("e").unwrap(), vec![(RunStatus::Queued, 5)]);
+        assert!(reg.status_counts("nope").unwrap().is_empty());
+        assert_eq!(reg.ranked_count("e").unwrap(), 4);
+        let ranked = |top, every| reg.ranked_ids("e", 4, top, every).unwrap();
+        let pairs = |v: &[(usize, &str)]| -> Vec<(usize, String)> {
+            v.iter().map(|(k, id)| (*k, id.to_string())).collect()
+        };
+        // The best two, every 100th (rank 0) and the last.
+        assert_eq!(ranked(2, 100), pairs(&[(0, "a"), (1, "d"), (3, "e")]));
+        assert_eq!(ranked(0, 2), pairs(&[(0, "a"), (2, "b"), (3, "e")]));
+        let page = |column, descending, offset, limit| {
+            reg.page_ids("e", (column, descending), 4, offset, limit).unwrap()
+        };
+        assert_eq!(page(SortColumn::Bpd8, false, 0, 10), ["a", "d", "b", "e", "c"]);
+        assert_eq!(
+            page(SortColumn::Bpd8, false, 3, 2),
+            ["e", "c"],
+            "the unranked run fills the page"
+        );
+        assert_eq!(page(SortColumn::Bpd8, false, 4, 2), ["c"]);
+        // Descending: the values reversed, ties still by rank, no value still last.
+        assert_eq!(page(SortColumn::Bpd8, true, 0, 10), ["e", "b", "a", "d", "c"]);
+        let by_lr = page(SortColumn::Param("learning_rate"), true, 0, 10);
+        assert_eq!(
+            by_lr,
+            ["c", "d", "b", "a", "e"],
+            "1e-1, then the two 1e-2 by rank"
+        );
+        assert_eq!(page(SortColumn::Id, true, 0, 2), ["e", "d"]);
+        let (best, total) = reg.best_ids(None, 3).unwrap();
+        assert_eq!((best, total), (vec!["a".into(), "d".into(), "b".into()], 5));
+        let (all, _) = reg.best_ids(Some("e"), 10).unwrap();
+        assert_eq!(all, ["a", "d", "b", "e", "c"]);
+    }
+}
