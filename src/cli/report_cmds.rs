@@ -9,6 +9,7 @@ use super::args::at_least_one;
 use super::Cli;
 use crate::config::{suggest, RUN_KEYS};
 use crate::registry::{MetricRow, Registry, RunFilter, RunStatus, RunSummary};
+use crate::report::html::REPORT_ROWS;
 use crate::report::{self, Format};
 use crate::run_dir::RunDir;
 
@@ -75,6 +76,32 @@ fn check_experiment(registry: &Registry, name: &str) -> Result<()> {
     )
 }
 
+/// The runs `report` prints, sorted and limited as asked, with how many there are. Beside an
+/// HTML report of whole experiments, in the default table by best bpd8, the terminal lists only
+/// the best [`REPORT_ROWS`]: just those are read, along the registry's rank indexes, so a
+/// registry of 100,000 runs is not read whole for 500 lines.
+fn read_runs(
+    registry: &Registry,
+    filter: &RunFilter,
+    args: &ReportArgs,
+    html: bool,
+) -> Result<(Vec<RunSummary>, usize)> {
+    let whole = filter.conditions.is_empty() && filter.status.is_none() && args.limit.is_none();
+    let listed_only =
+        html && whole && args.best.is_none() && args.format == Format::Table && args.sort == "bpd8";
+    if listed_only {
+        let (ids, total) = registry.best_ids(filter.experiment.as_deref(), REPORT_ROWS)?;
+        return Ok((registry.summaries_of(&ids)?, total));
+    }
+    let mut runs = registry.summaries(filter)?;
+    report::sort_runs(&mut runs, &args.sort)?;
+    if let Some(n) = args.limit {
+        runs.truncate(n);
+    }
+    let total = runs.len();
+    Ok((runs, total))
+}
+
 pub fn report(cli: &Cli, args: &ReportArgs) -> Result<()> {
     let mut conditions = Vec::new();
     for c in &args.conditions {
@@ -101,11 +128,7 @@ pub fn report(cli: &Cli, args: &ReportArgs) -> Result<()> {
         status: args.status,
         run_id: None,
     };
-    let mut runs = registry.summaries(&filter)?;
-    report::sort_runs(&mut runs, &args.sort)?;
-    if let Some(n) = args.limit {
-        runs.truncate(n);
-    }
+    let (runs, total) = read_runs(&registry, &filter, args, html.is_some())?;
     if runs.is_empty() {
         println!(
             "no runs match in {} (start some with `pixelx run FILE`)",
@@ -115,7 +138,20 @@ pub fn report(cli: &Cli, args: &ReportArgs) -> Result<()> {
     }
     let params = report::varying_params(&runs);
     if let Some(path) = &html {
-        report::write_html(&registry, &runs, &cli.runs_dir, path)?;
+        // Whole experiments are read at scale (only the runs shown); a filtered or limited
+        // selection is drawn from the summaries read above.
+        let whole = filter.conditions.is_empty() && filter.status.is_none() && args.limit.is_none();
+        if whole {
+            report::write_report(
+                &registry,
+                args.experiment.as_deref(),
+                &args.sort,
+                &cli.runs_dir,
+                path,
+            )?;
+        } else {
+            report::write_html(&registry, &runs, &cli.runs_dir, path)?;
+        }
         eprintln!("wrote {}", args.html.as_ref().unwrap_or(path).display());
     }
     match args.best {
@@ -123,7 +159,22 @@ pub fn report(cli: &Cli, args: &ReportArgs) -> Result<()> {
             "{}",
             report::render_best(&report::best_runs(&runs, n), args.format, &cli.runs_dir)?
         ),
-        None => println!("{}", report::render(&runs, &params, args.format)?),
+        None => {
+            // Beside an HTML report the terminal gets the rows the report's table lists, not
+            // thousands of lines; without --html, or in another format, every run is printed.
+            let listed = match (&html, args.format) {
+                (Some(_), Format::Table) => runs.len().min(REPORT_ROWS),
+                _ => runs.len(),
+            };
+            println!("{}", report::render(&runs[..listed], &params, args.format)?);
+            if listed < total {
+                eprintln!(
+                    "note: {} more runs are not listed here, as in the HTML report's table; \
+                     `--format csv` lists all {total}",
+                    total - listed
+                );
+            }
+        }
     }
     note_unread(cli, &runs);
     Ok(())

@@ -12,6 +12,7 @@ mod errors;
 mod ingest;
 mod lifecycle;
 mod query;
+mod ranking;
 mod results;
 mod runs;
 /// Public so that tests can apply one migration to a registry they built by hand.
@@ -24,6 +25,7 @@ pub mod views;
 pub use errors::explain;
 pub use ingest::Ingested;
 pub use query::TrialRow;
+pub use ranking::SortColumn;
 pub use runs::RunRow;
 pub use speeds::{EpochSpeed, SpeedRecord};
 pub use status::RunStatus;

@@ -111,50 +111,85 @@ fn results_from_row(r: &rusqlite::Row<'_>, at: usize) -> rusqlite::Result<Option
     }))
 }
 
+/// The summaries query: every run matching the filter's experiment and status, or one run by
+/// its key (`r.id = ?3`: with `?3 IS NULL OR …` SQLite scans every run, which a run's dashboard
+/// page would pay at every render).
+fn summaries_sql(one_run: bool) -> String {
+    let one_run = if one_run { "r.id = ?3" } else { "?3 IS NULL" };
+    format!(
+        "SELECT {SUMMARY_COLUMNS}
+         FROM runs r JOIN experiments e ON e.id = r.experiment_id
+              LEFT JOIN run_results rr ON rr.run_id = r.id
+         WHERE (?1 IS NULL OR e.name = ?1) AND (?2 IS NULL OR r.status = ?2) AND {one_run}
+         ORDER BY r.created_at, r.id"
+    )
+}
+
 impl Registry {
     /// Summaries of the runs matching `filter`, in creation order.
     pub fn summaries(&self, filter: &RunFilter) -> Result<Vec<RunSummary>> {
-        // One run is looked up by its key (`r.id = ?3`): with `?3 IS NULL OR …` SQLite scans
-        // every run, which a run's dashboard page would pay at every render.
-        let one_run = if filter.run_id.is_some() {
-            "r.id = ?3"
-        } else {
-            "?3 IS NULL"
-        };
-        let mut stmt = self.conn().prepare(&format!(
-            "SELECT {SUMMARY_COLUMNS}
-             FROM runs r JOIN experiments e ON e.id = r.experiment_id
-                  LEFT JOIN run_results rr ON rr.run_id = r.id
-             WHERE (?1 IS NULL OR e.name = ?1) AND (?2 IS NULL OR r.status = ?2) AND {one_run}
-             ORDER BY r.created_at, r.id"
-        ))?;
+        let mut stmt = self.conn().prepare(&summaries_sql(filter.run_id.is_some()))?;
         let args = rusqlite::params![filter.experiment, filter.status, filter.run_id];
         let this_host = crate::host::hostname();
         let mut out = Vec::new();
         let mut parse = ParamsParser::default();
         for row in stmt.query_map(args, |r| summary_from_row(r, &this_host))? {
-            let (mut summary, json, found) = row?;
-            summary.params = parse.params(&json)?;
+            let (summary, json, found) = row?;
+            let summary = self.complete(summary, &json, found, &mut parse)?;
             let wanted = filter
                 .conditions
                 .iter()
                 .all(|(k, v)| param_matches(&summary.params, k, v));
-            if !wanted {
-                continue;
+            if wanted {
+                out.push(summary);
             }
-            if !found {
-                // No results row (none is expected): computed from the run's own epoch rows.
-                let r = results_from_metrics(self.conn(), &summary.id)?;
-                summary.best = r.best;
-                summary.images_per_sec = r.images_per_sec;
-                summary.wall_seconds = r.wall_seconds;
-                summary.curves = r.curves;
-            }
-            out.push(summary);
         }
         let index: HashMap<String, usize> = out.iter().enumerate().map(|(i, r)| (r.id.clone(), i)).collect();
         self.attach_artefacts(&mut out, &index, filter.run_id.as_deref())?;
         Ok(out)
+    }
+
+    /// Summaries of the runs `ids`, in that order (ids the registry lacks are left out): each
+    /// read by its key, for views that show a few hundred runs of many.
+    pub fn summaries_of(&self, ids: &[String]) -> Result<Vec<RunSummary>> {
+        let mut stmt = self.conn().prepare_cached(&summaries_sql(true))?;
+        let this_host = crate::host::hostname();
+        let mut parse = ParamsParser::default();
+        let mut out = Vec::with_capacity(ids.len());
+        for id in ids {
+            let args = rusqlite::params![None::<String>, None::<String>, id];
+            let row = stmt
+                .query_row(args, |r| summary_from_row(r, &this_host))
+                .optional()?;
+            if let Some((summary, json, found)) = row {
+                let mut one = [self.complete(summary, &json, found, &mut parse)?];
+                let index = HashMap::from([(id.clone(), 0)]);
+                self.attach_artefacts(&mut one, &index, Some(id))?;
+                let [summary] = one;
+                out.push(summary);
+            }
+        }
+        Ok(out)
+    }
+
+    /// A summary read by [`summary_from_row`] with its parameters parsed and, when it had no
+    /// results row (none is expected), its results computed from its own epoch rows.
+    fn complete(
+        &self,
+        mut summary: RunSummary,
+        json: &str,
+        found: bool,
+        parse: &mut ParamsParser,
+    ) -> Result<RunSummary> {
+        summary.params = parse.params(json)?;
+        if !found {
+            let r = results_from_metrics(self.conn(), &summary.id)?;
+            summary.best = r.best;
+            summary.images_per_sec = r.images_per_sec;
+            summary.wall_seconds = r.wall_seconds;
+            summary.curves = r.curves;
+        }
+        Ok(summary)
     }
 
     /// Fills in each run's best checkpoint and sample grid (the best epoch's, else the first).
@@ -165,7 +200,7 @@ impl Registry {
         only: Option<&str>,
     ) -> Result<()> {
         let conn = self.conn();
-        let mut stmt = conn.prepare(if only.is_some() {
+        let mut stmt = conn.prepare_cached(if only.is_some() {
             "SELECT run_id FROM checkpoints WHERE is_best = 1 AND run_id = ?1"
         } else {
             "SELECT run_id FROM checkpoints WHERE is_best = 1 AND ?1 IS NULL"
@@ -177,7 +212,7 @@ impl Registry {
                 runs[i].checkpoint = Some("checkpoints/best.safetensors".into());
             }
         }
-        let mut stmt = conn.prepare(if only.is_some() {
+        let mut stmt = conn.prepare_cached(if only.is_some() {
             "SELECT run_id, epoch, path FROM samples WHERE run_id = ?1 ORDER BY id"
         } else {
             "SELECT run_id, epoch, path FROM samples WHERE ?1 IS NULL ORDER BY id"

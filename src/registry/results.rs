@@ -99,8 +99,9 @@ pub(super) fn refresh_results(conn: &rusqlite::Connection, run_id: &str) -> Resu
     let curves = serde_json::to_string(&StoredCurves::from_curves(&r.curves))?;
     conn.prepare_cached(
         "INSERT OR REPLACE INTO run_results
-             (run_id, best_epoch, best_bpd8, best_bpd, best_nll, images_per_sec, wall_seconds, curves)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+             (run_id, best_epoch, best_bpd8, best_bpd, best_nll, images_per_sec, wall_seconds, curves,
+              experiment_id)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, (SELECT experiment_id FROM runs WHERE id = ?1))",
     )?
     .execute(rusqlite::params![
         run_id,

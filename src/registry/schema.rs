@@ -165,6 +165,16 @@ CREATE TABLE run_results (
 CREATE INDEX run_results_by_bpd8 ON run_results(best_bpd8);
 CREATE INDEX metrics_by_epoch ON metrics(run_id, epoch) WHERE epoch IS NOT NULL;
 "#,
+    // v7: a results row names its run's experiment, and an index holds each experiment's runs
+    // in rank order (best bpd8, then bpd with a missing one last, then id), so that the views of
+    // a large experiment count, rank and page its runs from the index alone, never reading the
+    // wide rows of `runs` or `run_results` (see `registry::ranking`). Ingestion keeps the column.
+    r#"
+ALTER TABLE run_results ADD COLUMN experiment_id INTEGER;
+UPDATE run_results SET experiment_id = (SELECT experiment_id FROM runs WHERE runs.id = run_results.run_id);
+CREATE INDEX run_results_by_rank
+    ON run_results(experiment_id, best_bpd8, best_bpd IS NULL, best_bpd, run_id);
+"#,
 ];
 
 /// The migration that creates `run_results`, whose rows `Registry::migrate` backfills from the

@@ -118,7 +118,7 @@ type Chart<'a, 'b> = ChartContext<'a, SVGBackend<'b>, Cartesian2d<RangedCoordf64
 /// Runs whose end markers are labelled with their status: the top runs, or every run of a small
 /// experiment.
 fn labelled(view: &ExperimentView, run: &RunView) -> bool {
-    run.is_top() || view.runs.len() <= 20
+    run.is_top() || view.run_count() <= 20
 }
 
 /// Failed or diverged runs without a test result have no palette colour; their marker is red

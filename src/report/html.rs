@@ -51,7 +51,7 @@ pub fn report_page(views: &[ExperimentView], runs_dir: &Path) -> Result<String> 
         .map(|(i, v)| experiment_section(v, i, &links))
         .collect::<Result<Vec<_>>>()?;
     let body = ReportBody {
-        runs: views.iter().map(|v| v.runs.len()).sum(),
+        runs: views.iter().map(|v| v.run_count()).sum(),
         written: chrono::Utc::now().format("%Y-%m-%d %H:%M UTC").to_string(),
         sections,
     }
@@ -67,6 +67,35 @@ pub fn write_html(
     path: &Path,
 ) -> Result<()> {
     let views = super::views::build(registry, runs)?;
+    let html = report_page(&views, runs_dir)?;
+    crate::fsio::write_atomically(path, html.as_bytes())
+}
+
+/// Writes the self-contained report of every run of `experiment` (or of every experiment),
+/// reading at scale: an experiment of more than 50 runs is counted, ranked and cut to its best
+/// [`REPORT_ROWS`] in SQL, and only the runs shown are read (see [`super::scaled`]). `sort` (a
+/// `report --sort` key) orders the table of a small experiment's runs without a result.
+pub fn write_report(
+    registry: &crate::registry::Registry,
+    experiment: Option<&str>,
+    sort: &str,
+    runs_dir: &Path,
+    path: &Path,
+) -> Result<()> {
+    let mut views = Vec::new();
+    for e in registry.experiments()? {
+        if experiment.is_some_and(|name| name != e.name) {
+            continue;
+        }
+        let rows = super::scaled::TableRows::Best(REPORT_ROWS, sort);
+        views.extend(super::scaled::experiment(
+            registry,
+            &e.name,
+            &e.description,
+            rows,
+            super::views::loss_points,
+        )?);
+    }
     let html = report_page(&views, runs_dir)?;
     crate::fsio::write_atomically(path, html.as_bytes())
 }
@@ -107,6 +136,7 @@ mod tests {
             params: vec![],
             epoch_envelope: None,
             loss_envelope: None,
+            at_scale: None,
         }
     }
 

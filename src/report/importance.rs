@@ -41,9 +41,10 @@ pub struct ImportanceTable {
 pub fn main_effects(view: &ExperimentView) -> Option<ImportanceTable> {
     // Only completed runs: a pruned or failed run's bpd8 is from an earlier epoch and would
     // count its shorter training as the parameter's effect.
+    // An experiment read at scale stands on its rank-spaced sample.
     let runs: Vec<&RunView> = view
-        .runs
-        .iter()
+        .stand_ins()
+        .into_iter()
         .filter(|r| r.summary.status == "completed" && r.bpd8().is_some())
         .collect();
     if runs.len() < 3 {
@@ -187,6 +188,7 @@ mod tests {
             ],
             epoch_envelope: None,
             loss_envelope: None,
+            at_scale: None,
         };
         let t = main_effects(&view).unwrap();
         assert_eq!(t.rows[0].key, "learning_rate");
@@ -221,6 +223,7 @@ mod tests {
             ],
             epoch_envelope: None,
             loss_envelope: None,
+            at_scale: None,
         };
         let t = main_effects(&view).unwrap();
         assert!((t.rows[0].share - 0.8).abs() < 1e-12, "{t:?}");

@@ -10,11 +10,12 @@ pub mod importance;
 pub mod markup;
 pub mod param_charts;
 mod params;
+pub mod scaled;
 mod section;
 mod table;
 pub mod views;
 
-pub use html::{escape, write_html};
+pub use html::{escape, write_html, write_report};
 
 use anyhow::{bail, Result};
 use serde::Serialize;

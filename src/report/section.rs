@@ -39,6 +39,8 @@ struct SummaryKey {
     epoch_band: Option<usize>,
     /// Runs in the band of the loss chart.
     loss_band: Option<usize>,
+    /// When the per-epoch band is drawn from a sample: how many runs it stands for.
+    band_of: Option<usize>,
     /// Runs drawn in the parameter charts besides the top ones.
     sampled: usize,
 }
@@ -98,7 +100,7 @@ pub fn experiment_section_paged(
         Some(page) if view.summarised() => table::paged_table(view, page, links)?,
         _ => table::runs_table(view, index, links)?,
     };
-    let ranked = view.ranked().len();
+    let ranked = view.ranked_count();
     let section = Section {
         index,
         view,
@@ -151,6 +153,11 @@ fn summary_key(view: &ExperimentView) -> Option<SummaryKey> {
         // The loss band is only described alongside the epoch band.
         loss_band: epoch_band.and(view.loss_envelope.as_ref().map(|e| e.runs)),
         sampled: drawn.saturating_sub(TOP_N.min(drawn)),
+        band_of: view
+            .at_scale
+            .as_ref()
+            .map(|s| s.ranked.saturating_sub(TOP_N))
+            .filter(|&all| epoch_band.is_some_and(|band| band < all)),
     })
 }
 

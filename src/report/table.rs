@@ -85,9 +85,17 @@ struct FoldedTable<'a> {
 /// All runs, best first; past [`TABLE_ROWS`] the rest is folded into a `<details>`, and past
 /// [`REPORT_ROWS`] left out with a note.
 pub(crate) fn runs_table(view: &ExperimentView, index: usize, links: &dyn Links) -> Result<String> {
-    let mut order = view.ranked();
-    order.extend((0..view.runs.len()).filter(|&i| view.runs[i].rank.is_none()));
-    let left_out = order.len().saturating_sub(REPORT_ROWS);
+    let order = match &view.at_scale {
+        // Read at scale: the rows were chosen in SQL, best first.
+        Some(s) => s.table.clone(),
+        None => {
+            let mut order = view.ranked();
+            order.extend((0..view.runs.len()).filter(|&i| view.runs[i].rank.is_none()));
+            order
+        }
+    };
+    let left_out = view.run_count().saturating_sub(REPORT_ROWS.min(order.len()));
+    let mut order = order;
     order.truncate(REPORT_ROWS);
     let mut open: Vec<Row> = order.iter().map(|&i| row(view, &view.runs[i], links)).collect();
     let folded = open.split_off(open.len().min(TABLE_ROWS));
@@ -98,7 +106,7 @@ pub(crate) fn runs_table(view: &ExperimentView, index: usize, links: &dyn Links)
         open,
         folded,
         left_out,
-        total: view.runs.len(),
+        total: view.run_count(),
     };
     Ok(table.render()?)
 }
@@ -214,10 +222,20 @@ struct PagedTable<'a> {
 /// The dashboard's table of a large experiment: one page of [`PAGE_ROWS`] runs, sorted on the
 /// server, with links to sort by each column and to the other pages.
 pub(crate) fn paged_table(view: &ExperimentView, page: &TablePage, links: &dyn Links) -> Result<String> {
-    let order = sorted_order(view, page);
-    let pages = order.len().div_ceil(PAGE_ROWS).max(1);
-    let current = page.page.min(pages - 1);
-    let shown = &order[current * PAGE_ROWS..((current + 1) * PAGE_ROWS).min(order.len())];
+    let total = view.run_count();
+    let pages = total.div_ceil(PAGE_ROWS).max(1);
+    let (current, shown) = match view.at_scale.as_ref().filter(|s| s.page.is_some()) {
+        // Read at scale: the page was sorted and cut in SQL.
+        Some(s) => (s.page.unwrap_or(0), s.table.clone()),
+        None => {
+            let order = sorted_order(view, page);
+            let current = page.page.min(pages - 1);
+            (
+                current,
+                order[current * PAGE_ROWS..((current + 1) * PAGE_ROWS).min(order.len())].to_vec(),
+            )
+        }
+    };
     let href = |sort: &str, descending: bool, to: usize| {
         links
             .table_page(&view.name, sort, descending, to)
@@ -244,7 +262,7 @@ pub(crate) fn paged_table(view: &ExperimentView, page: &TablePage, links: &dyn L
         anchor: format!("runs-{}", super::markup::url_segment(&view.name)),
         first: current * PAGE_ROWS + 1,
         last: current * PAGE_ROWS + shown.len(),
-        total: order.len(),
+        total,
         sort: &page.sort,
         descending: page.descending,
         sort_links,

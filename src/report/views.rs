@@ -47,7 +47,8 @@ pub const SAMPLED_OTHERS: usize = 200;
 #[derive(Debug, Clone)]
 pub struct RunView {
     pub summary: RunSummary,
-    /// 0 for the best run by test bpd8; `None` for runs without a test result yet.
+    /// 0 for the best run by test bpd8; `None` for runs without a test result yet (and, in an
+    /// experiment read at scale, for rows of a table page outside the runs read by rank).
     pub rank: Option<usize>,
     pub colour: (u8, u8, u8),
     pub loss: StepSeries,
@@ -81,6 +82,28 @@ pub struct ExperimentView {
     /// Training loss per step of the sampled runs outside the top N, as quantiles (summarised
     /// views only).
     pub loss_envelope: Option<Envelope>,
+    /// Set when the experiment was read at scale: `runs` then holds only the runs shown (see
+    /// `super::scaled`), and this the counts of all of them.
+    pub at_scale: Option<AtScale>,
+}
+
+/// What a large experiment's view holds in place of every run: counts from SQL, and which of
+/// the runs it read stand for the rest and make up the table.
+#[derive(Debug, Clone)]
+pub struct AtScale {
+    /// Runs in the experiment.
+    pub total: usize,
+    /// Of them, runs with a test result (ranked).
+    pub ranked: usize,
+    /// Runs per state.
+    pub counts: Vec<(RunStatus, usize)>,
+    /// Indices into `runs` of the ranked runs evenly spaced by rank (the best and the worst
+    /// included) that the epoch envelope and the importance table stand on.
+    pub sample: Vec<usize>,
+    /// Indices into `runs` of the table's rows, in order.
+    pub table: Vec<usize>,
+    /// The table's page (0-based) when it is one page of the runs sorted on the server.
+    pub page: Option<usize>,
 }
 
 impl ExperimentView {
@@ -96,18 +119,46 @@ impl ExperimentView {
     /// Whether this experiment is too large to draw every run: its charts then show the top
     /// runs, a sample of the others and envelopes of the rest.
     pub fn summarised(&self) -> bool {
-        self.runs.len() > FULL_DETAIL_RUNS
+        self.at_scale.is_some() || self.runs.len() > FULL_DETAIL_RUNS
+    }
+
+    /// Runs in the experiment (more than `runs` holds when it was read at scale).
+    pub fn run_count(&self) -> usize {
+        self.at_scale.as_ref().map_or(self.runs.len(), |s| s.total)
+    }
+
+    /// Runs with a test result.
+    pub fn ranked_count(&self) -> usize {
+        match &self.at_scale {
+            Some(s) => s.ranked,
+            None => self.runs.iter().filter(|r| r.rank.is_some()).count(),
+        }
+    }
+
+    /// The runs that stand for the experiment in its envelope and importance table: all of
+    /// them, or the rank-spaced sample of an experiment read at scale.
+    pub fn stand_ins(&self) -> Vec<&RunView> {
+        match &self.at_scale {
+            Some(s) => s.sample.iter().map(|&i| &self.runs[i]).collect(),
+            None => self.runs.iter().collect(),
+        }
     }
 
     /// How many runs are in each state, in a fixed order of states.
     pub fn status_counts(&self) -> Vec<(RunStatus, usize)> {
-        let mut counts: Vec<(RunStatus, usize)> = Vec::new();
-        for r in &self.runs {
-            match counts.iter_mut().find(|(s, _)| *s == r.summary.status) {
-                Some((_, n)) => *n += 1,
-                None => counts.push((r.summary.status, 1)),
+        let mut counts: Vec<(RunStatus, usize)> = match &self.at_scale {
+            Some(s) => s.counts.clone(),
+            None => {
+                let mut counts: Vec<(RunStatus, usize)> = Vec::new();
+                for r in &self.runs {
+                    match counts.iter_mut().find(|(s, _)| *s == r.summary.status) {
+                        Some((_, n)) => *n += 1,
+                        None => counts.push((r.summary.status, 1)),
+                    }
+                }
+                counts
             }
-        }
+        };
         counts.sort_by_key(|(s, _)| status_order(*s));
         counts
     }
@@ -150,11 +201,7 @@ pub fn build_owned(
     runs: Vec<RunSummary>,
     points: impl Fn(usize, bool) -> usize,
 ) -> Result<Vec<ExperimentView>> {
-    let descriptions: HashMap<String, String> = registry
-        .experiments()?
-        .into_iter()
-        .map(|e| (e.name, e.description))
-        .collect();
+    let descriptions = registry.experiment_descriptions()?;
     let mut by_experiment: std::collections::BTreeMap<String, Vec<RunSummary>> = Default::default();
     for run in runs {
         by_experiment.entry(run.experiment.clone()).or_default().push(run);
@@ -179,10 +226,30 @@ fn experiment_view(
     let refs: Vec<&RunSummary> = mine.iter().collect();
     let ranks = rank(&refs);
     let params = swept_params(&refs);
-    let n = mine.len();
     let drawn = drawn_runs(&ranks);
-    // Only the runs drawn one by one have their per-step loss and sample epochs read: the query
-    // count stays bounded however large the experiment.
+    let n = mine.len();
+    let mut view = assemble(registry, (name, description), mine, ranks, drawn, |top| {
+        points(n, top)
+    })?;
+    view.params = params;
+    if view.summarised() {
+        view.epoch_envelope = epoch_envelope(&view);
+        view.loss_envelope = loss_envelope(&view);
+    }
+    Ok(view)
+}
+
+/// The view of `mine` with their ranks and whether each is drawn, reading the per-step loss
+/// (`points(is a top run)` points) and sample epochs of the drawn runs only: the query count
+/// stays bounded however large the experiment. Parameters and envelopes are left to the caller.
+pub(super) fn assemble(
+    registry: &Registry,
+    (name, description): (String, String),
+    mine: Vec<RunSummary>,
+    ranks: Vec<Option<usize>>,
+    drawn: Vec<bool>,
+    points: impl Fn(bool) -> usize,
+) -> Result<ExperimentView> {
     let ids: Vec<&str> = mine
         .iter()
         .zip(&drawn)
@@ -195,7 +262,7 @@ fn experiment_view(
         .filter(|(_, r)| r.is_some_and(|r| r < TOP_N))
         .map(|(run, _)| (run.id.as_str(), true))
         .collect();
-    let mut loss = registry.train_loss_series(&ids, |id| points(n, top.contains_key(id)))?;
+    let mut loss = registry.train_loss_series(&ids, |id| points(top.contains_key(id)))?;
     let mut samples = registry.sample_epochs_of(&ids)?;
     let runs = mine
         .into_iter()
@@ -210,19 +277,15 @@ fn experiment_view(
             drawn,
         })
         .collect::<Vec<_>>();
-    let mut view = ExperimentView {
+    Ok(ExperimentView {
         name,
         description,
         runs,
-        params,
+        params: Vec::new(),
         epoch_envelope: None,
         loss_envelope: None,
-    };
-    if view.summarised() {
-        view.epoch_envelope = epoch_envelope(&view);
-        view.loss_envelope = loss_envelope(&view);
-    }
-    Ok(view)
+        at_scale: None,
+    })
 }
 
 /// Which runs are drawn one by one: all of a small experiment; of a large one, the top runs,
@@ -241,9 +304,10 @@ fn drawn_runs(ranks: &[Option<usize>]) -> Vec<bool> {
         .collect()
 }
 
-/// Per epoch, the spread of test bpd8 over every run outside the top N.
-fn epoch_envelope(view: &ExperimentView) -> Option<Envelope> {
-    let others: Vec<&RunView> = view.runs.iter().filter(|r| !r.is_top()).collect();
+/// Per epoch, the spread of test bpd8 over every run outside the top N (of an experiment read
+/// at scale, over its rank-spaced sample).
+pub(super) fn epoch_envelope(view: &ExperimentView) -> Option<Envelope> {
+    let others: Vec<&RunView> = view.stand_ins().into_iter().filter(|r| !r.is_top()).collect();
     let samples = others.iter().flat_map(|r| {
         let c = &r.summary.curves;
         c.epochs.iter().zip(&c.test_bpd8).map(|(&e, &v)| (e as f64, v))
@@ -256,7 +320,7 @@ const LOSS_BINS: usize = 80;
 
 /// Per bin of steps, the spread of the training loss over the sampled runs outside the top N
 /// (each run counted once per bin, by its mean there).
-fn loss_envelope(view: &ExperimentView) -> Option<Envelope> {
+pub(super) fn loss_envelope(view: &ExperimentView) -> Option<Envelope> {
     let sampled: Vec<&RunView> = view
         .runs
         .iter()

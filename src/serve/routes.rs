@@ -27,9 +27,9 @@ use tokio::sync::watch;
 
 use super::links::Dashboard;
 use super::{guard, live, pages, run_page, ServeOptions};
-use crate::registry::{Registry, RunFilter};
+use crate::registry::Registry;
 use crate::report::html::{experiment_section_paged, TablePage};
-use crate::report::{safe_run_id, sort_runs, views};
+use crate::report::{safe_run_id, scaled, views};
 use crate::run_dir::RunDir;
 
 const LIVE_JS: &str = include_str!("live.js");
@@ -252,21 +252,20 @@ fn render_experiment_page(
     let mut sections = Vec::new();
     let mut no_runs_yet = false;
     if let Some(exp) = &chosen {
-        let filter = RunFilter {
-            experiment: Some(exp.clone()),
-            ..RunFilter::default()
-        };
-        let mut runs = registry.summaries(&filter)?;
-        no_runs_yet = runs.is_empty();
-        sort_runs(&mut runs, "bpd8")?;
-        for (i, view) in views::build_owned(registry, runs, views::loss_points)?
+        let description = experiments
             .iter()
-            .enumerate()
-        {
-            if !TablePage::valid_sort(view, &table.sort) {
-                return Err(AppError::BadRequest("unknown sort column"));
+            .find(|e| &e.name == exp)
+            .map_or("", |e| e.description.as_str());
+        // Counted, ranked and paged in SQL past 50 runs: only the runs shown are read.
+        let rows = scaled::TableRows::Page(table);
+        match scaled::experiment(registry, exp, description, rows, views::loss_points)? {
+            Some(view) => {
+                if !TablePage::valid_sort(&view, &table.sort) {
+                    return Err(AppError::BadRequest("unknown sort column"));
+                }
+                sections.push(experiment_section_paged(&view, 0, &Dashboard, Some(table))?);
             }
-            sections.push(experiment_section_paged(view, i, &Dashboard, Some(table))?);
+            None => no_runs_yet = true,
         }
     }
     let body = pages::index(&experiments, chosen.as_deref(), no_runs_yet, sections)?;

@@ -8,6 +8,7 @@ use std::path::Path;
 use crate::support::{self, http};
 use pixelx::config::{ExperimentInfo, RunConfig};
 use pixelx::registry::{Registry, RunFilter};
+use pixelx::report::{scaled, views};
 
 const RUNS: u64 = 5000;
 const EPOCHS: u32 = 5;
@@ -127,45 +128,78 @@ fn five_thousand_runs_keep_the_best_run_drawn_and_linked_page_the_table_and_enve
     let reg = synthetic_registry(&runs_dir);
     let best = best_run();
 
-    // The envelope of the epoch chart covers every run it stands for, at every epoch.
-    let runs = reg.summaries(&RunFilter::default()).unwrap();
-    assert_eq!(runs.len(), RUNS as usize);
-    let views = pixelx::report::views::build(&reg, &runs).unwrap();
-    let view = &views[0];
+    // The view reads at scale: the best runs and a sample evenly spaced by rank, not every run.
+    let all = reg.summaries(&RunFilter::default()).unwrap();
+    assert_eq!(all.len(), RUNS as usize);
+    let rows = scaled::TableRows::Best(500, "bpd8");
+    let view = scaled::experiment(&reg, "big", "", rows, views::loss_points)
+        .unwrap()
+        .unwrap();
     assert!(view.summarised());
+    assert_eq!(view.run_count(), RUNS as usize);
+    assert!(
+        view.runs.len() < 2000,
+        "{} of {RUNS} runs read in full",
+        view.runs.len()
+    );
     let best_view = view.runs.iter().find(|r| r.is_best()).unwrap();
     assert_eq!(best_view.summary.id, best);
     assert!(best_view.drawn && !best_view.loss.points.is_empty());
+
+    // The envelope of the epoch chart stands on the rank-spaced sample (the best and the worst
+    // of the other runs included): it covers every one of the other runs, at every epoch, and
+    // its quantiles are those of all of them.
     let env = view.epoch_envelope.as_ref().expect("an epoch envelope");
-    let others: Vec<_> = view.runs.iter().filter(|r| !r.is_top()).collect();
-    assert_eq!(env.runs, others.len());
-    assert_eq!(env.runs, RUNS as usize - pixelx::report::views::TOP_N);
-    for r in &others {
-        let c = &r.summary.curves;
-        assert_eq!(c.epochs.len(), EPOCHS as usize);
-        for (&e, &v) in c.epochs.iter().zip(&c.test_bpd8) {
-            let p = env.points.iter().find(|p| p.x == e as f64).unwrap();
+    let stand_ins = view.stand_ins().into_iter().filter(|r| !r.is_top()).count();
+    assert_eq!(env.runs, stand_ins);
+    assert!((900..=scaled::SAMPLE_RUNS).contains(&env.runs), "{}", env.runs);
+    let top: Vec<&str> = view
+        .runs
+        .iter()
+        .filter(|r| r.is_top())
+        .map(|r| r.summary.id.as_str())
+        .collect();
+    assert_eq!(top.len(), views::TOP_N);
+    let others: Vec<_> = all.iter().filter(|r| !top.contains(&r.id.as_str())).collect();
+    for epoch in 1..=EPOCHS {
+        let p = env.points.iter().find(|p| p.x == epoch as f64).unwrap();
+        assert!(p.min <= p.q10 && p.q10 <= p.median && p.median <= p.q90 && p.q90 <= p.max);
+        let mut values: Vec<f64> = others
+            .iter()
+            .map(|r| r.curves.test_bpd8[epoch as usize - 1])
+            .collect();
+        values.sort_by(f64::total_cmp);
+        for v in &values {
+            assert!(p.min <= *v && *v <= p.max, "epoch {epoch}: {v} outside {p:?}");
+        }
+        let spread = values[values.len() - 1] - values[0];
+        let q = |f: f64| values[((values.len() - 1) as f64 * f).round() as usize];
+        for (sampled, exact) in [(p.q10, q(0.1)), (p.median, q(0.5)), (p.q90, q(0.9))] {
             assert!(
-                p.min <= v && v <= p.max,
-                "run {} epoch {e}: {v} outside {p:?}",
-                r.summary.id
+                (sampled - exact).abs() <= 0.01 * spread,
+                "epoch {epoch}: sampled quantile {sampled}, of all runs {exact}"
             );
-            assert!(p.min <= p.q10 && p.q10 <= p.median && p.median <= p.q90 && p.q90 <= p.max);
         }
     }
     let loss = view.loss_envelope.as_ref().expect("a loss envelope");
     let sampled = view.runs.iter().filter(|r| r.drawn && !r.is_top()).count();
     assert_eq!(loss.runs, sampled);
-    assert!(
-        (100..=pixelx::report::views::SAMPLED_OTHERS + 1).contains(&sampled),
-        "{sampled}"
-    );
+    assert!((100..=views::SAMPLED_OTHERS + 1).contains(&sampled), "{sampled}");
 
     // The report: the best run in the legend and drawn in its colour, the table limited with
     // a note, the file small.
     let html = dir.path().join("report.html");
-    let (ok, _, err) = support::run_in(&runs_dir, &["report", "--html", html.to_str().unwrap()]);
+    let (ok, out, err) = support::run_in(&runs_dir, &["report", "--html", html.to_str().unwrap()]);
     assert!(ok, "{err}");
+    // The terminal table beside it lists what the report's table lists, with the same note.
+    assert_eq!(out.lines().count(), 1 + 500, "header and the best 500");
+    assert!(out.lines().nth(1).unwrap().starts_with(&best), "{out:.300}");
+    assert!(err.contains("4500 more runs are not listed here"), "{err}");
+    let one = dir.path().join("one.html");
+    let args = ["report", "--experiment", "big", "--html", one.to_str().unwrap()];
+    let (ok, out_one, err) = support::run_in(&runs_dir, &args);
+    assert!(ok, "{err}");
+    assert_eq!(out_one, out, "one experiment of one: the same 500 runs");
     let page = std::fs::read_to_string(&html).unwrap();
     assert!(page.len() < 3 * 1024 * 1024, "{} bytes", page.len());
     let legend = part(&page, "<ol class=\"legend\">", "</ol>");
@@ -205,6 +239,11 @@ fn five_thousand_runs_keep_the_best_run_drawn_and_linked_page_the_table_and_enve
     assert!(
         second_rows.iter().all(|id| !first.contains(id)),
         "page 2 continues page 1"
+    );
+    assert_eq!(
+        second_rows,
+        rows[50..100],
+        "pages in rank order, as the report lists them"
     );
     let by_lr = http::get(&addr, "/experiments/big?sort=learning_rate&desc=1").text();
     let top_lr = by_lr.split("data-run=\"").nth(1).unwrap();
