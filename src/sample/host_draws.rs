@@ -50,12 +50,17 @@ fn shape(height: i64, width: i64, threads: usize) -> Shape {
     }
 }
 
-/// Samples on the host CPU: the same images as the naive sampler for the same draws, on
-/// torch's intra-op thread count (`--threads`).
-pub fn sample_host(model: &PixelCnn, labels: &Tensor, height: i64, width: i64, draws: &mut Draws) -> Tensor {
+/// Samples on the host CPU with `threads` threads (one chunk of images each): the same images
+/// as the naive sampler for the same draws, whatever the number of threads.
+pub fn sample_host(
+    model: &PixelCnn,
+    labels: &Tensor,
+    (height, width): (i64, i64),
+    draws: &mut Draws,
+    threads: usize,
+) -> Tensor {
     let net = Net::new(model);
     let host = host_labels(labels);
-    let threads = tch::get_num_threads().max(1) as usize;
     let mut chooser = RowDraws {
         n: host.len(),
         channels: net.channels,

@@ -106,7 +106,11 @@ pub fn sample(
     let mut draws = Draws::new(seed, temperature);
     match sampler {
         Sampler::Naive => sample_naive(model, labels, height, width, &mut draws),
-        Sampler::Cached if on_host(model, labels) => sample_host(model, labels, height, width, &mut draws),
+        Sampler::Cached if on_host(model, labels) => {
+            // torch's intra-op thread count, which `--threads` sets.
+            let threads = tch::get_num_threads().max(1) as usize;
+            sample_host(model, labels, (height, width), &mut draws, threads)
+        }
         Sampler::Cached => sample_cached(model, labels, height, width, &mut draws),
     }
 }

@@ -53,7 +53,21 @@ pub unsafe fn gemm(m: usize, k: usize, n: usize, a: *const f32, lda: usize, b: *
     }
 }
 
-/// `R` rows × `V` vectors of `c` += `a[R × k] · b[k × V·16]`.
+/// Adds the accumulators of one row into `c` (vector `v` through `masks[v]`).
+macro_rules! store_row {
+    ($c:expr, $masks:expr, $($v:literal => $acc:expr),*) => {$(
+        if $v < V {
+            let p = $c.add($v * LANES);
+            let old = _mm512_maskz_loadu_ps($masks[$v], p);
+            _mm512_mask_storeu_ps(p, $masks[$v], _mm512_add_ps(old, $acc));
+        }
+    )*};
+}
+
+/// `R` rows × `V` vectors of `c` += `a[R × k] · b[k × V·16]`. The accumulators are named
+/// variables, not an array, and the loops over rows and vectors are written out, so they stay
+/// in registers in pixelx's lightly optimised development build too (`V` is a constant: the
+/// vectors past it fold away).
 #[target_feature(enable = "avx512f")]
 #[inline]
 #[allow(clippy::too_many_arguments)]
@@ -67,25 +81,62 @@ unsafe fn block<const R: usize, const V: usize>(
     ldc: usize,
     masks: [u16; 4],
 ) {
-    let mut acc = [[_mm512_setzero_ps(); V]; R];
+    let z = _mm512_setzero_ps();
+    let [mut c00, mut c01, mut c02, mut c03] = [z; 4];
+    let [mut c10, mut c11, mut c12, mut c13] = [z; 4];
+    let [mut c20, mut c21, mut c22, mut c23] = [z; 4];
+    let [mut c30, mut c31, mut c32, mut c33] = [z; 4];
+    // Rows past R read row 0 again (always in bounds) and are never stored.
+    let row = |r: usize| if r < R { a.add(r * lda) } else { a };
+    let (a0, a1, a2, a3) = (row(0), row(1), row(2), row(3));
+    let mut bp = b;
     for t in 0..k {
-        let row = b.add(t * ldb);
-        let mut bv = [_mm512_setzero_ps(); V];
-        for (v, bv) in bv.iter_mut().enumerate() {
-            *bv = _mm512_loadu_ps(row.add(v * LANES));
+        let x0 = _mm512_set1_ps(*a0.add(t));
+        let (x1, x2, x3) = if R > 1 {
+            (_mm512_set1_ps(*a1.add(t)), _mm512_set1_ps(*a2.add(t)), _mm512_set1_ps(*a3.add(t)))
+        } else {
+            (z, z, z)
+        };
+        let b0 = _mm512_loadu_ps(bp);
+        c00 = _mm512_fmadd_ps(x0, b0, c00);
+        if R > 1 {
+            c10 = _mm512_fmadd_ps(x1, b0, c10);
+            c20 = _mm512_fmadd_ps(x2, b0, c20);
+            c30 = _mm512_fmadd_ps(x3, b0, c30);
         }
-        for (r, acc) in acc.iter_mut().enumerate() {
-            let x = _mm512_set1_ps(*a.add(r * lda + t));
-            for v in 0..V {
-                acc[v] = _mm512_fmadd_ps(x, bv[v], acc[v]);
+        if V > 1 {
+            let b1 = _mm512_loadu_ps(bp.add(LANES));
+            c01 = _mm512_fmadd_ps(x0, b1, c01);
+            if R > 1 {
+                c11 = _mm512_fmadd_ps(x1, b1, c11);
+                c21 = _mm512_fmadd_ps(x2, b1, c21);
+                c31 = _mm512_fmadd_ps(x3, b1, c31);
             }
         }
-    }
-    for (r, acc) in acc.iter().enumerate() {
-        for v in 0..V {
-            let p = c.add(r * ldc + v * LANES);
-            let old = _mm512_maskz_loadu_ps(masks[v], p);
-            _mm512_mask_storeu_ps(p, masks[v], _mm512_add_ps(old, acc[v]));
+        if V > 2 {
+            let b2 = _mm512_loadu_ps(bp.add(2 * LANES));
+            c02 = _mm512_fmadd_ps(x0, b2, c02);
+            if R > 1 {
+                c12 = _mm512_fmadd_ps(x1, b2, c12);
+                c22 = _mm512_fmadd_ps(x2, b2, c22);
+                c32 = _mm512_fmadd_ps(x3, b2, c32);
+            }
         }
+        if V > 3 {
+            let b3 = _mm512_loadu_ps(bp.add(3 * LANES));
+            c03 = _mm512_fmadd_ps(x0, b3, c03);
+            if R > 1 {
+                c13 = _mm512_fmadd_ps(x1, b3, c13);
+                c23 = _mm512_fmadd_ps(x2, b3, c23);
+                c33 = _mm512_fmadd_ps(x3, b3, c33);
+            }
+        }
+        bp = bp.add(ldb);
+    }
+    store_row!(c, masks, 0 => c00, 1 => c01, 2 => c02, 3 => c03);
+    if R > 1 {
+        store_row!(c.add(ldc), masks, 0 => c10, 1 => c11, 2 => c12, 3 => c13);
+        store_row!(c.add(2 * ldc), masks, 0 => c20, 1 => c21, 2 => c22, 3 => c23);
+        store_row!(c.add(3 * ldc), masks, 0 => c30, 1 => c31, 2 => c32, 3 => c33);
     }
 }
