@@ -14,11 +14,11 @@
 //!
 //! `cargo bench --bench speed -- training` (or `sampling`) runs one part.
 
-mod support;
 #[path = "speed_profile.rs"]
 mod speed_profile;
 #[path = "speed_sampling.rs"]
 mod speed_sampling;
+mod support;
 
 use std::path::Path;
 use std::process::Command;
@@ -308,10 +308,7 @@ fn sampling() {
     println!(
         "  naive              {t_naive:8.2} s  (baseline: 784 passes x {per_pass:.3} s, {passes} timed)"
     );
-    println!(
-        "  speed-up           {:8.1}x  (in process)",
-        t_naive / t_cached
-    );
+    println!("  speed-up           {:8.1}x  (in process)", t_naive / t_cached);
     speed_sampling::whole_process(per_pass);
 }
 

@@ -38,7 +38,9 @@ fn by_kind(model: &PixelCnn, batch: i64, reps: usize) -> Vec<(&'static str, f64)
     let (c, f) = (s.channels, s.hidden_fmaps);
     let causal = &model.causal;
     let vertical = seconds(reps, || {
-        fwd_bwd(batch, c, |x| vertical_pre(&causal.v_conv, &causal.v_fc, x, causal.ksize));
+        fwd_bwd(batch, c, |x| {
+            vertical_pre(&causal.v_conv, &causal.v_fc, x, causal.ksize)
+        });
         for g in &model.gated {
             fwd_bwd(batch, f, |x| vertical_pre(&g.v_conv, &g.v_fc, x, g.ksize));
         }
@@ -55,9 +57,13 @@ fn by_kind(model: &PixelCnn, batch: i64, reps: usize) -> Vec<(&'static str, f64)
         for g in &model.gated {
             fwd_bwd(batch, 2 * f, |x| g.v_to_h.pointwise(x));
             let w = Tensor::cat(&[g.h_skip.effective_weight(), g.h_fc.effective_weight()], 0);
-            fwd_bwd(batch, f, |x| x.conv2d(&w, None::<Tensor>, [1, 1], [0, 0], [1, 1], 1));
+            fwd_bwd(batch, f, |x| {
+                x.conv2d(&w, None::<Tensor>, [1, 1], [0, 0], [1, 1], 1)
+            });
         }
-        fwd_bwd(batch, f, |x| model.out.pointwise(&model.out_hidden.pointwise(x).relu()));
+        fwd_bwd(batch, f, |x| {
+            model.out.pointwise(&model.out_hidden.pointwise(x).relu())
+        });
     });
     let gates = seconds(reps, || {
         for _ in 0..2 * (1 + s.hidden_layers) {
@@ -77,13 +83,21 @@ fn around(spec: ModelSpec, batch: i64, reps: usize) -> (f64, f64, f64, PixelCnn,
     let vs = nn::VarStore::new(Device::Cpu);
     let model = PixelCnn::new(&vs.root(), spec, 0);
     let mut adam = Adam::new(&vs, 1e-4);
-    let set = Tensor::randint(spec.levels, [10_000, spec.channels, SIDE, SIDE], (Kind::Uint8, Device::Cpu));
+    let set = Tensor::randint(
+        spec.levels,
+        [10_000, spec.channels, SIDE, SIDE],
+        (Kind::Uint8, Device::Cpu),
+    );
     let labels = Tensor::randint(10, [10_000], (Kind::Int64, Device::Cpu));
     let scale = (spec.levels - 1) as f64;
     let data = seconds(reps, || {
         let idx = Tensor::randint(10_000, [batch], (Kind::Int64, Device::Cpu));
         let levels = set.index_select(0, &idx);
-        let _ = (levels.to_kind(Kind::Float) / scale, levels.to_kind(Kind::Int64), labels.index_select(0, &idx));
+        let _ = (
+            levels.to_kind(Kind::Float) / scale,
+            levels.to_kind(Kind::Int64),
+            labels.index_select(0, &idx),
+        );
     });
     let levels = set.narrow(0, 0, batch).to_kind(Kind::Int64);
     let x = levels.to_kind(Kind::Float) / scale;
@@ -110,8 +124,14 @@ pub fn by_layer(spec: ModelSpec, batch: i64, reps: usize) {
     parts.push(("data (batch assembly)", data));
     let counted: f64 = parts.iter().map(|p| p.1).sum();
     let step = step + data;
-    parts.push(("rest (adds, shifts, cat, loss, autograd)", (step - counted).max(0.0)));
-    println!("  profile of one step (batch {batch}, each kind timed alone, forward + backward): {:.0} ms", step * 1e3);
+    parts.push((
+        "rest (adds, shifts, cat, loss, autograd)",
+        (step - counted).max(0.0),
+    ));
+    println!(
+        "  profile of one step (batch {batch}, each kind timed alone, forward + backward): {:.0} ms",
+        step * 1e3
+    );
     for (name, s) in parts {
         println!("    {name:42} {:7.1} ms  {:4.0}%", s * 1e3, 100.0 * s / step);
     }
@@ -121,18 +141,32 @@ pub fn by_layer(spec: ModelSpec, batch: i64, reps: usize) {
 /// `batch`: this bench binary started again as such a process (same libtorch, nothing else).
 pub fn child_peak_rss(spec_channels: i64, batch: i64, steps: usize) -> f64 {
     let out = std::process::Command::new(std::env::current_exe().unwrap())
-        .args(["--rss-child", &spec_channels.to_string(), &batch.to_string(), &steps.to_string()])
+        .args([
+            "--rss-child",
+            &spec_channels.to_string(),
+            &batch.to_string(),
+            &steps.to_string(),
+        ])
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8_lossy(&out.stdout).trim().parse().expect("the child prints its peak RSS")
+    String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .parse()
+        .expect("the child prints its peak RSS")
 }
 
 /// The child's side of [`child_peak_rss`]: `--rss-child C BATCH STEPS`.
 pub fn rss_child(args: &[String]) {
     let num = |i: usize| args[i].parse::<i64>().expect("a number");
     let (batch, steps) = (num(1), num(2) as usize);
-    let mut timer = pixelx::train::speed::StepTimer::new(ModelSpec::original(num(0)), SIDE, batch, Device::Cpu, Precision::Fp32);
+    let mut timer = pixelx::train::speed::StepTimer::new(
+        ModelSpec::original(num(0)),
+        SIDE,
+        batch,
+        Device::Cpu,
+        Precision::Fp32,
+    );
     timer.time_steps(steps).expect("fp32 steps");
     println!("{:.1}", pixelx::host::peak_rss_mb());
 }

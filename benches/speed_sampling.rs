@@ -10,7 +10,9 @@ fn pixelx(dir: &Path) -> Command {
     let data = std::env::var("PIXELX_DATA_DIR")
         .unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/data").into());
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_pixelx"));
-    cmd.arg("--runs-dir").arg(dir.join("runs")).args(["--data-dir", &data]);
+    cmd.arg("--runs-dir")
+        .arg(dir.join("runs"))
+        .args(["--data-dir", &data]);
     cmd
 }
 
@@ -32,10 +34,40 @@ fn median_of(rounds: usize, mut make: impl FnMut() -> Command) -> f64 {
 /// Trains the MNIST model for one short epoch and returns its checkpoint.
 fn checkpoint(dir: &Path) -> PathBuf {
     let mut cmd = pixelx(dir);
-    cmd.args(["-q", "train", "--dataset", "mnist", "--epochs", "1", "--train-subset", "64"])
-        .args(["--test-subset", "32", "--epoch-samples", "0", "--hidden-fmaps", "30"])
-        .args(["--out-hidden-fmaps", "10", "--hidden-layers", "6", "--causal-ksize", "7"])
-        .args(["--hidden-ksize", "7", "--color-levels", "2", "--data-channels", "1"]);
+    cmd.args([
+        "-q",
+        "train",
+        "--dataset",
+        "mnist",
+        "--epochs",
+        "1",
+        "--train-subset",
+        "64",
+    ])
+    .args([
+        "--test-subset",
+        "32",
+        "--epoch-samples",
+        "0",
+        "--hidden-fmaps",
+        "30",
+    ])
+    .args([
+        "--out-hidden-fmaps",
+        "10",
+        "--hidden-layers",
+        "6",
+        "--causal-ksize",
+        "7",
+    ])
+    .args([
+        "--hidden-ksize",
+        "7",
+        "--color-levels",
+        "2",
+        "--data-channels",
+        "1",
+    ]);
     timed(cmd);
     let runs = std::fs::read_dir(dir.join("runs")).unwrap();
     runs.filter_map(Result::ok)
@@ -49,7 +81,15 @@ fn sample_cmd(dir: &Path, ckpt: &Path, count: u32, sampler: &str, out: &str) -> 
     cmd.arg("sample")
         .arg("--checkpoint")
         .arg(ckpt)
-        .args(["--count", &count.to_string(), "--sampler", sampler, "--seed", "3", "-o"])
+        .args([
+            "--count",
+            &count.to_string(),
+            "--sampler",
+            sampler,
+            "--seed",
+            "3",
+            "-o",
+        ])
         .arg(dir.join(out));
     cmd
 }
@@ -76,6 +116,12 @@ pub fn whole_process(naive_pass_64: f64) {
     println!("  cached, 25 digits  {t25:8.2} s  (target < 1 s)");
     println!("  cached, 64 digits  {t64:8.2} s");
     println!("  naive, 64 digits   {naive64:8.1} s  (estimate: start-up + 784 passes; 3 digits measured: {naive3:.1} s)");
-    println!("  speed-up, 64       {:8.0}x  (target >= 300x, whole process against whole process)", naive64 / t64);
-    println!("  same PNG bytes (3 digits, naive vs cached): {}", if same { "yes" } else { "NO" });
+    println!(
+        "  speed-up, 64       {:8.0}x  (target >= 300x, whole process against whole process)",
+        naive64 / t64
+    );
+    println!(
+        "  same PNG bytes (3 digits, naive vs cached): {}",
+        if same { "yes" } else { "NO" }
+    );
 }

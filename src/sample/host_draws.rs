@@ -31,14 +31,18 @@ impl Chooser for RowDraws<'_> {
         let at = (j * self.channels + c) * self.n + first;
         let temperature = self.draws.temperature();
         for (b, o) in out.iter_mut().enumerate() {
-            *o = draw_one(&logits[b * levels..(b + 1) * levels], self.uniforms[at + b], temperature);
+            *o = draw_one(
+                &logits[b * levels..(b + 1) * levels],
+                self.uniforms[at + b],
+                temperature,
+            );
         }
     }
 }
 
 fn host_labels(labels: &Tensor) -> Vec<usize> {
-    let values = Vec::<i64>::try_from(labels.to_device(Device::Cpu).to_kind(Kind::Int64))
-        .expect("labels are int64");
+    let values =
+        Vec::<i64>::try_from(labels.to_device(Device::Cpu).to_kind(Kind::Int64)).expect("labels are int64");
     values.into_iter().map(|l| l as usize).collect()
 }
 

@@ -11,8 +11,8 @@ mod host;
 mod host_draws;
 
 pub use cached::{cached_logits, sample_cached};
-pub use host_draws::{host_logits, sample_host};
 pub use grid::write_grid;
+pub use host_draws::{host_logits, sample_host};
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;

@@ -73,7 +73,11 @@ fn host_logits_equal_the_full_forward_pass_at_every_step_on_any_number_of_thread
         assert!(diff <= 1e-4, "model {:?}: max difference {diff}", MODELS[seed]);
         for threads in [2, 3, 8] {
             let split = host_logits(&model, &labels, &given, threads);
-            assert!(split.equal(&one), "model {:?}: {threads} threads change the logits", MODELS[seed]);
+            assert!(
+                split.equal(&one),
+                "model {:?}: {threads} threads change the logits",
+                MODELS[seed]
+            );
         }
     }
 }
@@ -87,6 +91,9 @@ fn the_host_sampler_draws_the_naive_images_on_any_number_of_threads() {
     let naive = sample(&model, &labels, 4, 5, 0.8, Sampler::Naive, 9);
     for threads in [1, 2, 3] {
         let host = sample_host(&model, &labels, (4, 5), &mut Draws::new(9, 0.8), threads);
-        assert!(host.equal(&naive), "{threads} threads: other images than the naive sampler's");
+        assert!(
+            host.equal(&naive),
+            "{threads} threads: other images than the naive sampler's"
+        );
     }
 }

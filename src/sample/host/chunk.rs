@@ -116,7 +116,10 @@ impl<'a> Chunk<'a> {
         }
         gemm_acc(n, window, lda, &l.h_conv, pre, 2 * f);
         for b in 0..n {
-            gate(&pre[b * 2 * f..(b + 1) * 2 * f], &mut self.s.gated[b * f..(b + 1) * f]);
+            gate(
+                &pre[b * 2 * f..(b + 1) * 2 * f],
+                &mut self.s.gated[b * f..(b + 1) * f],
+            );
         }
     }
 
@@ -154,7 +157,11 @@ impl<'a> Chunk<'a> {
                 skip.iter_mut().zip(&both[..f]).for_each(|(s, v)| *s += v);
                 if let Some(next) = self.h_out.get_mut(g) {
                     let at = b * hs + (j + hp) * f;
-                    for ((o, v), r) in next[at..at + f].iter_mut().zip(&both[f..]).zip(&below[at..at + f]) {
+                    for ((o, v), r) in next[at..at + f]
+                        .iter_mut()
+                        .zip(&both[f..])
+                        .zip(&below[at..at + f])
+                    {
                         *o = v + r;
                     }
                 }

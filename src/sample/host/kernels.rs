@@ -53,7 +53,19 @@ pub fn gemm_acc(m: usize, a: &[f32], lda: usize, b: &Matrix, c: &mut [f32], ldc:
         // SAFETY: the CPU has AVX-512F; the asserts above bound every index the kernel reads
         // in `a` and writes in `c` (it writes only the first `n` values of each row), and it
         // reads `b.data` over its padded `k × stride` extent.
-        unsafe { avx512::gemm(m, k, n, a.as_ptr(), lda, b.data.as_ptr(), b.stride, c.as_mut_ptr(), ldc) };
+        unsafe {
+            avx512::gemm(
+                m,
+                k,
+                n,
+                a.as_ptr(),
+                lda,
+                b.data.as_ptr(),
+                b.stride,
+                c.as_mut_ptr(),
+                ldc,
+            )
+        };
         return;
     }
     // SAFETY: as above; `c` is borrowed mutably, so it aliases neither `a` nor `b`.
@@ -100,8 +112,17 @@ mod tests {
     /// it splits differently: row blocks and remainders, 1 to 5 vectors and partial ones.
     #[test]
     fn products_match_the_definition() {
-        for (m, k, n, lda) in [(1, 1, 1, 1), (4, 7, 16, 9), (13, 120, 60, 130), (5, 30, 70, 30), (28, 210, 60, 30), (3, 10, 2, 12)] {
-            let a: Vec<f32> = (0..(m - 1) * lda + k).map(|v| ((v * 7 % 13) as f32 - 6.0) / 5.0).collect();
+        for (m, k, n, lda) in [
+            (1, 1, 1, 1),
+            (4, 7, 16, 9),
+            (13, 120, 60, 130),
+            (5, 30, 70, 30),
+            (28, 210, 60, 30),
+            (3, 10, 2, 12),
+        ] {
+            let a: Vec<f32> = (0..(m - 1) * lda + k)
+                .map(|v| ((v * 7 % 13) as f32 - 6.0) / 5.0)
+                .collect();
             let values: Vec<f32> = (0..k * n).map(|v| ((v * 5 % 11) as f32 - 5.0) / 3.0).collect();
             let b = Matrix::new(k, n, &values);
             let ldc = n + 3;
@@ -115,7 +136,10 @@ mod tests {
                         1.0
                     };
                     let got = c[r * ldc + col];
-                    assert!((got - want).abs() <= 1e-4 * want.abs().max(1.0), "{m}x{k}x{n} [{r},{col}]: {got} vs {want}");
+                    assert!(
+                        (got - want).abs() <= 1e-4 * want.abs().max(1.0),
+                        "{m}x{k}x{n} [{r},{col}]: {got} vs {want}"
+                    );
                 }
             }
         }

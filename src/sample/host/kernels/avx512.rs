@@ -17,7 +17,17 @@ pub fn available() -> bool {
 /// `(m-1)·ldc + n`.
 #[target_feature(enable = "avx512f")]
 #[allow(clippy::too_many_arguments)]
-pub unsafe fn gemm(m: usize, k: usize, n: usize, a: *const f32, lda: usize, b: *const f32, ldb: usize, c: *mut f32, ldc: usize) {
+pub unsafe fn gemm(
+    m: usize,
+    k: usize,
+    n: usize,
+    a: *const f32,
+    lda: usize,
+    b: *const f32,
+    ldb: usize,
+    c: *mut f32,
+    ldc: usize,
+) {
     let vectors = n.div_ceil(LANES);
     let mut v0 = 0;
     while v0 < vectors {
@@ -93,7 +103,11 @@ unsafe fn block<const R: usize, const V: usize>(
     for t in 0..k {
         let x0 = _mm512_set1_ps(*a0.add(t));
         let (x1, x2, x3) = if R > 1 {
-            (_mm512_set1_ps(*a1.add(t)), _mm512_set1_ps(*a2.add(t)), _mm512_set1_ps(*a3.add(t)))
+            (
+                _mm512_set1_ps(*a1.add(t)),
+                _mm512_set1_ps(*a2.add(t)),
+                _mm512_set1_ps(*a3.add(t)),
+            )
         } else {
             (z, z, z)
         };
