@@ -26,9 +26,14 @@ fn seconds(reps: usize, mut f: impl FnMut()) -> f64 {
     start.elapsed().as_secs_f64() / reps as f64
 }
 
-/// Forward and backward of `f` on a fresh `[batch, channels, 28, 28]` input that needs grad.
-fn fwd_bwd(batch: i64, channels: i64, f: impl Fn(&Tensor) -> Tensor) {
-    let x = Tensor::randn([batch, channels, SIDE, SIDE], (Kind::Float, Device::Cpu)).set_requires_grad(true);
+/// Random `[batch, channels, 28, 28]` activations, made once per shape outside the timings.
+fn input(batch: i64, channels: i64) -> Tensor {
+    Tensor::randn([batch, channels, SIDE, SIDE], (Kind::Float, Device::Cpu))
+}
+
+/// Forward and backward of `f` on `x` as a new leaf that needs grad (same storage, fresh grad).
+fn fwd_bwd(x: &Tensor, f: impl Fn(&Tensor) -> Tensor) {
+    let x = x.detach().set_requires_grad(true);
     f(&x).sum(Kind::Float).backward();
 }
 
@@ -37,37 +42,38 @@ fn by_kind(model: &PixelCnn, batch: i64, reps: usize) -> Vec<(&'static str, f64)
     let s = model.spec;
     let (c, f) = (s.channels, s.hidden_fmaps);
     let causal = &model.causal;
+    let (xc, xf, x2f) = (input(batch, c), input(batch, f), input(batch, 2 * f));
     let vertical = seconds(reps, || {
-        fwd_bwd(batch, c, |x| {
+        fwd_bwd(&xc, |x| {
             vertical_pre(&causal.v_conv, &causal.v_fc, x, causal.ksize)
         });
         for g in &model.gated {
-            fwd_bwd(batch, f, |x| vertical_pre(&g.v_conv, &g.v_fc, x, g.ksize));
+            fwd_bwd(&xf, |x| vertical_pre(&g.v_conv, &g.v_fc, x, g.ksize));
         }
     });
     let rows = seconds(reps, || {
-        fwd_bwd(batch, c, |x| causal.h_conv.row_masked(x));
+        fwd_bwd(&xc, |x| causal.h_conv.row_masked(x));
         for g in &model.gated {
-            fwd_bwd(batch, f, |x| g.h_conv.row_masked(x));
+            fwd_bwd(&xf, |x| g.h_conv.row_masked(x));
         }
     });
     let pointwise = seconds(reps, || {
-        fwd_bwd(batch, 2 * f, |x| causal.v_to_h.pointwise(x));
-        fwd_bwd(batch, f, |x| causal.h_fc.pointwise(x));
+        fwd_bwd(&x2f, |x| causal.v_to_h.pointwise(x));
+        fwd_bwd(&xf, |x| causal.h_fc.pointwise(x));
         for g in &model.gated {
-            fwd_bwd(batch, 2 * f, |x| g.v_to_h.pointwise(x));
+            fwd_bwd(&x2f, |x| g.v_to_h.pointwise(x));
             let w = Tensor::cat(&[g.h_skip.effective_weight(), g.h_fc.effective_weight()], 0);
-            fwd_bwd(batch, f, |x| {
+            fwd_bwd(&xf, |x| {
                 x.conv2d(&w, None::<Tensor>, [1, 1], [0, 0], [1, 1], 1)
             });
         }
-        fwd_bwd(batch, f, |x| {
+        fwd_bwd(&xf, |x| {
             model.out.pointwise(&model.out_hidden.pointwise(x).relu())
         });
     });
     let gates = seconds(reps, || {
         for _ in 0..2 * (1 + s.hidden_layers) {
-            fwd_bwd(batch, 2 * f, gate);
+            fwd_bwd(&x2f, gate);
         }
     });
     vec![

@@ -40,10 +40,19 @@ impl Chooser for RowDraws<'_> {
     }
 }
 
-fn host_labels(labels: &Tensor) -> Vec<usize> {
+/// The labels as class indices, each checked against the model's `classes` (the tensor path
+/// fails in its embedding lookup alike).
+fn host_labels(labels: &Tensor, classes: usize) -> Vec<usize> {
     let values =
         Vec::<i64>::try_from(labels.to_device(Device::Cpu).to_kind(Kind::Int64)).expect("labels are int64");
-    values.into_iter().map(|l| l as usize).collect()
+    let class = |l: i64| {
+        assert!(
+            (0..classes as i64).contains(&l),
+            "label {l} is not one of the model's {classes} classes"
+        );
+        l as usize
+    };
+    values.into_iter().map(class).collect()
 }
 
 fn shape(height: i64, width: i64, threads: usize) -> Shape {
@@ -64,7 +73,7 @@ pub fn sample_host(
     threads: usize,
 ) -> Tensor {
     let net = Net::new(model);
-    let host = host_labels(labels);
+    let host = host_labels(labels, net.head.label.len());
     let mut chooser = RowDraws {
         n: host.len(),
         channels: net.channels,
@@ -114,7 +123,8 @@ pub fn host_logits(model: &PixelCnn, labels: &Tensor, given: &Tensor, threads: u
         levels,
         logits: Mutex::new(vec![0.0; (n * ch * h * w) as usize * levels]),
     };
-    generate(&net, &host_labels(labels), shape(h, w, threads), &mut replay);
+    let labels = host_labels(labels, net.head.label.len());
+    generate(&net, &labels, shape(h, w, threads), &mut replay);
     let logits = replay.logits.into_inner().unwrap_or_else(|e| e.into_inner());
     Tensor::from_slice(&logits).view([n, levels as i64, ch, h, w])
 }
