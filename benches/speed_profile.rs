@@ -63,9 +63,7 @@ fn by_kind(model: &PixelCnn, batch: i64, reps: usize) -> Vec<(&'static str, f64)
         for g in &model.gated {
             fwd_bwd(&x2f, |x| g.v_to_h.pointwise(x));
             let w = Tensor::cat(&[g.h_skip.effective_weight(), g.h_fc.effective_weight()], 0);
-            fwd_bwd(&xf, |x| {
-                x.conv2d(&w, None::<Tensor>, [1, 1], [0, 0], [1, 1], 1)
-            });
+            fwd_bwd(&xf, |x| x.conv2d(&w, None::<Tensor>, [1, 1], [0, 0], [1, 1], 1));
         }
         fwd_bwd(&xf, |x| {
             model.out.pointwise(&model.out_hidden.pointwise(x).relu())

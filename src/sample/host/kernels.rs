@@ -125,7 +125,13 @@ mod tests {
         gate(&pre, &mut out);
         for i in 0..f {
             let want = pre[i].tanh() / (1.0 + (-pre[f + i]).exp());
-            assert!((out[i] - want).abs() <= 1e-6, "gate({}, {}) = {} vs {want}", pre[i], pre[f + i], out[i]);
+            assert!(
+                (out[i] - want).abs() <= 1e-6,
+                "gate({}, {}) = {} vs {want}",
+                pre[i],
+                pre[f + i],
+                out[i]
+            );
         }
     }
 

@@ -168,7 +168,13 @@ unsafe fn exp16(x: __m512) -> __m512 {
     let r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693_359_4), x);
     let r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.121_944_4e-4), r);
     let mut p = _mm512_set1_ps(1.987_569_1e-4);
-    for c in [1.398_199_9e-3, 8.333_452e-3, 4.166_579_6e-2, 1.666_666_5e-1, 5.000_000_1e-1] {
+    for c in [
+        1.398_199_9e-3,
+        8.333_452e-3,
+        4.166_579_6e-2,
+        1.666_666_5e-1,
+        0.5, // Cephes: 5.0000001201e-1, which is 0.5 in f32
+    ] {
         p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(c));
     }
     let y = _mm512_add_ps(_mm512_fmadd_ps(_mm512_mul_ps(p, r), r, r), _mm512_set1_ps(1.0));
@@ -192,7 +198,10 @@ pub unsafe fn gate(pre: *const f32, out: *mut f32, f: usize) {
         let b = _mm512_maskz_loadu_ps(mask, pre.add(f + i));
         let e2a = exp16(_mm512_add_ps(a, a));
         let tanh = _mm512_sub_ps(one, _mm512_div_ps(two, _mm512_add_ps(e2a, one)));
-        let sigmoid = _mm512_div_ps(one, _mm512_add_ps(one, exp16(_mm512_sub_ps(_mm512_setzero_ps(), b))));
+        let sigmoid = _mm512_div_ps(
+            one,
+            _mm512_add_ps(one, exp16(_mm512_sub_ps(_mm512_setzero_ps(), b))),
+        );
         _mm512_mask_storeu_ps(out.add(i), mask, _mm512_mul_ps(tanh, sigmoid));
         i += LANES;
     }
