@@ -14,6 +14,10 @@
 //!
 //! `cargo bench --bench speed -- training` (or `sampling`) runs one part.
 
+#[path = "speed_profile.rs"]
+mod speed_profile;
+#[path = "speed_sampling.rs"]
+mod speed_sampling;
 mod support;
 
 use std::path::Path;
@@ -66,6 +70,19 @@ fn pytorch_train_speed_on(
     steps: usize,
     channels_last: bool,
 ) -> f64 {
+    pytorch_train(device, spec, batch, steps, channels_last)["images_per_sec"]
+        .as_f64()
+        .unwrap()
+}
+
+/// The reference script's `train-speed` report: images/s, seconds, peak RSS in MiB.
+fn pytorch_train(
+    device: &str,
+    spec: ModelSpec,
+    batch: i64,
+    steps: usize,
+    channels_last: bool,
+) -> serde_json::Value {
     // `cargo bench` runs from the package root, as scripts/gpu-check.sh does on a GPU machine
     // (where PIXELX_PYTHON names that machine's python3).
     let python = std::env::var("PIXELX_PYTHON")
@@ -87,8 +104,7 @@ fn pytorch_train_speed_on(
         .output()
         .expect("the project's .venv python (run `just setup`) or $PIXELX_PYTHON");
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json from the reference script");
-    v["images_per_sec"].as_f64().unwrap()
+    serde_json::from_slice(&out.stdout).expect("json from the reference script")
 }
 
 /// Median images/s of `a` and `b`, measured in alternation so that drift in the machine's speed
@@ -172,6 +188,17 @@ fn training() {
          {peak:.1} GFLOP/s: {:.0}% of peak",
         train_step_flops(spec, batch, 28) / 1e9,
         100.0 * achieved / peak
+    );
+    speed_profile::by_layer(spec, batch, steps.min(4));
+    // Peak resident memory of a process training the RGB default, against the reference's.
+    let torch_rss = pytorch_train("cpu", spec, batch, steps, false)["peak_rss_mb"]
+        .as_f64()
+        .unwrap();
+    let ours_rss = speed_profile::child_peak_rss(spec.channels, batch, steps);
+    println!(
+        "  peak RSS, {steps} steps at batch {batch}: pixelx {ours_rss:.0} MiB, PyTorch reference \
+         {torch_rss:.0} MiB (baseline): {:.2}x",
+        ours_rss / torch_rss
     );
     // Cropped row convolutions against the full masked kernels (the reference's way, default).
     let crop = Setup {
@@ -281,10 +308,8 @@ fn sampling() {
     println!(
         "  naive              {t_naive:8.2} s  (baseline: 784 passes x {per_pass:.3} s, {passes} timed)"
     );
-    println!(
-        "  speed-up           {:8.1}x  (target >= 300x)",
-        t_naive / t_cached
-    );
+    println!("  speed-up           {:8.1}x  (in process)", t_naive / t_cached);
+    speed_sampling::whole_process(per_pass);
 }
 
 fn registry() {
@@ -558,6 +583,11 @@ fn estimate() {
 
 fn main() {
     tch::set_num_threads(THREADS);
+    let args: Vec<String> = std::env::args().collect();
+    if let Some(at) = args.iter().position(|a| a == "--rss-child") {
+        speed_profile::rss_child(&args[at + 1..]);
+        return;
+    }
     let wanted: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with('-')).collect();
     let run = |name: &str| wanted.is_empty() || wanted.iter().any(|w| name.contains(w.as_str()));
     if run("training") {

@@ -7,9 +7,12 @@
 
 mod cached;
 mod grid;
+mod host;
+mod host_draws;
 
 pub use cached::{cached_logits, sample_cached};
 pub use grid::write_grid;
+pub use host_draws::{host_logits, sample_host};
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -42,9 +45,9 @@ impl Draws {
         }
     }
 
-    /// One level per image from `logits` `[N, L]`: the number of CDF values below a uniform
-    /// draw, clamped to the last level. Computed on the host (the logits are `N·L` values): a
-    /// handful of tensor operations per sub-pixel cost more than the arithmetic.
+    /// One level per image from `logits` `[N, L]`: see [`draw_one`]. Computed on the host (the
+    /// logits are `N·L` values): a handful of tensor operations per sub-pixel cost more than the
+    /// arithmetic.
     pub fn draw(&mut self, logits: &Tensor) -> Vec<i64> {
         let (n, levels) = logits.size2().expect("logits are [N, L]");
         let host = logits
@@ -56,24 +59,38 @@ impl Draws {
         values
             .chunks(levels as usize)
             .take(n as usize)
-            .map(|row| {
-                let u = self.rng.gen::<f32>();
-                let scaled: Vec<f32> = row.iter().map(|&l| l / temperature).collect();
-                let max = scaled.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-                let exps: Vec<f32> = scaled.iter().map(|&l| (l - max).exp()).collect();
-                let total: f32 = exps.iter().sum();
-                let mut cdf = 0f32;
-                let below = exps
-                    .iter()
-                    .filter(|&&e| {
-                        cdf += e / total;
-                        cdf < u
-                    })
-                    .count() as i64;
-                below.min(levels - 1)
-            })
+            .map(|row| draw_one(row, self.uniform(), temperature))
             .collect()
     }
+
+    /// The generator's next uniform in [0, 1): what one draw consumes.
+    pub fn uniform(&mut self) -> f32 {
+        self.rng.gen::<f32>()
+    }
+
+    pub fn temperature(&self) -> f32 {
+        self.temperature as f32
+    }
+}
+
+/// The level whose softmax CDF (of `logits / temperature`) first reaches `u`: the number of CDF
+/// values below `u`, clamped to the last level.
+pub fn draw_one(logits: &[f32], u: f32, temperature: f32) -> i64 {
+    let levels = logits.len() as i64;
+    let max = logits
+        .iter()
+        .map(|&l| l / temperature)
+        .fold(f32::NEG_INFINITY, f32::max);
+    let total: f32 = logits.iter().map(|&l| (l / temperature - max).exp()).sum();
+    let mut cdf = 0f32;
+    let below = logits
+        .iter()
+        .filter(|&&l| {
+            cdf += (l / temperature - max).exp() / total;
+            cdf < u
+        })
+        .count() as i64;
+    below.min(levels - 1)
 }
 
 /// Samples `labels.len()` images of `height × width`, returning levels `[N, C, H, W]` (int64).
@@ -89,8 +106,19 @@ pub fn sample(
     let mut draws = Draws::new(seed, temperature);
     match sampler {
         Sampler::Naive => sample_naive(model, labels, height, width, &mut draws),
+        Sampler::Cached if on_host(model, labels) => {
+            // torch's intra-op thread count, which `--threads` sets.
+            let threads = tch::get_num_threads().max(1) as usize;
+            sample_host(model, labels, (height, width), &mut draws, threads)
+        }
         Sampler::Cached => sample_cached(model, labels, height, width, &mut draws),
     }
+}
+
+/// Whether the model and labels live on the CPU, where the host sampler runs the cached
+/// sampler without libtorch in the loop.
+fn on_host(model: &PixelCnn, labels: &Tensor) -> bool {
+    model.out.weight.device() == tch::Device::Cpu && labels.device() == tch::Device::Cpu
 }
 
 fn sample_naive(model: &PixelCnn, labels: &Tensor, height: i64, width: i64, draws: &mut Draws) -> Tensor {
