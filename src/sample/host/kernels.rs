@@ -68,7 +68,15 @@ pub fn gemm_acc(m: usize, a: &[f32], lda: usize, b: &Matrix, c: &mut [f32], ldc:
         };
         return;
     }
-    // SAFETY: as above; `c` is borrowed mutably, so it aliases neither `a` nor `b`.
+    gemm_acc_portable(m, a, lda, b, c, ldc);
+}
+
+/// `gemm_acc` without AVX-512, through `matrixmultiply` (which picks AVX/FMA at run time).
+/// Callers have checked the bounds; kept apart so tests cover it on CPUs that have AVX-512.
+fn gemm_acc_portable(m: usize, a: &[f32], lda: usize, b: &Matrix, c: &mut [f32], ldc: usize) {
+    let (k, n) = (b.rows, b.cols);
+    // SAFETY: `gemm_acc` asserted the bounds of `a` and `c`; `c` is borrowed mutably, so it
+    // aliases neither `a` nor `b`.
     unsafe {
         matrixmultiply::sgemm(
             m,
@@ -99,6 +107,12 @@ pub fn gate(pre: &[f32], out: &mut [f32]) {
         unsafe { avx512::gate(pre.as_ptr(), out.as_mut_ptr(), f) };
         return;
     }
+    gate_portable(pre, out);
+}
+
+/// `gate` without AVX-512: libm's `tanh` and `exp`.
+fn gate_portable(pre: &[f32], out: &mut [f32]) {
+    let f = out.len();
     for ((o, &a), &b) in out.iter_mut().zip(&pre[..f]).zip(&pre[f..2 * f]) {
         *o = a.tanh() / (1.0 + (-b).exp());
     }
@@ -115,14 +129,21 @@ pub fn fill_rows(dst: &mut [f32], rows: usize, ld: usize, src: &[f32]) {
 mod tests {
     use super::*;
 
-    /// The vectorised gate (where the CPU has it) against libm's `tanh` and `exp`, over the
+    /// Both gates (the vectorised one where the CPU has it, and the portable one) against libm's `tanh` and `exp`, over the
     /// range activations take, saturation included, and a partial last vector.
     #[test]
     fn the_gate_matches_libm() {
         let f = 37;
         let pre: Vec<f32> = (0..2 * f).map(|i| (i as f32 - f as f32) * 0.61).collect();
-        let mut out = vec![0.0; f];
-        gate(&pre, &mut out);
+        for kernel in [gate, gate_portable] {
+            let mut out = vec![0.0; f];
+            kernel(&pre, &mut out);
+            check_gate(&pre, &out);
+        }
+    }
+
+    fn check_gate(pre: &[f32], out: &[f32]) {
+        let f = out.len();
         for i in 0..f {
             let want = pre[i].tanh() / (1.0 + (-pre[f + i]).exp());
             assert!(
@@ -135,7 +156,7 @@ mod tests {
         }
     }
 
-    /// The blocked kernel (where the CPU has it) against the plain definition, over the shapes
+    /// Both products (the blocked kernel where the CPU has it, and `matrixmultiply`) against the plain definition, over the shapes
     /// it splits differently: row blocks and remainders, 1 to 5 vectors and partial ones.
     #[test]
     fn products_match_the_definition() {
@@ -153,21 +174,35 @@ mod tests {
             let values: Vec<f32> = (0..k * n).map(|v| ((v * 5 % 11) as f32 - 5.0) / 3.0).collect();
             let b = Matrix::new(k, n, &values);
             let ldc = n + 3;
-            let mut c = vec![1.0f32; m * ldc];
-            gemm_acc(m, &a, lda, &b, &mut c, ldc);
-            for r in 0..m {
-                for col in 0..ldc {
-                    let want = if col < n {
-                        1.0 + (0..k).map(|t| a[r * lda + t] * values[t * n + col]).sum::<f32>()
-                    } else {
-                        1.0
-                    };
-                    let got = c[r * ldc + col];
-                    assert!(
-                        (got - want).abs() <= 1e-4 * want.abs().max(1.0),
-                        "{m}x{k}x{n} [{r},{col}]: {got} vs {want}"
-                    );
-                }
+            for kernel in [gemm_acc, gemm_acc_portable] {
+                let mut c = vec![1.0f32; m * ldc];
+                kernel(m, &a, lda, &b, &mut c, ldc);
+                check_product(m, k, n, (&a, lda), &values, (&c, ldc));
+            }
+        }
+    }
+
+    /// `c` is 1 plus `a · values` in its first `n` columns and untouched (1) after them.
+    fn check_product(
+        m: usize,
+        k: usize,
+        n: usize,
+        (a, lda): (&[f32], usize),
+        values: &[f32],
+        (c, ldc): (&[f32], usize),
+    ) {
+        for r in 0..m {
+            for col in 0..ldc {
+                let want = if col < n {
+                    1.0 + (0..k).map(|t| a[r * lda + t] * values[t * n + col]).sum::<f32>()
+                } else {
+                    1.0
+                };
+                let got = c[r * ldc + col];
+                assert!(
+                    (got - want).abs() <= 1e-4 * want.abs().max(1.0),
+                    "{m}x{k}x{n} [{r},{col}]: {got} vs {want}"
+                );
             }
         }
     }
