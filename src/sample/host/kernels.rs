@@ -129,8 +129,9 @@ pub fn fill_rows(dst: &mut [f32], rows: usize, ld: usize, src: &[f32]) {
 mod tests {
     use super::*;
 
-    /// Both gates (the vectorised one where the CPU has it, and the portable one) against libm's `tanh` and `exp`, over the
-    /// range activations take, saturation included, and a partial last vector.
+    /// Both gates (the vectorised one where the CPU has it, and the portable one) against
+    /// libm's `tanh` and `exp`, over the range activations take, saturation included, and a
+    /// partial last vector.
     #[test]
     fn the_gate_matches_libm() {
         let f = 37;
@@ -156,8 +157,9 @@ mod tests {
         }
     }
 
-    /// Both products (the blocked kernel where the CPU has it, and `matrixmultiply`) against the plain definition, over the shapes
-    /// it splits differently: row blocks and remainders, 1 to 5 vectors and partial ones.
+    /// Both products (the blocked kernel where the CPU has it, and `matrixmultiply`) against
+    /// the plain definition, over the shapes the kernel splits differently: row blocks and
+    /// remainders, 1 to 5 vectors and partial ones.
     #[test]
     fn products_match_the_definition() {
         for (m, k, n, lda) in [
