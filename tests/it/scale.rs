@@ -315,6 +315,19 @@ fn the_terminal_table_beside_an_html_report_lists_what_its_tables_list() {
     let dir = tempfile::tempdir().unwrap();
     let runs_dir = dir.path().join("runs");
     let _reg = experiments_registry(&runs_dir, &[("a", 300), ("b", 300), ("c", 600)]);
+    // A run of `c` whose journal was never ingested: no result, so not among the runs listed,
+    // and still named by the note on unread results.
+    let unread = "ffffffffffff";
+    rusqlite::Connection::open(runs_dir.join("registry.sqlite"))
+        .unwrap()
+        .execute(
+            "INSERT INTO runs (id, experiment_id, config_json, config_hash, status, run_dir, created_at, method)
+             SELECT ?1, id, '{}', ?1, 'running', ?1, '2026-02-01T00:00:00Z', 'grid' FROM experiments WHERE name = 'c'",
+            [unread],
+        )
+        .unwrap();
+    std::fs::create_dir_all(runs_dir.join(unread)).unwrap();
+    std::fs::write(runs_dir.join(unread).join("journal.jsonl"), "{}\n").unwrap();
     let html = dir.path().join("report.html");
     let html = html.to_str().unwrap();
     let (ok, out, err) = support::run_in(&runs_dir, &["report", "--html", html]);
@@ -326,7 +339,11 @@ fn the_terminal_table_beside_an_html_report_lists_what_its_tables_list() {
     let in_html: std::collections::BTreeSet<&str> = rows.iter().map(String::as_str).collect();
     assert_eq!(listed, in_html, "the same runs");
     assert!(
-        err.contains("note: 100 more runs are not listed here"),
+        err.contains("note: 101 more runs are not listed here"),
+        "{err}"
+    );
+    assert!(
+        err.contains("newer results in their run folder") && err.contains(unread),
         "{err}"
     );
     let (ok, out, err) = support::run_in(&runs_dir, &["report", "--html", html, "--limit", "1000"]);
@@ -335,7 +352,7 @@ fn the_terminal_table_beside_an_html_report_lists_what_its_tables_list() {
     assert!(!err.contains("more runs are not listed"), "{err}");
     let (ok, out, err) = support::run_in(&runs_dir, &["report", "--html", html, "--sort", "id"]);
     assert!(ok, "{err}");
-    assert_eq!(out.lines().count(), 1 + 1200, "another sort lists every run");
+    assert_eq!(out.lines().count(), 1 + 1201, "another sort lists every run");
     assert!(out.lines().nth(1).unwrap().starts_with("000000000000"));
     assert!(!err.contains("more runs are not listed"), "{err}");
 }
