@@ -153,18 +153,27 @@ pub fn report(cli: &Cli, args: &ReportArgs) -> Result<()> {
         );
         return Ok(());
     }
-    let params = report::varying_params(&runs);
+    let mut params = report::varying_params(&runs);
     if let Some(path) = &html {
         // Whole experiments are read at scale (only the runs shown); a filtered or limited
         // selection is drawn from the summaries read above.
         if whole(&filter, args) {
-            report::write_report(
+            let swept = report::write_report(
                 &registry,
                 args.experiment.as_deref(),
                 &args.sort,
                 &cli.runs_dir,
                 path,
             )?;
+            // The runs listed are the best of each experiment: a parameter may be swept among
+            // the others only, and its column is shown all the same.
+            if listed_only(&filter, args, true) {
+                params = RUN_KEYS
+                    .iter()
+                    .filter(|k| params.iter().chain(&swept).any(|p| p == *k))
+                    .map(|k| k.to_string())
+                    .collect();
+            }
         } else {
             report::write_html(&registry, &runs, &cli.runs_dir, path)?;
         }

@@ -326,6 +326,15 @@ fn the_terminal_table_beside_an_html_report_lists_what_its_tables_list() {
             [unread],
         )
         .unwrap();
+    // A parameter swept only by the worst run of `c`, which is not listed: its column is.
+    rusqlite::Connection::open(runs_dir.join("registry.sqlite"))
+        .unwrap()
+        .execute(
+            "UPDATE runs SET config_json = json_set(config_json, '$.batch_size', 7) WHERE id =
+             (SELECT run_id FROM run_results ORDER BY best_bpd8 DESC LIMIT 1)",
+            [],
+        )
+        .unwrap();
     std::fs::create_dir_all(runs_dir.join(unread)).unwrap();
     std::fs::write(runs_dir.join(unread).join("journal.jsonl"), "{}\n").unwrap();
     let html = dir.path().join("report.html");
@@ -335,6 +344,8 @@ fn the_terminal_table_beside_an_html_report_lists_what_its_tables_list() {
     let rows = row_ids(&std::fs::read_to_string(html).unwrap());
     assert_eq!(rows.len(), 300 + 300 + 500, "the HTML lists 500 per experiment");
     assert_eq!(out.lines().count(), 1 + rows.len(), "{err}");
+    let header = out.lines().next().unwrap();
+    assert!(header.contains("batch_size"), "{header}");
     let listed: std::collections::BTreeSet<&str> = out.lines().skip(1).map(|l| &l[..12]).collect();
     let in_html: std::collections::BTreeSet<&str> = rows.iter().map(String::as_str).collect();
     assert_eq!(listed, in_html, "the same runs");
