@@ -285,4 +285,41 @@ mod tests {
         let (all, _) = reg.best_ids("e", 10).unwrap();
         assert_eq!(all, ["a", "d", "b", "e", "c"]);
     }
+
+    /// Runs without a result come after the ranked ones in the order they were added, in every
+    /// listing of them; with no results row at all, ties end on the run id.
+    #[test]
+    fn unranked_runs_are_listed_in_the_order_added_and_ties_end_on_the_id() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut reg = registry(dir.path());
+        let exp = reg.experiment_key("e").unwrap().unwrap();
+        for (id, seed) in [("g", 7), ("f", 8)] {
+            let config = RunConfig {
+                seed,
+                ..RunConfig::default()
+            };
+            reg.add_run(exp, id, &config, dir.path(), None).unwrap();
+        }
+        // g was added first, before c; f and c in the same instant.
+        reg.conn()
+            .execute("UPDATE runs SET created_at = '2000-01-01T00:00:00Z' WHERE id = 'g'", [])
+            .unwrap();
+        reg.conn()
+            .execute("UPDATE runs SET created_at = (SELECT created_at FROM runs WHERE id = 'c') WHERE id = 'f'", [])
+            .unwrap();
+        assert_eq!(reg.unranked_ids("e", 10).unwrap(), ["g", "c", "f"]);
+        assert_eq!(
+            reg.page_ids("e", (SortColumn::Bpd8, false), 4, 3, 10).unwrap(),
+            ["e", "g", "c", "f"]
+        );
+        assert_eq!(reg.best_ids("e", 10).unwrap().0, ["a", "d", "b", "e", "g", "c", "f"]);
+        // Runs without a results row (written by another tool): no rank, ties on the id.
+        reg.conn()
+            .execute("DELETE FROM run_results WHERE run_id IN ('c', 'f', 'g')", [])
+            .unwrap();
+        assert_eq!(
+            reg.page_ids("e", (SortColumn::Status, false), 4, 0, 10).unwrap(),
+            ["a", "d", "b", "e", "c", "f", "g"]
+        );
+    }
 }
