@@ -139,13 +139,20 @@ pub fn sort_runs(runs: &mut [RunSummary], key: &str) -> Result<()> {
             trial(a).cmp(&trial(b)).then_with(|| rank_order(a, b))
         }),
         "id" => runs.sort_by(|a, b| a.id.cmp(&b.id)),
+        // As SQL sorts a page: numbers, then text, then runs without the parameter.
         k if RUN_KEYS.contains(&k) => runs.sort_by(|a, b| {
             let (x, y) = (param_text(a, k), param_text(b, k));
-            match (x.parse::<f64>(), y.parse::<f64>()) {
-                (Ok(p), Ok(q)) => p.total_cmp(&q),
-                _ => x.cmp(&y),
-            }
-            .then_with(|| rank_order(a, b))
+            let class = |r: &RunSummary, t: &str| {
+                let missing = r.params.get(k).is_none_or(serde_json::Value::is_null);
+                (missing, t.parse::<f64>().is_err())
+            };
+            class(a, &x)
+                .cmp(&class(b, &y))
+                .then_with(|| match (x.parse::<f64>(), y.parse::<f64>()) {
+                    (Ok(p), Ok(q)) => p.total_cmp(&q),
+                    _ => x.cmp(&y),
+                })
+                .then_with(|| rank_order(a, b))
         }),
         other => bail!(
             "cannot sort by `{other}`: use bpd8, bpd, images_per_sec, wall, status, id, trial or a run parameter"
@@ -365,6 +372,8 @@ mod tests {
                 summary("y", None, lr(1e-3)),
                 summary("a", Some(1.0), lr(1e-3)),
                 summary("c", Some(0.5), lr(1e-2)),
+                summary("m", Some(0.1), serde_json::json!({})),
+                summary("t", Some(0.2), serde_json::json!({ "learning_rate": "high" })),
             ]
         };
         let sorted = |key: &str| {
@@ -372,9 +381,10 @@ mod tests {
             sort_runs(&mut r, key).unwrap();
             r.into_iter().map(|r| r.id).collect::<Vec<_>>()
         };
-        assert_eq!(sorted("bpd8"), ["c", "a", "b", "z", "y"]);
-        assert_eq!(sorted("learning_rate"), ["a", "b", "y", "c", "z"]);
-        assert_eq!(sorted("status"), ["c", "a", "b", "z", "y"]);
+        assert_eq!(sorted("bpd8"), ["m", "t", "c", "a", "b", "z", "y"]);
+        // Numbers, then text, then no value, as the registry sorts a page.
+        assert_eq!(sorted("learning_rate"), ["a", "b", "y", "c", "z", "t", "m"]);
+        assert_eq!(sorted("status"), ["m", "t", "c", "a", "b", "z", "y"]);
     }
 
     #[test]
