@@ -95,7 +95,12 @@ fn listed_only(filter: &RunFilter, args: &ReportArgs, html: bool) -> bool {
 }
 
 /// The runs `report` prints, sorted and limited as asked, with how many runs there are.
-fn read_runs(registry: &Registry, filter: &RunFilter, args: &ReportArgs, html: bool) -> Result<(Vec<RunSummary>, usize)> {
+fn read_runs(
+    registry: &Registry,
+    filter: &RunFilter,
+    args: &ReportArgs,
+    html: bool,
+) -> Result<(Vec<RunSummary>, usize)> {
     if listed_only(filter, args, html) {
         let (mut ids, mut total) = (Vec::new(), 0);
         for e in registry.experiments()? {
@@ -117,6 +122,45 @@ fn read_runs(registry: &Registry, filter: &RunFilter, args: &ReportArgs, html: b
     }
     let total = runs.len();
     Ok((runs, total))
+}
+
+/// Writes `report`'s HTML file to `path`, adding to `params` (the terminal's parameter columns)
+/// those its views found swept among runs the terminal does not list.
+fn write_html(
+    cli: &Cli,
+    registry: &Registry,
+    (filter, args): (&RunFilter, &ReportArgs),
+    runs: &[RunSummary],
+    path: &std::path::Path,
+    params: &mut Vec<String>,
+) -> Result<()> {
+    // Whole experiments are read at scale (only the runs shown); a filtered or limited
+    // selection is drawn from the summaries `report` read.
+    if whole(filter, args) {
+        let swept = report::write_report(
+            registry,
+            args.experiment.as_deref(),
+            &args.sort,
+            &cli.runs_dir,
+            path,
+        )?;
+        // The runs listed are the best of each experiment: a parameter may be swept among the
+        // others only, and its column is shown all the same.
+        if listed_only(filter, args, true) {
+            *params = RUN_KEYS
+                .iter()
+                .filter(|k| params.iter().chain(&swept).any(|p| p == *k))
+                .map(|k| k.to_string())
+                .collect();
+        }
+    } else {
+        report::write_html(registry, runs, &cli.runs_dir, path)?;
+    }
+    eprintln!(
+        "wrote {}",
+        args.html.as_ref().map_or(path, |p| p.as_path()).display()
+    );
+    Ok(())
 }
 
 pub fn report(cli: &Cli, args: &ReportArgs) -> Result<()> {
@@ -155,29 +199,7 @@ pub fn report(cli: &Cli, args: &ReportArgs) -> Result<()> {
     }
     let mut params = report::varying_params(&runs);
     if let Some(path) = &html {
-        // Whole experiments are read at scale (only the runs shown); a filtered or limited
-        // selection is drawn from the summaries read above.
-        if whole(&filter, args) {
-            let swept = report::write_report(
-                &registry,
-                args.experiment.as_deref(),
-                &args.sort,
-                &cli.runs_dir,
-                path,
-            )?;
-            // The runs listed are the best of each experiment: a parameter may be swept among
-            // the others only, and its column is shown all the same.
-            if listed_only(&filter, args, true) {
-                params = RUN_KEYS
-                    .iter()
-                    .filter(|k| params.iter().chain(&swept).any(|p| p == *k))
-                    .map(|k| k.to_string())
-                    .collect();
-            }
-        } else {
-            report::write_html(&registry, &runs, &cli.runs_dir, path)?;
-        }
-        eprintln!("wrote {}", args.html.as_ref().unwrap_or(path).display());
+        write_html(cli, &registry, (&filter, args), &runs, path, &mut params)?;
     }
     match args.best {
         Some(n) => print!(

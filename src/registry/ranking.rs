@@ -302,17 +302,26 @@ mod tests {
         }
         // g was added first, before c; f and c in the same instant.
         reg.conn()
-            .execute("UPDATE runs SET created_at = '2000-01-01T00:00:00Z' WHERE id = 'g'", [])
+            .execute(
+                "UPDATE runs SET created_at = '2000-01-01T00:00:00Z' WHERE id = 'g'",
+                [],
+            )
             .unwrap();
         reg.conn()
-            .execute("UPDATE runs SET created_at = (SELECT created_at FROM runs WHERE id = 'c') WHERE id = 'f'", [])
+            .execute(
+                "UPDATE runs SET created_at = (SELECT created_at FROM runs WHERE id = 'c') WHERE id = 'f'",
+                [],
+            )
             .unwrap();
         assert_eq!(reg.unranked_ids("e", 10).unwrap(), ["g", "c", "f"]);
         assert_eq!(
             reg.page_ids("e", (SortColumn::Bpd8, false), 4, 3, 10).unwrap(),
             ["e", "g", "c", "f"]
         );
-        assert_eq!(reg.best_ids("e", 10).unwrap().0, ["a", "d", "b", "e", "g", "c", "f"]);
+        assert_eq!(
+            reg.best_ids("e", 10).unwrap().0,
+            ["a", "d", "b", "e", "g", "c", "f"]
+        );
         // Runs without a results row (written by another tool): no rank, ties on the id.
         reg.conn()
             .execute("DELETE FROM run_results WHERE run_id IN ('c', 'f', 'g')", [])

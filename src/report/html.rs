@@ -101,7 +101,11 @@ pub fn write_report(
     // The parameters swept in any experiment, as its view found them (over every run of a small
     // experiment, over the rank-spaced sample of a large one), in the order of `RUN_KEYS`.
     let swept = |k: &&&str| views.iter().any(|v| v.params.iter().any(|p| p.key == **k));
-    Ok(crate::config::RUN_KEYS.iter().filter(swept).map(|k| k.to_string()).collect())
+    Ok(crate::config::RUN_KEYS
+        .iter()
+        .filter(swept)
+        .map(|k| k.to_string())
+        .collect())
 }
 
 #[cfg(test)]

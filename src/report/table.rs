@@ -147,7 +147,9 @@ const SORT_COLUMNS: [(&str, SortColumn<'static>); 5] = [
 pub(super) fn sort_column(sort: &str) -> Option<SortColumn<'_>> {
     match SORT_COLUMNS.iter().find(|(k, _)| *k == sort) {
         Some((_, column)) => Some(*column),
-        None => crate::config::RUN_KEYS.contains(&sort).then_some(SortColumn::Param(sort)),
+        None => crate::config::RUN_KEYS
+            .contains(&sort)
+            .then_some(SortColumn::Param(sort)),
     }
 }
 

@@ -190,10 +190,7 @@ fn an_old_registry_is_migrated_and_keeps_its_runs() {
     // The results rows backfilled by the migration name their experiment (schema v7), so the
     // rank index of large views holds the old run too.
     assert_eq!(registry.ranked_count("old").unwrap(), 1);
-    assert_eq!(
-        registry.best_ids("old", 5).unwrap(),
-        (vec!["abc".to_owned()], 1)
-    );
+    assert_eq!(registry.best_ids("old", 5).unwrap(), (vec!["abc".to_owned()], 1));
     assert_eq!(runs[0].best.map(|b| b.bpd8), Some(7.5));
     assert_eq!(
         runs[0].params["epochs"], 3,

@@ -349,10 +349,7 @@ fn the_terminal_table_beside_an_html_report_lists_what_its_tables_list() {
     let listed: std::collections::BTreeSet<&str> = out.lines().skip(1).map(|l| &l[..12]).collect();
     let in_html: std::collections::BTreeSet<&str> = rows.iter().map(String::as_str).collect();
     assert_eq!(listed, in_html, "the same runs");
-    assert!(
-        err.contains("note: 101 more runs are not listed here"),
-        "{err}"
-    );
+    assert!(err.contains("note: 101 more runs are not listed here"), "{err}");
     assert!(
         err.contains("newer results in their run folder") && err.contains(unread),
         "{err}"
