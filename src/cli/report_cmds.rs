@@ -38,15 +38,15 @@ pub struct ReportArgs {
     pub limit: Option<usize>,
 }
 
-/// Runs whose journals hold results the registry has not ingested yet.
-fn unread(cli: &Cli, runs: &[RunSummary]) -> Vec<String> {
-    runs.iter()
-        .filter(|r| crate::journal::has_unread(&RunDir::new(&cli.runs_dir, &r.id).root, r.journal_offset))
-        .map(|r| r.id.clone())
+/// Runs whose journals hold results the registry has not ingested yet, of `(id, journal offset)`.
+fn unread(cli: &Cli, runs: impl IntoIterator<Item = (String, u64)>) -> Vec<String> {
+    runs.into_iter()
+        .filter(|(id, offset)| crate::journal::has_unread(&RunDir::new(&cli.runs_dir, id).root, *offset))
+        .map(|(id, _)| id)
         .collect()
 }
 
-fn note_unread(cli: &Cli, runs: &[RunSummary]) {
+fn note_unread(cli: &Cli, runs: impl IntoIterator<Item = (String, u64)>) {
     let ids = unread(cli, runs);
     if !ids.is_empty() {
         eprintln!(
@@ -56,6 +56,10 @@ fn note_unread(cli: &Cli, runs: &[RunSummary]) {
             ids.join(", ")
         );
     }
+}
+
+fn offsets(runs: &[RunSummary]) -> impl Iterator<Item = (String, u64)> + '_ {
+    runs.iter().map(|r| (r.id.clone(), r.journal_offset))
 }
 
 /// An `--experiment` the registry does not know is a typo to name, not an empty table.
@@ -76,22 +80,40 @@ fn check_experiment(registry: &Registry, name: &str) -> Result<()> {
     )
 }
 
-/// The runs `report` prints, sorted and limited as asked, with how many there are. Beside an
-/// HTML report of whole experiments, in the default table by best bpd8, the terminal lists only
-/// the best [`REPORT_ROWS`]: just those are read, along the registry's rank indexes, so a
-/// registry of 100,000 runs is not read whole for 500 lines.
+/// Whether `report` selects whole experiments (no `--where`, `--status` or `--limit`): then the
+/// HTML report is read at scale from the registry rather than drawn from the runs read here.
+fn whole(filter: &RunFilter, args: &ReportArgs) -> bool {
+    filter.conditions.is_empty() && filter.status.is_none() && args.limit.is_none()
+}
+
+/// Whether the terminal table lists only what the HTML report's tables list: beside an HTML
+/// report of whole experiments, in the default table by best bpd8. Those tables hold the best
+/// [`REPORT_ROWS`] of each experiment, so that many are read per experiment, along the rank
+/// indexes, and a registry of 100,000 runs is not read whole for a few hundred lines.
+fn listed_only(filter: &RunFilter, args: &ReportArgs, html: bool) -> bool {
+    html && whole(filter, args) && args.best.is_none() && args.format == Format::Table && args.sort == "bpd8"
+}
+
+/// The runs `report` prints, sorted and limited as asked, with how many runs there are.
 fn read_runs(
     registry: &Registry,
     filter: &RunFilter,
     args: &ReportArgs,
     html: bool,
 ) -> Result<(Vec<RunSummary>, usize)> {
-    let whole = filter.conditions.is_empty() && filter.status.is_none() && args.limit.is_none();
-    let listed_only =
-        html && whole && args.best.is_none() && args.format == Format::Table && args.sort == "bpd8";
-    if listed_only {
-        let (ids, total) = registry.best_ids(filter.experiment.as_deref(), REPORT_ROWS)?;
-        return Ok((registry.summaries_of(&ids)?, total));
+    if listed_only(filter, args, html) {
+        let (mut ids, mut total) = (Vec::new(), 0);
+        for e in registry.experiments()? {
+            if filter.experiment.as_ref().is_some_and(|name| *name != e.name) {
+                continue;
+            }
+            let (best, runs) = registry.best_ids(&e.name, REPORT_ROWS)?;
+            ids.extend(best);
+            total += runs;
+        }
+        let mut runs = registry.summaries_of(&ids)?;
+        report::sort_runs(&mut runs, &args.sort)?;
+        return Ok((runs, total));
     }
     let mut runs = registry.summaries(filter)?;
     report::sort_runs(&mut runs, &args.sort)?;
@@ -100,6 +122,45 @@ fn read_runs(
     }
     let total = runs.len();
     Ok((runs, total))
+}
+
+/// Writes `report`'s HTML file to `path`, adding to `params` (the terminal's parameter columns)
+/// those its views found swept among runs the terminal does not list.
+fn write_html(
+    cli: &Cli,
+    registry: &Registry,
+    (filter, args): (&RunFilter, &ReportArgs),
+    runs: &[RunSummary],
+    path: &std::path::Path,
+    params: &mut Vec<String>,
+) -> Result<()> {
+    // Whole experiments are read at scale (only the runs shown); a filtered or limited
+    // selection is drawn from the summaries `report` read.
+    if whole(filter, args) {
+        let swept = report::write_report(
+            registry,
+            args.experiment.as_deref(),
+            &args.sort,
+            &cli.runs_dir,
+            path,
+        )?;
+        // The runs listed are the best of each experiment: a parameter may be swept among the
+        // others only, and its column is shown all the same.
+        if listed_only(filter, args, true) {
+            *params = RUN_KEYS
+                .iter()
+                .filter(|k| params.iter().chain(&swept).any(|p| p == *k))
+                .map(|k| k.to_string())
+                .collect();
+        }
+    } else {
+        report::write_html(registry, runs, &cli.runs_dir, path)?;
+    }
+    eprintln!(
+        "wrote {}",
+        args.html.as_ref().map_or(path, |p| p.as_path()).display()
+    );
+    Ok(())
 }
 
 pub fn report(cli: &Cli, args: &ReportArgs) -> Result<()> {
@@ -136,23 +197,9 @@ pub fn report(cli: &Cli, args: &ReportArgs) -> Result<()> {
         );
         return Ok(());
     }
-    let params = report::varying_params(&runs);
+    let mut params = report::varying_params(&runs);
     if let Some(path) = &html {
-        // Whole experiments are read at scale (only the runs shown); a filtered or limited
-        // selection is drawn from the summaries read above.
-        let whole = filter.conditions.is_empty() && filter.status.is_none() && args.limit.is_none();
-        if whole {
-            report::write_report(
-                &registry,
-                args.experiment.as_deref(),
-                &args.sort,
-                &cli.runs_dir,
-                path,
-            )?;
-        } else {
-            report::write_html(&registry, &runs, &cli.runs_dir, path)?;
-        }
-        eprintln!("wrote {}", args.html.as_ref().unwrap_or(path).display());
+        write_html(cli, &registry, (&filter, args), &runs, path, &mut params)?;
     }
     match args.best {
         Some(n) => print!(
@@ -160,23 +207,25 @@ pub fn report(cli: &Cli, args: &ReportArgs) -> Result<()> {
             report::render_best(&report::best_runs(&runs, n), args.format, &cli.runs_dir)?
         ),
         None => {
-            // Beside an HTML report the terminal gets the rows the report's table lists, not
-            // thousands of lines; without --html, or in another format, every run is printed.
-            let listed = match (&html, args.format) {
-                (Some(_), Format::Table) => runs.len().min(REPORT_ROWS),
-                _ => runs.len(),
-            };
-            println!("{}", report::render(&runs[..listed], &params, args.format)?);
-            if listed < total {
+            // Beside an HTML report of whole experiments the terminal got the rows its tables
+            // list (see `listed_only`); otherwise every run selected is printed.
+            println!("{}", report::render(&runs, &params, args.format)?);
+            if runs.len() < total {
                 eprintln!(
-                    "note: {} more runs are not listed here, as in the HTML report's table; \
-                     `--format csv` lists all {total}",
-                    total - listed
+                    "note: {} more runs are not listed here, as in the HTML report's tables (the best \
+                     {REPORT_ROWS} of each experiment); `--format csv` lists all {total}",
+                    total - runs.len()
                 );
             }
         }
     }
-    note_unread(cli, &runs);
+    // Runs left out of a long listing are checked too: a run never ingested has no result, so
+    // it is the one least likely to be among those read.
+    if runs.len() < total {
+        note_unread(cli, registry.journal_offsets(filter.experiment.as_deref())?);
+    } else {
+        note_unread(cli, offsets(&runs));
+    }
     Ok(())
 }
 
@@ -188,7 +237,7 @@ pub fn ls(cli: &Cli) -> Result<()> {
         return Ok(());
     }
     println!("{}", report::render(&runs, &[], Format::Table)?);
-    note_unread(cli, &runs);
+    note_unread(cli, offsets(&runs));
     Ok(())
 }
 
@@ -245,7 +294,7 @@ pub fn show(cli: &Cli, given: &str) -> Result<()> {
             show(s.checkpoint.as_deref()),
             show(s.samples.as_deref())
         );
-        note_unread(cli, &[s]);
+        note_unread(cli, [(s.id, s.journal_offset)]);
     }
     Ok(())
 }

@@ -204,4 +204,14 @@ impl Registry {
     pub(crate) fn conn(&self) -> &Connection {
         &self.conn
     }
+
+    /// Runs the reads of `f` in one read transaction, so that they see one state of the
+    /// registry: counts, ranks and the rows read stay consistent while runs are being ingested.
+    /// Not for writes, nor for code that opens a transaction itself.
+    pub fn read_snapshot<T>(&self, f: impl FnOnce() -> Result<T>) -> Result<T> {
+        let tx = self.conn.unchecked_transaction()?;
+        let out = f()?;
+        tx.finish()?;
+        Ok(out)
+    }
 }

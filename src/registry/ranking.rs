@@ -114,16 +114,16 @@ impl Registry {
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
-    /// Up to `limit` runs of `experiment` without a result, from `offset` on, in `order`
-    /// (`r.created_at, r.id` or `r.id`).
-    fn unranked(&self, experiment: &str, order: &str, offset: usize, limit: usize) -> Result<Vec<String>> {
+    /// Up to `limit` runs of `experiment` without a result, from `offset` on, in the order they
+    /// were added (the order every listing of the runs has without a sort).
+    fn unranked(&self, experiment: &str, offset: usize, limit: usize) -> Result<Vec<String>> {
         if limit == 0 {
             return Ok(Vec::new());
         }
         let mut stmt = self.conn().prepare_cached(&format!(
             "SELECT r.id FROM runs r LEFT JOIN run_results rr ON rr.run_id = r.id
              WHERE r.experiment_id = {EXPERIMENT} AND rr.best_bpd8 IS NULL
-             ORDER BY {order} LIMIT ?2 OFFSET ?3"
+             ORDER BY r.created_at, r.id LIMIT ?2 OFFSET ?3"
         ))?;
         let args = rusqlite::params![experiment, limit as i64, offset as i64];
         let rows = stmt.query_map(args, |r| r.get(0))?;
@@ -132,47 +132,33 @@ impl Registry {
 
     /// Up to `limit` runs of `experiment` without a result, in the order they were added.
     pub fn unranked_ids(&self, experiment: &str, limit: usize) -> Result<Vec<String>> {
-        self.unranked(experiment, "r.created_at, r.id", 0, limit)
+        self.unranked(experiment, 0, limit)
     }
 
-    /// The `limit` best runs of `experiment` (or of every experiment) by best bpd8, then runs
-    /// without a result in the order they were added: what `report --sort bpd8` lists first,
-    /// read along the rank indexes. With the run count it was cut from.
-    pub fn best_ids(&self, experiment: Option<&str>, limit: usize) -> Result<(Vec<String>, usize)> {
-        let Some(name) = experiment else {
-            let total: i64 = self
-                .conn()
-                .query_row("SELECT COUNT(*) FROM runs", [], |r| r.get(0))?;
-            let mut stmt = self.conn().prepare_cached(
-                "SELECT run_id FROM run_results WHERE best_bpd8 IS NOT NULL
-                 ORDER BY best_bpd8, best_bpd IS NULL, best_bpd, run_id LIMIT ?1",
-            )?;
-            let mut ids: Vec<String> = stmt
-                .query_map([limit as i64], |r| r.get(0))?
-                .collect::<rusqlite::Result<_>>()?;
-            let mut stmt = self.conn().prepare_cached(
-                "SELECT r.id FROM runs r LEFT JOIN run_results rr ON rr.run_id = r.id
-                 WHERE rr.best_bpd8 IS NULL ORDER BY r.created_at, r.id LIMIT ?1",
-            )?;
-            let rest = (limit - ids.len()) as i64;
-            let unranked = stmt.query_map([rest], |r| r.get(0))?;
-            ids.extend(unranked.collect::<rusqlite::Result<Vec<String>>>()?);
-            return Ok((ids, total.max(0) as usize));
-        };
-        let total = self.status_counts(name)?.iter().map(|(_, n)| n).sum();
-        let ranked = self.ranked_count(name)?;
-        let mut ids: Vec<String> = self
-            .ranked_ids(name, ranked, limit, ranked + 1)?
-            .into_iter()
-            .map(|(_, id)| id)
-            .collect();
-        ids.truncate(limit);
-        ids.extend(self.unranked_ids(name, limit - ids.len())?);
-        Ok((ids, total))
+    /// The `limit` best runs of `experiment` by best bpd8, then runs without a result in the
+    /// order they were added: what `report --sort bpd8` lists first, read along the rank
+    /// indexes. With the run count it was cut from.
+    pub fn best_ids(&self, experiment: &str, limit: usize) -> Result<(Vec<String>, usize)> {
+        let total = self.status_counts(experiment)?.iter().map(|(_, n)| n).sum();
+        let ranked = self.ranked_count(experiment)?;
+        Ok((self.page_by_rank(experiment, ranked, 0, limit)?, total))
+    }
+
+    /// `(id, journal offset)` of every run (of `experiment`, if given): what tells whether a
+    /// run's journal holds results not ingested yet, without reading the runs.
+    pub fn journal_offsets(&self, experiment: Option<&str>) -> Result<Vec<(String, u64)>> {
+        let mut stmt = self.conn().prepare_cached(
+            "SELECT r.id, r.journal_offset FROM runs r JOIN experiments e ON e.id = r.experiment_id
+             WHERE ?1 IS NULL OR e.name = ?1 ORDER BY r.created_at, r.id",
+        )?;
+        let rows = stmt.query_map([experiment], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?.max(0) as u64))
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
     /// [`Registry::page_ids`] by best bpd8, ascending: the ranked runs along the rank index
-    /// (no sort), then the others by id.
+    /// (no sort), then the others in the order they were added.
     fn page_by_rank(
         &self,
         experiment: &str,
@@ -190,7 +176,7 @@ impl Registry {
             .query_map(args, |r| r.get(0))?
             .collect::<rusqlite::Result<_>>()?;
         let rest = limit - ids.len();
-        ids.extend(self.unranked(experiment, "r.id", offset.saturating_sub(ranked), rest)?);
+        ids.extend(self.unranked(experiment, offset.saturating_sub(ranked), rest)?);
         Ok(ids)
     }
 
@@ -213,7 +199,7 @@ impl Registry {
             "SELECT r.id FROM runs r LEFT JOIN run_results rr ON rr.run_id = r.id
              WHERE r.experiment_id = {EXPERIMENT}
              ORDER BY {value} IS NULL, typeof({value}) NOT IN ('integer', 'real'), {value} {dir},
-                      rr.best_bpd8 IS NULL, {RANK_ORDER}
+                      rr.best_bpd8 IS NULL, {RANK_ORDER}, r.id
              LIMIT ?2 OFFSET ?3"
         );
         let mut stmt = self.conn().prepare(&sql)?;
@@ -294,9 +280,55 @@ mod tests {
             "1e-1, then the two 1e-2 by rank"
         );
         assert_eq!(page(SortColumn::Id, true, 0, 2), ["e", "d"]);
-        let (best, total) = reg.best_ids(None, 3).unwrap();
+        let (best, total) = reg.best_ids("e", 3).unwrap();
         assert_eq!((best, total), (vec!["a".into(), "d".into(), "b".into()], 5));
-        let (all, _) = reg.best_ids(Some("e"), 10).unwrap();
+        let (all, _) = reg.best_ids("e", 10).unwrap();
         assert_eq!(all, ["a", "d", "b", "e", "c"]);
+    }
+
+    /// Runs without a result come after the ranked ones in the order they were added, in every
+    /// listing of them; with no results row at all, ties end on the run id.
+    #[test]
+    fn unranked_runs_are_listed_in_the_order_added_and_ties_end_on_the_id() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut reg = registry(dir.path());
+        let exp = reg.experiment_key("e").unwrap().unwrap();
+        for (id, seed) in [("g", 7), ("f", 8)] {
+            let config = RunConfig {
+                seed,
+                ..RunConfig::default()
+            };
+            reg.add_run(exp, id, &config, dir.path(), None).unwrap();
+        }
+        // g was added first, before c; f and c in the same instant.
+        reg.conn()
+            .execute(
+                "UPDATE runs SET created_at = '2000-01-01T00:00:00Z' WHERE id = 'g'",
+                [],
+            )
+            .unwrap();
+        reg.conn()
+            .execute(
+                "UPDATE runs SET created_at = (SELECT created_at FROM runs WHERE id = 'c') WHERE id = 'f'",
+                [],
+            )
+            .unwrap();
+        assert_eq!(reg.unranked_ids("e", 10).unwrap(), ["g", "c", "f"]);
+        assert_eq!(
+            reg.page_ids("e", (SortColumn::Bpd8, false), 4, 3, 10).unwrap(),
+            ["e", "g", "c", "f"]
+        );
+        assert_eq!(
+            reg.best_ids("e", 10).unwrap().0,
+            ["a", "d", "b", "e", "g", "c", "f"]
+        );
+        // Runs without a results row (written by another tool): no rank, ties on the id.
+        reg.conn()
+            .execute("DELETE FROM run_results WHERE run_id IN ('c', 'f', 'g')", [])
+            .unwrap();
+        assert_eq!(
+            reg.page_ids("e", (SortColumn::Status, false), 4, 0, 10).unwrap(),
+            ["a", "d", "b", "e", "c", "f", "g"]
+        );
     }
 }

@@ -175,6 +175,19 @@ UPDATE run_results SET experiment_id = (SELECT experiment_id FROM runs WHERE run
 CREATE INDEX run_results_by_rank
     ON run_results(experiment_id, best_bpd8, best_bpd IS NULL, best_bpd, run_id);
 "#,
+    // v8: a results row written without its experiment (by a pixelx of schema v6 still running
+    // a sweep on a migrated file, or any other tool) is given it by a trigger, so that no run
+    // is counted in an experiment yet missing from its rank index; rows left so before are
+    // filled first.
+    r#"
+UPDATE run_results SET experiment_id = (SELECT experiment_id FROM runs WHERE runs.id = run_results.run_id)
+    WHERE experiment_id IS NULL;
+CREATE TRIGGER run_results_experiment AFTER INSERT ON run_results WHEN NEW.experiment_id IS NULL
+BEGIN
+    UPDATE run_results SET experiment_id = (SELECT experiment_id FROM runs WHERE id = NEW.run_id)
+        WHERE run_id = NEW.run_id;
+END;
+"#,
 ];
 
 /// The migration that creates `run_results`, whose rows `Registry::migrate` backfills from the

@@ -81,7 +81,7 @@ pub fn write_report(
     sort: &str,
     runs_dir: &Path,
     path: &Path,
-) -> Result<()> {
+) -> Result<Vec<String>> {
     let mut views = Vec::new();
     for e in registry.experiments()? {
         if experiment.is_some_and(|name| name != e.name) {
@@ -97,7 +97,15 @@ pub fn write_report(
         )?);
     }
     let html = report_page(&views, runs_dir)?;
-    crate::fsio::write_atomically(path, html.as_bytes())
+    crate::fsio::write_atomically(path, html.as_bytes())?;
+    // The parameters swept in any experiment, as its view found them (over every run of a small
+    // experiment, over the rank-spaced sample of a large one), in the order of `RUN_KEYS`.
+    let swept = |k: &&&str| views.iter().any(|v| v.params.iter().any(|p| p.key == **k));
+    Ok(crate::config::RUN_KEYS
+        .iter()
+        .filter(swept)
+        .map(|k| k.to_string())
+        .collect())
 }
 
 #[cfg(test)]

@@ -98,12 +98,30 @@ pub(crate) fn param_text(run: &RunSummary, key: &str) -> String {
     }
 }
 
+/// The rank order of the registry (`registry::ranking`) and of the views: runs with a finite
+/// best bpd8 by it, then by bpd, then by id; runs without one after them, as they came (the
+/// registry lists runs in the order they were added). Every sort breaks its ties by it, so a
+/// table sorted here lists runs as a page sorted in SQL does.
+fn rank_order(a: &RunSummary, b: &RunSummary) -> std::cmp::Ordering {
+    use std::cmp::Ordering;
+    let ranked = |r: &RunSummary| r.best.filter(|b| b.bpd8.is_finite());
+    match (ranked(a), ranked(b)) {
+        (Some(x), Some(y)) => x
+            .bpd8
+            .total_cmp(&y.bpd8)
+            .then(x.bpd.total_cmp(&y.bpd))
+            .then_with(|| a.id.cmp(&b.id)),
+        (Some(_), None) => Ordering::Less,
+        (None, Some(_)) => Ordering::Greater,
+        (None, None) => Ordering::Equal,
+    }
+}
+
 /// Sorts by a column: `bpd8` (default; best first), `bpd`, `images_per_sec`, `wall`, `status`,
-/// `id`, or any run parameter.
+/// `id`, or any run parameter; ties in rank order.
 pub fn sort_runs(runs: &mut [RunSummary], key: &str) -> Result<()> {
     let metric = |r: &RunSummary| -> f64 {
         match key {
-            "bpd8" => r.best.map_or(f64::INFINITY, |b| b.bpd8),
             "bpd" => r.best.map_or(f64::INFINITY, |b| b.bpd),
             "images_per_sec" => -r.images_per_sec.unwrap_or(0.0),
             "wall" => r.wall_seconds.unwrap_or(f64::INFINITY),
@@ -111,21 +129,30 @@ pub fn sort_runs(runs: &mut [RunSummary], key: &str) -> Result<()> {
         }
     };
     match key {
-        "bpd8" | "bpd" | "images_per_sec" | "wall" => runs.sort_by(|a, b| {
-            metric(a).total_cmp(&metric(b)).then_with(|| {
-                let bpd = |r: &RunSummary| r.best.map_or(f64::INFINITY, |b| b.bpd);
-                bpd(a).total_cmp(&bpd(b))
-            })
+        "bpd8" => runs.sort_by(rank_order),
+        "bpd" | "images_per_sec" | "wall" => {
+            runs.sort_by(|a, b| metric(a).total_cmp(&metric(b)).then_with(|| rank_order(a, b)))
+        }
+        "status" => runs.sort_by(|a, b| a.status.as_str().cmp(b.status.as_str()).then_with(|| rank_order(a, b))),
+        "trial" => runs.sort_by(|a, b| {
+            let trial = |r: &RunSummary| r.trial.unwrap_or(i64::MAX);
+            trial(a).cmp(&trial(b)).then_with(|| rank_order(a, b))
         }),
-        "status" => runs.sort_by(|a, b| a.status.as_str().cmp(b.status.as_str())),
-        "trial" => runs.sort_by_key(|r| r.trial.unwrap_or(i64::MAX)),
         "id" => runs.sort_by(|a, b| a.id.cmp(&b.id)),
+        // As SQL sorts a page: numbers, then text, then runs without the parameter.
         k if RUN_KEYS.contains(&k) => runs.sort_by(|a, b| {
             let (x, y) = (param_text(a, k), param_text(b, k));
-            match (x.parse::<f64>(), y.parse::<f64>()) {
-                (Ok(p), Ok(q)) => p.total_cmp(&q),
-                _ => x.cmp(&y),
-            }
+            let class = |r: &RunSummary, t: &str| {
+                let missing = r.params.get(k).is_none_or(serde_json::Value::is_null);
+                (missing, t.parse::<f64>().is_err())
+            };
+            class(a, &x)
+                .cmp(&class(b, &y))
+                .then_with(|| match (x.parse::<f64>(), y.parse::<f64>()) {
+                    (Ok(p), Ok(q)) => p.total_cmp(&q),
+                    _ => x.cmp(&y),
+                })
+                .then_with(|| rank_order(a, b))
         }),
         other => bail!(
             "cannot sort by `{other}`: use bpd8, bpd, images_per_sec, wall, status, id, trial or a run parameter"
@@ -330,6 +357,34 @@ mod tests {
                 ..Curves::default()
             },
         }
+    }
+
+    /// Ties are broken in the registry's rank order (bpd8, bpd, id; runs without a result after,
+    /// as they came), for every sort key, as a page sorted in SQL breaks them.
+    #[test]
+    fn sorts_break_ties_in_rank_order() {
+        use crate::report::views::tests::summary;
+        let lr = |v: f64| serde_json::json!({ "learning_rate": v });
+        let runs = || {
+            vec![
+                summary("z", None, lr(1e-2)),
+                summary("b", Some(1.0), lr(1e-3)),
+                summary("y", None, lr(1e-3)),
+                summary("a", Some(1.0), lr(1e-3)),
+                summary("c", Some(0.5), lr(1e-2)),
+                summary("m", Some(0.1), serde_json::json!({})),
+                summary("t", Some(0.2), serde_json::json!({ "learning_rate": "high" })),
+            ]
+        };
+        let sorted = |key: &str| {
+            let mut r = runs();
+            sort_runs(&mut r, key).unwrap();
+            r.into_iter().map(|r| r.id).collect::<Vec<_>>()
+        };
+        assert_eq!(sorted("bpd8"), ["m", "t", "c", "a", "b", "z", "y"]);
+        // Numbers, then text, then no value, as the registry sorts a page.
+        assert_eq!(sorted("learning_rate"), ["a", "b", "y", "c", "z", "t", "m"]);
+        assert_eq!(sorted("status"), ["m", "t", "c", "a", "b", "z", "y"]);
     }
 
     #[test]

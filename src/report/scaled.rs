@@ -30,8 +30,20 @@ pub enum TableRows<'a> {
 }
 
 /// The view of experiment `name`; `None` when it has no runs. `points(runs, is a top run)`
-/// sets how many loss points each drawn run gets.
+/// sets how many loss points each drawn run gets. Its counts, ranks and runs are read in one
+/// read transaction, so that a run ingested meanwhile cannot be counted yet missing, or read
+/// twice at two ranks.
 pub fn experiment(
+    registry: &Registry,
+    name: &str,
+    description: &str,
+    rows: TableRows<'_>,
+    points: impl Fn(usize, bool) -> usize,
+) -> Result<Option<ExperimentView>> {
+    registry.read_snapshot(|| read(registry, name, description, rows, points))
+}
+
+fn read(
     registry: &Registry,
     name: &str,
     description: &str,
@@ -150,16 +162,8 @@ fn table_ids(
             ids
         }
         TableRows::Page(page) => {
-            let column = match page.sort.as_str() {
-                "bpd8" => SortColumn::Bpd8,
-                "status" => SortColumn::Status,
-                "id" => SortColumn::Id,
-                "images_per_sec" => SortColumn::ImagesPerSec,
-                "wall" => SortColumn::Wall,
-                key if crate::config::RUN_KEYS.contains(&key) => SortColumn::Param(key),
-                // Refused by the caller (not a column of the table); the page is by rank.
-                _ => SortColumn::Bpd8,
-            };
+            // A key that is no column is refused by the caller; the page is then by rank.
+            let column = super::table::sort_column(&page.sort).unwrap_or(SortColumn::Bpd8);
             let offset = page_index(page, total) * PAGE_ROWS;
             registry.page_ids(name, (column, page.descending), ranked, offset, PAGE_ROWS)?
         }

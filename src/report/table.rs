@@ -7,6 +7,7 @@ use askama::Template;
 
 use super::markup::{fmt_opt, hex, Links};
 use super::views::{ExperimentView, RunView};
+use crate::registry::SortColumn;
 
 /// Rows of the runs table shown before the rest is folded away.
 const TABLE_ROWS: usize = 50;
@@ -132,12 +133,36 @@ impl Default for TablePage {
 }
 
 /// Columns the dashboard's table can be sorted by besides the swept parameters.
-const SORT_COLUMNS: [&str; 5] = ["bpd8", "status", "id", "images_per_sec", "wall"];
+/// Each with the column the registry sorts a large experiment's runs by.
+const SORT_COLUMNS: [(&str, SortColumn<'static>); 5] = [
+    ("bpd8", SortColumn::Bpd8),
+    ("status", SortColumn::Status),
+    ("id", SortColumn::Id),
+    ("images_per_sec", SortColumn::ImagesPerSec),
+    ("wall", SortColumn::Wall),
+];
+
+/// The registry's column for the table's sort key `sort`: one of [`SORT_COLUMNS`] or a run
+/// parameter; `None` for anything else.
+pub(super) fn sort_column(sort: &str) -> Option<SortColumn<'_>> {
+    match SORT_COLUMNS.iter().find(|(k, _)| *k == sort) {
+        Some((_, column)) => Some(*column),
+        None => crate::config::RUN_KEYS
+            .contains(&sort)
+            .then_some(SortColumn::Param(sort)),
+    }
+}
 
 impl TablePage {
     /// Whether `sort` names a column this table can be ordered by.
     pub fn valid_sort(view: &ExperimentView, sort: &str) -> bool {
-        SORT_COLUMNS.contains(&sort) || view.params.iter().any(|p| p.key == sort)
+        SORT_COLUMNS.iter().any(|(k, _)| *k == sort) || view.params.iter().any(|p| p.key == sort)
+    }
+
+    /// Whether `sort` may name a column of some experiment's table: one of the table's own or
+    /// a run parameter (a column once the experiment sweeps it).
+    pub fn maybe_sort(sort: &str) -> bool {
+        sort_column(sort).is_some()
     }
 }
 

@@ -249,6 +249,11 @@ fn render_experiment_page(
             None => registry.latest_experiment()?,
         },
     };
+    // A key that is no column at all is refused before any run is read; a parameter the
+    // experiment does not sweep, once its view says so.
+    if !TablePage::maybe_sort(&table.sort) {
+        return Err(AppError::BadRequest("unknown sort column"));
+    }
     let mut sections = Vec::new();
     let mut no_runs_yet = false;
     if let Some(exp) = &chosen {

@@ -181,16 +181,16 @@ fn an_old_registry_is_migrated_and_keeps_its_runs() {
         .unwrap();
     }
     let registry = Registry::open_read_only(&path).unwrap();
-    assert_eq!(registry.schema_version().unwrap(), 7);
+    assert_eq!(
+        registry.schema_version().unwrap(),
+        pixelx::registry::schema::MIGRATIONS.len() as i64
+    );
     let runs = registry.summaries(&RunFilter::default()).unwrap();
     assert_eq!(runs.len(), 1);
     // The results rows backfilled by the migration name their experiment (schema v7), so the
     // rank index of large views holds the old run too.
     assert_eq!(registry.ranked_count("old").unwrap(), 1);
-    assert_eq!(
-        registry.best_ids(Some("old"), 5).unwrap(),
-        (vec!["abc".to_owned()], 1)
-    );
+    assert_eq!(registry.best_ids("old", 5).unwrap(), (vec!["abc".to_owned()], 1));
     assert_eq!(runs[0].best.map(|b| b.bpd8), Some(7.5));
     assert_eq!(
         runs[0].params["epochs"], 3,
@@ -281,5 +281,58 @@ fn undefined_values_in_a_journal_do_not_block_ingestion() {
     assert!(
         history.iter().any(|m| m.name == "lr"),
         "the defined values are kept"
+    );
+}
+
+/// A run and its results row as a pixelx of schema v6 writes them: the row names no experiment.
+fn insert_v6_run(conn: &rusqlite::Connection, id: &str, bpd8: f64) {
+    conn.execute(
+        "INSERT INTO runs (id, experiment_id, config_json, config_hash, status, run_dir, created_at)
+         VALUES (?1, 1, '{\"epochs\": 1}', ?1, 'completed', 'runs/' || ?1, '2026-01-01T00:00:00Z')",
+        [id],
+    )
+    .unwrap();
+    conn.execute(
+        "INSERT OR REPLACE INTO run_results (run_id, best_epoch, best_bpd8, best_bpd) VALUES (?1, 1, ?2, ?3)",
+        rusqlite::params![id, bpd8, bpd8 - 0.5],
+    )
+    .unwrap();
+}
+
+/// A registry of schema v6 (results rows without their experiment) is migrated with its rows
+/// given their experiment, so the rank index holds them; and a results row written later
+/// without its experiment (an older pixelx still running a sweep on the migrated file) is given
+/// it too, instead of vanishing from the views of a large experiment.
+#[test]
+fn a_v6_registry_is_ranked_after_migration_and_rows_without_experiment_are_filled() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("v6.sqlite");
+    {
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        for (i, sql) in pixelx::registry::schema::MIGRATIONS.iter().take(6).enumerate() {
+            conn.execute_batch(sql).unwrap();
+            conn.pragma_update(None, "user_version", i + 1).unwrap();
+        }
+        conn.execute(
+            "INSERT INTO experiments (id, name, created_at) VALUES (1, 'old', '2026-01-01T00:00:00Z')",
+            [],
+        )
+        .unwrap();
+        insert_v6_run(&conn, "abc", 7.5);
+    }
+    let registry = Registry::open(&path).unwrap();
+    assert_eq!(
+        registry.schema_version().unwrap(),
+        pixelx::registry::schema::MIGRATIONS.len() as i64
+    );
+    assert_eq!(registry.ranked_count("old").unwrap(), 1, "v7's backfill");
+    assert_eq!(registry.best_ids("old", 5).unwrap(), (vec!["abc".to_owned()], 1));
+    drop(registry);
+    insert_v6_run(&rusqlite::Connection::open(&path).unwrap(), "abd", 7.0);
+    let registry = Registry::open_read_only(&path).unwrap();
+    assert_eq!(registry.ranked_count("old").unwrap(), 2, "the late row is ranked");
+    assert_eq!(
+        registry.best_ids("old", 5).unwrap(),
+        (vec!["abd".to_owned(), "abc".to_owned()], 2)
     );
 }

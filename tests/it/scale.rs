@@ -254,3 +254,113 @@ fn five_thousand_runs_keep_the_best_run_drawn_and_linked_page_the_table_and_enve
     assert_eq!(http::get(&addr, "/experiments/big?page=x").status, 400);
     assert_eq!(http::get(&addr, &format!("/runs/{best}")).status, 200);
 }
+
+/// Experiments named and sized as given, each run with one epoch of results (bpd8 distinct per
+/// run) and a learning rate of `LRS`, written with SQL as `synthetic_registry` does.
+fn experiments_registry(runs_dir: &Path, sizes: &[(&str, u64)]) -> Registry {
+    std::fs::create_dir_all(runs_dir).unwrap();
+    let path = runs_dir.join("registry.sqlite");
+    let mut reg = Registry::open(&path).unwrap();
+    let mut keys = Vec::new();
+    for (name, _) in sizes {
+        let info = ExperimentInfo::named(name, "");
+        keys.push(reg.upsert_experiment(&info, None, Default::default()).unwrap());
+    }
+    drop(reg);
+    let mut conn = rusqlite::Connection::open(&path).unwrap();
+    let tx = conn.transaction().unwrap();
+    let mut n = 0u64;
+    for ((_, size), exp) in sizes.iter().zip(keys) {
+        for _ in 0..*size {
+            let id = format!("{n:012x}");
+            let config = RunConfig {
+                seed: n,
+                learning_rate: LRS[(n % 5) as usize],
+                ..RunConfig::default()
+            };
+            tx.execute(
+                "INSERT INTO runs (id, experiment_id, config_json, config_hash, status, run_dir, created_at, method)
+                 VALUES (?1, ?2, ?3, ?1, 'completed', ?4, ?5, 'grid')",
+                rusqlite::params![
+                    id,
+                    exp,
+                    serde_json::to_string(&config).unwrap(),
+                    runs_dir.join(&id).display().to_string(),
+                    format!("2026-01-01T00:00:{n:06}Z")
+                ],
+            )
+            .unwrap();
+            let bpd8 = 1.0 + ((n * 7919) % 10_007) as f64 * 1e-4;
+            for (name, value) in [("test_bpd8", bpd8), ("test_bpd", bpd8 - 0.5)] {
+                tx.execute(
+                    "INSERT INTO metrics (run_id, name, step, epoch, value) VALUES (?1, ?2, 1, 1, ?3)",
+                    rusqlite::params![id, name, value],
+                )
+                .unwrap();
+            }
+            n += 1;
+        }
+    }
+    tx.commit().unwrap();
+    let mut reg = Registry::open(&path).unwrap();
+    reg.rebuild_results().unwrap();
+    reg
+}
+
+/// Beside `report --html` the terminal lists what the HTML report's tables list: the best 500 of
+/// each experiment, not 500 of the whole registry; and an explicit `--limit` or another sort is
+/// obeyed, not cut to 500.
+#[test]
+fn the_terminal_table_beside_an_html_report_lists_what_its_tables_list() {
+    let dir = tempfile::tempdir().unwrap();
+    let runs_dir = dir.path().join("runs");
+    let _reg = experiments_registry(&runs_dir, &[("a", 300), ("b", 300), ("c", 600)]);
+    // A run of `c` whose journal was never ingested: no result, so not among the runs listed,
+    // and still named by the note on unread results.
+    let unread = "ffffffffffff";
+    rusqlite::Connection::open(runs_dir.join("registry.sqlite"))
+        .unwrap()
+        .execute(
+            "INSERT INTO runs (id, experiment_id, config_json, config_hash, status, run_dir, created_at, method)
+             SELECT ?1, id, '{}', ?1, 'running', ?1, '2026-02-01T00:00:00Z', 'grid' FROM experiments WHERE name = 'c'",
+            [unread],
+        )
+        .unwrap();
+    // A parameter swept only by the worst run of `c`, which is not listed: its column is.
+    rusqlite::Connection::open(runs_dir.join("registry.sqlite"))
+        .unwrap()
+        .execute(
+            "UPDATE runs SET config_json = json_set(config_json, '$.batch_size', 7) WHERE id =
+             (SELECT run_id FROM run_results ORDER BY best_bpd8 DESC LIMIT 1)",
+            [],
+        )
+        .unwrap();
+    std::fs::create_dir_all(runs_dir.join(unread)).unwrap();
+    std::fs::write(runs_dir.join(unread).join("journal.jsonl"), "{}\n").unwrap();
+    let html = dir.path().join("report.html");
+    let html = html.to_str().unwrap();
+    let (ok, out, err) = support::run_in(&runs_dir, &["report", "--html", html]);
+    assert!(ok, "{err}");
+    let rows = row_ids(&std::fs::read_to_string(html).unwrap());
+    assert_eq!(rows.len(), 300 + 300 + 500, "the HTML lists 500 per experiment");
+    assert_eq!(out.lines().count(), 1 + rows.len(), "{err}");
+    let header = out.lines().next().unwrap();
+    assert!(header.contains("batch_size"), "{header}");
+    let listed: std::collections::BTreeSet<&str> = out.lines().skip(1).map(|l| &l[..12]).collect();
+    let in_html: std::collections::BTreeSet<&str> = rows.iter().map(String::as_str).collect();
+    assert_eq!(listed, in_html, "the same runs");
+    assert!(err.contains("note: 101 more runs are not listed here"), "{err}");
+    assert!(
+        err.contains("newer results in their run folder") && err.contains(unread),
+        "{err}"
+    );
+    let (ok, out, err) = support::run_in(&runs_dir, &["report", "--html", html, "--limit", "1000"]);
+    assert!(ok, "{err}");
+    assert_eq!(out.lines().count(), 1 + 1000, "--limit 1000 is obeyed");
+    assert!(!err.contains("more runs are not listed"), "{err}");
+    let (ok, out, err) = support::run_in(&runs_dir, &["report", "--html", html, "--sort", "id"]);
+    assert!(ok, "{err}");
+    assert_eq!(out.lines().count(), 1 + 1201, "another sort lists every run");
+    assert!(out.lines().nth(1).unwrap().starts_with("000000000000"));
+    assert!(!err.contains("more runs are not listed"), "{err}");
+}
