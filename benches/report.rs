@@ -471,7 +471,7 @@ fn measure(runs: u64) {
     for (what, path) in [
         ("GET /", "/".to_owned()),
         (
-            "GET /?page=3",
+            "GET sorted page 3",
             "/experiments/bench_sweep?sort=learning_rate&desc=1&page=3".to_owned(),
         ),
         ("GET /runs/<id>", format!("/runs/{id}")),
