@@ -5,7 +5,6 @@
 //! full by [`Registry::summaries_of`].
 
 use anyhow::Result;
-use rusqlite::OptionalExtension;
 
 use super::{Registry, RunStatus};
 
@@ -51,23 +50,14 @@ impl SortColumn<'_> {
 }
 
 impl Registry {
-    /// The id of experiment `name`, if the registry has it.
-    fn experiment_key(&self, name: &str) -> Result<Option<i64>> {
-        Ok(self
-            .conn()
-            .query_row("SELECT id FROM experiments WHERE name = ?1", [name], |r| r.get(0))
-            .optional()?)
-    }
-
     /// How many runs of `experiment` are in each state (an index count, no run read).
     pub fn status_counts(&self, experiment: &str) -> Result<Vec<(RunStatus, usize)>> {
-        let Some(exp) = self.experiment_key(experiment)? else {
-            return Ok(Vec::new());
-        };
-        let mut stmt = self
-            .conn()
-            .prepare_cached("SELECT status, COUNT(*) FROM runs WHERE experiment_id = ?1 GROUP BY status")?;
-        let rows = stmt.query_map([exp], |r| Ok((r.get::<_, RunStatus>(0)?, r.get::<_, i64>(1)?)))?;
+        let mut stmt = self.conn().prepare_cached(&format!(
+            "SELECT status, COUNT(*) FROM runs WHERE experiment_id = {EXPERIMENT} GROUP BY status"
+        ))?;
+        let rows = stmt.query_map([experiment], |r| {
+            Ok((r.get::<_, RunStatus>(0)?, r.get::<_, i64>(1)?))
+        })?;
         let mut out = Vec::new();
         for row in rows {
             let (status, n) = row?;
@@ -292,7 +282,10 @@ mod tests {
     fn unranked_runs_are_listed_in_the_order_added_and_ties_end_on_the_id() {
         let dir = tempfile::tempdir().unwrap();
         let mut reg = registry(dir.path());
-        let exp = reg.experiment_key("e").unwrap().unwrap();
+        let exp: i64 = reg
+            .conn()
+            .query_row("SELECT id FROM experiments WHERE name = 'e'", [], |r| r.get(0))
+            .unwrap();
         for (id, seed) in [("g", 7), ("f", 8)] {
             let config = RunConfig {
                 seed,

@@ -1,9 +1,10 @@
 //! The cached sampler on the host CPU, without libtorch in the loop: the weights are copied
 //! once into plain matrices ([`net`]), each chunk of images keeps its activations in plain
-//! buffers ([`chunk`]), and a step is a handful of small matrix products (`matrixmultiply`)
-//! with no allocation. The images are split into one chunk per thread; the uniforms each
-//! step's draw uses are taken from the one seeded generator in the naive sampler's order,
-//! a row at a time, so the images do not depend on the number of threads.
+//! buffers ([`chunk`]), and a step is a handful of small matrix products (an AVX-512 kernel
+//! where the CPU has it, `matrixmultiply` elsewhere: [`kernels`]) with no allocation. The
+//! images are split into one chunk per thread; the uniforms each step's draw uses are taken
+//! from the one seeded generator in the naive sampler's order, a row at a time, so the images
+//! do not depend on the number of threads.
 
 mod chunk;
 mod kernels;
