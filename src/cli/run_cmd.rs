@@ -72,6 +72,7 @@ fn preflight(experiment: &Experiment, dry_run: bool) -> Result<usize> {
             &experiment.scheduler,
             crate::device::cuda_device_count(),
             crate::host::num_cores(),
+            &crate::train::memory::workload(experiment),
         )?;
         let warning = slots::cpu_slots_warning(
             &experiment.scheduler,

@@ -16,7 +16,7 @@ use super::overrides::{apply_tables, layer, parse_all};
 use super::run_config::RunConfig;
 use super::schema::{check_structure, ExperimentFile, ExperimentInfo, Table};
 use super::sources::Sources;
-use super::sweep::{PrunerSettings, SchedulerSettings, SearchSettings};
+use super::sweep::{PrunerSettings, RunsPerDevice, SchedulerSettings, SearchSettings};
 
 /// A problem with an experiment file, located as precisely as possible.
 #[derive(Debug, thiserror::Error)]
@@ -82,8 +82,8 @@ impl Experiment {
 
     fn from_file(path: &Path, file: ExperimentFile, sources: &Sources) -> Result<Self, String> {
         check_name(&file.experiment.name)?;
-        if file.scheduler.runs_per_device == 0 {
-            return Err("`scheduler.runs_per_device` must be at least 1".into());
+        if file.scheduler.runs_per_device == RunsPerDevice::Fixed(0) {
+            return Err("`scheduler.runs_per_device` must be at least 1 (or \"auto\")".into());
         }
         check_slurm(&file.scheduler.slurm)?;
         let mut base = RunConfig::default();

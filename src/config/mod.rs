@@ -29,6 +29,6 @@ pub use run_config::{ConfigError, LrSchedule, RunConfig, MAX_BATCH_SIZE, MAX_EPO
 pub use schema::{ExperimentFile, ExperimentInfo, RandomSearch, Table, DEFAULT_MAX_RUNS};
 pub use sources::{env_run_values, humanize, misspelt_env_vars, suggest, Source, Sources};
 pub use sweep::{
-    BackendKind, Devices, PrunerKind, PrunerSettings, SchedulerSettings, SearchMethod, SearchSettings,
-    SlurmSettings, PRUNER_METRICS,
+    BackendKind, Devices, PrunerKind, PrunerSettings, RunsPerDevice, SchedulerSettings, SearchMethod,
+    SearchSettings, SlurmSettings, PRUNER_METRICS,
 };

@@ -15,6 +15,42 @@ pub enum Devices {
     List(Vec<String>),
 }
 
+/// `runs_per_device`: how many runs share one device at once.
+///
+/// `"auto"` (the default) packs CPU runs one per core, each on one torch thread, up to the runs
+/// the sweep has and what memory holds (see [`crate::slots::plan_slots`]): small models use two
+/// threads badly, so two runs side by side on two cores finish about twice as fast as one after
+/// the other (`just bench packing`). A GPU gets one run. A number asks for exactly that many.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum RunsPerDevice {
+    #[default]
+    Auto,
+    Fixed(usize),
+}
+
+impl Serialize for RunsPerDevice {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Self::Auto => s.serialize_str("auto"),
+            Self::Fixed(n) => s.serialize_u64(*n as u64),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for RunsPerDevice {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::Error;
+        match toml::Value::deserialize(d)? {
+            toml::Value::String(s) if s == "auto" => Ok(Self::Auto),
+            // 0 passes here so that the experiment's check names the key in its error.
+            toml::Value::Integer(n) if n >= 0 => Ok(Self::Fixed(n as usize)),
+            other => Err(D::Error::custom(format!(
+                "expected a whole number or \"auto\", got {other}"
+            ))),
+        }
+    }
+}
+
 /// Where workers run.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -83,7 +119,7 @@ impl Default for SlurmSettings {
 #[serde(deny_unknown_fields, default)]
 pub struct SchedulerSettings {
     pub devices: Devices,
-    pub runs_per_device: usize,
+    pub runs_per_device: RunsPerDevice,
     /// Extra attempts for a run whose worker died or failed for a reason that may not repeat.
     pub retries: u32,
     pub backend: BackendKind,
@@ -94,7 +130,7 @@ impl Default for SchedulerSettings {
     fn default() -> Self {
         Self {
             devices: Devices::Named("auto".into()),
-            runs_per_device: 1,
+            runs_per_device: RunsPerDevice::Auto,
             retries: 0,
             backend: BackendKind::Local,
             slurm: SlurmSettings::default(),

@@ -36,6 +36,7 @@ fn slots(experiment: &Experiment) -> Result<Vec<Slot>> {
         experiment,
         crate::device::cuda_device_count(),
         crate::host::num_cores(),
+        &crate::train::memory::workload(experiment),
     )?;
     slots.truncate(slots::capacity(experiment, slots.len()));
     Ok(slots)

@@ -3,7 +3,12 @@
 
 use tch::Device;
 
-use crate::config::{ConfigError, RunConfig};
+use crate::config::{ConfigError, Experiment, RunConfig, SearchMethod};
+use crate::slots::Workload;
+
+/// What a training process holds besides its step's activations: libtorch, the data set, the
+/// weights and optimiser state of a small model (a tiny MNIST run peaks near 400 MiB).
+const PROCESS_BYTES: u64 = 512 << 20;
 
 /// Bytes the activations of one training step keep for the backward pass, give or take a factor
 /// of two: per pixel and gated block about 16 feature maps of `F` floats (the two stacks'
@@ -46,6 +51,33 @@ pub fn check_fits(config: &RunConfig, device: Device) -> Result<(), ConfigError>
     Ok(())
 }
 
+/// What `experiment` gives the scheduler to pack: the runs it can keep in flight (a grid's
+/// runs; a random search's trials, or `search.parallel` of them; a TPE study one at a time
+/// unless `search.parallel` says more, since it proposes from what finished) and the memory of
+/// its largest run.
+pub fn workload(experiment: &Experiment) -> Workload {
+    let search = &experiment.search;
+    let runs = match search.method {
+        SearchMethod::Grid => experiment.runs.len(),
+        SearchMethod::Random => search
+            .trials
+            .unwrap_or(usize::MAX)
+            .min(search.parallel.unwrap_or(usize::MAX)),
+        SearchMethod::Tpe => search.parallel.unwrap_or(1),
+    };
+    // A study's runs are proposed later: its base configuration stands for them.
+    let largest = experiment
+        .runs
+        .iter()
+        .map(|r| training_bytes(&r.config))
+        .max()
+        .unwrap_or_else(|| training_bytes(&experiment.base));
+    Workload {
+        runs: runs.max(1),
+        bytes_per_run: PROCESS_BYTES.saturating_add(largest),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -65,5 +97,36 @@ mod tests {
         };
         assert!(training_bytes(&absurd) > 1 << 40);
         assert_eq!(crate::format::bytes(1536), "1.5 KiB");
+    }
+
+    fn load(text: &str) -> Experiment {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("e.toml");
+        std::fs::write(&path, format!("[experiment]\nname = \"e\"\n{text}")).unwrap();
+        Experiment::load(&path, &[]).unwrap()
+    }
+
+    #[test]
+    fn a_grid_packs_its_runs_a_study_its_runs_in_flight() {
+        let grid = workload(&load("[grid]\nseed = [1, 2, 3]\nhidden_fmaps = [8, 16]\n"));
+        assert_eq!(grid.runs, 6);
+        let largest = RunConfig {
+            hidden_fmaps: 16,
+            ..RunConfig::default()
+        };
+        assert_eq!(grid.bytes_per_run, PROCESS_BYTES + training_bytes(&largest));
+        let space = "[search.space]\nseed = { int = [1, 99] }\n";
+        let random = load(&format!("[search]\nmethod = \"random\"\ntrials = 5\n{space}"));
+        assert_eq!(workload(&random).runs, 5);
+        let capped = load(&format!(
+            "[search]\nmethod = \"random\"\ntrials = 5\nparallel = 2\n{space}"
+        ));
+        assert_eq!(workload(&capped).runs, 2);
+        let tpe = load(&format!("[search]\nmethod = \"tpe\"\ntrials = 5\n{space}"));
+        assert_eq!(
+            workload(&tpe).runs,
+            1,
+            "a study proposes from what finished: one at a time"
+        );
     }
 }

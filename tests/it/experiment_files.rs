@@ -65,7 +65,10 @@ fn overrides_layer_over_the_file() {
     let path = write(dir.path(), GOOD);
     let exp = Experiment::load(&path, &["epochs=3".into(), "scheduler.runs_per_device=2".into()]).unwrap();
     assert!(exp.runs.iter().all(|r| r.config.epochs == 3));
-    assert_eq!(exp.scheduler.runs_per_device, 2);
+    assert_eq!(
+        exp.scheduler.runs_per_device,
+        pixelx::config::RunsPerDevice::Fixed(2)
+    );
     // `--set` of a grid axis replaces the list.
     let exp = Experiment::load(&path, &["grid.hidden_ksize=[7]".into()]).unwrap();
     assert_eq!(exp.runs.len(), 3 + 1);

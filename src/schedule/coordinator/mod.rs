@@ -41,6 +41,7 @@ pub fn make_backend(experiment: &Experiment, opts: &SweepOptions) -> Result<Box<
                 &experiment.scheduler,
                 cuda_device_count(),
                 crate::host::num_cores(),
+                &crate::train::memory::workload(experiment),
             )?;
             Box::new(local::LocalBackend::new(
                 slots,
