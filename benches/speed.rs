@@ -291,7 +291,8 @@ fn sampling() {
     let labels = Tensor::arange(64, (Kind::Int64, Device::Cpu)).remainder(10);
     println!("sampling: 64 MNIST 28x28 images, C=1 F=30 6 blocks k=7 L=2, {THREADS} threads");
     let start = Instant::now();
-    let cached = sample(&model, &labels, 28, 28, 1.0, Sampler::Cached, 1);
+    let threads = tch::get_num_threads().max(1) as usize;
+    let cached = sample(&model, &labels, (28, 28), 1.0, Sampler::Cached, 1, threads);
     let t_cached = start.elapsed().as_secs_f64();
     println!("  cached             {t_cached:8.2} s");
     // The naive sampler is 784 identical full forward passes over the batch (about 1 s each here,
@@ -458,6 +459,17 @@ fn packing() {
     println!("  1 slot x 2 threads   {sequential:8.1} s  (baseline)");
     println!("  2 slots x 1 thread   {packed:8.1} s");
     println!("  ratio                {:8.2}x", sequential / packed);
+    // What the scheduler plans for the same sweep when the file names no `runs_per_device`.
+    let file = small_sweep(dir.path(), "default", "1, 2, 3, 4", "devices = \"cpu\"");
+    let experiment = pixelx::config::Experiment::load(&file, &[]).unwrap();
+    let cores = pixelx::host::num_cores();
+    let workload = pixelx::train::memory::workload(&experiment);
+    let slots = pixelx::slots::plan_slots(&experiment.scheduler, 0, cores, &workload).unwrap();
+    println!(
+        "  default (`runs_per_device = \"auto\"`) on {cores} cores: {} slot(s) x {} thread(s)",
+        slots.len(),
+        slots[0].threads
+    );
 }
 
 /// Seconds from each run's launch (process started, job submitted) to its worker's start.

@@ -15,7 +15,6 @@ mod train_bar;
 mod train_cmd;
 
 use std::path::PathBuf;
-use std::process::ExitCode;
 
 use anyhow::{bail, Result};
 use clap::{Parser, Subcommand};
@@ -124,7 +123,7 @@ impl Cli {
 
 /// Parses arguments, runs the command, and ends as `exit::finish` decides (the one place exit
 /// codes are decided).
-pub fn main() -> ExitCode {
+pub fn main() -> ! {
     // Rust ignores SIGPIPE, which turns `pixelx report | head` into a panic on the next print;
     // a command-line tool should just stop, as any Unix filter does.
     // SAFETY: resetting a signal disposition at start-up, before any thread exists.
@@ -144,7 +143,9 @@ pub fn main() -> ExitCode {
         }
         tch::set_num_threads(cli.threads);
     }
-    exit::finish(dispatch(&cli))
+    let result = dispatch(&cli);
+    drop(cli);
+    exit::leave(result)
 }
 
 fn dispatch(cli: &Cli) -> Result<()> {

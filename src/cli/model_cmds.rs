@@ -69,6 +69,14 @@ pub fn sample(cli: &Cli, args: &SampleArgs) -> Result<()> {
     }
     let output = crate::fsio::check_output(&args.output_fname, &cli.protected())?;
     let device = args.device.resolve()?;
+    // The cached sampler on the CPU runs on threads of its own, `--threads` of them. libtorch's
+    // OpenMP workers, once woken by a parallel op (loading, the PNG's conversion), spin for a
+    // while after each one, taking a core from those threads on a small machine; with one
+    // libtorch thread they never start.
+    let host_threads = tch::get_num_threads().max(1) as usize;
+    if device == Device::Cpu && args.sampler == Sampler::Cached {
+        tch::set_num_threads(1);
+    }
     let (_, _vs, model, ckpt) = load_source(cli, &args.source, device)?;
     args.arch.check(&model.spec)?;
     if args.label >= model.spec.classes || args.label < -1 {
@@ -91,11 +99,11 @@ pub fn sample(cli: &Cli, args: &SampleArgs) -> Result<()> {
         Ok(sample::sample(
             &model,
             &labels,
-            h,
-            w,
+            (h, w),
             args.temperature,
             args.sampler,
             args.seed,
+            host_threads,
         ))
     })?;
     if let Some(dir) = output.parent().filter(|d| !d.as_os_str().is_empty()) {

@@ -263,7 +263,16 @@ fn time_job(job: &Job, device: Device, share: f64, per_param_pixel: &mut f64) ->
         let width = (arch.side / 4).max(1);
         let labels = sample_labels(n, None, arch.spec.classes, device);
         let start = Instant::now();
-        let _ = sample(timer.model(), &labels, 1, width, 1.0, Sampler::Cached, 0);
+        let threads = tch::get_num_threads().max(1) as usize;
+        let _ = sample(
+            timer.model(),
+            &labels,
+            (1, width),
+            1.0,
+            Sampler::Cached,
+            0,
+            threads,
+        );
         let pixels = (arch.side * arch.side) as f64 / width as f64;
         start.elapsed().as_secs_f64() * pixels / n as f64
     } else {

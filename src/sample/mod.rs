@@ -94,22 +94,22 @@ pub fn draw_one(logits: &[f32], u: f32, temperature: f32) -> i64 {
 }
 
 /// Samples `labels.len()` images of `height × width`, returning levels `[N, C, H, W]` (int64).
+/// `host_threads` is how many threads the cached sampler uses on the CPU (it runs without
+/// libtorch there; elsewhere libtorch's own threads do the work).
 pub fn sample(
     model: &PixelCnn,
     labels: &Tensor,
-    height: i64,
-    width: i64,
+    (height, width): (i64, i64),
     temperature: f64,
     sampler: Sampler,
     seed: u64,
+    host_threads: usize,
 ) -> Tensor {
     let mut draws = Draws::new(seed, temperature);
     match sampler {
         Sampler::Naive => sample_naive(model, labels, height, width, &mut draws),
         Sampler::Cached if on_host(model, labels) => {
-            // torch's intra-op thread count, which `--threads` sets.
-            let threads = tch::get_num_threads().max(1) as usize;
-            sample_host(model, labels, (height, width), &mut draws, threads)
+            sample_host(model, labels, (height, width), &mut draws, host_threads.max(1))
         }
         Sampler::Cached => sample_cached(model, labels, height, width, &mut draws),
     }

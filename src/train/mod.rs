@@ -332,7 +332,8 @@ impl Trainer {
         let (_, _, h, w) = self.train.levels.size4()?;
         // A seed per epoch makes the grids repeatable, also across a resume.
         let seed = self.config.seed.wrapping_mul(31).wrapping_add(epoch as u64);
-        let levels = sample::sample(&self.model, &labels, h, w, 1.0, self.sampler, seed);
+        let threads = tch::get_num_threads().max(1) as usize;
+        let levels = sample::sample(&self.model, &labels, (h, w), 1.0, self.sampler, seed, threads);
         let path = self.run.epoch_samples(epoch);
         sample::write_grid(&levels, self.config.color_levels, &path)?;
         Ok(Some(path))

@@ -152,6 +152,36 @@ fn train_sample_eval_export_import_round_trip() {
         (2 * 9 + 3 * 2, 2 * 5 + 3 * 2),
         "3 samples in a 2x2 grid"
     );
+    // Whole processes draw the same images whichever sampler and however many threads (the
+    // cached one runs on threads of its own on the CPU, libtorch kept to one).
+    let grid = |name: &str, sampler: &str, threads: &str| {
+        let out = runs.path().join(name);
+        let args = [
+            "--threads",
+            threads,
+            "sample",
+            &id,
+            "-c",
+            "3",
+            "--height",
+            "5",
+            "--width",
+            "9",
+        ];
+        let (ok, _, stderr) = run(
+            runs.path(),
+            &[
+                &args[..],
+                &["--sampler", sampler, "--seed", "7", "-o", out.to_str().unwrap()],
+            ]
+            .concat(),
+        );
+        assert!(ok, "{sampler} on {threads} thread(s): {stderr}");
+        std::fs::read(out).unwrap()
+    };
+    let naive = grid("n.png", "naive", "2");
+    assert_eq!(grid("c1.png", "cached", "1"), naive, "cached, 1 thread");
+    assert_eq!(grid("c2.png", "cached", "2"), naive, "cached, 2 threads");
     let (ok, _, stderr) = run(
         runs.path(),
         &["sample", &id, "--hidden-fmaps", "30", "-o", png.to_str().unwrap()],

@@ -46,15 +46,15 @@ fn both_samplers_draw_the_same_images_from_the_same_seed() {
         let vs = nn::VarStore::new(Device::Cpu);
         let model = PixelCnn::new(&vs.root(), spec(c, l, f, layers, k1, k2), 100 + seed as u64);
         let labels = Tensor::from_slice(&[1i64, 5, 8, 3]);
-        let naive = sample(&model, &labels, 5, 6, 1.0, Sampler::Naive, 42);
-        let cached = sample(&model, &labels, 5, 6, 1.0, Sampler::Cached, 42);
+        let naive = sample(&model, &labels, (5, 6), 1.0, Sampler::Naive, 42, 2);
+        let cached = sample(&model, &labels, (5, 6), 1.0, Sampler::Cached, 42, 2);
         assert_eq!(naive.size(), vec![4, c, 5, 6]);
         assert!(
             naive.equal(&cached),
             "model {:?}: samplers disagree",
             MODELS[seed]
         );
-        let other = sample(&model, &labels, 5, 6, 1.0, Sampler::Cached, 43);
+        let other = sample(&model, &labels, (5, 6), 1.0, Sampler::Cached, 43, 2);
         assert!(!other.equal(&cached), "another seed gives other images");
         assert!(cached.max().int64_value(&[]) < l && cached.min().int64_value(&[]) >= 0);
     }
@@ -88,7 +88,7 @@ fn the_host_sampler_draws_the_naive_images_on_any_number_of_threads() {
     let vs = nn::VarStore::new(Device::Cpu);
     let model = PixelCnn::new(&vs.root(), spec(c, l, f, layers, k1, k2), 7);
     let labels = Tensor::from_slice(&[1i64, 5, 8, 3, 0]);
-    let naive = sample(&model, &labels, 4, 5, 0.8, Sampler::Naive, 9);
+    let naive = sample(&model, &labels, (4, 5), 0.8, Sampler::Naive, 9, 2);
     for threads in [1, 2, 3] {
         let host = sample_host(&model, &labels, (4, 5), &mut Draws::new(9, 0.8), threads);
         assert!(
