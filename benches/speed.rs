@@ -151,7 +151,7 @@ fn matmul_peak_gflops(kind: Kind) -> f64 {
 }
 
 /// pixelx against the PyTorch reference on one model, fp32, same batch, threads and layout.
-fn against_reference(name: &str, spec: ModelSpec, batch: i64, steps: usize, rounds: usize) -> f64 {
+fn against_reference(name: &str, spec: ModelSpec, batch: i64, steps: usize, rounds: usize) -> (f64, f64) {
     let (baseline, ours) = alternating_medians(
         rounds,
         || pytorch_train_speed(spec, batch, steps, false),
@@ -159,7 +159,7 @@ fn against_reference(name: &str, spec: ModelSpec, batch: i64, steps: usize, roun
     );
     println!("  {name}: PyTorch reference {baseline:.1} images/s (baseline), pixelx {ours:.1} images/s");
     println!("  ratio              {:8.2}x", ours / baseline);
-    ours
+    (baseline, ours)
 }
 
 fn training() {
@@ -176,7 +176,7 @@ fn training() {
         "training: C=3 F=30 O=10 6 blocks k=7 L=2, batch {batch}, {THREADS} threads, \
          median of {rounds} alternating rounds of {steps} steps"
     );
-    let ours = against_reference("RGB default", spec, batch, steps, rounds);
+    let (reference, ours) = against_reference("RGB default", spec, batch, steps, rounds);
     let mut simple = ModelSpec::original(1);
     simple.hidden_fmaps = 21;
     against_reference("very simple model (C=1 F=21)", simple, batch, steps, rounds);
@@ -214,13 +214,21 @@ fn training() {
         "  cropped h_conv     {cropped:8.1} images/s against full masked kernels {full:.1} (baseline): {:.2}x",
         cropped / full
     );
-    layouts_and_precisions(spec, batch, steps, rounds, peak);
+    let flops = train_step_flops(spec, batch, 28);
+    layouts_and_precisions(spec, (batch, steps, rounds), (peak, flops), reference);
 }
 
 /// Both memory layouts, and bf16 autocast where the CPU has native bf16 (then its matmul peak
 /// too), each against pixelx fp32 NCHW measured in alternation with it; on a GPU, the same on
 /// cuda:0 at a GPU-sized batch.
-fn layouts_and_precisions(spec: ModelSpec, batch: i64, steps: usize, rounds: usize, fp32_peak: f64) {
+/// `reference` is the PyTorch reference's fp32 images/s measured before, `flops` a step's work.
+fn layouts_and_precisions(
+    spec: ModelSpec,
+    (batch, steps, rounds): (i64, usize, usize),
+    (fp32_peak, flops): (f64, f64),
+    reference: f64,
+) {
+    let mut bf16_peak = None;
     let mut setups = vec![(
         "fp32 NHWC",
         Setup {
@@ -243,6 +251,7 @@ fn layouts_and_precisions(spec: ModelSpec, batch: i64, steps: usize, rounds: usi
             "  bf16 matmul peak   {peak:8.1} GFLOP/s ({:.2}x fp32's)",
             peak / fp32_peak
         );
+        bf16_peak = Some(peak);
     } else {
         println!("  bf16: this CPU has no native bf16 (avx512_bf16/amx_bf16); not compared");
     }
@@ -256,6 +265,16 @@ fn layouts_and_precisions(spec: ModelSpec, batch: i64, steps: usize, rounds: usi
             "  pixelx {name}   {rate:8.1} images/s  ({:.2}x fp32 NCHW at {base:.1})",
             rate / base
         );
+        if let (Some(peak), Precision::Bf16, false) = (bf16_peak, setup.precision, setup.channels_last) {
+            // What `precision = "auto"` trains with on this CPU, against the reference's fp32.
+            let achieved = flops * rate / batch as f64 / 1e9;
+            println!(
+                "  bf16 NCHW against the PyTorch reference (fp32, {reference:.1} images/s): {:.2}x; \
+                 roofline {achieved:.1} GFLOP/s of the bf16 peak {peak:.1}: {:.0}%",
+                rate / reference,
+                100.0 * achieved / peak
+            );
+        }
     }
     if !tch::Cuda::is_available() {
         println!("  cuda: no device here");
