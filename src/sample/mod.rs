@@ -76,21 +76,36 @@ impl Draws {
 /// The level whose softmax CDF (of `logits / temperature`) first reaches `u`: the number of CDF
 /// values below `u`, clamped to the last level.
 pub fn draw_one(logits: &[f32], u: f32, temperature: f32) -> i64 {
-    let levels = logits.len() as i64;
+    let levels = logits.len();
     let max = logits
         .iter()
         .map(|&l| l / temperature)
         .fold(f32::NEG_INFINITY, f32::max);
-    let total: f32 = logits.iter().map(|&l| (l / temperature - max).exp()).sum();
+    // Each level's weight computed once for both the total and the CDF, in a stack buffer for
+    // the 2 to 256 levels a model has (no allocation per draw).
+    let mut stack = [0f32; 256];
+    let mut heap = Vec::new();
+    let weights: &mut [f32] = if levels <= stack.len() {
+        &mut stack[..levels]
+    } else {
+        heap.resize(levels, 0.0);
+        &mut heap
+    };
+    for (w, &l) in weights.iter_mut().zip(logits) {
+        *w = (l / temperature - max).exp();
+    }
+    let total: f32 = weights.iter().sum();
+    // The CDF never falls (each step adds a weight >= 0; NaN stays NaN), so the levels whose CDF
+    // is below `u` are those before the first that reaches it.
     let mut cdf = 0f32;
-    let below = logits
+    let below = weights
         .iter()
-        .filter(|&&l| {
-            cdf += (l / temperature - max).exp() / total;
+        .take_while(|&&w| {
+            cdf += w / total;
             cdf < u
         })
-        .count() as i64;
-    below.min(levels - 1)
+        .count();
+    below.min(levels.saturating_sub(1)) as i64
 }
 
 /// Samples `labels.len()` images of `height × width`, returning levels `[N, C, H, W]` (int64).
@@ -153,4 +168,50 @@ pub fn random_labels(count: i64, classes: i64, seed: u64, device: tch::Device) -
     let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x6c61_6265_6c73);
     let values: Vec<i64> = (0..count).map(|_| rng.gen_range(0..classes)).collect();
     Tensor::from_slice(&values).to_device(device)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The definition `draw_one` implements, as it was first written: two passes over the
+    /// logits and a count of every CDF value below `u`.
+    fn by_definition(logits: &[f32], u: f32, temperature: f32) -> i64 {
+        let max = logits
+            .iter()
+            .map(|&l| l / temperature)
+            .fold(f32::NEG_INFINITY, f32::max);
+        let total: f32 = logits.iter().map(|&l| (l / temperature - max).exp()).sum();
+        let mut cdf = 0f32;
+        let below = logits
+            .iter()
+            .filter(|&&l| {
+                cdf += (l / temperature - max).exp() / total;
+                cdf < u
+            })
+            .count() as i64;
+        below.min(logits.len() as i64 - 1)
+    }
+
+    #[test]
+    fn draws_equal_the_two_pass_definition_bit_for_bit() {
+        let mut rng = ChaCha8Rng::seed_from_u64(5);
+        for levels in [2usize, 3, 17, 256, 300] {
+            for _ in 0..400 {
+                let scale = rng.gen_range(0.1f32..40.0);
+                let logits: Vec<f32> = (0..levels).map(|_| rng.gen_range(-1.0f32..1.0) * scale).collect();
+                let u = rng.gen::<f32>();
+                let t = [1.0f32, 0.8, 0.05][rng.gen_range(0..3)];
+                assert_eq!(draw_one(&logits, u, t), by_definition(&logits, u, t));
+            }
+            // u at the edges, and a NaN logit (every CDF value NaN: level 0, as before).
+            let logits: Vec<f32> = (0..levels).map(|i| i as f32 * 0.1).collect();
+            for u in [0.0, 1.0 - f32::EPSILON, 1.0] {
+                assert_eq!(draw_one(&logits, u, 1.0), by_definition(&logits, u, 1.0));
+            }
+            let mut nan = logits.clone();
+            nan[levels / 2] = f32::NAN;
+            assert_eq!(draw_one(&nan, 0.5, 1.0), by_definition(&nan, 0.5, 1.0));
+        }
+    }
 }
