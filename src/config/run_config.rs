@@ -90,7 +90,8 @@ pub struct RunConfig {
     pub train_subset: i64,
     /// Evaluate on the first N test images only (0 = all).
     pub test_subset: i64,
-    /// `fp32`, or `bf16` autocast for the training forward pass (meant for GPUs).
+    /// `auto` (bf16 where the device computes it natively, else fp32), `fp32`, or `bf16`
+    /// autocast for the training forward pass.
     pub precision: Precision,
 }
 
@@ -117,7 +118,7 @@ impl Default for RunConfig {
             lr_schedule: LrSchedule::Cyclic,
             train_subset: 0,
             test_subset: 0,
-            precision: Precision::Fp32,
+            precision: Precision::Auto,
         }
     }
 }

@@ -7,6 +7,7 @@ use anyhow::Result;
 
 use super::Registry;
 use crate::config::RunConfig;
+use crate::precision::Precision;
 
 /// One epoch's speed as recorded.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -29,6 +30,8 @@ pub struct SpeedRecord {
     /// (a resumed run's span includes the pause).
     pub span_seconds: Option<f64>,
     pub epochs: Vec<EpochSpeed>,
+    /// The precision it trained in (`auto` resolved); None where a worker did not record it.
+    pub precision: Option<Precision>,
 }
 
 fn seconds_between(a: &str, b: &str) -> Option<f64> {
@@ -43,7 +46,8 @@ impl Registry {
         let conn = self.conn();
         let mut stmt = conn.prepare(
             "SELECT r.id, r.config_json, r.device, r.host, r.started_at, r.finished_at,
-                    (SELECT COUNT(*) FROM run_events ev WHERE ev.run_id = r.id AND ev.status = 'running')
+                    (SELECT COUNT(*) FROM run_events ev WHERE ev.run_id = r.id AND ev.status = 'running'),
+                    r.precision
              FROM runs r WHERE r.status = 'completed' ORDER BY r.created_at, r.id",
         )?;
         let rows = stmt.query_map([], |r| {
@@ -55,12 +59,13 @@ impl Registry {
                 r.get::<_, Option<String>>(4)?,
                 r.get::<_, Option<String>>(5)?,
                 r.get::<_, i64>(6)?,
+                r.get::<_, Option<String>>(7)?,
             ))
         })?;
         let mut out = Vec::new();
         let mut index = HashMap::new();
         for row in rows {
-            let (id, json, device, host, started, finished, starts) = row?;
+            let (id, json, device, host, started, finished, starts, precision) = row?;
             // A config this version cannot read says nothing about this version's speed.
             let Ok(config) = serde_json::from_str::<RunConfig>(&json) else {
                 continue;
@@ -77,6 +82,7 @@ impl Registry {
                 host,
                 span_seconds,
                 epochs: Vec::new(),
+                precision: precision.as_deref().and_then(Precision::parse),
             });
         }
         let mut stmt = conn.prepare(
