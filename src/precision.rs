@@ -43,6 +43,12 @@ impl Precision {
         }
     }
 
+    /// What a configuration that does not name its precision was written to mean before `auto`
+    /// existed: fp32.
+    pub fn before_auto() -> Self {
+        Precision::Fp32
+    }
+
     /// The precision named `s` (`fp32`, `bf16`, `auto`), as the registry stores it.
     pub fn parse(s: &str) -> Option<Self> {
         [Precision::Auto, Precision::Fp32, Precision::Bf16]

@@ -28,6 +28,7 @@ fn write_finished_journal(run_dir: &Path) {
             global_step: 0,
             steps_per_epoch: STEPS / EPOCHS as i64,
             history: Vec::new(),
+            precision: None,
         },
     )
     .unwrap();
