@@ -402,6 +402,37 @@ mod tests {
         assert!((twice.epoch_seconds(&w) - 7.0).abs() < 1e-9);
     }
 
+    /// A planned `auto` run is estimated at the precision it will use on the slot: its speed is
+    /// the one measured (or recorded) for that precision.
+    #[test]
+    fn auto_is_looked_up_as_the_precision_it_resolves_to() {
+        let cpu = SlotKind::Cpu { threads: 1 };
+        let auto = Arch::of(&RunConfig::default());
+        assert_eq!(auto.precision, Precision::Auto);
+        let used = Precision::Auto.resolve(tch::Device::Cpu);
+        assert_eq!(auto.on(cpu).precision, used);
+        let mut speeds = Speeds::default();
+        speeds.insert(Measured {
+            arch: Arch {
+                precision: used,
+                ..auto
+            },
+            kind: cpu,
+            speed: SPEED,
+            source: Source::History { runs: 1 },
+        });
+        assert_eq!(speeds.get(&auto, cpu).map(|m| m.speed), Some(SPEED));
+        let other = match used {
+            Precision::Bf16 => Precision::Fp32,
+            _ => Precision::Bf16,
+        };
+        let written = Arch {
+            precision: other,
+            ..auto
+        };
+        assert!(speeds.get(&written, cpu).is_none(), "{other:?} is another speed");
+    }
+
     #[test]
     fn slot_kinds_differ_in_startup() {
         assert!(startup_seconds(SlotKind::Cuda) > startup_seconds(SlotKind::Cpu { threads: 2 }));

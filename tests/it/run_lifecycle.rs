@@ -619,19 +619,20 @@ fn an_auto_run_records_the_precision_it_chose_and_keeps_it_on_resume() {
     use pixelx::precision::Precision;
     let dir = tempfile::tempdir().unwrap();
     let runs = dir.path().join("runs");
-    let mut args = tiny_cpu_train(2, 1024);
+    let mut args = tiny_cpu_train(1, 8192);
     set_flag(&mut args, "--precision", "auto");
     let (mut child, id) = spawn_train(&runs, &args);
     let reg_path = runs.join("registry.sqlite");
-    // 32 steps an epoch: interrupt inside the second.
+    // 256 steps: interrupt early in them.
     assert!(wait_for(Duration::from_secs(120), || {
-        Registry::open(&reg_path).is_ok_and(|r| max_step(&r, &id) >= 40)
+        Registry::open(&reg_path).is_ok_and(|r| max_step(&r, &id) >= 20)
     }));
     signal(child.id(), SIGINT);
     wait_guarded(&mut child, Duration::from_secs(60), "interrupted train");
 
     let chosen = Precision::Auto.resolve(tch::Device::Cpu);
     let row = registry(&runs).run(&id).unwrap().unwrap();
+    assert_eq!(row.status, RunStatus::Interrupted);
     assert_eq!((row.config.precision, row.precision), (Precision::Auto, Some(chosen)));
     let (ok, stdout, stderr) = run_in(&runs, &["show", &id]);
     assert!(ok, "{stdout}{stderr}");
