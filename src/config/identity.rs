@@ -138,7 +138,9 @@ mod tests {
         };
         assert_eq!(run_id("quickstart", &auto), "41bffb4a3ce8");
         assert_eq!(run_id("quickstart", &fp32), "41bffb4a3ce8");
-        assert!(precision_conflict(&auto, &fp32).unwrap().contains("\"auto\" and \"fp32\""));
+        assert!(precision_conflict(&auto, &fp32)
+            .unwrap()
+            .contains("\"auto\" and \"fp32\""));
         assert!(precision_conflict(&auto, &auto.clone()).is_none());
     }
 }

@@ -4,8 +4,8 @@
 #[cfg(test)]
 use super::SpeedReport;
 use super::{precision_on, SweepEstimate, CPU_WARNING_SECONDS};
-use crate::precision::Precision;
 use crate::format::{about, count_rounded};
+use crate::precision::Precision;
 use crate::slots::SlotKind;
 
 fn plural(n: usize, one: &str, many: &str) -> String {

@@ -240,7 +240,17 @@ fn started(
              epoch = ?7, step_in_epoch = 0, steps_per_epoch = ?8, images_per_sec = NULL, progress_at = ?6,
              precision = COALESCE(?9, precision)
          WHERE id = ?1",
-        params![run_id, device, host, pid, job, at, epoch, steps_per_epoch, precision],
+        params![
+            run_id,
+            device,
+            host,
+            pid,
+            job,
+            at,
+            epoch,
+            steps_per_epoch,
+            precision
+        ],
     )?;
     let device = match precision {
         Some(p) => format!("{device}, {p}"),

@@ -124,7 +124,8 @@ fn auto_precision_is_the_default_and_keeps_the_ids_of_old_files() {
     let dir = tempfile::tempdir().unwrap();
     let load = |precision: &str| {
         let path = dir.path().join("p.toml");
-        let text = format!("[experiment]\nname = \"p\"\n[defaults]\nepochs = 1\n{precision}[grid]\nseed = [1, 2]\n");
+        let text =
+            format!("[experiment]\nname = \"p\"\n[defaults]\nepochs = 1\n{precision}[grid]\nseed = [1, 2]\n");
         std::fs::write(&path, text).unwrap();
         Experiment::load(&path, &[]).unwrap()
     };
@@ -273,7 +274,9 @@ fn precision_is_a_grid_axis_and_fp32_runs_keep_their_ids() {
     kept.sort();
     assert_eq!(kept, ids(&unnamed, Auto)); // 5 grid runs and the point
     assert_eq!(ids(&both, Bf16).len(), 5);
-    assert!(ids(&both, Bf16).iter().all(|id| !ids(&unnamed, Auto).contains(id)));
+    assert!(ids(&both, Bf16)
+        .iter()
+        .all(|id| !ids(&unnamed, Auto).contains(id)));
 }
 
 /// `--set` on a search space replaces an axis given as a table, sets one key of an axis, or

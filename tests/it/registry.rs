@@ -367,6 +367,9 @@ fn a_v8_registry_gets_the_precision_its_started_runs_used() {
     assert_eq!(used("bf16"), Some(Precision::Bf16));
     assert_eq!(used("queued"), None);
     let old = registry.run("nokey").unwrap().unwrap();
-    assert_eq!(old.config.precision, Precision::Fp32, "a config without the key is fp32");
+    assert_eq!(
+        old.config.precision,
+        Precision::Fp32,
+        "a config without the key is fp32"
+    );
 }
-

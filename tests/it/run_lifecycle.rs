@@ -633,7 +633,10 @@ fn an_auto_run_records_the_precision_it_chose_and_keeps_it_on_resume() {
     let chosen = Precision::Auto.resolve(tch::Device::Cpu);
     let row = registry(&runs).run(&id).unwrap().unwrap();
     assert_eq!(row.status, RunStatus::Interrupted);
-    assert_eq!((row.config.precision, row.precision), (Precision::Auto, Some(chosen)));
+    assert_eq!(
+        (row.config.precision, row.precision),
+        (Precision::Auto, Some(chosen))
+    );
     let (ok, stdout, stderr) = run_in(&runs, &["show", &id]);
     assert!(ok, "{stdout}{stderr}");
     let line = format!("\nprecision  {} (auto)\n", chosen.as_str());

@@ -228,11 +228,14 @@ fn a_resumed_auto_run_keeps_the_precision_it_started_in() {
 
     let mut resumed = Trainer::resume(auto, run, &support::data_dir(), Device::Cpu).unwrap();
     assert_eq!(resumed.state.epochs_done, 1);
-    assert_eq!(resumed.precision(), there, "the checkpoint's precision, not {here:?}");
+    assert_eq!(
+        resumed.precision(),
+        there,
+        "the checkpoint's precision, not {here:?}"
+    );
     assert_eq!(
         resumed.run(&mut NoObserver, &AtomicBool::new(false)).unwrap(),
         Outcome::Completed
     );
     assert_same_metrics(&whole, &resumed.state.history);
 }
-
