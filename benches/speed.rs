@@ -436,13 +436,14 @@ fn registry() {
 }
 
 /// Wall time of `pixelx run` over a 4-run experiment with the given scheduler settings.
-/// A 4-run experiment of small MNIST models (`grid` lists the seeds) with these scheduler lines.
+/// A 4-run experiment of small MNIST models (`grid` lists the seeds) with these scheduler lines,
+/// in fp32 (pinned: the default `auto` would make the packing figure depend on the CPU's bf16).
 fn small_sweep(dir: &Path, name: &str, seeds: &str, scheduler: &str) -> std::path::PathBuf {
     let file = dir.join(format!("{name}.toml"));
     let text = format!(
         "[experiment]\nname = \"{name}\"\ndataset = \"mnist\"\n[defaults]\nepochs = 1\nhidden_fmaps = 16\n\
          out_hidden_fmaps = 16\nhidden_layers = 2\ncausal_ksize = 5\nhidden_ksize = 3\ntrain_subset = 3000\n\
-         test_subset = 500\nepoch_samples = 0\n[grid]\nseed = [{seeds}]\n[scheduler]\n{scheduler}\n"
+         test_subset = 500\nepoch_samples = 0\nprecision = \"fp32\"\n[grid]\nseed = [{seeds}]\n[scheduler]\n{scheduler}\n"
     );
     std::fs::write(&file, text).unwrap();
     file

@@ -125,6 +125,7 @@ fn train(
             global_step: trainer.state.global_step,
             steps_per_epoch: trainer.steps_per_epoch(),
             history: trainer.state.history.clone(),
+            precision: Some(trainer.precision()),
         },
     )?;
     let mut observer = JournalObserver::new(&run.root, opts.ask_before_epoch);

@@ -16,6 +16,7 @@ use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 
 use crate::metrics::{nan_if_null, EvalMetrics};
+use crate::precision::Precision;
 
 /// What one finished epoch measured.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -78,6 +79,10 @@ pub enum Event {
         global_step: i64,
         steps_per_epoch: i64,
         history: Vec<EpochRecord>,
+        /// The precision it trains in (`auto` resolved for its device); absent in journals
+        /// from before it was recorded.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        precision: Option<Precision>,
     },
     /// Optimiser steps since the last `steps` line, and where the epoch stands.
     Steps {

@@ -123,15 +123,16 @@ class Registry:
 
     def runs(self):
         """One row per run, in the order and with the values of `pixelx report --format json`:
-        `id`, `experiment`, `status`, `method`, `trial`, `device` (where it trained), one column
-        per run parameter (`param_` prefixed only where a name is taken: `param_device`), the best
+        `id`, `experiment`, `status`, `method`, `trial`, `device` (where it trained),
+        `precision_used` (what it trained in: its `precision` parameter with `auto` resolved for
+        the device; None before it started), one column per run parameter (`param_` prefixed only where a name is taken: `param_device`), the best
         epoch by test bpd8 (`best_epoch`, `best_bpd8`, `best_bpd`, `best_nll`), `images_per_sec`
         (mean over epochs), `wall_seconds`, `checkpoint` and `samples` (relative to the run's
         folder), `error`, `started_at`, `finished_at` and the Slurm `job`."""
         with closing(self._connect()) as conn:
             rows = conn.execute(
                 """SELECT r.id, e.name, r.status, COALESCE(r.method, e.search_method), r.trial, r.device,
-                          r.config_json, r.error, r.started_at, r.finished_at, r.job_id
+                          r.precision, r.config_json, r.error, r.started_at, r.finished_at, r.job_id
                    FROM runs r JOIN experiments e ON e.id = r.experiment_id
                    ORDER BY r.created_at, r.id"""
             ).fetchall()
@@ -145,10 +146,10 @@ class Registry:
         for run, name, epoch, value in epoch_rows:
             per_epoch.setdefault(run, {}).setdefault(epoch, {})[name] = math.nan if value is None else value
 
-        fixed = ["id", "experiment", "status", "method", "trial", "device"]
+        fixed = ["id", "experiment", "status", "method", "trial", "device", "precision_used"]
         records = []
-        for run_id, experiment, status, method, trial, device, config_json, error, started, finished, job in rows:
-            rec = dict(zip(fixed, (run_id, experiment, status, method, trial, device)))
+        for run_id, experiment, status, method, trial, device, precision, config_json, error, started, finished, job in rows:
+            rec = dict(zip(fixed, (run_id, experiment, status, method, trial, device, precision)))
             for key, value in json.loads(config_json).items():
                 rec["param_" + key if key in fixed else key] = value
             rec.update(self._results(per_epoch.get(run_id, {})))

@@ -5,4 +5,4 @@ A Rust test (`schema::tests`) asserts that the line below equals the Rust side's
 so a new migration cannot ship without this package being checked against it.
 """
 
-SCHEMA_VERSION = 8
+SCHEMA_VERSION = 9

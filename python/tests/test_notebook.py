@@ -15,7 +15,7 @@ import torch
 import pixelx
 import reference_pixelcnn
 
-FIXED = ["id", "experiment", "status", "method", "trial", "device"]
+FIXED = ["id", "experiment", "status", "method", "trial", "device", "precision_used"]
 TOP_LEVEL = ["images_per_sec", "wall_seconds", "checkpoint", "samples", "error", "started_at", "finished_at", "job"]
 
 

@@ -85,7 +85,8 @@ pub struct TrainArgs {
     /// Evaluate on the first N test images only.
     #[arg(long, allow_hyphen_values = true)]
     pub test_subset: Option<i64>,
-    /// fp32, or bf16 autocast for training (for GPUs; weights and checkpoints stay fp32).
+    /// auto (the default: bf16 where the CPU or GPU computes it natively, else fp32), fp32, or bf16
+    /// autocast for training (weights and checkpoints stay fp32).
     #[arg(long, value_enum)]
     pub precision: Option<Precision>,
 }

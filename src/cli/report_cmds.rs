@@ -8,7 +8,8 @@ use clap::Args;
 use super::args::at_least_one;
 use super::Cli;
 use crate::config::{suggest, RUN_KEYS};
-use crate::registry::{MetricRow, Registry, RunFilter, RunStatus, RunSummary};
+use crate::precision::Precision;
+use crate::registry::{MetricRow, Registry, RunFilter, RunRow, RunStatus, RunSummary};
 use crate::report::html::REPORT_ROWS;
 use crate::report::{self, Format};
 use crate::run_dir::RunDir;
@@ -267,6 +268,7 @@ pub fn show(cli: &Cli, given: &str) -> Result<()> {
         row.attempts,
         run.root.display()
     );
+    println!("precision  {}", precision_text(&row));
     if row.status == RunStatus::Running {
         println!("worker     {}", row.holder());
     }
@@ -297,6 +299,18 @@ pub fn show(cli: &Cli, given: &str) -> Result<()> {
         note_unread(cli, [(s.id, s.journal_offset)]);
     }
     Ok(())
+}
+
+/// The precision a run trained in, and what its config asked when that differs: `bf16 (auto)`;
+/// before any worker started it, what its config asks (`auto (chosen when it starts)`).
+fn precision_text(row: &RunRow) -> String {
+    let asked = row.config.precision;
+    match row.precision {
+        Some(used) if used == asked => used.as_str().to_owned(),
+        Some(used) => format!("{} ({})", used.as_str(), asked.as_str()),
+        None if asked == Precision::Auto => "auto (chosen for the device when it starts)".into(),
+        None => asked.as_str().to_owned(),
+    }
 }
 
 /// `show`'s table of a run's epochs, and how many training steps it recorded.

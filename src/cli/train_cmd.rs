@@ -140,7 +140,7 @@ fn execute_here(cli: &Cli, run_id: &str, epochs: u32) -> Result<()> {
                 println!(
                     "  {v:.1} images/s on {} ({})",
                     row.device.as_deref().unwrap_or("?"),
-                    row.config.precision.as_str()
+                    row.precision.unwrap_or(row.config.precision).as_str()
                 );
             }
             let run = RunDir::new(&cli.runs_dir, run_id);

@@ -162,7 +162,26 @@ pub(super) fn check_adaptive(
         dist.validate()
             .map_err(|e| format!("`search.space.{key}`: {e}"))?;
     }
+    check_precision_choices(search)?;
     check_corners(search, base, sources)
+}
+
+/// A space whose `precision` offers both `fp32` and `auto` would propose two trials under one
+/// id (an id leaves out both; see `identity`).
+fn check_precision_choices(search: &SearchSettings) -> Result<(), String> {
+    let Some(Distribution::Choice(values)) = search.space.get("precision") else {
+        return Ok(());
+    };
+    let offers = |name: &str| values.iter().any(|v| v.as_str() == Some(name));
+    if offers("fp32") && offers("auto") {
+        return Err(
+            "`search.space.precision` offers both \"fp32\" and \"auto\", which give a trial the same \
+             id (an id leaves out fp32 and auto alike, so that files from before `auto` keep their \
+             ids); offer one of them, or bf16 to compare bf16 with fp32"
+                .into(),
+        );
+    }
+    Ok(())
 }
 
 /// An adaptive search proposes its own runs, within a budget of trials and at least one axis.

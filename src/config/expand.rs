@@ -3,13 +3,13 @@
 //! (explicit points are kept), each validated and named by its id.
 //!
 //! The size is computed before anything is built, so a typo that makes a grid of a million runs
-//! is refused at once; duplicates are dropped with a hash set, so expansion is linear.
+//! is refused at once; duplicates are dropped with a hash map, so expansion is linear.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 
 use rand::SeedableRng;
 
-use super::identity::{run_id, RunSpec};
+use super::identity::{precision_conflict, run_id, RunSpec};
 use super::run_config::{ConfigError, RunConfig};
 use super::schema::{ExperimentFile, Table};
 use super::sources::{humanize, Sources};
@@ -111,7 +111,7 @@ pub fn expand(file: &ExperimentFile, base: &RunConfig, sources: &Sources) -> Res
         })
         .collect::<Result<Vec<_>, String>>()?;
     let mut runs = Vec::new();
-    let mut seen = HashSet::new();
+    let mut seen = HashMap::new();
     for (at, source_path, table) in point_tables(file)? {
         let config = overlay(base, &table, &at, source_path, sources)?;
         let fields = toml::Value::try_from(&config).map_err(|e| e.to_string())?;
@@ -124,8 +124,20 @@ pub fn expand(file: &ExperimentFile, base: &RunConfig, sources: &Sources) -> Res
             .validate()
             .map_err(|e| locate(e, &at, source_path, &table, sources))?;
         let id = run_id(&file.experiment.name, &config);
-        if seen.insert(id.clone()) {
-            runs.push(RunSpec { id, config });
+        match seen.get(&id) {
+            None => {
+                seen.insert(id.clone(), runs.len());
+                runs.push(RunSpec { id, config });
+            }
+            Some(&i) => {
+                if let Some(why) = precision_conflict(&runs[i].config, &config) {
+                    let place = match at.as_str() {
+                        "grid" => format!("grid point {}", describe(&table)),
+                        _ => at,
+                    };
+                    return Err(format!("{place}: {why}"));
+                }
+            }
         }
     }
     if runs.is_empty() {

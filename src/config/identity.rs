@@ -45,7 +45,13 @@ pub(super) fn drop_equivalent(name: &str, runs: Vec<RunSpec>) -> (Vec<RunSpec>, 
     let mut first: HashMap<String, usize> = HashMap::new();
     let mut dropped = Vec::new();
     for run in runs {
-        let key = run_id(name, &run.config.effective());
+        // `fp32` and `auto` hash alike (see [`identity`]) but are not the same model where `auto`
+        // means bf16: the precision as written is part of the key.
+        let key = format!(
+            "{} {}",
+            run_id(name, &run.config.effective()),
+            run.config.precision.as_str()
+        );
         match first.get(&key) {
             Some(&i) => dropped.push(Equivalent {
                 why: kept[i].config.same_model_because(&run.config),
@@ -73,15 +79,33 @@ pub fn run_id(experiment: &str, config: &RunConfig) -> String {
 
 /// What a run id hashes: the config in field order, minus parameters added after runs were
 /// first recorded while they hold their default. Registries made before `precision` existed
-/// thus keep their run ids (a test pins one); a bf16 run gets an id of its own.
+/// thus keep their run ids (a test pins one); a bf16 run gets an id of its own. `precision` is
+/// left out both at `fp32` (the default it had) and at `auto` (the default it has now), so a
+/// file that never names it keeps every id, and one that names `fp32` keeps its ids too. The
+/// price: `fp32` and `auto` of an otherwise equal config share an id, which
+/// [`precision_conflict`] refuses.
 fn identity(config: &RunConfig) -> serde_json::Value {
     let mut value = serde_json::to_value(config).unwrap_or_default();
     if let Some(fields) = value.as_object_mut() {
-        if config.precision == Precision::Fp32 {
+        if matches!(config.precision, Precision::Fp32 | Precision::Auto) {
             fields.shift_remove("precision");
         }
     }
     value
+}
+
+/// Why two configurations with one run id can't both be runs of a sweep, when they differ: the
+/// only way that happens is `fp32` against `auto` (see [`identity`]).
+pub(super) fn precision_conflict(a: &RunConfig, b: &RunConfig) -> Option<String> {
+    (a != b).then(|| {
+        format!(
+            "`precision` = \"{}\" and \"{}\" give one run the same id (an id leaves out fp32 and auto \
+             alike, so that files from before `auto` keep their ids); list one of them, or bf16 \
+             to compare bf16 with fp32",
+            a.precision.as_str(),
+            b.precision.as_str()
+        )
+    })
 }
 
 #[cfg(test)]
@@ -99,5 +123,24 @@ mod tests {
             ..RunConfig::default()
         };
         assert_ne!(run_id("quickstart", &bf16), id);
+    }
+
+    /// `auto` became the default after registries were made with `fp32` as the default: both
+    /// keep the ids those registries have (this one was recorded by a version whose default
+    /// precision was fp32, for a config that names every other value).
+    #[test]
+    fn auto_and_fp32_keep_the_ids_from_before_auto() {
+        let auto = RunConfig::default();
+        assert_eq!(auto.precision, Precision::Auto);
+        let fp32 = RunConfig {
+            precision: Precision::Fp32,
+            ..RunConfig::default()
+        };
+        assert_eq!(run_id("quickstart", &auto), "41bffb4a3ce8");
+        assert_eq!(run_id("quickstart", &fp32), "41bffb4a3ce8");
+        assert!(precision_conflict(&auto, &fp32)
+            .unwrap()
+            .contains("\"auto\" and \"fp32\""));
+        assert!(precision_conflict(&auto, &auto.clone()).is_none());
     }
 }

@@ -90,7 +90,11 @@ pub struct RunConfig {
     pub train_subset: i64,
     /// Evaluate on the first N test images only (0 = all).
     pub test_subset: i64,
-    /// `fp32`, or `bf16` autocast for the training forward pass (meant for GPUs).
+    /// `auto` (bf16 where the device computes it natively, else fp32), `fp32`, or `bf16`
+    /// autocast for the training forward pass. A stored config without the key (a run folder,
+    /// registry row or checkpoint from before `precision` existed) trained in fp32, the default
+    /// then: it reads back as fp32, not as today's `auto`.
+    #[serde(default = "Precision::before_auto")]
     pub precision: Precision,
 }
 
@@ -117,7 +121,7 @@ impl Default for RunConfig {
             lr_schedule: LrSchedule::Cyclic,
             train_subset: 0,
             test_subset: 0,
-            precision: Precision::Fp32,
+            precision: Precision::Auto,
         }
     }
 }
@@ -399,6 +403,21 @@ mod tests {
     #[test]
     fn defaults_are_valid() {
         assert_eq!(with(|_| {}), Ok(()));
+    }
+
+    /// `auto` is the default of a new config, but a stored config without the key was written
+    /// before `precision` existed, when runs trained in fp32: it must resume in fp32.
+    #[test]
+    fn a_stored_config_without_precision_trained_in_fp32() {
+        assert_eq!(RunConfig::default().precision, Precision::Auto);
+        let old: RunConfig = toml::from_str("epochs = 3").unwrap();
+        assert_eq!((old.epochs, old.precision), (3, Precision::Fp32));
+        let old: RunConfig = serde_json::from_str(r#"{"epochs": 3}"#).unwrap();
+        assert_eq!(old.precision, Precision::Fp32);
+        let auto: RunConfig = toml::from_str("precision = \"auto\"").unwrap();
+        assert_eq!(auto.precision, Precision::Auto);
+        let written = toml::to_string(&RunConfig::default()).unwrap();
+        assert!(written.contains("precision = \"auto\""), "{written}");
     }
 
     #[test]

@@ -210,8 +210,8 @@ mod tests {
             "expected an integer ≥ 0, got the string \"x\""
         );
         assert_eq!(
-            humanize("unknown variant `fp16`, expected `fp32` or `bf16`"),
-            "unknown variant `fp16`, expected `fp32` or `bf16`"
+            humanize("unknown variant `fp16`, expected one of `auto`, `fp32`, `bf16`"),
+            "unknown variant `fp16`, expected one of `auto`, `fp32`, `bf16`"
         );
         assert_eq!(
             humanize("unknown variant: found `svhn`, expected `one of `mnist`, `cifar``"),

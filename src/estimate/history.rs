@@ -1,5 +1,5 @@
-//! Speeds from history: completed runs of the same architecture, batch, precision and image size
-//! on the same kind of slot. A CPU run counts only from this machine and with the same torch
+//! Speeds from history: completed runs of the same architecture, batch, precision (the one each
+//! run recorded using) and image size on the same kind of slot. A CPU run counts only from this machine and with the same torch
 //! threads (a slot's threads follow how many runs share the cores); a GPU run counts from any
 //! host when asked (a cluster's GPUs are taken as alike).
 
@@ -18,6 +18,16 @@ fn kind_of(r: &SpeedRecord) -> Option<SlotKind> {
     (device == "cpu").then_some(SlotKind::Cpu {
         threads: threads as usize,
     })
+}
+
+/// The architecture a record trained: its precision the one it recorded (`auto` resolved when
+/// it ran), else its config's as it resolves on `kind` here.
+fn arch_of(r: &SpeedRecord, kind: SlotKind) -> Arch {
+    let arch = Arch::of(&r.config);
+    match r.precision {
+        Some(precision) => Arch { precision, ..arch },
+        None => arch.on(kind),
+    }
 }
 
 /// What one completed run says about its speed.
@@ -63,7 +73,7 @@ pub fn speeds(records: &[SpeedRecord], wanted: &[(Arch, SlotKind)], host: Option
         let found: Vec<Speed> = records
             .iter()
             .filter(|r| host.is_none_or(|h| r.host.as_deref() == Some(h)))
-            .filter(|r| Arch::of(&r.config) == arch && kind_of(r) == Some(kind))
+            .filter(|r| kind_of(r) == Some(kind) && arch_of(r, kind) == arch.on(kind))
             .filter_map(|r| speed_of(r, kind))
             .collect();
         let part = |f: fn(&Speed) -> f64| median(found.iter().map(f).collect());
@@ -95,6 +105,7 @@ pub fn speeds(records: &[SpeedRecord], wanted: &[(Arch, SlotKind)], host: Option
 mod tests {
     use super::*;
     use crate::config::RunConfig;
+    use crate::precision::Precision;
     use crate::registry::EpochSpeed;
 
     fn record(device: &str, host: &str, ips: f64, threads: Option<u32>) -> SpeedRecord {
@@ -103,6 +114,7 @@ mod tests {
             test_subset: 500,
             epoch_samples: 10,
             epochs: 2,
+            precision: Precision::Fp32,
             ..RunConfig::default()
         };
         // Each epoch: 1000 / ips s of training and 1 s of evaluation; 2 s of samples between.
@@ -118,12 +130,16 @@ mod tests {
             host: Some(host.into()),
             span_seconds: Some(2.0 * (1000.0 / ips + 1.0) + 4.0),
             epochs: vec![epoch; 2],
+            precision: Some(Precision::Fp32),
         }
     }
 
     #[test]
     fn matching_runs_give_the_median_speed_and_others_do_not_count() {
-        let arch = Arch::of(&RunConfig::default());
+        let arch = Arch::of(&RunConfig {
+            precision: Precision::Fp32,
+            ..RunConfig::default()
+        });
         let cpu1 = SlotKind::Cpu { threads: 1 };
         let records = vec![
             record("cpu", "here", 100.0, Some(1)),
@@ -145,5 +161,32 @@ mod tests {
         assert_eq!(any_host[0].speed.train_images_per_sec, 5000.0);
         let other = Arch { batch: 64, ..arch };
         assert!(speeds(&records, &[(other, cpu1)], None).is_empty());
+    }
+
+    /// An `auto` run is matched by the precision it recorded using: a planned `auto` run on this
+    /// CPU finds the bf16 ones exactly when this CPU computes bf16 natively, and a run recorded
+    /// before v9 counts as its config's precision.
+    #[test]
+    fn auto_runs_match_by_the_precision_they_used() {
+        let cpu1 = SlotKind::Cpu { threads: 1 };
+        let mut used_bf16 = record("cpu", "here", 100.0, Some(1));
+        used_bf16.config.precision = Precision::Auto;
+        used_bf16.precision = Some(Precision::Bf16);
+        let mut unrecorded = record("cpu", "here", 300.0, Some(1));
+        unrecorded.precision = None;
+        let records = vec![used_bf16, unrecorded];
+        let at = |precision| Arch {
+            precision,
+            ..Arch::of(&records[0].config)
+        };
+        let ips = |precision| {
+            speeds(&records, &[(at(precision), cpu1)], None)
+                .first()
+                .map(|m| m.speed.train_images_per_sec)
+        };
+        assert_eq!(ips(Precision::Bf16), Some(100.0));
+        assert_eq!(ips(Precision::Fp32), Some(300.0));
+        let native = crate::precision::cpu_has_native_bf16();
+        assert_eq!(ips(Precision::Auto), Some(if native { 100.0 } else { 300.0 }));
     }
 }

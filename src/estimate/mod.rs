@@ -7,7 +7,9 @@
 //! fills its slots (and how Slurm fills `max_jobs`). Speeds are measured per architecture and kind of slot: from the
 //! registry's history of completed runs of the same architecture, batch, precision, device kind
 //! and threads ([`history`]) when there is one, else by timing a few real training steps, a
-//! forward pass and a few sampled pixels of each distinct architecture ([`calibrate`]).
+//! forward pass and a few sampled pixels of each distinct architecture ([`calibrate`]). The
+//! precision is the one a run uses on the slot ([`Arch::on`]): a planned `auto` run on a CPU
+//! with native bf16 is estimated, and matched against history, as bf16.
 
 pub mod calibrate;
 pub mod history;
@@ -50,6 +52,7 @@ pub struct Arch {
 }
 
 impl Arch {
+    /// The architecture of `config`, its precision as written (`auto` unresolved).
     pub fn of(config: &RunConfig) -> Self {
         Self {
             spec: config.model_spec(),
@@ -58,6 +61,26 @@ impl Arch {
             precision: config.precision,
         }
     }
+
+    /// This architecture as a run trains it on a kind of slot: `auto` resolved to the precision
+    /// it will use there (see [`precision_on`]). Speeds are measured and looked up this way.
+    pub fn on(self, kind: SlotKind) -> Self {
+        Self {
+            precision: precision_on(self.precision, kind),
+            ..self
+        }
+    }
+}
+
+/// The precision a run of `precision` trains in on a kind of slot: a CPU slot is this machine's
+/// CPU (Slurm nodes are taken as alike), a GPU slot the first GPU here. Where there is no GPU
+/// here to ask, `auto` counts as fp32, as it resolves on a device it cannot read.
+pub fn precision_on(precision: Precision, kind: SlotKind) -> Precision {
+    let device = match kind {
+        SlotKind::Cpu { .. } => tch::Device::Cpu,
+        SlotKind::Cuda => tch::Device::Cuda(0),
+    };
+    precision.resolve(device)
 }
 
 /// The work of one run still to do.
@@ -184,13 +207,18 @@ pub struct Speeds {
 }
 
 impl Speeds {
+    /// The speed of `arch` on `kind`, `auto` taken as the precision it resolves to there.
     pub fn get(&self, arch: &Arch, kind: SlotKind) -> Option<&Measured> {
-        self.entries.iter().find(|m| m.arch == *arch && m.kind == kind)
+        let arch = arch.on(kind);
+        self.entries.iter().find(|m| m.arch == arch && m.kind == kind)
     }
 
     pub fn insert(&mut self, m: Measured) {
         if self.get(&m.arch, m.kind).is_none() {
-            self.entries.push(m);
+            self.entries.push(Measured {
+                arch: m.arch.on(m.kind),
+                ..m
+            });
         }
     }
 }
@@ -372,6 +400,37 @@ mod tests {
         assert_eq!(SPEED.run_seconds(&done), 0.0);
         let twice = SPEED.scaled(2.0);
         assert!((twice.epoch_seconds(&w) - 7.0).abs() < 1e-9);
+    }
+
+    /// A planned `auto` run is estimated at the precision it will use on the slot: its speed is
+    /// the one measured (or recorded) for that precision.
+    #[test]
+    fn auto_is_looked_up_as_the_precision_it_resolves_to() {
+        let cpu = SlotKind::Cpu { threads: 1 };
+        let auto = Arch::of(&RunConfig::default());
+        assert_eq!(auto.precision, Precision::Auto);
+        let used = Precision::Auto.resolve(tch::Device::Cpu);
+        assert_eq!(auto.on(cpu).precision, used);
+        let mut speeds = Speeds::default();
+        speeds.insert(Measured {
+            arch: Arch {
+                precision: used,
+                ..auto
+            },
+            kind: cpu,
+            speed: SPEED,
+            source: Source::History { runs: 1 },
+        });
+        assert_eq!(speeds.get(&auto, cpu).map(|m| m.speed), Some(SPEED));
+        let other = match used {
+            Precision::Bf16 => Precision::Fp32,
+            _ => Precision::Bf16,
+        };
+        let written = Arch {
+            precision: other,
+            ..auto
+        };
+        assert!(speeds.get(&written, cpu).is_none(), "{other:?} is another speed");
     }
 
     #[test]

@@ -237,12 +237,13 @@ pub fn estimate(experiment: &Experiment, opts: &EstimateOptions) -> Result<Sweep
     let mut wanted: Vec<Wanted> = Vec::new();
     for w in runs.iter().filter(|w| w.epochs_left > 0) {
         for slot in &slots {
+            let arch = w.arch.on(slot.kind());
             match wanted
                 .iter_mut()
-                .find(|(a, k, _)| *a == w.arch && *k == slot.kind())
+                .find(|(a, k, _)| *a == arch && *k == slot.kind())
             {
                 Some(entry) => entry.2 = entry.2.max(w.epoch_samples),
-                None => wanted.push((w.arch, slot.kind(), w.epoch_samples)),
+                None => wanted.push((arch, slot.kind(), w.epoch_samples)),
             }
         }
     }

@@ -3,8 +3,9 @@
 
 #[cfg(test)]
 use super::SpeedReport;
-use super::{SweepEstimate, CPU_WARNING_SECONDS};
+use super::{precision_on, SweepEstimate, CPU_WARNING_SECONDS};
 use crate::format::{about, count_rounded};
+use crate::precision::Precision;
 use crate::slots::SlotKind;
 
 fn plural(n: usize, one: &str, many: &str) -> String {
@@ -171,6 +172,7 @@ impl SweepEstimate {
                 plural(s.missing, "architecture", "architectures")
             ));
         }
+        out.extend(self.auto_precision_note());
         out.extend(s.notes.iter().map(|n| format!("note: {n}")));
         if self.backend_slurm && s.calibrated > 0 {
             out.push("note: the estimate assumes the cluster's nodes are like this machine".into());
@@ -179,6 +181,25 @@ impl SweepEstimate {
             out.push("note: an upper bound: the pruner stops weak runs early".into());
         }
         out
+    }
+
+    /// What `precision = "auto"` is estimated as on each kind of slot, when a pending run has it:
+    /// `precision: auto runs are estimated in bf16 on the CPU slots (the precision they will use)`.
+    fn auto_precision_note(&self) -> Option<String> {
+        if !self.pending().any(|r| r.work.arch.precision == Precision::Auto) {
+            return None;
+        }
+        let mut parts: Vec<String> = Vec::new();
+        for (gpu, kind) in [(false, "CPU"), (true, "GPU")] {
+            if let Some(slot) = self.slots.iter().find(|s| s.gpu == gpu) {
+                let used = precision_on(Precision::Auto, slot.kind());
+                parts.push(format!("{} on the {kind} slots", used.as_str()));
+            }
+        }
+        Some(format!(
+            "precision: auto runs are estimated in {} (the precision they will use)",
+            parts.join(", ")
+        ))
     }
 
     /// For a long sweep on CPU: how long, and concrete ways to cut it with what each saves.

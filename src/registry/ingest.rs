@@ -10,6 +10,7 @@ use rusqlite::{params, Transaction};
 use super::lifecycle::set_status_in;
 use super::{Registry, RunStatus};
 use crate::journal::{self, EpochRecord, Event};
+use crate::precision::Precision;
 
 /// What one ingest found, for the coordinator.
 #[derive(Debug, Default, Clone, PartialEq)]
@@ -102,12 +103,14 @@ fn apply(tx: &Transaction<'_>, run_id: &str, at: &str, event: Event, out: &mut I
             global_step,
             steps_per_epoch,
             history,
+            precision,
         } => {
             let worker = Worker {
                 pid,
                 host,
                 device,
                 job,
+                precision,
             };
             let from = checkpoint.map_or("from the start".to_owned(), |c| format!("from {c}"));
             forget_past(tx, run_id, epochs_done, global_step, &history)?;
@@ -175,6 +178,8 @@ struct Worker {
     host: String,
     device: String,
     job: Option<String>,
+    /// What it trains in (None from workers that did not say).
+    precision: Option<Precision>,
 }
 
 /// A worker (re)started from the checkpoint after `epochs_done` epochs: whatever was recorded
@@ -226,14 +231,31 @@ fn started(
         host,
         device,
         job,
+        precision,
     } = worker;
+    let precision = precision.map(Precision::as_str);
     tx.execute(
         "UPDATE runs SET status = 'running', device = ?2, host = ?3, pid = ?4, job_id = COALESCE(?5, job_id),
              heartbeat_at = ?6, started_at = COALESCE(started_at, ?6), finished_at = NULL, error = NULL,
-             epoch = ?7, step_in_epoch = 0, steps_per_epoch = ?8, images_per_sec = NULL, progress_at = ?6
+             epoch = ?7, step_in_epoch = 0, steps_per_epoch = ?8, images_per_sec = NULL, progress_at = ?6,
+             precision = COALESCE(?9, precision)
          WHERE id = ?1",
-        params![run_id, device, host, pid, job, at, epoch, steps_per_epoch],
+        params![
+            run_id,
+            device,
+            host,
+            pid,
+            job,
+            at,
+            epoch,
+            steps_per_epoch,
+            precision
+        ],
     )?;
+    let device = match precision {
+        Some(p) => format!("{device}, {p}"),
+        None => device.clone(),
+    };
     tx.execute(
         "INSERT INTO run_events (run_id, status, at, detail) VALUES (?1, 'running', ?2, ?3)",
         params![run_id, at, format!("pid {pid} on {host}, {device}, {from}")],

@@ -91,7 +91,8 @@ impl Registry {
         super::results::refresh_results(&tx, id)?;
         tx.execute(
             "UPDATE runs SET status = 'queued', error = NULL, started_at = NULL, finished_at = NULL, pid = NULL,
-                 job_id = NULL, journal_offset = 0, epoch = NULL, step_in_epoch = NULL, images_per_sec = NULL
+                 job_id = NULL, journal_offset = 0, epoch = NULL, step_in_epoch = NULL, images_per_sec = NULL,
+                 precision = NULL
              WHERE id = ?1",
             [id],
         )?;

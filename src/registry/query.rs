@@ -16,10 +16,13 @@ use super::{Registry, RunStatus};
 const SUMMARY_COLUMNS: &str = "r.id, e.name, r.status, r.device, r.config_json, r.error, r.started_at,
     r.finished_at, COALESCE(r.method, e.search_method), r.trial, r.epoch, r.step_in_epoch,
     r.steps_per_epoch, r.images_per_sec, r.progress_at, r.host, r.pid, r.job_id, r.journal_offset,
-    rr.run_id, rr.best_epoch, rr.best_bpd8, rr.best_bpd, rr.best_nll, rr.images_per_sec, rr.wall_seconds, rr.curves";
+    rr.run_id, rr.best_epoch, rr.best_bpd8, rr.best_bpd, rr.best_nll, rr.images_per_sec, rr.wall_seconds, rr.curves,
+    r.precision";
 
 /// Where the `run_results` columns start in [`SUMMARY_COLUMNS`].
 const RESULTS_AT: usize = 19;
+/// Where `r.precision` is, after them.
+const PRECISION_AT: usize = 27;
 
 /// A summary from a row of [`SUMMARY_COLUMNS`], with its stored configuration still to parse;
 /// its results are filled in from the row's `run_results` part, if it has one (else `found` is
@@ -50,6 +53,7 @@ fn summary_from_row(r: &rusqlite::Row<'_>, this_host: &str) -> rusqlite::Result<
         method: r.get(8)?,
         trial: r.get(9)?,
         device: r.get(3)?,
+        precision_used: r.get(PRECISION_AT)?,
         params: Default::default(),
         best: None,
         images_per_sec: None,

@@ -9,6 +9,7 @@ use super::lifecycle::set_status_in;
 use super::{Registry, RunStatus};
 use crate::config::{ExperimentInfo, RunConfig, SearchMethod};
 use crate::host::{hostname, now, process_alive};
+use crate::precision::Precision;
 
 /// The registry's row for one run.
 #[derive(Debug, Clone)]
@@ -29,6 +30,8 @@ pub struct RunRow {
     pub trial: Option<i64>,
     /// Bytes of the run's journal already ingested.
     pub journal_offset: u64,
+    /// The precision it trained in (`auto` resolved), once a worker has started it.
+    pub precision: Option<Precision>,
 }
 
 impl RunRow {
@@ -178,7 +181,7 @@ impl Registry {
         self.conn
             .query_row(
                 "SELECT r.id, e.name, r.config_json, r.status, r.device, r.host, r.pid, r.job_id,
-                        r.attempts, r.heartbeat_at, r.error, r.trial, r.journal_offset
+                        r.attempts, r.heartbeat_at, r.error, r.trial, r.journal_offset, r.precision
                  FROM runs r JOIN experiments e ON e.id = r.experiment_id WHERE r.id = ?1",
                 [id],
                 |r| {
@@ -191,6 +194,7 @@ impl Registry {
                         ),
                         (r.get(4)?, r.get(5)?, r.get(6)?, r.get(7)?),
                         (r.get(8)?, r.get(9)?, r.get(10)?, r.get(11)?, r.get::<_, i64>(12)?),
+                        r.get::<_, Option<String>>(13)?,
                     ))
                 },
             )
@@ -200,6 +204,7 @@ impl Registry {
                     (id, experiment, json, status),
                     (device, host, pid, job),
                     (attempts, heartbeat_at, error, trial, offset),
+                    precision,
                 )| {
                     Ok(RunRow {
                         id,
@@ -215,6 +220,7 @@ impl Registry {
                         error,
                         trial,
                         journal_offset: offset.max(0) as u64,
+                        precision: precision.as_deref().and_then(Precision::parse),
                     })
                 },
             )

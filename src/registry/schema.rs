@@ -188,6 +188,14 @@ BEGIN
         WHERE run_id = NEW.run_id;
 END;
 "#,
+    // v9: the precision a run really trained in (`precision = "auto"` resolves per device when
+    // the run starts; its `started` event says to what). Runs that started before v9 used their
+    // config's precision, fp32 when the config predates the key; runs yet to start have none.
+    r#"
+ALTER TABLE runs ADD COLUMN precision TEXT;
+UPDATE runs SET precision = COALESCE(json_extract(config_json, '$.precision'), 'fp32')
+    WHERE started_at IS NOT NULL;
+"#,
 ];
 
 /// The migration that creates `run_results`, whose rows `Registry::migrate` backfills from the

@@ -7,6 +7,7 @@ use anyhow::Result;
 
 use super::Registry;
 use crate::config::RunConfig;
+use crate::precision::Precision;
 
 /// One epoch's speed as recorded.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -29,6 +30,8 @@ pub struct SpeedRecord {
     /// (a resumed run's span includes the pause).
     pub span_seconds: Option<f64>,
     pub epochs: Vec<EpochSpeed>,
+    /// The precision it trained in (`auto` resolved); None where a worker did not record it.
+    pub precision: Option<Precision>,
 }
 
 fn seconds_between(a: &str, b: &str) -> Option<f64> {
@@ -43,41 +46,40 @@ impl Registry {
         let conn = self.conn();
         let mut stmt = conn.prepare(
             "SELECT r.id, r.config_json, r.device, r.host, r.started_at, r.finished_at,
-                    (SELECT COUNT(*) FROM run_events ev WHERE ev.run_id = r.id AND ev.status = 'running')
+                    (SELECT COUNT(*) FROM run_events ev WHERE ev.run_id = r.id AND ev.status = 'running'),
+                    r.precision
              FROM runs r WHERE r.status = 'completed' ORDER BY r.created_at, r.id",
         )?;
         let rows = stmt.query_map([], |r| {
-            Ok((
-                r.get::<_, String>(0)?,
-                r.get::<_, String>(1)?,
-                r.get::<_, Option<String>>(2)?,
-                r.get::<_, Option<String>>(3)?,
-                r.get::<_, Option<String>>(4)?,
-                r.get::<_, Option<String>>(5)?,
-                r.get::<_, i64>(6)?,
-            ))
+            // A config this version cannot read says nothing about this version's speed.
+            let Ok(config) = serde_json::from_str::<RunConfig>(&r.get::<_, String>(1)?) else {
+                return Ok(None);
+            };
+            let (started, finished): (Option<String>, Option<String>) = (r.get(4)?, r.get(5)?);
+            let span_seconds = match (started, finished) {
+                (Some(s), Some(f)) if r.get::<_, i64>(6)? == 1 => seconds_between(&s, &f),
+                _ => None,
+            };
+            Ok(Some(SpeedRecord {
+                id: r.get(0)?,
+                config,
+                device: r.get(2)?,
+                host: r.get(3)?,
+                span_seconds,
+                epochs: Vec::new(),
+                precision: r
+                    .get::<_, Option<String>>(7)?
+                    .as_deref()
+                    .and_then(Precision::parse),
+            }))
         })?;
         let mut out = Vec::new();
         let mut index = HashMap::new();
-        for row in rows {
-            let (id, json, device, host, started, finished, starts) = row?;
-            // A config this version cannot read says nothing about this version's speed.
-            let Ok(config) = serde_json::from_str::<RunConfig>(&json) else {
-                continue;
-            };
-            let span_seconds = match (started, finished) {
-                (Some(s), Some(f)) if starts == 1 => seconds_between(&s, &f),
-                _ => None,
-            };
-            index.insert(id.clone(), out.len());
-            out.push(SpeedRecord {
-                id,
-                config,
-                device,
-                host,
-                span_seconds,
-                epochs: Vec::new(),
-            });
+        for record in rows {
+            if let Some(record) = record? {
+                index.insert(record.id.clone(), out.len());
+                out.push(record);
+            }
         }
         let mut stmt = conn.prepare(
             "SELECT m.run_id, m.epoch, m.name, m.value FROM metrics m JOIN runs r ON r.id = m.run_id

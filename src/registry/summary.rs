@@ -78,6 +78,9 @@ pub struct RunSummary {
     /// The trial number within an adaptive search.
     pub trial: Option<i64>,
     pub device: Option<String>,
+    /// The precision it trained in (`auto` resolved for its device), once a worker started it;
+    /// `params.precision` is what its config asked.
+    pub precision_used: Option<String>,
     pub params: serde_json::Map<String, serde_json::Value>,
     pub best: Option<BestEpoch>,
     pub images_per_sec: Option<f64>,

@@ -333,6 +333,7 @@ mod tests {
             method: "grid".into(),
             trial: None,
             device: Some("cpu".into()),
+            precision_used: Some("fp32".into()),
             params,
             best: None,
             images_per_sec: Some(100.0),

@@ -380,6 +380,7 @@ pub(crate) mod tests {
             method: "grid".into(),
             trial: None,
             device: None,
+            precision_used: None,
             params: params.as_object().cloned().unwrap_or_default(),
             best: bpd8.map(|v| BestEpoch {
                 epoch: 1,

@@ -103,6 +103,8 @@ fn facts(s: &RunSummary, folder: &Path) -> Vec<Fact> {
     }
     let text = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".into());
     out.push(fact("device", text(&s.device)));
+    // What it trained in (`auto` resolved); its `precision` parameter is what it asked.
+    out.push(fact("precision used", text(&s.precision_used)));
     out.push(fact("started", text(&s.started_at)));
     out.push(fact("finished", text(&s.finished_at)));
     out.push(fact("images/s", fmt_opt(s.images_per_sec, 1)));

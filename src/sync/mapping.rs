@@ -19,6 +19,8 @@ pub const TAG_TRIAL: &str = "pixelx.trial";
 pub const TAG_PRUNE_REASON: &str = "pixelx.prune_reason";
 pub const TAG_ERROR: &str = "pixelx.error";
 pub const TAG_EXPERIMENT: &str = "pixelx.experiment";
+/// The precision the run trained in (`auto` resolved); its `precision` param is what it asked.
+pub const TAG_PRECISION_USED: &str = "pixelx.precision_used";
 
 /// MLflow's run status for a pixelx status. MLflow has no "pruned" or "diverged": a pruned or
 /// interrupted run was stopped (KILLED), a diverged one failed; the `pixelx.status` tag keeps
@@ -68,6 +70,9 @@ pub fn tags(run: &RunSummary, prune_reason: Option<&str>) -> Vec<(String, String
     ];
     if let Some(trial) = run.trial {
         tags.push((TAG_TRIAL.to_owned(), trial.to_string()));
+    }
+    if let Some(precision) = &run.precision_used {
+        tags.push((TAG_PRECISION_USED.to_owned(), precision.clone()));
     }
     if run.status == RunStatus::Pruned {
         if let Some(reason) = prune_reason {

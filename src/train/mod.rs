@@ -68,18 +68,21 @@ impl Trainer {
                 device,
             )
         };
-        crate::precision::warn_if_emulated(config.precision, device);
         let train = load(Split::Train, config.train_subset)?;
         let test = load(Split::Test, config.test_subset)?;
         let vs = nn::VarStore::new(device);
         let model = PixelCnn::new(&vs.root(), config.model_spec(), config.seed);
         let optim = Adam::new(&vs, config.weight_decay);
+        let precision = config.precision.resolve(device);
         Ok(Self {
             divergence: Divergence::new(config.color_levels),
             config,
             run,
             device,
-            state: TrainState::default(),
+            state: TrainState {
+                precision: Some(precision),
+                ..TrainState::default()
+            },
             vs,
             model,
             resumed_from: None,
@@ -104,13 +107,25 @@ impl Trainer {
                     .with_context(|| format!("{} has no training state", path.display()))?;
                 crate::weights::load_into(&mut trainer.vs, &ckpt.file.tensors, &path)?;
                 trainer.optim.load_state(&ckpt.file.tensors, state.global_step)?;
-                trainer.state = state;
+                // The precision it started in, even where `auto` would now resolve otherwise
+                // (another machine): a resume takes the steps the run would have taken.
+                let precision = state.precision.or(trainer.state.precision);
+                trainer.state = TrainState { precision, ..state };
                 tracing::info!(checkpoint = %path.display(), epoch = trainer.state.epochs_done, "resuming");
                 trainer.resumed_from = Some(path);
             }
             None => tracing::info!("no usable checkpoint; starting from the beginning"),
         }
+        crate::precision::warn_if_emulated(trainer.precision(), device);
         Ok(trainer)
+    }
+
+    /// The precision this run trains in: its config's, `auto` resolved when the run started
+    /// (see [`TrainState::precision`]).
+    pub fn precision(&self) -> Precision {
+        self.state
+            .precision
+            .unwrap_or_else(|| self.config.precision.resolve(self.device))
     }
 
     pub fn spec(&self) -> ModelSpec {
@@ -172,7 +187,7 @@ impl Trainer {
             }
             let idx = Tensor::from_slice(batch).to_device(self.device);
             let (x, target, labels) = self.train.batch(&idx);
-            let loss = training_loss(&self.model, &x, &labels, &target, self.config.precision)?;
+            let loss = training_loss(&self.model, &x, &labels, &target, self.precision())?;
             let value = loss.double_value(&[]);
             if let Err(diverged) = self.divergence.check(self.state.global_step + 1, value) {
                 return Err(diverged.into());

@@ -8,6 +8,7 @@ use anyhow::Result;
 use serde::{Deserialize, Serialize};
 
 use crate::journal::{CheckpointRecord, EpochRecord};
+use crate::precision::Precision;
 
 /// Where training stands: everything besides tensors that an exact resume needs.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -25,6 +26,11 @@ pub struct TrainState {
     pub history: Vec<EpochRecord>,
     /// Epoch (1-based) with the lowest test `bpd8` so far.
     pub best_epoch: Option<u32>,
+    /// The precision the run trains in: its config's, with `auto` resolved for the device when
+    /// the run started, and kept from then on so that a resume takes the same steps. `None` in
+    /// checkpoints from before it was recorded (their runs used their config's fp32 or bf16).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub precision: Option<Precision>,
 }
 
 impl TrainState {

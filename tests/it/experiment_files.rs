@@ -4,6 +4,7 @@
 
 use crate::support;
 use pixelx::config::Experiment;
+use pixelx::precision::Precision;
 
 const GOOD: &str = r#"
 [experiment]
@@ -118,6 +119,33 @@ fn shipped_experiment_files_are_valid() {
     );
 }
 
+/// `precision = "auto"` is read, is what a file that names no precision gets, and keeps the id
+/// such a file's runs had when fp32 was the default (as does `fp32` written out); bf16 is a run
+/// of its own.
+#[test]
+fn auto_precision_is_the_default_and_keeps_the_ids_of_old_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let load = |precision: &str| {
+        let path = dir.path().join("p.toml");
+        let text =
+            format!("[experiment]\nname = \"p\"\n[defaults]\nepochs = 1\n{precision}[grid]\nseed = [1, 2]\n");
+        std::fs::write(&path, text).unwrap();
+        Experiment::load(&path, &[]).unwrap()
+    };
+    let unnamed = load("");
+    let auto = load("precision = \"auto\"\n");
+    let fp32 = load("precision = \"fp32\"\n");
+    let bf16 = load("precision = \"bf16\"\n");
+    let ids = |e: &Experiment| e.runs.iter().map(|r| r.id.clone()).collect::<Vec<_>>();
+    assert!(unnamed.runs.iter().all(|r| r.config.precision == Precision::Auto));
+    assert!(auto.runs.iter().all(|r| r.config.precision == Precision::Auto));
+    assert_eq!(ids(&unnamed), ids(&auto));
+    assert_eq!(ids(&unnamed), ids(&fp32));
+    assert!(ids(&bf16).iter().all(|id| !ids(&unnamed).contains(id)));
+    let over = Experiment::load(&dir.path().join("p.toml"), &["precision=auto".into()]).unwrap();
+    assert!(over.runs.iter().all(|r| r.config.precision == Precision::Auto));
+}
+
 /// Each bad file and the words its error must contain (loaded in-process; the CLI case below
 /// shows that a rejected file touches nothing).
 #[test]
@@ -149,7 +177,11 @@ fn bad_experiment_files_fail_clearly() {
         (format!("{header}[defaults]\nbatch_size = 0\n"), &["invalid `batch_size`"]),
         (format!("{header}[scheduler]\nruns_per_device = 0\n"), &["`scheduler.runs_per_device` must be at least 1"]),
         (format!("{header}[defaults]\nlr_schedule = \"linear\"\n"), &["unknown variant `linear`"]),
-        (format!("{header}[grid]\nprecision = [\"fp32\", \"fp16\"]\n"), &["unknown variant `fp16`, expected `fp32` or `bf16`"]),
+        (format!("{header}[grid]\nprecision = [\"fp32\", \"fp16\"]\n"), &["unknown variant `fp16`, expected one of `auto`, `fp32`, `bf16`"]),
+        // fp32 and auto hash alike (old ids are kept), so a sweep may name only one of them.
+        (format!("{header}[grid]\nprecision = [\"fp32\", \"auto\"]\n"), &["grid point precision = \"auto\"", "`precision` = \"fp32\" and \"auto\" give one run the same id", "list one of them"]),
+        (format!("{header}[grid]\nseed = [1]\n[[points]]\nseed = 1\nprecision = \"fp32\"\n"), &["points[0]: `precision` = \"auto\" and \"fp32\""]),
+        (tpe("precision = { choice = [\"fp32\", \"auto\"] }\n"), &["`search.space.precision` offers both \"fp32\" and \"auto\""]),
         (format!("{header}[grid]\nlearning_rate = [1e-3]\n[[exclude]]\nlearning_rate = 1e-3\n"), &["leave no runs"]),
         ("[experiment]\nname = \"\"\n".into(), &["`experiment.name` must not be empty"]),
         (format!("{header}[random]\nsamples = 2\n[random.space]\nlearning_rate = {{ log_uniform = [1e-2, 1e-4] }}\n"), &["`random.space.learning_rate`", "inverted range"]),
@@ -222,7 +254,7 @@ fn a_rejected_file_touches_nothing() {
 fn precision_is_a_grid_axis_and_fp32_runs_keep_their_ids() {
     let dir = tempfile::tempdir().unwrap();
     let path = write(dir.path(), GOOD);
-    let fp32 = Experiment::load(&path, &[]).unwrap();
+    let unnamed = Experiment::load(&path, &[]).unwrap();
     let both = Experiment::load(&path, &["grid.precision=[\"fp32\", \"bf16\"]".into()]).unwrap();
     assert_eq!(both.runs.len(), 2 * 5 + 1);
     assert!(both.varying_keys().contains(&"precision"));
@@ -237,10 +269,17 @@ fn precision_is_a_grid_axis_and_fp32_runs_keep_their_ids() {
         v.sort();
         v
     };
-    use pixelx::precision::Precision::{Bf16, Fp32};
-    assert_eq!(ids(&both, Fp32), ids(&fp32, Fp32)); // 5 grid runs and the point
+    use pixelx::precision::Precision::{Auto, Bf16, Fp32};
+    // The file names no precision: its runs are `auto` now (fp32 before `auto` existed), which
+    // hashes as fp32 does; the point, outside the grid, stays `auto`.
+    let mut kept = ids(&both, Fp32);
+    kept.extend(ids(&both, Auto));
+    kept.sort();
+    assert_eq!(kept, ids(&unnamed, Auto)); // 5 grid runs and the point
     assert_eq!(ids(&both, Bf16).len(), 5);
-    assert!(ids(&both, Bf16).iter().all(|id| !ids(&fp32, Fp32).contains(id)));
+    assert!(ids(&both, Bf16)
+        .iter()
+        .all(|id| !ids(&unnamed, Auto).contains(id)));
 }
 
 /// `--set` on a search space replaces an axis given as a table, sets one key of an axis, or

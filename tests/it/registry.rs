@@ -28,6 +28,7 @@ fn write_finished_journal(run_dir: &Path) {
             global_step: 0,
             steps_per_epoch: STEPS / EPOCHS as i64,
             history: Vec::new(),
+            precision: None,
         },
     )
     .unwrap();
@@ -334,5 +335,41 @@ fn a_v6_registry_is_ranked_after_migration_and_rows_without_experiment_are_fille
     assert_eq!(
         registry.best_ids("old", 5).unwrap(),
         (vec!["abd".to_owned(), "abc".to_owned()], 2)
+    );
+}
+
+/// Schema v9 records the precision a run trained in. Runs of an older registry that started
+/// used their config's precision (fp32 when the config predates the key); a run yet to start
+/// has none until its worker says.
+#[test]
+fn a_v8_registry_gets_the_precision_its_started_runs_used() {
+    use pixelx::precision::Precision;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("v8.sqlite");
+    {
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        for (i, sql) in pixelx::registry::schema::MIGRATIONS.iter().take(8).enumerate() {
+            conn.execute_batch(sql).unwrap();
+            conn.pragma_update(None, "user_version", i + 1).unwrap();
+        }
+        conn.execute_batch(
+            "INSERT INTO experiments (id, name, created_at) VALUES (1, 'old', '2026-01-01T00:00:00Z');
+             INSERT INTO runs (id, experiment_id, config_json, config_hash, status, run_dir, created_at, started_at)
+             VALUES ('nokey', 1, '{\"epochs\": 1}', 'a', 'completed', 'runs/nokey', '2026-01-01T00:00:00Z', '2026-01-01T00:00:01Z'),
+                    ('bf16', 1, '{\"precision\": \"bf16\"}', 'b', 'interrupted', 'runs/bf16', '2026-01-01T00:00:00Z', '2026-01-01T00:00:01Z'),
+                    ('queued', 1, '{\"precision\": \"fp32\"}', 'c', 'queued', 'runs/queued', '2026-01-01T00:00:00Z', NULL);",
+        )
+        .unwrap();
+    }
+    let registry = Registry::open_read_only(&path).unwrap();
+    let used = |id: &str| registry.run(id).unwrap().unwrap().precision;
+    assert_eq!(used("nokey"), Some(Precision::Fp32));
+    assert_eq!(used("bf16"), Some(Precision::Bf16));
+    assert_eq!(used("queued"), None);
+    let old = registry.run("nokey").unwrap().unwrap();
+    assert_eq!(
+        old.config.precision,
+        Precision::Fp32,
+        "a config without the key is fp32"
     );
 }

@@ -610,6 +610,57 @@ fn resume_starts_from_the_mid_epoch_checkpoint_of_an_interrupt() {
     assert_eq!(count(&registry(&runs), &id, "train_loss"), 2 * 128);
 }
 
+/// `precision = "auto"` records what it chose for the device: the journal's `started` line, the
+/// registry, `report --format json` and `pixelx show` say the precision this CPU resolves it to
+/// (bf16 with avx512_bf16/amx_bf16, else fp32), and the resume records the same again.
+#[test]
+fn an_auto_run_records_the_precision_it_chose_and_keeps_it_on_resume() {
+    use pixelx::journal::{read_from, Event};
+    use pixelx::precision::Precision;
+    let dir = tempfile::tempdir().unwrap();
+    let runs = dir.path().join("runs");
+    let mut args = tiny_cpu_train(1, 8192);
+    set_flag(&mut args, "--precision", "auto");
+    let (mut child, id) = spawn_train(&runs, &args);
+    let reg_path = runs.join("registry.sqlite");
+    // 256 steps: interrupt early in them.
+    assert!(wait_for(Duration::from_secs(120), || {
+        Registry::open(&reg_path).is_ok_and(|r| max_step(&r, &id) >= 20)
+    }));
+    signal(child.id(), SIGINT);
+    wait_guarded(&mut child, Duration::from_secs(60), "interrupted train");
+
+    let chosen = Precision::Auto.resolve(tch::Device::Cpu);
+    let row = registry(&runs).run(&id).unwrap().unwrap();
+    assert_eq!(row.status, RunStatus::Interrupted);
+    assert_eq!(
+        (row.config.precision, row.precision),
+        (Precision::Auto, Some(chosen))
+    );
+    let (ok, stdout, stderr) = run_in(&runs, &["show", &id]);
+    assert!(ok, "{stdout}{stderr}");
+    let line = format!("\nprecision  {} (auto)\n", chosen.as_str());
+    assert!(stdout.contains(&line), "{line:?} in:\n{stdout}");
+
+    let (ok, stdout, stderr) = run_in(&runs, &["resume", &id]);
+    assert!(ok, "{stdout}{stderr}");
+    let started: Vec<Option<Precision>> = read_from(&runs.join(&id), 0)
+        .unwrap()
+        .events
+        .into_iter()
+        .filter_map(|(_, e)| match e {
+            Event::Started { precision, .. } => Some(precision),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(started, [Some(chosen), Some(chosen)], "the start and the resume");
+    let reg = registry(&runs);
+    assert_eq!(reg.run(&id).unwrap().unwrap().status, RunStatus::Completed);
+    let summary = &reg.summaries(&pixelx::registry::RunFilter::run(&id)).unwrap()[0];
+    assert_eq!(summary.precision_used.as_deref(), Some(chosen.as_str()));
+    assert_eq!(summary.params["precision"], "auto");
+}
+
 // 11. Run folders are found under the runs folder given, not where they were first made.
 #[test]
 fn resume_trains_in_the_runs_folder_it_is_given() {

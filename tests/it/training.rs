@@ -5,6 +5,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use crate::support;
+use pixelx::config::RunConfig;
+use pixelx::precision::Precision;
 use pixelx::run_dir::RunDir;
 use pixelx::train::{EpochRecord, NoObserver, Observer, Outcome, Trainer};
 use tch::Device;
@@ -184,4 +186,56 @@ fn bf16_autocast_trains_deterministically_and_keeps_fp32_weights() {
     for (name, info) in tensors {
         assert_eq!(info.dtype, safetensors::Dtype::F32, "{name}");
     }
+}
+
+/// A fresh `auto` run trains in what `auto` resolves to here; a resumed one in the precision it
+/// started in, even where `auto` would now resolve otherwise (a run moved to a machine of the
+/// other kind), so that it ends exactly where an uninterrupted run in that precision does.
+#[test]
+fn a_resumed_auto_run_keeps_the_precision_it_started_in() {
+    tch::set_num_threads(1);
+    let here = Precision::Auto.resolve(Device::Cpu);
+    // What `auto` resolved to on the machine the run started on.
+    let there = match here {
+        Precision::Bf16 => Precision::Fp32,
+        _ => Precision::Bf16,
+    };
+    let runs = tempfile::tempdir().unwrap();
+    let config = support::tiny_config();
+    let whole = train(
+        runs.path(),
+        "whole",
+        RunConfig {
+            precision: there,
+            ..config.clone()
+        },
+    );
+    let auto = RunConfig {
+        precision: Precision::Auto,
+        ..config
+    };
+    let run = RunDir::create(runs.path(), "split", &auto).unwrap();
+    let mut first = Trainer::new(auto.clone(), run.clone(), &support::data_dir(), Device::Cpu).unwrap();
+    assert_eq!(first.precision(), here, "a new run resolves auto for its device");
+    first.state.precision = Some(there);
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut obs = StopAfter {
+        after: 1,
+        stop: stop.clone(),
+    };
+    assert_eq!(first.run(&mut obs, &stop).unwrap(), Outcome::Interrupted);
+    drop(first);
+
+    let mut resumed = Trainer::resume(auto, run, &support::data_dir(), Device::Cpu).unwrap();
+    assert_eq!(resumed.state.epochs_done, 1);
+    assert_eq!(
+        resumed.precision(),
+        there,
+        "the checkpoint's precision, not {here:?}"
+    );
+    assert_eq!(
+        resumed.run(&mut NoObserver, &AtomicBool::new(false)).unwrap(),
+        Outcome::Completed
+    );
+    assert_same_metrics(&whole, &resumed.state.history);
 }

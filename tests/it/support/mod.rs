@@ -53,6 +53,9 @@ pub fn tiny_config() -> RunConfig {
         test_subset: 128,
         device: "cpu".into(),
         seed: 7,
+        // Pinned: the default `auto` is bf16 on CPUs that have it and fp32 elsewhere, and these
+        // tests compare numbers bit for bit (determinism, resume) against fp32 runs.
+        precision: pixelx::precision::Precision::Fp32,
         ..RunConfig::default()
     }
 }
@@ -125,12 +128,15 @@ pub fn serve(runs: &Path, extra: &[&str]) -> (Killed, String) {
     (Killed(child), addr)
 }
 
-/// The `[defaults]` lines of a model small enough to train in seconds (experiment files).
+/// The `[defaults]` lines of a model small enough to train in seconds (experiment files), in
+/// fp32 whatever the CPU (the default `auto` would make results depend on the machine; `auto`
+/// has tests of its own).
 pub const TINY_MODEL_TOML: &str = "batch_size = 32
 hidden_fmaps = 8
 out_hidden_fmaps = 8
 hidden_layers = 1
 causal_ksize = 5
+precision = \"fp32\"
 ";
 
 /// An experiment file of tiny models (`grid` holds the TOML lines of its grid table).

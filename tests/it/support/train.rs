@@ -8,10 +8,13 @@ use std::process::{Child, Stdio};
 use super::{pixelx, TestCommand, TINY_MODEL};
 
 /// `pixelx train` flags of a tiny run with `epochs` epochs over `images` training images
-/// (device `auto`, which resolves to this machine's CPU; learning rate 0.005).
+/// (device `auto`, which resolves to this machine's CPU; learning rate 0.005; fp32 pinned, so
+/// that results do not depend on whether the CPU has bf16).
 pub fn tiny_train(epochs: u32, images: u32) -> Vec<String> {
     let mut args: Vec<String> = [
         "train",
+        "--precision",
+        "fp32",
         "--epochs",
         &epochs.to_string(),
         "--train-subset",
