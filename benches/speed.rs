@@ -435,7 +435,6 @@ fn registry() {
     );
 }
 
-/// Wall time of `pixelx run` over a 4-run experiment with the given scheduler settings.
 /// A 4-run experiment of small MNIST models (`grid` lists the seeds) with these scheduler lines,
 /// in fp32 (pinned: the default `auto` would make the packing figure depend on the CPU's bf16).
 fn small_sweep(dir: &Path, name: &str, seeds: &str, scheduler: &str) -> std::path::PathBuf {
