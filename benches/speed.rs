@@ -482,7 +482,7 @@ fn packing() {
     let file = small_sweep(dir.path(), "default", "1, 2, 3, 4", "devices = \"cpu\"");
     let experiment = pixelx::config::Experiment::load(&file, &[]).unwrap();
     let cores = pixelx::host::num_cores();
-    let workload = pixelx::train::memory::workload(&experiment);
+    let workload = pixelx::train::memory::workload(&experiment, 0);
     let slots = pixelx::slots::plan_slots(&experiment.scheduler, 0, cores, &workload).unwrap();
     println!(
         "  default (`runs_per_device = \"auto\"`) on {cores} cores: {} slot(s) x {} thread(s)",

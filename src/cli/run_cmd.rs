@@ -66,13 +66,14 @@ fn configs(experiment: &Experiment) -> Vec<&RunConfig> {
 /// Checks what can be checked before anything is registered: the devices or the cluster, the
 /// datasets, and that every run fits in memory. Returns the runs in flight at once. A dry run
 /// only warns when the Slurm cluster cannot be reached (it may be planned from elsewhere).
-fn preflight(experiment: &Experiment, dry_run: bool) -> Result<usize> {
+fn preflight(cli: &Cli, experiment: &Experiment, args: &RunArgs) -> Result<usize> {
+    let dry_run = args.dry_run;
     let slots = if experiment.scheduler.backend == BackendKind::Local {
         let slots = slots::plan_slots(
             &experiment.scheduler,
             crate::device::cuda_device_count(),
             crate::host::num_cores(),
-            &crate::train::memory::workload(experiment),
+            &crate::train::memory::workload(experiment, finished_runs(cli, experiment, args.force)?),
         )?;
         let warning = slots::cpu_slots_warning(
             &experiment.scheduler,
@@ -98,6 +99,16 @@ fn preflight(experiment: &Experiment, dry_run: bool) -> Result<usize> {
     Ok(slots::capacity(experiment, slots))
 }
 
+/// Runs of the experiment a re-run will not train again (none under `--force`, or before its
+/// registry exists), read without creating the registry.
+fn finished_runs(cli: &Cli, experiment: &Experiment, force: bool) -> Result<usize> {
+    let path = cli.registry_path();
+    if force || !path.exists() {
+        return Ok(0);
+    }
+    crate::registry::Registry::open_read_only(&path)?.finished_count(&experiment.info.name)
+}
+
 /// What the sweep will cost on the slots it would use (see [`crate::estimate`]).
 fn estimate(cli: &Cli, args: &RunArgs, experiment: &Experiment) -> Result<SweepEstimate> {
     crate::estimate::estimate(
@@ -113,7 +124,7 @@ fn estimate(cli: &Cli, args: &RunArgs, experiment: &Experiment) -> Result<SweepE
 
 pub fn run(cli: &Cli, args: &RunArgs) -> Result<()> {
     let experiment = Experiment::load(&args.file, &args.overrides)?;
-    let in_flight = preflight(&experiment, args.dry_run)?;
+    let in_flight = preflight(cli, &experiment, args)?;
     for same in &experiment.equivalent {
         eprintln!("{}", same.note());
     }

@@ -30,13 +30,14 @@ pub struct EstimateOptions {
     pub announce: bool,
 }
 
-/// The slots the scheduler would use, in its order, as many as it would fill at once.
-fn slots(experiment: &Experiment) -> Result<Vec<Slot>> {
+/// The slots the scheduler would use, in its order, as many as it would fill at once, with
+/// `finished` runs of the experiment done already.
+fn slots(experiment: &Experiment, finished: usize) -> Result<Vec<Slot>> {
     let mut slots = slots::experiment_slots(
         experiment,
         crate::device::cuda_device_count(),
         crate::host::num_cores(),
-        &crate::train::memory::workload(experiment),
+        &crate::train::memory::workload(experiment, finished),
     )?;
     slots.truncate(slots::capacity(experiment, slots.len()));
     Ok(slots)
@@ -230,9 +231,13 @@ fn from_calibration(
 
 /// Estimates what `experiment` costs on the slots its scheduler would use.
 pub fn estimate(experiment: &Experiment, opts: &EstimateOptions) -> Result<SweepEstimate> {
-    let slots = slots(experiment)?;
-    let slurm = experiment.scheduler.backend == BackendKind::Slurm;
     let registry = open_registry(opts);
+    let finished = match &registry {
+        Some(r) if !opts.force => r.finished_count(&experiment.info.name)?,
+        _ => 0,
+    };
+    let slots = slots(experiment, finished)?;
+    let slurm = experiment.scheduler.backend == BackendKind::Slurm;
     let runs = work(experiment, registry.as_ref(), opts.force)?;
     let mut wanted: Vec<Wanted> = Vec::new();
     for w in runs.iter().filter(|w| w.epochs_left > 0) {

@@ -66,6 +66,17 @@ impl Registry {
         Ok(out)
     }
 
+    /// Runs of `experiment` that running its file again does not train (completed, pruned,
+    /// diverged): what the scheduler leaves out when it packs slots for the rest.
+    pub fn finished_count(&self, experiment: &str) -> Result<usize> {
+        Ok(self
+            .status_counts(experiment)?
+            .into_iter()
+            .filter(|(s, _)| !s.is_unfinished() && *s != RunStatus::Running)
+            .map(|(_, n)| n)
+            .sum())
+    }
+
     /// Runs of `experiment` with a finite best test bpd8 (the ones a view ranks).
     pub fn ranked_count(&self, experiment: &str) -> Result<usize> {
         let n: i64 = self

@@ -34,14 +34,19 @@ pub fn experiment_lock_path(runs_dir: &Path, experiment: &str) -> PathBuf {
 }
 
 /// The backend an experiment's `[scheduler]` asks for.
-pub fn make_backend(experiment: &Experiment, opts: &SweepOptions) -> Result<Box<dyn Backend>> {
+/// `finished` runs of it are done already (the local backend packs CPU slots for the rest).
+pub fn make_backend(
+    experiment: &Experiment,
+    opts: &SweepOptions,
+    finished: usize,
+) -> Result<Box<dyn Backend>> {
     Ok(match experiment.scheduler.backend {
         BackendKind::Local => {
             let slots = plan_slots(
                 &experiment.scheduler,
                 cuda_device_count(),
                 crate::host::num_cores(),
-                &crate::train::memory::workload(experiment),
+                &crate::train::memory::workload(experiment, finished),
             )?;
             Box::new(local::LocalBackend::new(
                 slots,
@@ -74,8 +79,13 @@ pub fn run_experiment(
             lock_path.display()
         ),
     };
-    let backend = make_backend(experiment, opts)?;
     let registry = Registry::open(&opts.registry)?;
+    let finished = if opts.force {
+        0
+    } else {
+        registry.finished_count(&experiment.info.name)?
+    };
+    let backend = make_backend(experiment, opts, finished)?;
     // The loop reports the first interrupt itself (it forwards it to the workers).
     signals::install(None, || {});
     let mut c = Coordinator::new(experiment, opts, registry, backend, observer);
