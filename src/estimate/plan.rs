@@ -54,7 +54,9 @@ struct RunState {
     trial: bool,
 }
 
-fn states(registry: Option<&Registry>, experiment: &str) -> Result<HashMap<String, RunState>> {
+/// Every run of `experiment` the registry holds, with the config it trains in: its stored one, at
+/// the precision it started in (under `force` every run starts afresh, so that no longer holds).
+fn states(registry: Option<&Registry>, experiment: &str, force: bool) -> Result<HashMap<String, RunState>> {
     let Some(registry) = registry else {
         return Ok(HashMap::new());
     };
@@ -64,10 +66,18 @@ fn states(registry: Option<&Registry>, experiment: &str) -> Result<HashMap<Strin
     };
     let mut out = HashMap::new();
     for s in registry.summaries(&filter)? {
-        let Ok(config) = serde_json::from_value::<RunConfig>(serde_json::Value::Object(s.params.clone()))
+        let Ok(mut config) = serde_json::from_value::<RunConfig>(serde_json::Value::Object(s.params.clone()))
         else {
             continue;
         };
+        // A started run goes on in the precision it started in, whatever `auto` would pick now.
+        let used = s
+            .precision_used
+            .as_deref()
+            .and_then(crate::precision::Precision::parse);
+        if let Some(used) = used.filter(|_| !force) {
+            config.precision = used;
+        }
         let state = RunState {
             status: s.status,
             trained: s.curves.epochs.len() as u32,
@@ -99,14 +109,17 @@ fn epochs_done(state: Option<&RunState>, epochs: u32, force: bool) -> u32 {
 /// The work of every run the sweep would train.
 fn work(experiment: &Experiment, registry: Option<&Registry>, force: bool) -> Result<Vec<RunWork>> {
     let e = experiment;
-    let states = states(registry, &e.info.name)?;
+    let states = states(registry, &e.info.name, force)?;
     if !e.search.method.is_adaptive() {
         return Ok(e
             .runs
             .iter()
             .map(|r| {
-                let done = epochs_done(states.get(&r.id), r.config.epochs, force);
-                RunWork::of(Some(r.id.clone()), &r.config, done)
+                // The coordinator trains a registered run from its stored config: a run registered
+                // before `auto` existed stays fp32 though the file now reads as `auto`.
+                let config = states.get(&r.id).map_or(&r.config, |s| &s.config);
+                let done = epochs_done(states.get(&r.id), config.epochs, force);
+                RunWork::of(Some(r.id.clone()), config, done)
             })
             .collect());
     }
