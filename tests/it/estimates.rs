@@ -300,3 +300,41 @@ fn an_adaptive_search_is_estimated_as_its_trials_and_a_pruner_makes_it_a_bound()
     assert!(stdout.contains("each trial (base configuration)"), "{stdout}");
     assert!(stdout.contains("upper bound"), "{stdout}");
 }
+
+/// The default packing (`runs_per_device = "auto"`) plans slots for the runs a re-run trains:
+/// two new runs on two CPU slots, but one run left (the others finished) on one slot with every
+/// core, and all of them again under `--force`.
+#[test]
+fn default_packing_plans_slots_for_the_runs_left_to_train() {
+    let dir = tempfile::tempdir().unwrap();
+    let runs = dir.path().join("runs");
+    let file = dir.path().join("pack.toml");
+    let grid = "learning_rate = [2e-3, 5e-3]";
+    std::fs::write(&file, tiny_experiment("pack", 1, 256, grid, "devices = \"cpu\"")).unwrap();
+    let file = file.to_str().unwrap();
+    let cores = pixelx::host::num_cores();
+    let slots = |n: usize| {
+        if n == 1 {
+            format!("on 1 CPU slot ({cores} thread")
+        } else {
+            format!("on {n} CPU slots (")
+        }
+    };
+    let wider = ["--set", "grid.learning_rate=[2e-3, 5e-3, 1e-3]"];
+    let plan = |extra: &[&str]| {
+        let (ok, stdout, stderr) = run_in(&runs, &[&["run", file, "--dry-run"], extra].concat());
+        assert!(ok, "{stderr}");
+        total_line(&stdout)
+    };
+    let before = plan(&wider);
+    assert!(before.contains(&slots(3.min(cores))), "{before}");
+    let (ok, _, stderr) = run_in(&runs, &["-q", "run", file]);
+    assert!(ok, "{stderr}");
+    let after = plan(&wider);
+    assert!(after.contains(&slots(1)), "two of three runs finished: {after}");
+    let forced = plan(&[&wider[..], &["--force"]].concat());
+    assert!(
+        forced.contains(&slots(3.min(cores))),
+        "--force trains all again: {forced}"
+    );
+}
