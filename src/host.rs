@@ -35,6 +35,32 @@ pub fn total_memory() -> Option<u64> {
     Some(kib * 1024)
 }
 
+/// Memory this process may use in bytes: the machine's, or less where a control group (a Slurm
+/// allocation, a container) limits it; None where not even the machine's is known.
+pub fn usable_memory() -> Option<u64> {
+    let total = total_memory()?;
+    let limit = cgroup_memory_limit().unwrap_or(u64::MAX);
+    Some(total.min(limit))
+}
+
+/// The memory limit of this process's control group (v2 `memory.max`, else v1
+/// `memory.limit_in_bytes`), if it has a number there (`max` means none).
+fn cgroup_memory_limit() -> Option<u64> {
+    let cgroups = std::fs::read_to_string("/proc/self/cgroup").ok()?;
+    let read = |path: String| -> Option<u64> { std::fs::read_to_string(path).ok()?.trim().parse().ok() };
+    cgroups.lines().find_map(|line| {
+        let mut parts = line.splitn(3, ':');
+        let (_, controllers, path) = (parts.next()?, parts.next()?, parts.next()?);
+        match controllers {
+            "" => read(format!("/sys/fs/cgroup{path}/memory.max")),
+            c if c.split(',').any(|c| c == "memory") => {
+                read(format!("/sys/fs/cgroup/memory{path}/memory.limit_in_bytes"))
+            }
+            _ => None,
+        }
+    })
+}
+
 /// Cores this process may use.
 pub fn num_cores() -> usize {
     std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)

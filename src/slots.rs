@@ -186,7 +186,7 @@ fn cpu_runs_per_device(per: RunsPerDevice, cpu_devices: usize, cores: usize, wor
         RunsPerDevice::Fixed(n) => n.max(1).min(per_entry_cap),
         RunsPerDevice::Auto => {
             let by_runs = workload.runs.div_ceil(cpu_devices);
-            let by_memory = match crate::host::total_memory() {
+            let by_memory = match crate::host::usable_memory() {
                 Some(total) if workload.bytes_per_run > 0 => {
                     (total / workload.bytes_per_run) as usize / cpu_devices
                 }
@@ -341,7 +341,7 @@ mod tests {
         assert_eq!(shape(plan_slots(&auto("cpu"), 0, 2, &runs(1)).unwrap()), (1, 2));
         assert_eq!(shape(plan_slots(&auto("cpu"), 0, 8, &runs(3)).unwrap()), (3, 2));
         // No more runs side by side than memory holds.
-        if let Some(total) = crate::host::total_memory() {
+        if let Some(total) = crate::host::usable_memory() {
             let big = Workload {
                 runs: 8,
                 bytes_per_run: total / 2 + 1,
