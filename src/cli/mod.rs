@@ -121,7 +121,7 @@ impl Cli {
     }
 }
 
-/// Parses arguments, runs the command, and ends as `exit::finish` decides (the one place exit
+/// Parses arguments, runs the command, and ends as `exit::leave` decides (the one place exit
 /// codes are decided).
 pub fn main() -> ! {
     // Rust ignores SIGPIPE, which turns `pixelx report | head` into a panic on the next print;
