@@ -73,7 +73,7 @@ fn preflight(cli: &Cli, experiment: &Experiment, args: &RunArgs) -> Result<usize
             &experiment.scheduler,
             crate::device::cuda_device_count(),
             crate::host::num_cores(),
-            &crate::train::memory::workload(experiment, finished_runs(cli, experiment, args.force)?),
+            &crate::train::memory::workload(experiment, finished_runs(cli, experiment, args.force)),
         )?;
         let warning = slots::cpu_slots_warning(
             &experiment.scheduler,
@@ -100,13 +100,16 @@ fn preflight(cli: &Cli, experiment: &Experiment, args: &RunArgs) -> Result<usize
 }
 
 /// Runs of the experiment a re-run will not train again (none under `--force`, or before its
-/// registry exists), read without creating the registry.
-fn finished_runs(cli: &Cli, experiment: &Experiment, force: bool) -> Result<usize> {
+/// registry exists), read without creating the registry. A registry that cannot be read counts
+/// none here: a dry run only warns about it, and a real run refuses it when it opens it.
+fn finished_runs(cli: &Cli, experiment: &Experiment, force: bool) -> usize {
     let path = cli.registry_path();
     if force || !path.exists() {
-        return Ok(0);
+        return 0;
     }
-    crate::registry::Registry::open_read_only(&path)?.finished_count(&experiment.info.name)
+    crate::registry::Registry::open_read_only(&path)
+        .and_then(|r| r.finished_count(&experiment.info.name))
+        .unwrap_or(0)
 }
 
 /// What the sweep will cost on the slots it would use (see [`crate::estimate`]).
