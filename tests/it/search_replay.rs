@@ -30,7 +30,7 @@ fn a_shuffled_registry_prints_the_same_replay() {
         let file = dir.path().join(format!("grid{i}.toml"));
         std::fs::write(
             &file,
-            tiny_experiment("order", 2, 256, grid, "devices = [\"cpu\"]"),
+            tiny_experiment("order", 2, 256, grid, "devices = [\"cpu\"]\nruns_per_device = 1"),
         )
         .unwrap();
         let (ok, out, err) = run_in(&runs, &["-q", "run", file.to_str().unwrap()]);
