@@ -10,7 +10,9 @@ use std::path::Path;
 
 fn main() {
     println!("cargo:rerun-if-env-changed=DEP_TCH_LIBTORCH_LIB");
-    println!("cargo:rerun-if-changed=csrc/torch_extras.cpp");
+    for file in ["torch_extras.cpp", "gate.cpp", "gate_kernels.cpp"] {
+        println!("cargo:rerun-if-changed=csrc/{file}");
+    }
     let Ok(lib_dir) = std::env::var("DEP_TCH_LIBTORCH_LIB") else {
         return;
     };
@@ -24,21 +26,56 @@ fn main() {
     }
 }
 
-/// Builds `csrc/torch_extras.cpp` against the headers next to the libtorch libraries, with the flags
-/// `torch-sys` uses for its own C++ (C++17, the new libstdc++ ABI unless told otherwise).
+/// Builds `csrc/` against the headers next to the libtorch libraries, with the flags `torch-sys`
+/// uses for its own C++ (C++17, the new libstdc++ ABI unless told otherwise). The gate kernels
+/// are built once portable and, on x86-64, once more for AVX-512, chosen between at run time
+/// (`csrc/gate.cpp`); all of it optimised whatever the Cargo profile, since it is hot-loop code.
 fn compile_torch_extras(lib_dir: &Path) {
+    let avx512 = std::env::var("CARGO_CFG_TARGET_ARCH").as_deref() == Ok("x86_64");
+    // The shim first: static libraries are searched in order, and it calls into the kernels.
+    let mut shim = torch_cpp(lib_dir);
+    if avx512 {
+        shim.define("PIXELX_HAVE_AVX512", None);
+    }
+    shim.file("csrc/torch_extras.cpp")
+        .file("csrc/gate.cpp")
+        .compile("pixelx_torch_extras");
+    let mut kernels = torch_cpp(lib_dir);
+    kernels
+        .file("csrc/gate_kernels.cpp")
+        .define("CPU_CAPABILITY", "DEFAULT")
+        .define("PIXELX_CAP", "default")
+        .compile("pixelx_gate_default");
+    if avx512 {
+        let mut kernels = torch_cpp(lib_dir);
+        for flag in ["-mavx512f", "-mavx512bw", "-mavx512vl", "-mavx512dq", "-mfma"] {
+            kernels.flag(flag);
+        }
+        kernels
+            .file("csrc/gate_kernels.cpp")
+            .define("CPU_CAPABILITY", "AVX512")
+            .define("CPU_CAPABILITY_AVX512", None)
+            .define("PIXELX_CAP", "avx512")
+            .compile("pixelx_gate_avx512");
+    }
+}
+
+/// A C++ build against libtorch's headers.
+fn torch_cpp(lib_dir: &Path) -> cc::Build {
     let root = lib_dir.parent().unwrap_or(lib_dir);
     let abi = std::env::var("LIBTORCH_CXX11_ABI").unwrap_or_else(|_| "1".into());
     println!("cargo:rerun-if-env-changed=LIBTORCH_CXX11_ABI");
-    cc::Build::new()
+    let mut build = cc::Build::new();
+    build
         .cpp(true)
-        .file("csrc/torch_extras.cpp")
+        .opt_level(3)
         .include(root.join("include"))
         .include(root.join("include/torch/csrc/api/include"))
         .flag("-std=c++17")
         .flag(format!("-D_GLIBCXX_USE_CXX11_ABI={abi}"))
         .flag_if_supported("-Wno-deprecated-declarations")
         .flag_if_supported("-Wno-unused-parameter")
-        .warnings(false)
-        .compile("pixelx_torch_extras");
+        .flag_if_supported("-Wno-psabi")
+        .warnings(false);
+    build
 }

@@ -41,11 +41,12 @@ struct Setup {
     cropped: bool,
 }
 
+/// What pixelx trains with on CPU in fp32: channels-last, `h_conv` cropped (the model's default).
 const CPU_FP32: Setup = Setup {
     device: Device::Cpu,
     precision: Precision::Fp32,
-    channels_last: false,
-    cropped: false,
+    channels_last: true,
+    cropped: true,
 };
 
 /// pixelx training images/s: forward, loss, backward, clipping and Adam, as the trainer does
@@ -119,17 +120,20 @@ fn alternating_medians(rounds: usize, mut a: impl FnMut() -> f64, mut b: impl Fn
 }
 
 /// Floating-point operations of one training step of `batch` `side × side` images, as pixelx
-/// computes it by default (vertical kernels with `v_fc` folded in, full masked `1 × k` `h_conv`,
-/// `h_skip`+`h_fc` as one): 2 per multiply-add, and the backward pass twice the forward's
-/// (gradients of the inputs and of the weights). Element-wise work (gates, residuals, loss,
-/// Adam) is not counted.
+/// computes it by default on CPU (vertical kernels with `v_fc` folded in, `h_conv` cropped to
+/// the `k/2 + 1` columns its mask keeps, `h_skip`+`h_fc` as one): 2 per multiply-add, and the
+/// backward pass twice the forward's (gradients of the inputs and of the weights). The taps a
+/// mask zeroes and pixelx skips are not counted, nor is element-wise work (gates, residuals,
+/// loss, Adam).
 fn train_step_flops(spec: ModelSpec, batch: i64, side: i64) -> f64 {
     let (c, f, o) = (spec.channels, spec.hidden_fmaps, spec.out_hidden_fmaps);
     let two = 2 * f;
     let k = spec.causal_ksize;
-    let causal = c * two * (k / 2 + 1) * k + two * two + c * two * k + f * f;
+    // Mask A keeps the centre column only where there is an earlier colour group to read.
+    let causal_cols = k / 2 + i64::from(c > 1);
+    let causal = c * two * (k / 2 + 1) * k + two * two + c * two * causal_cols + f * f;
     let k = spec.hidden_ksize;
-    let gated = f * two * (k / 2 + 1) * k + two * two + f * two * k + f * two;
+    let gated = f * two * (k / 2 + 1) * k + two * two + f * two * (k / 2 + 1) + f * two;
     let head = f * o + o * c * spec.levels;
     let macs = (causal + spec.hidden_layers * gated + head) * batch * side * side;
     2.0 * 3.0 * macs as f64
@@ -200,15 +204,15 @@ fn training() {
          {torch_rss:.0} MiB (baseline): {:.2}x",
         ours_rss / torch_rss
     );
-    // Cropped row convolutions against the full masked kernels (the reference's way, default).
-    let crop = Setup {
-        cropped: true,
+    // Cropped row convolutions (the default) against the full masked kernels (the reference's way).
+    let full_kernels = Setup {
+        cropped: false,
         ..CPU_FP32
     };
     let (full, cropped) = alternating_medians(
         rounds,
+        || pixelx_train_speed(spec, batch, steps, full_kernels),
         || pixelx_train_speed(spec, batch, steps, CPU_FP32),
-        || pixelx_train_speed(spec, batch, steps, crop),
     );
     println!(
         "  cropped h_conv     {cropped:8.1} images/s against full masked kernels {full:.1} (baseline): {:.2}x",
@@ -219,8 +223,8 @@ fn training() {
 }
 
 /// Both memory layouts, and bf16 autocast where the CPU has native bf16 (then its matmul peak
-/// too), each against pixelx fp32 NCHW measured in alternation with it; on a GPU, the same on
-/// cuda:0 at a GPU-sized batch.
+/// too), each against pixelx's fp32 default (NHWC) measured in alternation with it; on a GPU,
+/// the same on cuda:0 at a GPU-sized batch.
 /// `reference` is the PyTorch reference's fp32 images/s measured before, `flops` a step's work.
 fn layouts_and_precisions(
     spec: ModelSpec,
@@ -230,9 +234,9 @@ fn layouts_and_precisions(
 ) {
     let mut bf16_peak = None;
     let mut setups = vec![(
-        "fp32 NHWC",
+        "fp32 NCHW",
         Setup {
-            channels_last: true,
+            channels_last: false,
             ..CPU_FP32
         },
     )];
@@ -241,11 +245,11 @@ fn layouts_and_precisions(
             precision: Precision::Bf16,
             ..CPU_FP32
         };
-        let bf16_nhwc = Setup {
-            channels_last: true,
+        let bf16_nchw = Setup {
+            channels_last: false,
             ..bf16
         };
-        setups.extend([("bf16 NCHW", bf16), ("bf16 NHWC", bf16_nhwc)]);
+        setups.extend([("bf16 NHWC", bf16), ("bf16 NCHW", bf16_nchw)]);
         let peak = matmul_peak_gflops(Kind::BFloat16);
         println!(
             "  bf16 matmul peak   {peak:8.1} GFLOP/s ({:.2}x fp32's)",
@@ -262,14 +266,14 @@ fn layouts_and_precisions(
             || pixelx_train_speed(spec, batch, steps, setup),
         );
         println!(
-            "  pixelx {name}   {rate:8.1} images/s  ({:.2}x fp32 NCHW at {base:.1})",
+            "  pixelx {name}   {rate:8.1} images/s  ({:.2}x fp32 NHWC at {base:.1})",
             rate / base
         );
-        if let (Some(peak), Precision::Bf16, false) = (bf16_peak, setup.precision, setup.channels_last) {
+        if let (Some(peak), Precision::Bf16, true) = (bf16_peak, setup.precision, setup.channels_last) {
             // What `precision = "auto"` trains with on this CPU, against the reference's fp32.
             let achieved = flops * rate / batch as f64 / 1e9;
             println!(
-                "  bf16 NCHW against the PyTorch reference (fp32, {reference:.1} images/s): {:.2}x; \
+                "  bf16 NHWC against the PyTorch reference (fp32, {reference:.1} images/s): {:.2}x; \
                  roofline {achieved:.1} GFLOP/s of the bf16 peak {peak:.1}: {:.0}%",
                 rate / reference,
                 100.0 * achieved / peak
@@ -284,18 +288,21 @@ fn layouts_and_precisions(
     println!("training on cuda:0, batch {batch}, {steps} steps:");
     let torch = pytorch_train_speed_on("cuda:0", spec, batch, steps, false);
     println!("  PyTorch reference  {torch:8.1} images/s  (baseline)");
-    for channels_last in [false, true] {
+    // pixelx's CUDA default is NCHW with full h_conv kernels (not measured before); the other
+    // combinations are what a GPU machine would switch it to.
+    for (channels_last, cropped) in [(false, false), (true, false), (true, true)] {
         for precision in [Precision::Fp32, Precision::Bf16] {
             let setup = Setup {
                 device: Device::Cuda(0),
                 precision,
                 channels_last,
-                cropped: false,
+                cropped,
             };
             let rate = pixelx_train_speed(spec, batch, steps, setup);
             let layout = if channels_last { "NHWC" } else { "NCHW" };
+            let kernels = if cropped { "cropped" } else { "full" };
             println!(
-                "  pixelx {} {layout}   {rate:8.1} images/s  ({:.2}x PyTorch)",
+                "  pixelx {} {layout} {kernels:7}  {rate:8.1} images/s  ({:.2}x PyTorch)",
                 precision.as_str(),
                 rate / torch
             );

@@ -26,9 +26,15 @@ fn seconds(reps: usize, mut f: impl FnMut()) -> f64 {
     start.elapsed().as_secs_f64() / reps as f64
 }
 
-/// Random `[batch, channels, 28, 28]` activations, made once per shape outside the timings.
-fn input(batch: i64, channels: i64) -> Tensor {
-    Tensor::randn([batch, channels, SIDE, SIDE], (Kind::Float, Device::Cpu))
+/// Random `[batch, channels, 28, 28]` activations in the model's layout, made once per shape
+/// outside the timings.
+fn input(model: &PixelCnn, batch: i64, channels: i64) -> Tensor {
+    let x = Tensor::randn([batch, channels, SIDE, SIDE], (Kind::Float, Device::Cpu));
+    if model.channels_last {
+        pixelx::model::layout::channels_last(&x)
+    } else {
+        x
+    }
 }
 
 /// Forward and backward of `f` on `x` as a new leaf that needs grad (same storage, fresh grad).
@@ -42,7 +48,19 @@ fn by_kind(model: &PixelCnn, batch: i64, reps: usize) -> Vec<(&'static str, f64)
     let s = model.spec;
     let (c, f) = (s.channels, s.hidden_fmaps);
     let causal = &model.causal;
-    let (xc, xf, x2f) = (input(batch, c), input(batch, f), input(batch, 2 * f));
+    let (xc, xf, x2f) = (
+        input(model, batch, c),
+        input(model, batch, f),
+        input(model, batch, 2 * f),
+    );
+    // The row convolutions as the model runs them: cropped to their kept taps, or full.
+    let row = |conv: &pixelx::model::Conv, x: &Tensor| {
+        if causal.cropped {
+            conv.row_causal(x)
+        } else {
+            conv.row_masked(x)
+        }
+    };
     let vertical = seconds(reps, || {
         fwd_bwd(&xc, |x| {
             vertical_pre(&causal.v_conv, &causal.v_fc, x, causal.ksize)
@@ -52,9 +70,9 @@ fn by_kind(model: &PixelCnn, batch: i64, reps: usize) -> Vec<(&'static str, f64)
         }
     });
     let rows = seconds(reps, || {
-        fwd_bwd(&xc, |x| causal.h_conv.row_masked(x));
+        fwd_bwd(&xc, |x| row(&causal.h_conv, x));
         for g in &model.gated {
-            fwd_bwd(&xf, |x| g.h_conv.row_masked(x));
+            fwd_bwd(&xf, |x| row(&g.h_conv, x));
         }
     });
     let pointwise = seconds(reps, || {
@@ -78,7 +96,7 @@ fn by_kind(model: &PixelCnn, batch: i64, reps: usize) -> Vec<(&'static str, f64)
         ("vertical (k/2+1)xk convs", vertical),
         ("masked 1xk convs (h_conv)", rows),
         ("1x1 convs (v_to_h, h_fc/h_skip, head)", pointwise),
-        ("gates (tanh x sigmoid)", gates),
+        ("gates (tanh x sigmoid, fused)", gates),
     ]
 }
 

@@ -3,13 +3,9 @@
 use tch::{nn, Tensor};
 
 use super::conv::{Conv, MaskType};
+use super::fused::gate;
 use super::init::Initialiser;
-
-/// `tanh(t[:F]) * sigmoid(t[F:])` over the channel dimension.
-pub fn gate(t: &Tensor) -> Tensor {
-    let halves = t.chunk(2, 1);
-    halves[0].tanh() * halves[1].sigmoid()
-}
+use super::layout;
 
 /// The vertical stack's `v_conv(x) + v_fc(x)`, kernel `(k/2 + 1) × k` over the current row and the
 /// `k/2` rows above. Padding only the top and the sides yields exactly `H` output rows, so nothing
@@ -26,10 +22,20 @@ pub fn vertical_pre(v_conv: &Conv, v_fc: &Conv, x: &Tensor, k: i64) -> Tensor {
 }
 
 /// `v_pre` moved down one row, so row `i` only sees input rows above `i`. Row 0 sees nothing but
-/// padding, which through `v_conv` is its bias.
+/// padding, which through `v_conv` is its bias. The result keeps `v_pre`'s layout: `cat` takes
+/// its inputs' common one, so the top row is made channels-last too where `v_pre` is (else the
+/// next convolution would reorder the whole activation back and forth).
 pub fn shift_down(v_pre: &Tensor, v_conv_bias: &Tensor) -> Tensor {
     let (n, _, h, w) = v_pre.size4().expect("activations are 4-D");
-    let top = v_conv_bias.view([1, -1, 1, 1]).expand([n, -1, 1, w], false);
+    let top = v_conv_bias
+        .to_kind(v_pre.kind())
+        .view([1, -1, 1, 1])
+        .expand([n, -1, 1, w], false);
+    let top = if layout::is_channels_last(v_pre) {
+        layout::channels_last(&top)
+    } else {
+        top
+    };
     Tensor::cat(&[top, v_pre.narrow(2, 0, h - 1)], 2)
 }
 
@@ -51,10 +57,10 @@ pub struct CausalBlock {
     pub h_conv: Conv,
     pub h_fc: Conv,
     pub ksize: i64,
-    /// `h_conv` as the cropped `1 × (k/2 + 1)` convolution, or (the default), as the reference
-    /// computes it, over the full masked kernel: same logits. Off by default because oneDNN
-    /// took no less time for the narrower kernel on the 2-core CPU (`just bench training`
-    /// compares both).
+    /// `h_conv` as the cropped `1 × (k/2 + 1)` convolution, or as the reference computes it,
+    /// over the full masked kernel: same logits. [`crate::model::PixelCnn::new`] crops on CPU,
+    /// where on channels-last activations the narrower kernel takes less time (`just bench
+    /// training` compares both); on CUDA it is not measured yet.
     pub cropped: bool,
 }
 

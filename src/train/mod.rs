@@ -57,6 +57,7 @@ impl Trainer {
     pub fn new(config: RunConfig, run: RunDir, data_dir: &Path, device: Device) -> Result<Self> {
         config.validate()?;
         memory::check_fits(&config, device)?;
+        crate::host::keep_freed_memory();
         let load = |split, subset| {
             Dataset::load(
                 config.dataset,

@@ -26,6 +26,7 @@ pub struct StepTimer {
 impl StepTimer {
     /// A model of `spec` on `device` and a batch of `batch` random `side × side` images.
     pub fn new(spec: ModelSpec, side: i64, batch: i64, device: Device, precision: Precision) -> Self {
+        crate::host::keep_freed_memory();
         let vs = nn::VarStore::new(device);
         let model = PixelCnn::new(&vs.root(), spec, 0);
         let adam = Adam::new(&vs, 1e-4);
@@ -42,14 +43,15 @@ impl StepTimer {
         }
     }
 
-    /// Runs the forward pass on channels-last activations (a benchmark lever).
+    /// Runs the forward pass on channels-last activations or not (a benchmark lever; the
+    /// model's default is channels-last on CPU).
     pub fn channels_last(mut self, on: bool) -> Self {
         self.model.channels_last = on;
         self
     }
 
-    /// Runs the horizontal stacks' masked convolutions cropped to the taps their masks keep, or
-    /// over the full kernels as the reference does (the default; a benchmark lever).
+    /// Runs the horizontal stacks' masked convolutions cropped to the taps their masks keep (the
+    /// default on CPU), or over the full kernels as the reference does (a benchmark lever).
     pub fn cropped(mut self, on: bool) -> Self {
         self.model.set_cropped(on);
         self
