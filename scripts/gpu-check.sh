@@ -2,9 +2,9 @@
 # The CUDA check, for a GPU machine with python3 + torch 2.11 and the bundle from
 # scripts/gpu-bundle.sh in .gpu/: device discovery, a 2-run sweep (fp32 and bf16 autocast) on
 # `devices = "auto"`, its report (device and images/s per run), then the training benchmark
-# (PyTorch eager on cuda:0 as the baseline, pixelx fp32 and bf16 in both layouts, NHWC also with
-# cropped h_conv kernels, which would make them the CUDA default as they are on CPU; and the CPU
-# figures with the roofline line), packing on the GPU (4 small runs, 2 per device against 1),
+# (PyTorch eager on cuda:0 as the baseline; pixelx fp32 and bf16 in both layouts, and on NHWC
+# with cropped h_conv kernels too: the CPU default, which these figures would make CUDA's; and
+# the CPU figures with the roofline line), packing on the GPU (4 small runs, 2 per device against 1),
 # and the dry-run estimate of the shipped mnist_sweep.toml on the GPUs (the README's GPU figure).
 # Logs and the HTML report go to $OUT (the device tool's result folder) or ./gpu-check-out.
 set -uo pipefail
