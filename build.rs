@@ -32,6 +32,9 @@ fn main() {
 /// (`csrc/gate.cpp`); all of it optimised whatever the Cargo profile, since it is hot-loop code.
 fn compile_torch_extras(lib_dir: &Path) {
     let avx512 = std::env::var("CARGO_CFG_TARGET_ARCH").as_deref() == Ok("x86_64");
+    // Each library in a folder of its own: the kernels' source is compiled twice (same object
+    // name), and the linker searches every build's folder for every library.
+    let out_dir = Path::new(&std::env::var("OUT_DIR").expect("cargo sets OUT_DIR")).to_path_buf();
     // The shim first: static libraries are searched in order, and it calls into the kernels.
     let mut shim = torch_cpp(lib_dir);
     if avx512 {
@@ -39,16 +42,26 @@ fn compile_torch_extras(lib_dir: &Path) {
     }
     shim.file("csrc/torch_extras.cpp")
         .file("csrc/gate.cpp")
+        .out_dir(out_dir.join("shim"))
         .compile("pixelx_torch_extras");
     let mut kernels = torch_cpp(lib_dir);
     kernels
+        .flag("-fopenmp")
         .file("csrc/gate_kernels.cpp")
         .define("CPU_CAPABILITY", "DEFAULT")
         .define("PIXELX_CAP", "default")
+        .out_dir(out_dir.join("gate_default"))
         .compile("pixelx_gate_default");
     if avx512 {
         let mut kernels = torch_cpp(lib_dir);
-        for flag in ["-mavx512f", "-mavx512bw", "-mavx512vl", "-mavx512dq", "-mfma"] {
+        for flag in [
+            "-fopenmp",
+            "-mavx512f",
+            "-mavx512bw",
+            "-mavx512vl",
+            "-mavx512dq",
+            "-mfma",
+        ] {
             kernels.flag(flag);
         }
         kernels
@@ -56,7 +69,27 @@ fn compile_torch_extras(lib_dir: &Path) {
             .define("CPU_CAPABILITY", "AVX512")
             .define("CPU_CAPABILITY_AVX512", None)
             .define("PIXELX_CAP", "avx512")
+            .out_dir(out_dir.join("gate_avx512"))
             .compile("pixelx_gate_avx512");
+    }
+    link_openmp(lib_dir);
+}
+
+/// The kernels split their work with `at::parallel_for`, which is inline OpenMP code in a
+/// libtorch built with OpenMP (as the pip wheel is): without `-fopenmp` it runs on one thread.
+/// They must use libtorch's own OpenMP runtime, so that `at::set_num_threads` reaches them and
+/// one thread pool serves both: link the copy in its library folder by path where there is one
+/// (the wheel's `libgomp.so.1`, or `libgomp-<hash>.so.1` in the libtorch archive), else `-lgomp`.
+fn link_openmp(lib_dir: &Path) {
+    let bundled = std::fs::read_dir(lib_dir).ok().and_then(|entries| {
+        entries.filter_map(Result::ok).map(|e| e.path()).find(|p| {
+            let name = p.file_name().and_then(|n| n.to_str()).unwrap_or("");
+            name.starts_with("libgomp") && name.contains(".so")
+        })
+    });
+    match bundled {
+        Some(path) => println!("cargo:rustc-link-arg={}", path.display()),
+        None => println!("cargo:rustc-link-lib=gomp"),
     }
 }
 

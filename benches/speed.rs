@@ -621,6 +621,9 @@ fn estimate() {
 
 fn main() {
     tch::set_num_threads(THREADS);
+    // As a training process has it (`Trainer::new`): the in-process step timings and the
+    // peak-RSS child measure what a run does.
+    pixelx::host::keep_freed_memory();
     let args: Vec<String> = std::env::args().collect();
     if let Some(at) = args.iter().position(|a| a == "--rss-child") {
         speed_profile::rss_child(&args[at + 1..]);

@@ -3,7 +3,6 @@
 // Rust side (model::blocks::gate) uses the unfused ops there instead.
 #include <torch/csrc/autograd/custom_function.h>
 
-#include <atomic>
 #include <cstdint>
 
 #define PIXELX_DECLARE(cap)                                                                        \
@@ -23,14 +22,15 @@ PIXELX_DECLARE(avx512)
 
 namespace {
 
-// Set by tests so that the portable kernels are checked on machines that have AVX-512 too.
-std::atomic<bool> force_portable{false};
+// Set by a test, for its own thread, so that the portable kernels are checked on machines that
+// have AVX-512 too (the choice is made on the calling thread, before the work is split).
+thread_local bool force_portable = false;
 
 bool use_avx512() {
 #ifdef PIXELX_HAVE_AVX512
   static const bool has = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
                           __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq");
-  return has && !force_portable.load();
+  return has && !force_portable;
 #else
   return false;
 #endif
@@ -44,6 +44,8 @@ struct Split {
 };
 
 Split split_of(const at::Tensor& t) {
+  TORCH_CHECK(t.device().is_cpu(), "gate: expected a CPU tensor");
+  TORCH_CHECK(t.scalar_type() == at::kFloat || t.scalar_type() == at::kBFloat16, "gate: expected float or bf16");
   TORCH_CHECK(t.dim() == 4 && t.size(1) % 2 == 0, "gate: expected [N, 2F, H, W], got ", t.sizes());
   int64_t n = t.size(0), f = t.size(1) / 2, hw = t.size(2) * t.size(3);
   if (t.is_contiguous()) return {at::MemoryFormat::Contiguous, n, f * hw};
@@ -89,6 +91,8 @@ struct Gate : public torch::autograd::Function<Gate> {
 
   static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
                                                  torch::autograd::variable_list grads) {
+    // The backward is computed directly, not from differentiable ops: no second derivative.
+    TORCH_CHECK(!at::GradMode::is_enabled(), "gate: double backward (create_graph) is not supported");
     auto t = ctx->get_saved_variables()[0];
     return {gate_backward(t, grads[0])};
   }
@@ -123,13 +127,12 @@ int pixelx_gate(const at::Tensor* t, at::Tensor** out) {
   }
 }
 
-// Whether the portable kernels run even where AVX-512 is there (for tests); returns 1 if the
-// AVX-512 ones exist and would otherwise run.
+// Whether the portable kernels run on this thread even where AVX-512 is there (for tests);
+// returns 1 if the AVX-512 ones exist and would otherwise run.
 int pixelx_gate_force_portable(int on) {
-  force_portable.store(on != 0);
-  force_portable.store(false);
+  force_portable = false;
   bool avx512 = use_avx512();
-  force_portable.store(on != 0);
+  force_portable = on != 0;
   return avx512 ? 1 : 0;
 }
 

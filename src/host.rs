@@ -81,25 +81,34 @@ pub fn peak_rss_mb() -> f64 {
 
 /// Keeps memory that training frees inside the process instead of handing it back to the kernel.
 ///
-/// A training step allocates and frees the same few-megabyte activations every step. glibc
-/// serves blocks that size with fresh `mmap`s (its threshold adapts only slowly) and trims the
-/// heap top as soon as it is free, so every step faults in and zeroes those pages again: five
-/// times the page faults, and 10–15% of a small model's step on the 2-core CPU (`just bench
-/// training`). Freed blocks below 32 MiB (glibc's largest threshold) now stay in the heap for the
-/// next step; the peak resident memory is the same, but it is no longer returned between steps.
-/// Called by whatever trains (a trainer, the step timer); a no-op after the first call, and off
-/// glibc.
+/// A training step allocates and frees the same few-megabyte activations every step. glibc's
+/// defaults give them back: blocks past the mmap threshold are unmapped when freed, and the heap
+/// top is trimmed once more than the trim threshold is free there, so the next step faults the
+/// pages in and zeroes them again (five times the page faults, 10–15% of a small model's step on
+/// the 2-core CPU, `just bench training`). Setting the thresholds also turns off glibc's dynamic
+/// adjustment of them: blocks below 32 MiB (the largest mmap threshold glibc accepts) now come
+/// from the heap, which is never trimmed, and grows 256 MiB beyond each request (untouched pages
+/// cost no memory) so that the first steps reach their peak in a few `brk` calls.
+///
+/// The process then keeps its peak; so only processes whose peak is their training's call it
+/// (a trainer, the speed benchmark), not the coordinator, whose calibration peaks before a sweep.
+/// A no-op after the first call, and off glibc.
 pub fn keep_freed_memory() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     {
         static ONCE: std::sync::Once = std::sync::Once::new();
         ONCE.call_once(|| {
             const MIB: i32 = 1 << 20;
-            // SAFETY: mallopt only sets allocator parameters; it is safe to call at any time.
-            unsafe {
-                libc::mallopt(libc::M_MMAP_THRESHOLD, 32 * MIB);
-                libc::mallopt(libc::M_TRIM_THRESHOLD, i32::MAX);
-                libc::mallopt(libc::M_TOP_PAD, 256 * MIB);
+            let settings = [
+                (libc::M_MMAP_THRESHOLD, 32 * MIB),
+                (libc::M_TRIM_THRESHOLD, i32::MAX),
+                (libc::M_TOP_PAD, 256 * MIB),
+            ];
+            for (param, value) in settings {
+                // SAFETY: mallopt only sets allocator parameters; it is safe to call at any time.
+                if unsafe { libc::mallopt(param, value) } == 0 {
+                    tracing::debug!(param, value, "mallopt refused a setting");
+                }
             }
         });
     }

@@ -26,7 +26,6 @@ pub struct StepTimer {
 impl StepTimer {
     /// A model of `spec` on `device` and a batch of `batch` random `side × side` images.
     pub fn new(spec: ModelSpec, side: i64, batch: i64, device: Device, precision: Precision) -> Self {
-        crate::host::keep_freed_memory();
         let vs = nn::VarStore::new(device);
         let model = PixelCnn::new(&vs.root(), spec, 0);
         let adam = Adam::new(&vs, 1e-4);
