@@ -317,7 +317,7 @@ fn sampling() {
     let labels = Tensor::arange(64, (Kind::Int64, Device::Cpu)).remainder(10);
     println!("sampling: 64 MNIST 28x28 images, C=1 F=30 6 blocks k=7 L=2, {THREADS} threads");
     let start = Instant::now();
-    let threads = tch::get_num_threads().max(1) as usize;
+    let threads = pixelx::sample::libtorch_threads();
     let cached = sample(&model, &labels, (28, 28), 1.0, Sampler::Cached, 1, threads);
     let t_cached = start.elapsed().as_secs_f64();
     println!("  cached             {t_cached:8.2} s");

@@ -73,7 +73,7 @@ pub fn sample(cli: &Cli, args: &SampleArgs) -> Result<()> {
     // OpenMP workers, once woken by a parallel op (loading, the PNG's conversion), spin for a
     // while after each one, taking a core from those threads on a small machine; with one
     // libtorch thread they never start.
-    let host_threads = tch::get_num_threads().max(1) as usize;
+    let host_threads = sample::libtorch_threads();
     if device == Device::Cpu && args.sampler == Sampler::Cached {
         tch::set_num_threads(1);
     }

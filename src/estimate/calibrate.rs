@@ -22,7 +22,7 @@ use anyhow::{anyhow, Result};
 use tch::Device;
 
 use super::{Arch, Speed};
-use crate::sample::{sample, sample_labels, Sampler};
+use crate::sample::{libtorch_threads, sample, sample_labels, Sampler};
 use crate::slots::SlotKind;
 use crate::train::speed::StepTimer;
 
@@ -263,7 +263,7 @@ fn time_job(job: &Job, device: Device, share: f64, per_param_pixel: &mut f64) ->
         let width = (arch.side / 4).max(1);
         let labels = sample_labels(n, None, arch.spec.classes, device);
         let start = Instant::now();
-        let threads = tch::get_num_threads().max(1) as usize;
+        let threads = libtorch_threads();
         let _ = sample(
             timer.model(),
             &labels,

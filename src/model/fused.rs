@@ -18,16 +18,9 @@ pub fn gate(t: &Tensor) -> Tensor {
     if !fused_applies(t) {
         return gate_unfused(t);
     }
-    let mut out = std::ptr::null_mut();
-    // SAFETY: as above; on success the shim hands over a new heap tensor that
-    // `Tensor::from_ptr` owns from here on.
-    let rc = unsafe { pixelx_gate(t.as_ptr(), &mut out) };
-    assert!(
-        rc == 0 && !out.is_null(),
-        "fused gate of a {:?} tensor failed",
-        t.size()
-    );
-    unsafe { Tensor::from_ptr(out) }
+    // SAFETY: `t` is a live tensor the shim takes (checked above), and it catches every C++
+    // exception.
+    super::layout::shim_result("fused gate", t, |out| unsafe { pixelx_gate(t.as_ptr(), out) })
 }
 
 /// Whether [`gate`] runs the fused op on `t`: a 4-d CPU tensor of float or bf16 with an even

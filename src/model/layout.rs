@@ -10,15 +10,29 @@ extern "C" {
 
 /// `t` (4-d) in channels-last layout, same values; autograd flows through the conversion.
 pub fn channels_last(t: &Tensor) -> Tensor {
+    // SAFETY: `t` is a live tensor, and the shim catches every C++ exception.
+    shim_result("channels-last conversion", t, |out| unsafe {
+        pixelx_channels_last(t.as_ptr(), out)
+    })
+}
+
+/// Runs a `csrc/` shim call that writes a new tensor to its out-pointer and returns 0 (or -1 if
+/// libtorch threw), and takes ownership of that tensor. A failure is a bug, not an input error:
+/// callers check what the shim accepts first, so it panics naming `what` and `t`'s shape.
+pub(crate) fn shim_result(
+    what: &str,
+    t: &Tensor,
+    call: impl FnOnce(*mut *mut torch_sys::C_tensor) -> i32,
+) -> Tensor {
     let mut out = std::ptr::null_mut();
-    // SAFETY: `t` is a live tensor; on success the shim hands over a new heap tensor that
-    // `Tensor::from_ptr` owns from here on. It catches every C++ exception.
-    let rc = unsafe { pixelx_channels_last(t.as_ptr(), &mut out) };
+    let rc = call(&mut out);
     assert!(
         rc == 0 && !out.is_null(),
-        "channels-last conversion of a {:?} tensor failed",
+        "{what} of a {:?} tensor failed",
         t.size()
     );
+    // SAFETY: on success the shim handed over a new heap tensor that nothing else owns;
+    // `Tensor::from_ptr` owns it from here on.
     unsafe { Tensor::from_ptr(out) }
 }
 

@@ -108,6 +108,12 @@ pub fn draw_one(logits: &[f32], u: f32, temperature: f32) -> i64 {
     below.min(levels.saturating_sub(1)) as i64
 }
 
+/// The thread count libtorch is set to (at least 1): the host sampler's share where the caller
+/// has nothing else to go by, as the trainer, the estimator and `pixelx sample` do.
+pub fn libtorch_threads() -> usize {
+    tch::get_num_threads().max(1) as usize
+}
+
 /// Samples `labels.len()` images of `height × width`, returning levels `[N, C, H, W]` (int64).
 /// `host_threads` is how many threads the cached sampler uses on the CPU (it runs without
 /// libtorch there; elsewhere libtorch's own threads do the work).

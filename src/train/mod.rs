@@ -348,7 +348,7 @@ impl Trainer {
         let (_, _, h, w) = self.train.levels.size4()?;
         // A seed per epoch makes the grids repeatable, also across a resume.
         let seed = self.config.seed.wrapping_mul(31).wrapping_add(epoch as u64);
-        let threads = tch::get_num_threads().max(1) as usize;
+        let threads = sample::libtorch_threads();
         let levels = sample::sample(&self.model, &labels, (h, w), 1.0, self.sampler, seed, threads);
         let path = self.run.epoch_samples(epoch);
         sample::write_grid(&levels, self.config.color_levels, &path)?;
