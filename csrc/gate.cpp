@@ -1,6 +1,6 @@
 // The fused gate as a differentiable libtorch operation (see gate_kernels.cpp for the kernels).
 // CPU tensors of float or bf16 in NCHW or NHWC layout; everything else is refused, and the
-// Rust side (model::blocks::gate) uses the unfused ops there instead.
+// Rust side (model::fused::gate) uses the unfused ops there instead.
 #include <torch/csrc/autograd/custom_function.h>
 
 #include <cstdint>
