@@ -118,9 +118,11 @@ fn corrupt_tensor_data(path: &Path, n: usize) {
 fn a_damaged_checkpoint_without_its_sidecar_is_caught_and_an_older_one_used() {
     let dir = tempfile::tempdir().unwrap();
     let runs = dir.path().join("runs");
-    let reference = trained_run(&runs, &tiny_cpu_train(3, 1024));
+    // Four epochs, interrupted after the second: two epochs of margin, so that a fast machine
+    // has not finished the run when the signal lands (a finished run is not resumed).
+    let reference = trained_run(&runs, &tiny_cpu_train(4, 1024));
 
-    let (mut child, id) = spawn_train(&runs, &tiny_cpu_train(3, 1024));
+    let (mut child, id) = spawn_train(&runs, &tiny_cpu_train(4, 1024));
     let reg_path = runs.join("registry.sqlite");
     assert!(wait_for(Duration::from_secs(120), || {
         Registry::open(&reg_path).is_ok_and(|r| count(&r, &id, "test_bpd8") >= 2)
@@ -587,8 +589,10 @@ fn interrupted_after(runs: &Path, epochs: u32, images: u32, steps: i64) -> Strin
 fn resume_starts_from_the_mid_epoch_checkpoint_of_an_interrupt() {
     let dir = tempfile::tempdir().unwrap();
     let runs = dir.path().join("runs");
-    // 4096 images: 128 steps an epoch; interrupt well inside the second epoch.
-    let id = interrupted_after(&runs, 2, 4096, 128 + 20);
+    // 8192 images: 256 steps an epoch; interrupt early in the second epoch, far enough from its
+    // end that a fast machine has not finished it when the signal lands (step metrics reach
+    // the registry in batches, so the step seen lags the step trained).
+    let id = interrupted_after(&runs, 2, 8192, 256 + 10);
     let names = checkpoints_of(&runs, &id);
     let step_ckpt = names
         .iter()
@@ -607,7 +611,7 @@ fn resume_starts_from_the_mid_epoch_checkpoint_of_an_interrupt() {
         resumed.contains(&step_ckpt),
         "resumed from {step_ckpt}: {resumed}"
     );
-    assert_eq!(count(&registry(&runs), &id, "train_loss"), 2 * 128);
+    assert_eq!(count(&registry(&runs), &id, "train_loss"), 2 * 256);
 }
 
 /// `precision = "auto"` records what it chose for the device: the journal's `started` line, the
