@@ -119,24 +119,9 @@ fn alternating_medians(rounds: usize, mut a: impl FnMut() -> f64, mut b: impl Fn
     (median(&mut xs), median(&mut ys))
 }
 
-/// Floating-point operations of one training step of `batch` `side × side` images, as pixelx
-/// computes it by default on CPU (vertical kernels with `v_fc` folded in, `h_conv` cropped to
-/// the `k/2 + 1` columns its mask keeps, `h_skip`+`h_fc` as one): 2 per multiply-add, and the
-/// backward pass twice the forward's (gradients of the inputs and of the weights). The taps a
-/// mask zeroes and pixelx skips are not counted, nor is element-wise work (gates, residuals,
-/// loss, Adam).
+/// Floating-point operations of one training step (see [`speed_profile::step_flops_by_kind`]).
 fn train_step_flops(spec: ModelSpec, batch: i64, side: i64) -> f64 {
-    let (c, f, o) = (spec.channels, spec.hidden_fmaps, spec.out_hidden_fmaps);
-    let two = 2 * f;
-    let k = spec.causal_ksize;
-    // Mask A keeps the centre column only where there is an earlier colour group to read.
-    let causal_cols = k / 2 + i64::from(c > 1);
-    let causal = c * two * (k / 2 + 1) * k + two * two + c * two * causal_cols + f * f;
-    let k = spec.hidden_ksize;
-    let gated = f * two * (k / 2 + 1) * k + two * two + f * two * (k / 2 + 1) + f * two;
-    let head = f * o + o * c * spec.levels;
-    let macs = (causal + spec.hidden_layers * gated + head) * batch * side * side;
-    2.0 * 3.0 * macs as f64
+    speed_profile::step_flops_by_kind(spec, batch, side).iter().sum()
 }
 
 /// GFLOP/s of a large matrix product through libtorch on this thread count: the machine's
@@ -193,7 +178,7 @@ fn training() {
         train_step_flops(spec, batch, 28) / 1e9,
         100.0 * achieved / peak
     );
-    speed_profile::by_layer(spec, batch, steps.min(4));
+    speed_profile::by_layer(spec, batch, steps.min(4), peak);
     // Peak resident memory of a process training the RGB default, against the reference's.
     let torch_rss = pytorch_train("cpu", spec, batch, steps, false)["peak_rss_mb"]
         .as_f64()
@@ -496,6 +481,64 @@ fn packing() {
         slots.len(),
         slots[0].threads
     );
+    packing_bound();
+}
+
+/// The packing sweep's model (F=16, 2 blocks, k 5/3, O=16) as [`small_sweep`] writes it.
+fn packing_model() -> ModelSpec {
+    let mut spec = ModelSpec::original(1);
+    (spec.hidden_fmaps, spec.out_hidden_fmaps, spec.hidden_layers) = (16, 16, 2);
+    (spec.causal_ksize, spec.hidden_ksize) = (5, 3);
+    spec
+}
+
+/// Training images/s of the packing model in `n` processes at once of `threads` torch threads
+/// each (this bench started again as `--speed-child THREADS`), one figure per process.
+fn speed_children(n: usize, threads: i32) -> Vec<f64> {
+    let children: Vec<_> = (0..n)
+        .map(|_| {
+            Command::new(std::env::current_exe().unwrap())
+                .args(["--speed-child", &threads.to_string()])
+                .stdout(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    children
+        .into_iter()
+        .map(|child| {
+            let out = child.wait_with_output().unwrap();
+            assert!(out.status.success());
+            String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
+        })
+        .collect()
+}
+
+/// The child's side of [`speed_children`]: `--speed-child THREADS`.
+fn speed_child(threads: &str) {
+    tch::set_num_threads(threads.parse().expect("a thread count"));
+    let rate = StepTimer::new(packing_model(), 28, 32, Device::Cpu, Precision::Fp32)
+        .images_per_sec(5, 60)
+        .expect("fp32 steps");
+    println!("{rate:.1}");
+}
+
+/// What bounds the packing ratio on this machine, steady-state training only (no start-up,
+/// evaluation or launch to overlap): how much faster the packing model trains on 2 threads than
+/// on 1, and how much two 1-thread processes at once slow each other (shared cache, memory
+/// bandwidth). Two slots beat one by `2 × paired / two_threads`.
+fn packing_bound() {
+    let one = speed_children(1, 1)[0];
+    let two = speed_children(1, 2)[0];
+    let paired = speed_children(2, 1);
+    let paired = paired.iter().sum::<f64>() / paired.len() as f64;
+    println!(
+        "  training alone: 1 thread {one:.0} images/s, 2 threads {two:.0} ({:.2}x); two 1-thread \
+         processes at once {paired:.0} each ({:.2}x slower than alone): steady-state packing {:.2}x",
+        two / one,
+        one / paired,
+        2.0 * paired / two
+    );
 }
 
 /// Seconds from each run's launch (process started, job submitted) to its worker's start.
@@ -627,6 +670,10 @@ fn main() {
     let args: Vec<String> = std::env::args().collect();
     if let Some(at) = args.iter().position(|a| a == "--rss-child") {
         speed_profile::rss_child(&args[at + 1..]);
+        return;
+    }
+    if let Some(at) = args.iter().position(|a| a == "--speed-child") {
+        speed_child(&args[at + 1]);
         return;
     }
     let wanted: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with('-')).collect();

@@ -138,10 +138,32 @@ fn around(spec: ModelSpec, batch: i64, reps: usize) -> (f64, f64, f64, PixelCnn,
     (data, optimiser, whole_without_optimiser + optimiser, model, vs)
 }
 
-/// Prints the step's time by kind of layer.
-pub fn by_layer(spec: ModelSpec, batch: i64, reps: usize) {
+/// Floating-point operations of one training step of `batch` `side × side` images by kind of
+/// convolution, as pixelx computes them by default on CPU: `(vertical, rows, pointwise)`.
+/// Vertical kernels have `v_fc` folded in, `h_conv` is cropped to the `k/2 + 1` columns its mask
+/// keeps, `h_skip`+`h_fc` run as one: 2 per multiply-add, and the backward pass twice the
+/// forward's (gradients of the inputs and of the weights). The taps a mask zeroes and pixelx
+/// skips are not counted, nor is element-wise work (gates, residuals, loss, Adam).
+pub fn step_flops_by_kind(spec: ModelSpec, batch: i64, side: i64) -> [f64; 3] {
+    let (c, f, o) = (spec.channels, spec.hidden_fmaps, spec.out_hidden_fmaps);
+    let (two, layers) = (2 * f, spec.hidden_layers);
+    let (kc, k) = (spec.causal_ksize, spec.hidden_ksize);
+    // Mask A keeps the centre column only where there is an earlier colour group to read.
+    let causal_cols = kc / 2 + i64::from(c > 1);
+    let vertical = c * two * (kc / 2 + 1) * kc + layers * f * two * (k / 2 + 1) * k;
+    let rows = c * two * causal_cols + layers * f * two * (k / 2 + 1);
+    let pointwise = two * two + f * f + layers * (two * two + f * two) + f * o + o * c * spec.levels;
+    [vertical, rows, pointwise].map(|macs| 2.0 * 3.0 * (macs * batch * side * side) as f64)
+}
+
+/// Prints the step's time by kind of layer, each convolution kind's share of `peak` (GFLOP/s),
+/// and the roofline the step would reach if everything but the convolutions cost nothing: the
+/// ceiling that libtorch's convolution kernels alone put on it.
+pub fn by_layer(spec: ModelSpec, batch: i64, reps: usize, peak: f64) {
     let (data, optimiser, step, model, _vs) = around(spec, batch, reps);
     let mut parts = by_kind(&model, batch, reps);
+    let flops = step_flops_by_kind(spec, batch, SIDE);
+    let conv_seconds: f64 = parts[..3].iter().map(|p| p.1).sum();
     parts.push(("optimiser (clip + Adam)", optimiser));
     parts.push(("data (batch assembly)", data));
     let counted: f64 = parts.iter().map(|p| p.1).sum();
@@ -154,9 +176,26 @@ pub fn by_layer(spec: ModelSpec, batch: i64, reps: usize) {
         "  profile of one step (batch {batch}, each kind timed alone, forward + backward): {:.0} ms",
         step * 1e3
     );
-    for (name, s) in parts {
-        println!("    {name:42} {:7.1} ms  {:4.0}%", s * 1e3, 100.0 * s / step);
+    for (i, (name, s)) in parts.into_iter().enumerate() {
+        let rate = flops
+            .get(i)
+            .map(|f| {
+                let gflops = f / s / 1e9;
+                format!("  {gflops:6.1} GFLOP/s, {:3.0}% of peak", 100.0 * gflops / peak)
+            })
+            .unwrap_or_default();
+        println!(
+            "    {name:42} {:7.1} ms  {:4.0}%{rate}",
+            s * 1e3,
+            100.0 * s / step
+        );
     }
+    let ceiling = flops.iter().sum::<f64>() / conv_seconds / 1e9;
+    println!(
+        "  ceiling with these convolution kernels (the rest at zero cost): {ceiling:.1} GFLOP/s, \
+         {:.0}% of peak",
+        100.0 * ceiling / peak
+    );
 }
 
 /// Peak resident memory (MiB) of a process that takes `steps` training steps of `spec` at
