@@ -1,10 +1,11 @@
-//! Link libtorch so that the binary starts without `LD_LIBRARY_PATH` and sees CUDA devices, and
-//! compile the small C++ shim for what `tch` does not wrap (per-device autocast, channels-last).
+//! Link libtorch so that the binary starts without `LD_LIBRARY_PATH`, and compile the small C++
+//! shim for what `tch` does not wrap (per-device autocast, channels-last, the fused gate).
 //!
 //! `torch-sys` (links key `tch`) exports its library folder as `DEP_TCH_LIBTORCH_LIB` to crates
-//! that depend on it directly. We embed that folder as an rpath, and force `libtorch_cuda.so` to
-//! stay in the needed list: nothing references its symbols directly, so the default
-//! `--as-needed` linking would drop it and CUDA would then report itself unavailable.
+//! that depend on it directly. We embed that folder as an rpath. `libtorch_cuda.so` is not
+//! linked: nothing references its symbols, so `--as-needed` drops it, and `device::
+//! load_cuda_backend` loads it at run time on machines with a CUDA driver (linked, it slowed the
+//! start of every process on machines without one). Its path is passed on for that.
 
 use std::path::Path;
 
@@ -19,10 +20,9 @@ fn main() {
     let lib_dir = Path::new(&lib_dir);
     compile_torch_extras(lib_dir);
     println!("cargo:rustc-link-arg=-Wl,-rpath,{}", lib_dir.display());
-    if lib_dir.join("libtorch_cuda.so").exists() {
-        println!("cargo:rustc-link-arg=-Wl,--no-as-needed");
-        println!("cargo:rustc-link-arg=-ltorch_cuda");
-        println!("cargo:rustc-link-arg=-Wl,--as-needed");
+    let cuda = lib_dir.join("libtorch_cuda.so");
+    if cuda.exists() {
+        println!("cargo:rustc-env=PIXELX_TORCH_CUDA_LIB={}", cuda.display());
     }
 }
 

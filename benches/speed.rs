@@ -265,7 +265,7 @@ fn layouts_and_precisions(
             );
         }
     }
-    if !tch::Cuda::is_available() {
+    if pixelx::device::cuda_device_count() == 0 {
         println!("  cuda: no device here");
         return;
     }
@@ -663,6 +663,10 @@ fn estimate() {
 }
 
 fn main() {
+    // As `pixelx` does first: libtorch's CUDA backend is loaded at run time, not linked.
+    if let Err(reason) = pixelx::device::load_cuda_backend() {
+        eprintln!("warning: libtorch's CUDA backend did not load: {reason}");
+    }
     tch::set_num_threads(THREADS);
     // As a training process has it (`Trainer::new`): the in-process step timings and the
     // peak-RSS child measure what a run does.

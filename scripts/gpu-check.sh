@@ -32,6 +32,13 @@ packed_sweep() {
   python3 -c 'import torch; print("torch", torch.__version__, "cuda", torch.cuda.is_available(), torch.cuda.device_count())'
   time .gpu/pixelx run experiments/gpu_check.toml --quiet
   .gpu/pixelx report
+  # pixelx loads libtorch's CUDA backend at run time; `devices = "auto"` falls back to the CPU
+  # where it does not load, so say it loudly here rather than in a warning above.
+  if .gpu/pixelx report --format json | grep -q '"device": "cuda:'; then
+    echo "CUDA check: the gpu_check runs trained on CUDA"
+  else
+    echo "CUDA check FAILED: no gpu_check run trained on a CUDA device"
+  fi
   .gpu/pixelx report --best --html "$out/report.html"
   time .gpu/pixelx run experiments/mnist_sweep.toml --dry-run
   PIXELX_BENCH_ROUNDS=3 timeout 420 .gpu/speed training

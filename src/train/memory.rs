@@ -8,7 +8,9 @@ use crate::search::space::Distribution;
 use crate::slots::Workload;
 
 /// What a training process holds besides its step's activations: libtorch, the data set, the
-/// weights and optimiser state of a small model (a tiny MNIST run peaks near 400 MiB).
+/// weights and optimiser state of a small model. A tiny MNIST run peaks near 210 MiB where
+/// libtorch's CUDA backend is not loaded (machines without a CUDA driver), near 400 MiB where it
+/// is; the bound keeps the larger.
 const PROCESS_BYTES: u64 = 512 << 20;
 
 /// Bytes the activations of one training step keep for the backward pass, give or take a factor
