@@ -173,8 +173,12 @@ mod tests {
                 .map(|e| e.to_string())
         };
         if cuda_driver_present() {
+            // A GPU machine: loaded through the driver check, the kernels are there (a tensor
+            // is made, or fails for want of a visible device, not of kernels).
             assert_eq!(load_cuda_backend(), Ok(true));
-            assert!(cuda_tensor_error().is_none(), "{:?}", cuda_tensor_error());
+            if let Some(error) = cuda_tensor_error() {
+                assert!(!error.contains("'CUDA' backend"), "{error}");
+            }
             return;
         }
         assert_eq!(load_cuda_backend(), Ok(false), "no driver, nothing loaded");

@@ -27,8 +27,9 @@ pub const CPU_WARNING_SECONDS: f64 = 2.0 * 3600.0;
 
 /// Seconds from a worker's start to its first step: the process, libtorch, the dataset, the
 /// model. Measured 0.3–0.4 s on the 2-core CPU machine for MNIST, from launch to the first
-/// step (it was 1–1.5 s while libtorch's CUDA backend was linked into every process); CUDA adds
-/// its backend and context.
+/// step, once libtorch's CUDA backend was no longer linked into every process (0.11 s more
+/// before; the 1–1.5 s this said earlier came from an older version); CUDA adds its backend and
+/// context.
 const CPU_STARTUP_SECONDS: f64 = 0.5;
 const CUDA_STARTUP_SECONDS: f64 = 6.0;
 /// Checkpoints are written (and synced) at about this rate; an epoch writes its checkpoint and,
