@@ -43,7 +43,8 @@ fn fwd_bwd(x: &Tensor, f: impl Fn(&Tensor) -> Tensor) {
     f(&x).sum(Kind::Float).backward();
 }
 
-/// Seconds per step of each kind of layer of `model` at `batch`, in the order printed.
+/// Seconds per step of each kind of layer of `model` at `batch`, in the order printed: the
+/// convolution kinds first, in [`step_flops_by_kind`]'s order, then the gates.
 fn by_kind(model: &PixelCnn, batch: i64, reps: usize) -> Vec<(&'static str, f64)> {
     let s = model.spec;
     let (c, f) = (s.channels, s.hidden_fmaps);
@@ -163,7 +164,8 @@ pub fn by_layer(spec: ModelSpec, batch: i64, reps: usize, peak: f64) {
     let (data, optimiser, step, model, _vs) = around(spec, batch, reps);
     let mut parts = by_kind(&model, batch, reps);
     let flops = step_flops_by_kind(spec, batch, SIDE);
-    let conv_seconds: f64 = parts[..3].iter().map(|p| p.1).sum();
+    // `by_kind` lists the convolution kinds first, in the order of their FLOP counts.
+    let conv_seconds: f64 = parts[..flops.len()].iter().map(|p| p.1).sum();
     parts.push(("optimiser (clip + Adam)", optimiser));
     parts.push(("data (batch assembly)", data));
     let counted: f64 = parts.iter().map(|p| p.1).sum();

@@ -99,6 +99,17 @@ pub fn load_cuda_backend() -> Result<bool, String> {
         .clone()
 }
 
+/// [`load_cuda_backend`], and the warning for the user where a driver is there but the backend
+/// did not load (what a binary's `main` prints; the CLI's and the speed bench's say the same).
+pub fn load_cuda_backend_warning() -> Option<String> {
+    load_cuda_backend().err().map(|reason| {
+        format!(
+            "warning: this machine has a CUDA driver, but libtorch's CUDA backend did not load \
+             ({reason}); no CUDA device can be used"
+        )
+    })
+}
+
 /// Whether the CUDA driver library loads here (without it libtorch cannot use a GPU at all).
 fn cuda_driver_present() -> bool {
     // SAFETY: dlopen with a valid C string; the handle is kept (libtorch loads the same driver).

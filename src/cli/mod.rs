@@ -133,11 +133,8 @@ pub fn main() -> ! {
     crate::panics::install_hook();
     let cli = Cli::parse();
     // Before anything asks libtorch about CUDA (it keeps its first answer).
-    if let Err(reason) = crate::device::load_cuda_backend() {
-        eprintln!(
-            "warning: this machine has a CUDA driver, but libtorch's CUDA backend did not load \
-             ({reason}); no CUDA device can be used"
-        );
+    if let Some(warning) = crate::device::load_cuda_backend_warning() {
+        eprintln!("{warning}");
     }
     if cli.threads > 0 {
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
